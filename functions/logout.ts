@@ -1,0 +1,16 @@
+import { ApiError } from '../lib/errors.js';
+import { bearerToken, bodyText, httpHandler, ok, requestInfo } from '../lib/http.js';
+import { app } from '../lib/app.js';
+import { optionalString, parseJsonObject } from '../lib/validation.js';
+
+const { auth } = app();
+
+/** POST /v1/auth/logout (Bearer) {scope?: "local" | "global"} -> ends this session, or all of the user's. */
+export const handler = httpHandler(async (event, context) => {
+  const token = bearerToken(event);
+  const body = parseJsonObject(bodyText(event), { allowEmpty: true });
+  const scope = optionalString(body, 'scope', 16) ?? 'local';
+  if (scope !== 'local' && scope !== 'global') throw new ApiError('invalid_request', 'The field "scope" must be "local" or "global".');
+  await auth.logout(token, scope, requestInfo(event, context));
+  return ok({});
+});

@@ -1,0 +1,7 @@
+export interface TableNames {
+  users: string;
+  sessions: string;
+}
+export function tableNames(stage: string): TableNames;
+export function tableResources(stage: string): Record<string, { Type: string; Properties: Record<string, unknown> }>;
+export const TTL_ATTRIBUTE: string;

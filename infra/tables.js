@@ -1,0 +1,55 @@
+'use strict';
+// The one definition of the DynamoDB tables. serverless.yml deploys it
+// (`${file(./infra/tables.js)}`) and the local stack creates the same tables
+// from it, so names, keys and TTL attributes cannot drift apart.
+// CommonJS on purpose: the Serverless Framework `require`s this file.
+
+const SERVICE = 'vpn-auth';
+
+/** Table names for a stage; the Lambdas receive them as USERS_TABLE / SESSIONS_TABLE. */
+function tableNames(stage) {
+  return {
+    users: `${SERVICE}-${stage}-users`,
+    sessions: `${SERVICE}-${stage}-sessions`,
+  };
+}
+
+/** The attribute DynamoDB TTL deletes by (epoch seconds); reads compare it with now too. */
+const TTL_ATTRIBUTE = 'expires_at';
+
+/** CloudFormation resources for a stage: `Type` + `Properties` for each table. */
+function tableResources(stage) {
+  const names = tableNames(stage);
+  const keySchema = {
+    AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    BillingMode: 'PAY_PER_REQUEST',
+    SSESpecification: { SSEEnabled: true },
+    PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+  };
+  return {
+    UsersTable: {
+      Type: 'AWS::DynamoDB::Table',
+      Properties: { TableName: names.users, ...keySchema },
+    },
+    SessionsTable: {
+      Type: 'AWS::DynamoDB::Table',
+      Properties: {
+        TableName: names.sessions,
+        ...keySchema,
+        TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+      },
+    },
+  };
+}
+
+/** Entry point for serverless.yml: `${file(./infra/tables.js)}` resolves to this. */
+async function resolveForServerless({ resolveVariable }) {
+  const stage = await resolveVariable('sls:stage');
+  return { names: tableNames(stage), resources: tableResources(stage) };
+}
+
+module.exports = resolveForServerless;
+module.exports.tableNames = tableNames;
+module.exports.tableResources = tableResources;
+module.exports.TTL_ATTRIBUTE = TTL_ATTRIBUTE;

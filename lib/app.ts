@@ -1,0 +1,41 @@
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { AuthService } from './auth-service.js';
+import { loadConfig, type Config } from './config.js';
+import { createDocumentClient } from './dynamo.js';
+import { SessionsRepository } from './sessions.js';
+import { AccessTokens, type Clock } from './tokens.js';
+import { UsersRepository } from './users.js';
+
+/** Everything a handler or the CLI needs, wired once per process. */
+export interface App {
+  config: Config;
+  db: DynamoDBDocumentClient;
+  users: UsersRepository;
+  sessions: SessionsRepository;
+  tokens: AccessTokens;
+  auth: AuthService;
+  clock: Clock;
+}
+
+export function createApp(config: Config, clock: Clock = () => new Date()): App {
+  const db = createDocumentClient(config);
+  const users = new UsersRepository(db, config.usersTable);
+  const sessions = new SessionsRepository(db, config.sessionsTable, config.usersTable);
+  const tokens = new AccessTokens({
+    signingKeys: config.signingKeys,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    ttlSeconds: config.accessTokenTtlSeconds,
+    clock,
+  });
+  const auth = new AuthService({ config, users, sessions, tokens, clock });
+  return { config, db, users, sessions, tokens, auth, clock };
+}
+
+let current: App | undefined;
+
+/** The process-wide app, from the environment, validated at the first call (a Lambda's cold start). */
+export function app(): App {
+  current ??= createApp(loadConfig());
+  return current;
+}

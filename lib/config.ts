@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import { tableNames } from '../infra/tables.js';
+
+/** A configuration value that is missing or malformed; the message names the variable. */
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`Invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface SigningKeys {
+  /** kid of the key new tokens are signed with. */
+  currentKid: string;
+  /** Every key that may verify a token, by kid (current and previous ones). */
+  keys: ReadonlyMap<string, Uint8Array>;
+}
+
+export interface Config {
+  stage: string;
+  region: string;
+  usersTable: string;
+  sessionsTable: string;
+  /** Set for the local stack (dynalite); unset in AWS. */
+  dynamodbEndpoint: string | undefined;
+  signingKeys: SigningKeys;
+  jwtIssuer: string;
+  jwtAudience: string;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  bcryptCost: number;
+}
+
+export const MIN_SECRET_BYTES = 32;
+const KID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+type Env = Record<string, string | undefined>;
+
+/** serverless.yml passes unset variables through as '', which means "use the default". */
+function read(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function secretBytes(name: string, secret: string): Uint8Array {
+  const bytes = new TextEncoder().encode(secret);
+  if (bytes.length < MIN_SECRET_BYTES) {
+    throw new ConfigError(name, `keys must be at least ${MIN_SECRET_BYTES} bytes (got ${bytes.length})`);
+  }
+  return bytes;
+}
+
+/** A stable, non-secret key id for a bare secret: a prefix of its SHA-256. */
+export function kidFor(secret: string): string {
+  return createHash('sha256').update(secret).digest('base64url').slice(0, 8);
+}
+
+/**
+ * JWT_SECRET is either one secret, or a JSON object `{"kid": "secret", ...}` whose first
+ * entry signs new tokens while the others still verify tokens issued before a rotation.
+ */
+export function parseSigningKeys(raw: string | undefined, name = 'JWT_SECRET'): SigningKeys {
+  if (raw === undefined) throw new ConfigError(name, 'is required');
+  if (!raw.startsWith('{')) {
+    const kid = kidFor(raw);
+    return { currentKid: kid, keys: new Map([[kid, secretBytes(name, raw)]]) };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(name, 'looks like JSON but does not parse');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(name, 'must be a JSON object of {"kid": "secret"}');
+  }
+  const entries = Object.entries(parsed);
+  if (entries.length === 0) throw new ConfigError(name, 'holds no keys');
+  const keys = new Map<string, Uint8Array>();
+  for (const [kid, secret] of entries) {
+    if (!KID_PATTERN.test(kid)) throw new ConfigError(name, `has an invalid kid "${kid}"`);
+    if (typeof secret !== 'string') throw new ConfigError(name, `key "${kid}" must be a string`);
+    keys.set(kid, secretBytes(name, secret));
+  }
+  return { currentKid: entries[0]![0], keys };
+}
+
+/** Read and validate the whole configuration once; throws ConfigError naming the bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const stage = read(env, 'STAGE') ?? 'dev';
+  if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new ConfigError('STAGE', `must be lower-case letters, digits and dashes, got "${stage}"`);
+  const defaults = tableNames(stage);
+  const endpoint = read(env, 'DYNAMODB_ENDPOINT');
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
+    throw new ConfigError('DYNAMODB_ENDPOINT', `must be an http(s) URL, got "${endpoint}"`);
+  }
+  return {
+    stage,
+    region: read(env, 'AWS_REGION') ?? read(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
+    usersTable: read(env, 'USERS_TABLE') ?? defaults.users,
+    sessionsTable: read(env, 'SESSIONS_TABLE') ?? defaults.sessions,
+    dynamodbEndpoint: endpoint,
+    signingKeys: parseSigningKeys(read(env, 'JWT_SECRET')),
+    jwtIssuer: read(env, 'JWT_ISSUER') ?? 'vpn-enterprise-auth',
+    jwtAudience: read(env, 'JWT_AUDIENCE') ?? 'vpn-enterprise',
+    accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 3600, 1, 86_400),
+    refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
+    bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
+  };
+}
+
+export function isProductionStage(stage: string): boolean {
+  return stage === 'prod' || stage === 'production';
+}

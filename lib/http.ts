@@ -1,0 +1,98 @@
+import middy, { type MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { ApiError, bearerError } from './errors.js';
+import { describeError, log } from './log.js';
+import { MAX_BODY_BYTES } from './validation.js';
+
+export type HttpEvent = APIGatewayProxyEventV2;
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+/** On every response, success or error: JSON, never cached, never sniffed. */
+const RESPONSE_HEADERS: Record<string, string> = {
+  'Content-Type': 'application/json',
+  'Cache-Control': 'no-store',
+  Pragma: 'no-cache',
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+};
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+  return { statusCode, headers: { ...headers }, body: JSON.stringify(body) };
+}
+
+export function ok<T extends object>(body: T): HttpResult {
+  return json(200, { success: true, ...body });
+}
+
+/** The raw request body as text, refusing anything over the size limit before it is parsed. */
+export function bodyText(event: HttpEvent): string | undefined {
+  if (event.body === undefined || event.body === null) return undefined;
+  const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
+  const size = bytes ? bytes.length : Buffer.byteLength(event.body, 'utf8');
+  if (size > MAX_BODY_BYTES) throw new ApiError('payload_too_large', `The request body must be at most ${MAX_BODY_BYTES} bytes.`);
+  return bytes ? bytes.toString('utf8') : event.body;
+}
+
+/** The access token of an `Authorization: Bearer …` header (scheme case-insensitive, RFC 7235). */
+export function bearerToken(event: HttpEvent): string {
+  const header = headerValue(event, 'authorization');
+  if (header === undefined || header.trim() === '') throw bearerError('invalid_token', false);
+  const match = /^bearer +([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header.trim());
+  if (!match) throw bearerError('invalid_token', true);
+  return match[1]!;
+}
+
+/** Headers arrive lower-cased from API Gateway v2, but not from every test harness. */
+export function headerValue(event: HttpEvent, name: string): string | undefined {
+  const headers = event.headers ?? {};
+  if (headers[name] !== undefined) return headers[name];
+  const key = Object.keys(headers).find((candidate) => candidate.toLowerCase() === name);
+  return key === undefined ? undefined : headers[key];
+}
+
+export interface RequestInfo {
+  requestId: string;
+  sourceIp: string | undefined;
+  userAgent: string | undefined;
+}
+
+export function requestInfo(event: HttpEvent, context?: Context): RequestInfo {
+  return {
+    requestId: event.requestContext?.requestId ?? context?.awsRequestId ?? 'unknown',
+    sourceIp: event.requestContext?.http?.sourceIp,
+    userAgent: event.requestContext?.http?.userAgent,
+  };
+}
+
+function withResponseHeaders(response: HttpResult): HttpResult {
+  return { ...response, headers: { ...RESPONSE_HEADERS, ...response.headers } };
+}
+
+/**
+ * Renders every outcome as our JSON: a typed ApiError as itself, anything else as a bare 500
+ * whose cause goes to the log only. (serverless-offline would answer 200 to a thrown error,
+ * and middy's stock handler answers text/plain, hence our own.)
+ */
+function jsonApi(): MiddlewareObj<HttpEvent, HttpResult, Error, Context> {
+  return {
+    after: (request) => {
+      if (request.response) request.response = withResponseHeaders(request.response);
+    },
+    onError: (request) => {
+      const error = request.error;
+      let apiError: ApiError;
+      if (error instanceof ApiError) {
+        apiError = error;
+        if (apiError.status >= 500) log.warn('request_failed', { ...requestInfo(request.event, request.context), code: apiError.code, ...describeError(error) });
+      } else {
+        apiError = new ApiError('internal_error');
+        log.error('unhandled_error', { ...requestInfo(request.event, request.context), ...describeError(error) });
+      }
+      request.response = withResponseHeaders(json(apiError.status, apiError.toBody(), apiError.headers));
+    },
+  };
+}
+
+export function httpHandler(handler: (event: HttpEvent, context: Context) => Promise<HttpResult>) {
+  return middy<HttpEvent, HttpResult, Error, Context>().use(jsonApi()).handler(handler);
+}

@@ -1,0 +1,182 @@
+import { BatchGetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { isConditionalCheckFailed, storeCall } from './dynamo.js';
+import { userFromItem, userKey, type User } from './users.js';
+
+/**
+ * A session: one login, kept alive by rotating its refresh token. Only the SHA-256 of the
+ * current refresh secret is stored. `expires_at` is the absolute end of the session (epoch
+ * seconds) and doubles as the DynamoDB TTL attribute; reads compare it with now, because TTL
+ * deletion runs up to two days late.
+ */
+export interface Session {
+  id: string;
+  userId: string;
+  refreshHash: string;
+  /** Hash of the refresh secret rotated out last, and when. */
+  previousHash: string | undefined;
+  rotatedAt: string | undefined;
+  /** How many times the refresh token was rotated. */
+  generation: number;
+  /** kid of the key the current refresh secret's successor is derived with. */
+  rotationKid: string;
+  /** The user's session epoch when this session began; a bump of the user's epoch ends it. */
+  userEpoch: number;
+  createdAt: string;
+  expiresAt: number;
+  revokedAt: string | undefined;
+}
+
+export const sessionKey = (id: string) => ({ pk: `SESSION#${id}` });
+
+interface SessionItem {
+  pk: string;
+  id: string;
+  user_id: string;
+  refresh_hash: string;
+  previous_hash?: string;
+  rotated_at?: string;
+  generation: number;
+  rotation_kid: string;
+  user_epoch: number;
+  created_at: string;
+  expires_at: number;
+  revoked_at?: string;
+}
+
+function sessionFromItem(item: Record<string, unknown>): Session {
+  const row = item as unknown as SessionItem;
+  return {
+    id: row.id,
+    userId: row.user_id,
+    refreshHash: row.refresh_hash,
+    previousHash: row.previous_hash,
+    rotatedAt: row.rotated_at,
+    generation: row.generation,
+    rotationKid: row.rotation_kid,
+    userEpoch: row.user_epoch,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+export const epochSeconds = (at: Date) => Math.floor(at.getTime() / 1000);
+
+/** Whether the session still stands at `now` for this user: not revoked, not expired, not superseded. */
+export function isSessionLive(session: Session | undefined, user: User | undefined, now: Date): boolean {
+  return (
+    session !== undefined &&
+    user !== undefined &&
+    session.userId === user.id &&
+    session.revokedAt === undefined &&
+    session.expiresAt > epochSeconds(now) &&
+    session.userEpoch === user.sessionEpoch &&
+    user.status === 'active'
+  );
+}
+
+export interface Rotation {
+  fromHash: string;
+  toHash: string;
+  rotationKid: string;
+  at: Date;
+}
+
+export class SessionsRepository {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    readonly table: string,
+    private readonly usersTable: string,
+  ) {}
+
+  async create(session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'generation'>): Promise<Session> {
+    const item: SessionItem = {
+      ...sessionKey(session.id),
+      id: session.id,
+      user_id: session.userId,
+      refresh_hash: session.refreshHash,
+      generation: 0,
+      rotation_kid: session.rotationKid,
+      user_epoch: session.userEpoch,
+      created_at: session.createdAt,
+      expires_at: session.expiresAt,
+    };
+    await storeCall(
+      this.db.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })),
+    );
+    return sessionFromItem(item as unknown as Record<string, unknown>);
+  }
+
+  /** The session and its user in one round trip, both strongly consistent. */
+  async getWithUser(sessionId: string, userId: string): Promise<{ session?: Session; user?: User }> {
+    let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> = {
+      [this.table]: { Keys: [sessionKey(sessionId)], ConsistentRead: true },
+      [this.usersTable]: { Keys: [userKey(userId)], ConsistentRead: true },
+    };
+    const found: { session?: Session; user?: User } = {};
+    // BatchGetItem may hand back keys it did not get to under load; ask again for those only.
+    for (let attempt = 0; attempt < 3 && Object.keys(request).length > 0; attempt++) {
+      const { Responses, UnprocessedKeys } = await storeCall(this.db.send(new BatchGetCommand({ RequestItems: request })));
+      const sessionItem = Responses?.[this.table]?.[0];
+      const userItem = Responses?.[this.usersTable]?.[0];
+      if (sessionItem) found.session = sessionFromItem(sessionItem);
+      if (userItem) found.user = userFromItem(userItem);
+      request = (UnprocessedKeys ?? {}) as typeof request;
+    }
+    if (Object.keys(request).length > 0) throw new Error('BatchGetItem left keys unprocessed after retries');
+    return found;
+  }
+
+  /**
+   * Replace the current refresh hash, only if it is still `fromHash` and the session still
+   * stands: of two racing rotations of one token exactly one succeeds. Returns false for the loser.
+   */
+  async rotate(sessionId: string, rotation: Rotation): Promise<boolean> {
+    try {
+      await storeCall(
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: sessionKey(sessionId),
+            UpdateExpression:
+              'SET refresh_hash = :to, previous_hash = :from, rotated_at = :at, rotation_kid = :kid ADD generation :one',
+            ConditionExpression: 'refresh_hash = :from AND attribute_not_exists(revoked_at) AND expires_at > :now',
+            ExpressionAttributeValues: {
+              ':from': rotation.fromHash,
+              ':to': rotation.toHash,
+              ':at': rotation.at.toISOString(),
+              ':kid': rotation.rotationKid,
+              ':one': 1,
+              ':now': epochSeconds(rotation.at),
+            },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+  }
+
+  /** End a session of this user. Idempotent: the first revocation time is kept. False if there is no such session. */
+  async revoke(sessionId: string, userId: string, at: Date): Promise<boolean> {
+    try {
+      await storeCall(
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: sessionKey(sessionId),
+            UpdateExpression: 'SET revoked_at = if_not_exists(revoked_at, :at)',
+            ConditionExpression: 'attribute_exists(pk) AND user_id = :user',
+            ExpressionAttributeValues: { ':at': at.toISOString(), ':user': userId },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,158 @@
+import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { SignJWT, errors, jwtVerify, type JWTHeaderParameters } from 'jose';
+import type { SigningKeys } from './config.js';
+import { bearerError } from './errors.js';
+import {
+  ID_LENGTH_BYTES,
+  newSessionId,
+  sessionIdFromBytes,
+  sessionIdToBytes,
+  userIdFromBytes,
+  userIdToBytes,
+} from './ids.js';
+
+export type Clock = () => Date;
+
+export interface AccessTokenClaims {
+  sub: string;
+  sid: string;
+  role: string;
+  jti: string;
+  iat: number;
+  exp: number;
+}
+
+export interface AccessTokenOptions {
+  signingKeys: SigningKeys;
+  issuer: string;
+  audience: string;
+  ttlSeconds: number;
+  clock?: Clock;
+}
+
+const ALGORITHM = 'HS256';
+/** RFC 8725 asks for a small leeway only; 30 s absorbs clock skew between Lambdas and callers. */
+const CLOCK_TOLERANCE_SECONDS = 30;
+
+/**
+ * Access tokens: HS256 JWTs signed with the current key of the ring, verified with whichever key
+ * their `kid` names. The only place that signs or verifies a JWT.
+ */
+export class AccessTokens {
+  private readonly keys: ReadonlyMap<string, KeyObject>;
+  private readonly clock: Clock;
+
+  constructor(private readonly options: AccessTokenOptions) {
+    this.keys = new Map([...options.signingKeys.keys].map(([kid, bytes]) => [kid, createSecretKey(bytes)]));
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  get ttlSeconds(): number {
+    return this.options.ttlSeconds;
+  }
+
+  async sign(subject: { userId: string; sessionId: string; role: string }): Promise<string> {
+    const kid = this.options.signingKeys.currentKid;
+    const iat = Math.floor(this.clock().getTime() / 1000);
+    // Header members in this order so every token starts with the same bytes: {"alg":"HS256","typ":"JWT","kid":…}
+    return new SignJWT({ sid: subject.sessionId, role: subject.role })
+      .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT', kid })
+      .setIssuer(this.options.issuer)
+      .setAudience(this.options.audience)
+      .setSubject(subject.userId)
+      .setJti(randomBytes(16).toString('base64url'))
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + this.options.ttlSeconds)
+      .sign(this.keys.get(kid)!);
+  }
+
+  /**
+   * Verify signature, algorithm, type, issuer, audience and times. Every failure becomes one
+   * 401: `token_expired` for a genuine but expired token, `invalid_token` for anything else.
+   */
+  async verify(token: string): Promise<AccessTokenClaims> {
+    try {
+      const { payload } = await jwtVerify(token, (header: JWTHeaderParameters) => this.keyFor(header), {
+        algorithms: [ALGORITHM],
+        typ: 'JWT',
+        issuer: this.options.issuer,
+        audience: this.options.audience,
+        requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        currentDate: this.clock(),
+      });
+      const { sub, sid, role, jti, iat, exp } = payload;
+      if (typeof sub !== 'string' || typeof sid !== 'string' || typeof role !== 'string' || typeof jti !== 'string') {
+        throw new errors.JWTClaimValidationFailed('unexpected claim types', payload);
+      }
+      return { sub, sid, role, jti, iat: iat!, exp: exp! };
+    } catch (error) {
+      // JWTExpired is only raised after the signature checked out, so it never vouches for a forgery.
+      throw bearerError(error instanceof errors.JWTExpired ? 'token_expired' : 'invalid_token', true);
+    }
+  }
+
+  private keyFor(header: JWTHeaderParameters): KeyObject {
+    const key = header.kid === undefined ? undefined : this.keys.get(header.kid);
+    if (!key) throw new errors.JWSSignatureVerificationFailed('unknown kid');
+    return key;
+  }
+}
+
+/**
+ * Refresh tokens: `rt_` + base64url(session id ‖ user id ‖ 256-bit secret). The ids let one
+ * BatchGetItem fetch the session and its user; only SHA-256(secret) is ever stored.
+ */
+export interface RefreshToken {
+  sessionId: string;
+  userId: string;
+  secret: Buffer;
+}
+
+const REFRESH_PREFIX = 'rt_';
+const SECRET_BYTES = 32;
+const REFRESH_BYTES = 2 * ID_LENGTH_BYTES + SECRET_BYTES;
+const MAX_REFRESH_TOKEN_LENGTH = REFRESH_PREFIX.length + Math.ceil((REFRESH_BYTES * 4) / 3);
+
+export function newRefreshSecret(): Buffer {
+  return randomBytes(SECRET_BYTES);
+}
+
+export function formatRefreshToken(token: RefreshToken): string {
+  const packed = Buffer.concat([sessionIdToBytes(token.sessionId)!, userIdToBytes(token.userId)!, token.secret]);
+  return REFRESH_PREFIX + packed.toString('base64url');
+}
+
+/** The parts of a well-formed refresh token, or undefined for anything else. */
+export function parseRefreshToken(value: string): RefreshToken | undefined {
+  if (!value.startsWith(REFRESH_PREFIX) || value.length !== MAX_REFRESH_TOKEN_LENGTH) return undefined;
+  const body = value.slice(REFRESH_PREFIX.length);
+  const packed = Buffer.from(body, 'base64url');
+  if (packed.length !== REFRESH_BYTES || packed.toString('base64url') !== body) return undefined;
+  return {
+    sessionId: sessionIdFromBytes(packed.subarray(0, ID_LENGTH_BYTES)),
+    userId: userIdFromBytes(packed.subarray(ID_LENGTH_BYTES, 2 * ID_LENGTH_BYTES)),
+    secret: packed.subarray(2 * ID_LENGTH_BYTES),
+  };
+}
+
+export function hashRefreshSecret(secret: Buffer): string {
+  return createHash('sha256').update(secret).digest('base64url');
+}
+
+export function refreshHashesEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/**
+ * The secret that replaces `secret` at rotation. Derived, not random, so that racing refreshes
+ * of one token (two tabs, a retried request) all converge on the same successor; keyed with a
+ * server key so that holding an old token does not let anyone compute its successors.
+ */
+export function successorSecret(rotationKey: Uint8Array, sessionId: string, secret: Buffer): Buffer {
+  return createHmac('sha256', rotationKey).update('refresh-rotation\0').update(sessionId).update('\0').update(secret).digest();
+}
+
+export { newSessionId };

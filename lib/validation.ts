@@ -1,0 +1,60 @@
+import { ApiError } from './errors.js';
+
+/** Request bodies are small objects; anything larger is rejected before parsing. */
+export const MAX_BODY_BYTES = 64 * 1024;
+export const MAX_EMAIL_LENGTH = 254;
+const MAX_EMAIL_INPUT_LENGTH = 320;
+/** Over 72 bytes a password is refused as invalid credentials; this bound only caps the work. */
+export const MAX_PASSWORD_INPUT_LENGTH = 1024;
+export const MAX_REFRESH_TOKEN_INPUT_LENGTH = 512;
+
+// Deliberately plain: one @, no spaces or control characters, a dot in the domain.
+const EMAIL_PATTERN = /^[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+\.[^\s@\x00-\x1f\x7f]+$/;
+
+export type JsonObject = Record<string, unknown>;
+
+function invalid(message: string): ApiError {
+  return new ApiError('invalid_request', message);
+}
+
+/** Parse a request body that must be a JSON object. Empty counts as `{}` only when allowed. */
+export function parseJsonObject(raw: string | undefined, { allowEmpty = false } = {}): JsonObject {
+  if (raw === undefined || raw.trim() === '') {
+    if (allowEmpty) return {};
+    throw invalid('The request body must be a JSON object.');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw invalid('The request body is not valid JSON.');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid('The request body must be a JSON object.');
+  }
+  return value as JsonObject;
+}
+
+export function requiredString(body: JsonObject, field: string, maxLength: number): string {
+  const value = body[field];
+  if (value === undefined || value === null) throw invalid(`The field "${field}" is required.`);
+  if (typeof value !== 'string') throw invalid(`The field "${field}" must be a string.`);
+  if (value.length === 0) throw invalid(`The field "${field}" must not be empty.`);
+  if (value.length > maxLength) throw invalid(`The field "${field}" must be at most ${maxLength} characters.`);
+  return value;
+}
+
+export function optionalString(body: JsonObject, field: string, maxLength: number): string | undefined {
+  return body[field] === undefined ? undefined : requiredString(body, field, maxLength);
+}
+
+export function isEmail(value: string): boolean {
+  return value.length <= MAX_EMAIL_LENGTH && EMAIL_PATTERN.test(value);
+}
+
+export function requiredEmail(body: JsonObject, field: string): string {
+  // Surrounding white space is forgiven (trimmed), but counts toward the raw limit.
+  const value = requiredString(body, field, MAX_EMAIL_INPUT_LENGTH).trim();
+  if (!isEmail(value)) throw invalid(`The field "${field}" must be an email address.`);
+  return value;
+}
