@@ -16,19 +16,23 @@ export interface SigningKeys {
   keys: ReadonlyMap<string, Uint8Array>;
 }
 
-export interface Config {
+/** Where the data lives, and how passwords are hashed: all the users CLI needs. */
+export interface StoreConfig {
   stage: string;
   region: string;
   usersTable: string;
   sessionsTable: string;
   /** Set for the local stack (dynalite); unset in AWS. */
   dynamodbEndpoint: string | undefined;
+  bcryptCost: number;
+}
+
+export interface Config extends StoreConfig {
   signingKeys: SigningKeys;
   jwtIssuer: string;
   jwtAudience: string;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
-  bcryptCost: number;
 }
 
 export const MIN_SECRET_BYTES = 32;
@@ -94,8 +98,7 @@ export function parseSigningKeys(raw: string | undefined, name = 'JWT_SECRET'): 
   return { currentKid: entries[0]![0], keys };
 }
 
-/** Read and validate the whole configuration once; throws ConfigError naming the bad variable. */
-export function loadConfig(env: Env = process.env): Config {
+export function loadStoreConfig(env: Env = process.env): StoreConfig {
   const stage = read(env, 'STAGE') ?? 'dev';
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new ConfigError('STAGE', `must be lower-case letters, digits and dashes, got "${stage}"`);
   const defaults = tableNames(stage);
@@ -109,12 +112,19 @@ export function loadConfig(env: Env = process.env): Config {
     usersTable: read(env, 'USERS_TABLE') ?? defaults.users,
     sessionsTable: read(env, 'SESSIONS_TABLE') ?? defaults.sessions,
     dynamodbEndpoint: endpoint,
+    bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
+  };
+}
+
+/** Read and validate the whole configuration once; throws ConfigError naming the bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  return {
+    ...loadStoreConfig(env),
     signingKeys: parseSigningKeys(read(env, 'JWT_SECRET')),
     jwtIssuer: read(env, 'JWT_ISSUER') ?? 'vpn-enterprise-auth',
     jwtAudience: read(env, 'JWT_AUDIENCE') ?? 'vpn-enterprise',
     accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 3600, 1, 86_400),
     refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
-    bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
   };
 }
 

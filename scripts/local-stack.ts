@@ -1,0 +1,190 @@
+/**
+ * The local stack, shared by `npm start` and the test suite: dynalite on loopback, the tables
+ * from infra/tables.js (the same definition serverless.yml deploys), a demo user, a local
+ * signing secret, and serverless-offline serving the Lambdas.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { CreateTableCommand, DynamoDBClient, ResourceInUseException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import dynalite from 'dynalite';
+import { tableResources } from '../infra/tables.js';
+import type { StoreConfig } from '../lib/config.js';
+import { createDocumentClient } from '../lib/dynamo.js';
+import { hashPassword } from '../lib/passwords.js';
+import { EmailTakenError, UsersRepository, type Role } from '../lib/users.js';
+
+export const PROJECT_ROOT = resolve(__dirname, '..');
+export const DATA_DIR = join(PROJECT_ROOT, '.data');
+
+export interface RunningDynalite {
+  endpoint: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** dynalite on 127.0.0.1; in memory, or kept in a LevelDB folder when `path` is given. */
+export async function startDynalite(port: number, path?: string): Promise<RunningDynalite> {
+  if (path) mkdirSync(path, { recursive: true });
+  const server: Server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolveListen());
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${actualPort}`,
+    port: actualPort,
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}
+
+/**
+ * Create the stage's tables where missing, from the CloudFormation definition. Only what
+ * dynalite understands is sent: keys, indexes and billing (it has no TTL, SSE or PITR API).
+ */
+export async function ensureTables(endpoint: string, stage: string, region = 'us-east-1'): Promise<string[]> {
+  const client = new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const created: string[] = [];
+  try {
+    for (const resource of Object.values(tableResources(stage))) {
+      const { TableName, AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode } =
+        resource.Properties as unknown as CreateTableCommandInput;
+      try {
+        await client.send(new CreateTableCommand({ TableName, AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode }));
+        created.push(TableName!);
+      } catch (error) {
+        if (!(error instanceof ResourceInUseException)) throw error;
+      }
+    }
+  } finally {
+    client.destroy();
+  }
+  return created;
+}
+
+export interface SeedUser {
+  email: string;
+  password: string;
+  name: string;
+  role: Role;
+}
+
+/** Create a user unless one with that email exists; true when it was created. */
+export async function seedUser(store: StoreConfig, user: SeedUser): Promise<boolean> {
+  const db = createDocumentClient(store);
+  try {
+    const users = new UsersRepository(db, store.usersTable);
+    const passwordHash = await hashPassword(user.password, store.bcryptCost);
+    await users.create({ email: user.email, name: user.name, role: user.role, passwordHash }, new Date());
+    return true;
+  } catch (error) {
+    if (error instanceof EmailTakenError) return false;
+    throw error;
+  } finally {
+    db.destroy();
+  }
+}
+
+/** The local stack's signing secret: made once, random, kept in .data/ (git-ignored), owner-only. */
+export function localSigningSecret(dataDir = DATA_DIR): string {
+  const file = join(dataDir, 'jwt-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return secret;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((done) => server.close(() => done()));
+  return port;
+}
+
+export interface RunningOffline {
+  url: string;
+  process: ChildProcess;
+  /** Everything serverless-offline printed, for diagnosing a failed start. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface OfflineOptions {
+  stage: string;
+  port: number;
+  env: NodeJS.ProcessEnv;
+  /** Where to echo the child's output as it comes (npm start shows it; tests keep it quiet). */
+  echo?: (chunk: string) => void;
+  startTimeoutMs?: number;
+}
+
+export const SERVERLESS_BIN = join(PROJECT_ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
+
+/** serverless-offline in its own process group, resolved once it says the server is ready. */
+export async function startOffline(options: OfflineOptions): Promise<RunningOffline> {
+  const lambdaPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    [SERVERLESS_BIN, 'offline', 'start', '--stage', options.stage, '--host', '127.0.0.1',
+      '--httpPort', String(options.port), '--lambdaPort', String(lambdaPort), '--noTimeout'],
+    { cwd: PROJECT_ROOT, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  let output = '';
+  const onData = (chunk: Buffer) => {
+    const text = chunk.toString();
+    output += text;
+    options.echo?.(text);
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      const killer = setTimeout(() => {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }, 5000);
+      await exited;
+      clearTimeout(killer);
+    }
+  };
+
+  const url = `http://127.0.0.1:${options.port}`;
+  await new Promise<void>((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`serverless-offline did not start within ${options.startTimeoutMs ?? 120_000} ms:\n${output}`)), options.startTimeoutMs ?? 120_000);
+    const check = () => {
+      if (/Server ready:/.test(output)) {
+        clearTimeout(timer);
+        child.stdout!.off('data', check);
+        child.stderr!.off('data', check);
+        ready();
+      }
+    };
+    child.stdout!.on('data', check);
+    child.stderr!.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`serverless-offline exited with code ${code}:\n${output}`));
+    });
+  }).catch(async (error) => {
+    await stop();
+    throw error;
+  });
+  return { url, process: child, output: () => output, stop };
+}

@@ -1,0 +1,110 @@
+/**
+ * `npm start`: the whole API on this machine, no Docker, no Java, no AWS account.
+ * dynalite (data kept in .data/) -> tables -> demo user -> serverless-offline, stopped together.
+ */
+import { join } from 'node:path';
+import { ConfigError, isProductionStage, loadConfig } from '../lib/config.js';
+import { DATA_DIR, ensureTables, localSigningSecret, seedUser, startDynalite, startOffline, type RunningDynalite } from './local-stack.js';
+
+function fail(message: string): never {
+  console.error(`npm start: ${message}`);
+  process.exit(1);
+}
+
+function port(name: string, fallback: number): number {
+  const raw = process.env[name]?.trim() || String(fallback);
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < 1 || value > 65535) fail(`Invalid configuration: ${name} must be a port number (1-65535), got "${raw}"`);
+  return value;
+}
+
+async function main(): Promise<void> {
+  const stage = process.env.STAGE?.trim() || 'dev';
+  const httpPort = port('PORT', 3000);
+  const dynamoPort = port('DYNAMODB_PORT', 8000);
+  const external = process.env.DYNAMODB_ENDPOINT?.trim();
+  let jwtSecret = process.env.JWT_SECRET?.trim();
+  if (!jwtSecret) {
+    if (isProductionStage(stage)) fail(`Invalid configuration: JWT_SECRET is required for stage "${stage}"`);
+    jwtSecret = localSigningSecret();
+  }
+
+  let dynamo: RunningDynalite | undefined;
+  const env: NodeJS.ProcessEnv = { ...process.env, STAGE: stage, JWT_SECRET: jwtSecret };
+  let config;
+  try {
+    // Validate everything before starting anything; the endpoint is filled in below.
+    config = loadConfig({ ...env, DYNAMODB_ENDPOINT: external || `http://127.0.0.1:${dynamoPort}` });
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+
+  if (external) {
+    env.DYNAMODB_ENDPOINT = external;
+  } else {
+    try {
+      dynamo = await startDynalite(dynamoPort, join(DATA_DIR, `dynamodb-${stage}`));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') fail(`port ${dynamoPort} is taken: set DYNAMODB_PORT to a free port`);
+      if (/lock/i.test(String(error))) fail(`the data in .data/dynamodb-${stage} is in use by another process (another npm start?)`);
+      throw error;
+    }
+    env.DYNAMODB_ENDPOINT = dynamo.endpoint;
+  }
+  const store = { ...config, dynamodbEndpoint: env.DYNAMODB_ENDPOINT };
+
+  const created = await ensureTables(env.DYNAMODB_ENDPOINT!, stage, config.region);
+  if (created.length > 0) console.log(`Created tables: ${created.join(', ')}`);
+
+  const demo = {
+    email: process.env.DEMO_USER_EMAIL?.trim() || 'user@company.com',
+    password: process.env.DEMO_USER_PASSWORD || 'secure_password',
+  };
+  if (!isProductionStage(stage)) {
+    const seeded = await seedUser(store, { ...demo, name: 'John Doe', role: 'admin' });
+    console.log(seeded ? `Seeded demo user ${demo.email}` : `Demo user ${demo.email} already exists (password unchanged)`);
+  }
+
+  const offline = await startOffline({ stage, port: httpPort, env, echo: (text) => process.stdout.write(text) }).catch(async (error) => {
+    await dynamo?.close();
+    if (/EADDRINUSE/.test(String(error))) fail(`port ${httpPort} is taken: set PORT to a free port`);
+    throw error;
+  });
+
+  const base = `http://localhost:${httpPort}/v1`;
+  console.log(`
+  VPN Enterprise auth API (stage ${stage}) is running
+  Base URL:  ${base}/auth/{login,refresh,logout,me}
+  DynamoDB:  ${env.DYNAMODB_ENDPOINT}${external ? '' : ` (dynalite, data in .data/dynamodb-${stage})`}
+${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}\n`}
+  Try it:
+    curl -s -X POST ${base}/auth/login -H 'Content-Type: application/json' \\
+      -d '{"email":"${demo.email}","password":"${demo.password}"}'
+
+  Ctrl-C stops everything.
+`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping serverless-offline and dynalite...`);
+    await offline.stop();
+    await dynamo?.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  offline.process.once('exit', (code) => {
+    if (stopping) return;
+    console.error(`serverless-offline exited (code ${code}); stopping.`);
+    void dynamo?.close().then(() => process.exit(1));
+  });
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
