@@ -3,8 +3,14 @@
  * Callers pass identifiers only: never a password, a token, a hash or a secret.
  */
 type Fields = Record<string, unknown>;
+type Level = 'info' | 'warn' | 'error';
 
-function write(level: 'info' | 'warn' | 'error', event: string, fields: Fields): void {
+const RANK: Record<Level | 'silent', number> = { info: 0, warn: 1, error: 2, silent: 3 };
+/** LOG_LEVEL: info (default), warn, error or silent; an unknown value logs everything. */
+const threshold = RANK[(process.env.LOG_LEVEL?.trim().toLowerCase() ?? 'info') as Level] ?? 0;
+
+function write(level: Level, event: string, fields: Fields): void {
+  if (RANK[level] < threshold) return;
   const line = JSON.stringify({ level, event, time: new Date().toISOString(), ...fields });
   if (level === 'error') console.error(line);
   else console.log(line);

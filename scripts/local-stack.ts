@@ -17,6 +17,9 @@ import { createDocumentClient } from '../lib/dynamo.js';
 import { hashPassword } from '../lib/passwords.js';
 import { EmailTakenError, UsersRepository, type Role } from '../lib/users.js';
 
+// Local tools run on Node 20 while Lambda runs Node 22; the SDK's notice about that is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export const PROJECT_ROOT = resolve(__dirname, '..');
 export const DATA_DIR = join(PROJECT_ROOT, '.data');
 

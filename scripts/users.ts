@@ -1,0 +1,227 @@
+/**
+ * Operators' user management: `npm run users -- <command> [options]`.
+ * Works on the local store by default (the running `npm start`, or the .data/ folder directly
+ * when it is not running) and on AWS with `--aws` (region and credentials from the usual AWS env).
+ */
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { ConfigError, loadStoreConfig, type StoreConfig } from '../lib/config.js';
+import { createDocumentClient } from '../lib/dynamo.js';
+import { hashPassword, passwordProblem } from '../lib/passwords.js';
+import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/users.js';
+import { isEmail } from '../lib/validation.js';
+import { DATA_DIR, ensureTables, startDynalite, type RunningDynalite } from './local-stack.js';
+
+const USAGE = `Usage: npm run users -- <command> [options]
+
+Commands:
+  create --email E --name N --role admin|user [--password-stdin]
+  list
+  disable --email E          block sign-in and end all the user's sessions
+  enable --email E
+  set-password --email E [--password-stdin]   (ends all the user's sessions)
+  revoke-sessions --email E  end all the user's sessions
+
+Options:
+  --stage S          stage whose tables to use (default: $STAGE or dev)
+  --aws              use DynamoDB in AWS (AWS_REGION, AWS credentials) instead of the local store
+  --password-stdin   read the password from the first line of standard input
+Without --password-stdin the password is asked for at a hidden prompt; it is never an argument.`;
+
+class UsageError extends Error {}
+
+interface Args {
+  command: string | undefined;
+  options: Map<string, string | true>;
+}
+
+const VALUE_OPTIONS = new Set(['email', 'name', 'role', 'stage']);
+const FLAG_OPTIONS = new Set(['password-stdin', 'aws', 'help']);
+
+function parseArgs(argv: string[]): Args {
+  const options = new Map<string, string | true>();
+  let command: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      if (command !== undefined) throw new UsageError(`Unexpected argument "${arg}"`);
+      command = arg;
+      continue;
+    }
+    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    if (name === 'password') throw new UsageError('Passwords are never given on the command line: use --password-stdin or the prompt');
+    if (FLAG_OPTIONS.has(name)) {
+      options.set(name, true);
+    } else if (VALUE_OPTIONS.has(name)) {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
+      options.set(name, value);
+    } else {
+      throw new UsageError(`Unknown option --${name}`);
+    }
+  }
+  return { command, options };
+}
+
+function required(args: Args, name: string): string {
+  const value = args.options.get(name);
+  if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} is required`);
+  return value.trim();
+}
+
+function emailOption(args: Args): string {
+  const email = normalizeEmail(required(args, 'email'));
+  if (!isEmail(email)) throw new UsageError(`"${email}" is not an email address`);
+  return email;
+}
+
+async function readPasswordFromStdin(): Promise<string> {
+  const lines = createInterface({ input: process.stdin, terminal: false });
+  for await (const line of lines) {
+    lines.close();
+    return line.replace(/\r$/, '');
+  }
+  return '';
+}
+
+/** Ask on the terminal without echoing what is typed. */
+async function promptPassword(prompt: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new UsageError('No terminal to prompt on: use --password-stdin');
+  const output = process.stdout;
+  const rl = createInterface({ input: process.stdin, output, terminal: true });
+  const writeToOutput = (rl as unknown as { _writeToOutput: (s: string) => void });
+  let muted = false;
+  writeToOutput._writeToOutput = (text: string) => {
+    if (!muted || text.includes('\n')) output.write(muted ? '\n' : text);
+  };
+  const answer = await new Promise<string>((resolveAnswer) => {
+    rl.question(prompt, resolveAnswer);
+    muted = true;
+  });
+  rl.close();
+  return answer;
+}
+
+async function newPassword(args: Args): Promise<string> {
+  let password: string;
+  if (args.options.has('password-stdin')) {
+    password = await readPasswordFromStdin();
+  } else {
+    password = await promptPassword('Password: ');
+    const again = await promptPassword('Repeat password: ');
+    if (password !== again) throw new UsageError('The passwords do not match');
+  }
+  const problem = passwordProblem(password);
+  if (problem) throw new UsageError(`The password ${problem}`);
+  return password;
+}
+
+function describe(user: User): string {
+  return `${user.id}  ${user.email}  ${JSON.stringify(user.name)}  ${user.role}  ${user.status}  created ${user.createdAt}  last login ${user.lastLogin ?? 'never'}`;
+}
+
+async function userByEmail(users: UsersRepository, email: string): Promise<User> {
+  const user = await users.findByEmail(email);
+  if (!user) throw new UserNotFoundError(`with email ${email}`);
+  return user;
+}
+
+async function run(args: Args, users: UsersRepository, store: StoreConfig): Promise<string> {
+  const now = new Date();
+  switch (args.command) {
+    case 'create': {
+      const email = emailOption(args);
+      const name = required(args, 'name');
+      if (name.length > 200) throw new UsageError('--name must be at most 200 characters');
+      const role = required(args, 'role');
+      if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got "${role}"`);
+      const password = await newPassword(args);
+      const user = await users.create({ email, name, role: role as Role, passwordHash: await hashPassword(password, store.bcryptCost) }, now);
+      return `Created ${describe(user)}`;
+    }
+    case 'list': {
+      const all = await users.list();
+      return all.length === 0 ? 'No users.' : all.map(describe).join('\n');
+    }
+    case 'disable':
+    case 'enable': {
+      const user = await userByEmail(users, emailOption(args));
+      const updated = await users.setStatus(user.id, args.command === 'disable' ? 'disabled' : 'active', now);
+      return `${args.command === 'disable' ? 'Disabled (all sessions ended)' : 'Enabled'}: ${describe(updated)}`;
+    }
+    case 'set-password': {
+      const user = await userByEmail(users, emailOption(args));
+      const password = await newPassword(args);
+      await users.setPasswordHash(user.id, await hashPassword(password, store.bcryptCost), now);
+      return `Password changed for ${user.email}; all of their sessions have ended.`;
+    }
+    case 'revoke-sessions': {
+      const user = await userByEmail(users, emailOption(args));
+      await users.revokeAllSessions(user.id, now);
+      return `All sessions of ${user.email} have ended.`;
+    }
+    default:
+      throw new UsageError(args.command === undefined ? 'A command is required' : `Unknown command "${args.command}"`);
+  }
+}
+
+/**
+ * The local store: the running stack's dynalite if it answers, else the .data/ folder opened
+ * directly on a private port (the same LevelDB files `npm start` uses).
+ */
+async function localEndpoint(stage: string): Promise<{ endpoint: string; owned?: RunningDynalite }> {
+  const port = Number(process.env.DYNAMODB_PORT?.trim() || 8000);
+  const endpoint = `http://127.0.0.1:${port}`;
+  try {
+    await fetch(endpoint, { method: 'POST', signal: AbortSignal.timeout(1000) });
+    return { endpoint };
+  } catch {
+    const owned = await startDynalite(0, join(DATA_DIR, `dynamodb-${stage}`));
+    await ensureTables(owned.endpoint, stage);
+    return { endpoint: owned.endpoint, owned };
+  }
+}
+
+async function main(): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.options.has('help') || args.command === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  const stage = (args.options.get('stage') as string | undefined) ?? process.env.STAGE?.trim() ?? 'dev';
+  let owned: RunningDynalite | undefined;
+  try {
+    let endpoint = process.env.DYNAMODB_ENDPOINT?.trim() || undefined;
+    if (args.options.has('aws')) endpoint = undefined;
+    else if (!endpoint) ({ endpoint, owned } = await localEndpoint(stage));
+    const store = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: endpoint ?? '' });
+    const db = createDocumentClient(store);
+    try {
+      console.log(await run(args, new UsersRepository(db, store.usersTable), store));
+    } finally {
+      db.destroy();
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (error instanceof ConfigError || error instanceof EmailTakenError || error instanceof UserNotFoundError) {
+      console.error(error.message);
+      return 1;
+    }
+    console.error(`Failed: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    await owned?.close();
+  }
+}
+
+main().then((code) => process.exit(code));

@@ -1,0 +1,158 @@
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Caller } from '../../lib/auth-service.js';
+import { ApiError } from '../../lib/errors.js';
+import { parseRefreshToken } from '../../lib/tokens.js';
+import { createUser, testApp } from '../support/store.js';
+
+type TestApp = Awaited<ReturnType<typeof testApp>>;
+const caller: Caller = { requestId: 'req-1', sourceIp: '198.51.100.7', userAgent: 'vitest' };
+
+async function errorCode(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(ApiError);
+  return (error as ApiError).code;
+}
+
+describe('AuthService rules, with an injected clock, against dynalite', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await testApp(undefined, { ACCESS_TOKEN_TTL_SECONDS: '900', REFRESH_TOKEN_TTL_SECONDS: '7200' });
+  });
+
+  it('logs in: an access token for a new session, a refresh token for the same session, last_login set', async () => {
+    // Prepare
+    const user = await createUser(app, { role: 'admin' });
+
+    // Act
+    const pair = await app.auth.login(user.email, user.password, caller);
+
+    // Assess
+    const claims = decodeJwt(pair.token);
+    expect(decodeProtectedHeader(pair.token)).toEqual({ alg: 'HS256', typ: 'JWT', kid: app.config.signingKeys.currentKid });
+    expect(claims).toMatchObject({ sub: user.id, role: 'admin', iss: 'vpn-enterprise-auth', aud: 'vpn-enterprise' });
+    expect(claims.exp! - claims.iat!).toBe(900);
+    expect(claims.iat).toBe(Math.floor(app.clock().getTime() / 1000));
+    expect(pair).toMatchObject({ token_type: 'Bearer', expires_in: 900, refresh_expires_in: 7200 });
+    expect(parseRefreshToken(pair.refresh_token)).toMatchObject({ sessionId: claims.sid, userId: user.id });
+    expect(pair.user).toEqual({ id: user.id, email: user.email, name: user.name, role: 'admin', created_at: user.createdAt, last_login: app.clock().toISOString() });
+    expect(pair.user).not.toHaveProperty('passwordHash');
+  });
+
+  it('gives every login its own session', async () => {
+    const user = await createUser(app);
+    const first = decodeJwt((await app.auth.login(user.email, user.password, caller)).token);
+    const second = decodeJwt((await app.auth.login(user.email, user.password, caller)).token);
+    expect(first.sid).not.toBe(second.sid);
+  });
+
+  it('refuses unknown users, wrong and over-long passwords and disabled users alike', async () => {
+    const user = await createUser(app, { password: 'p'.repeat(72) });
+    const disabled = await createUser(app);
+    await app.users.setStatus(disabled.id, 'disabled', app.clock());
+    const attempts = [
+      app.auth.login('nobody@example.com', 'whatever-password', caller),
+      app.auth.login(user.email, 'wrong-password', caller),
+      app.auth.login(user.email, `${'p'.repeat(72)}extra`, caller),
+      app.auth.login(disabled.email, disabled.password, caller),
+    ];
+    for (const attempt of attempts) expect(await errorCode(attempt)).toBe('invalid_credentials');
+    // The exact 72-byte password is fine: the limit is bcrypt's, not ours.
+    await expect(app.auth.login(user.email, 'p'.repeat(72), caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+  });
+
+  it('refreshes within the session: same sid, new tokens, the old refresh token spent', async () => {
+    // Prepare
+    const user = await createUser(app);
+    const login = await app.auth.login(user.email, user.password, caller);
+    app.testClock.advance(120);
+
+    // Act
+    const refreshed = await app.auth.refresh(login.refresh_token, caller);
+
+    // Assess
+    expect(decodeJwt(refreshed.token).sid).toBe(decodeJwt(login.token).sid);
+    expect(refreshed.refresh_token).not.toBe(login.refresh_token);
+    expect(refreshed.refresh_expires_in).toBe(7200 - 120);
+    expect(await errorCode(app.auth.refresh(login.refresh_token, caller))).toBe('invalid_refresh_token');
+    await expect(app.auth.refresh(refreshed.refresh_token, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+  });
+
+  it('ends a session at its absolute lifetime, however often it was refreshed', async () => {
+    const user = await createUser(app);
+    let pair = await app.auth.login(user.email, user.password, caller);
+    for (let i = 0; i < 3; i++) {
+      app.testClock.advance(2000);
+      pair = await app.auth.refresh(pair.refresh_token, caller);
+    }
+    app.testClock.advance(1200); // 7200 s after login
+    expect(await errorCode(app.auth.refresh(pair.refresh_token, caller))).toBe('invalid_refresh_token');
+  });
+
+  it('rejects malformed and forged refresh tokens', async () => {
+    const user = await createUser(app);
+    const { refresh_token } = await app.auth.login(user.email, user.password, caller);
+    const forged = `${refresh_token.slice(0, -4)}${refresh_token.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
+    for (const token of ['rt_short', 'not-a-token', refresh_token.replace('rt_', 'xx_'), forged]) {
+      expect(await errorCode(app.auth.refresh(token, caller))).toBe('invalid_refresh_token');
+    }
+  });
+
+  it('answers me with the user as stored now, and token_expired once the access token is old', async () => {
+    const user = await createUser(app, { role: 'user' });
+    const { token } = await app.auth.login(user.email, user.password, caller);
+    expect(await app.auth.me(token)).toMatchObject({ id: user.id, role: 'user' });
+    app.testClock.advance(900 + 31);
+    expect(await errorCode(app.auth.me(token))).toBe('token_expired');
+  });
+
+  it('logs out locally: that session is over for me and refresh, others stand; again is fine', async () => {
+    const user = await createUser(app);
+    const a = await app.auth.login(user.email, user.password, caller);
+    const b = await app.auth.login(user.email, user.password, caller);
+    await app.auth.logout(a.token, 'local', caller);
+    expect(await errorCode(app.auth.me(a.token))).toBe('invalid_token');
+    expect(await errorCode(app.auth.refresh(a.refresh_token, caller))).toBe('invalid_refresh_token');
+    await expect(app.auth.me(b.token)).resolves.toMatchObject({ id: user.id });
+    await expect(app.auth.logout(a.token, 'local', caller)).resolves.toBeUndefined();
+  });
+
+  it('logs out globally: every session of the user is over, a new login works', async () => {
+    const user = await createUser(app);
+    const a = await app.auth.login(user.email, user.password, caller);
+    const b = await app.auth.login(user.email, user.password, caller);
+    await app.auth.logout(a.token, 'global', caller);
+    expect(await errorCode(app.auth.me(b.token))).toBe('invalid_token');
+    expect(await errorCode(app.auth.refresh(b.refresh_token, caller))).toBe('invalid_refresh_token');
+    const c = await app.auth.login(user.email, user.password, caller);
+    await expect(app.auth.me(c.token)).resolves.toMatchObject({ id: user.id });
+  });
+
+  it('cuts off a disabled user at once: me and refresh fail before the token expires', async () => {
+    const user = await createUser(app);
+    const pair = await app.auth.login(user.email, user.password, caller);
+    await app.users.setStatus(user.id, 'disabled', app.clock());
+    expect(await errorCode(app.auth.me(pair.token))).toBe('invalid_token');
+    expect(await errorCode(app.auth.refresh(pair.refresh_token, caller))).toBe('invalid_refresh_token');
+    await app.users.setStatus(user.id, 'active', app.clock());
+    expect(await errorCode(app.auth.me(pair.token))).toBe('invalid_token');
+  });
+
+  it('reads the role at request time', async () => {
+    const user = await createUser(app, { role: 'admin' });
+    const { token } = await app.auth.login(user.email, user.password, caller);
+    await app.db.send(
+      new (await import('@aws-sdk/lib-dynamodb')).UpdateCommand({
+        TableName: app.users.table,
+        Key: { pk: `USER#${user.id}` },
+        UpdateExpression: 'SET #role = :role',
+        ExpressionAttributeNames: { '#role': 'role' },
+        ExpressionAttributeValues: { ':role': 'user' },
+      }),
+    );
+    expect((await app.auth.me(token)).role).toBe('user');
+  });
+});

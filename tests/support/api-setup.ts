@@ -1,0 +1,40 @@
+import { randomBytes } from 'node:crypto';
+import type { TestProject } from 'vitest/node';
+import { loadStoreConfig } from '../../lib/config.js';
+import { ensureTables, freePort, seedUser, startDynalite, startOffline } from '../../scripts/local-stack.js';
+import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
+
+export const E2E_STAGE = 'test';
+
+/**
+ * The API as `npm start` runs it, but private: in-memory dynalite and serverless-offline on
+ * free loopback ports, a throwaway signing key, the demo user seeded. Stopped when the run ends.
+ */
+export default async function setup(project: TestProject) {
+  const dynamo = await startDynalite(0);
+  await ensureTables(dynamo.endpoint, E2E_STAGE);
+  const env: Record<string, string> = {
+    STAGE: E2E_STAGE,
+    DYNAMODB_ENDPOINT: dynamo.endpoint,
+    JWT_SECRET: randomBytes(48).toString('base64url'),
+    BCRYPT_COST: String(TEST_BCRYPT_COST),
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  await seedUser(loadStoreConfig(env), { ...DEMO_USER, name: 'John Doe', role: 'admin' });
+  const offline = await startOffline({
+    stage: E2E_STAGE,
+    port: await freePort(),
+    env: { ...process.env, ...env },
+    echo: process.env.E2E_VERBOSE ? (text) => process.stderr.write(text) : undefined,
+  }).catch(async (error) => {
+    await dynamo.close();
+    throw error;
+  });
+  project.provide('dynamoEndpoint', dynamo.endpoint);
+  project.provide('apiUrl', offline.url);
+  project.provide('apiEnv', env);
+  return async () => {
+    await offline.stop();
+    await dynamo.close();
+  };
+}
