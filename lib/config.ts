@@ -74,7 +74,7 @@ export function kidFor(secret: string): string {
  */
 export function parseSigningKeys(raw: string | undefined, name = 'JWT_SECRET'): SigningKeys {
   if (raw === undefined) throw new ConfigError(name, 'is required');
-  if (!raw.startsWith('{')) {
+  if (!raw.startsWith('{') && !raw.startsWith('[')) {
     const kid = kidFor(raw);
     return { currentKid: kid, keys: new Map([[kid, secretBytes(name, raw)]]) };
   }
@@ -103,7 +103,7 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new ConfigError('STAGE', `must be lower-case letters, digits and dashes, got "${stage}"`);
   const defaults = tableNames(stage);
   const endpoint = read(env, 'DYNAMODB_ENDPOINT');
-  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(endpoint)) {
     throw new ConfigError('DYNAMODB_ENDPOINT', `must be an http(s) URL, got "${endpoint}"`);
   }
   return {

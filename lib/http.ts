@@ -45,8 +45,9 @@ export function bearerToken(event: HttpEvent): string {
 /** Headers arrive lower-cased from API Gateway v2, but not from every test harness. */
 export function headerValue(event: HttpEvent, name: string): string | undefined {
   const headers = event.headers ?? {};
-  if (headers[name] !== undefined) return headers[name];
-  const key = Object.keys(headers).find((candidate) => candidate.toLowerCase() === name);
+  const wanted = name.toLowerCase();
+  if (headers[wanted] !== undefined) return headers[wanted];
+  const key = Object.keys(headers).find((candidate) => candidate.toLowerCase() === wanted);
   return key === undefined ? undefined : headers[key];
 }
 

@@ -79,6 +79,8 @@ export class AccessTokens {
         audience: this.options.audience,
         requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'],
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        // Also refuses an `iat` in the future, and caps any token at the configured lifetime.
+        maxTokenAge: this.options.ttlSeconds,
         currentDate: this.clock(),
       });
       const { sub, sid, role, jti, iat, exp } = payload;

@@ -30,6 +30,11 @@ export default async function setup(project: TestProject) {
     await dynamo.close();
     throw error;
   });
+  // One request per function, one at a time, so that the tests' first requests do not all
+  // meet cold Lambdas at once (serverless-offline starts a worker per function lazily).
+  for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me']] as const) {
+    await fetch(`${offline.url}/v1/auth/${path}`, { method, signal: AbortSignal.timeout(30_000) });
+  }
   project.provide('dynamoEndpoint', dynamo.endpoint);
   project.provide('apiUrl', offline.url);
   project.provide('apiEnv', env);

@@ -1,0 +1,68 @@
+import { expect } from 'vitest';
+import { createApp, type App } from '../../lib/app.js';
+import { loadConfig } from '../../lib/config.js';
+import { apiEnv, apiUrl } from './context.js';
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  body: any;
+  text: string;
+}
+
+export interface CallOptions {
+  body?: unknown;
+  /** Sent as is, for bodies that are not JSON. */
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+  token?: string;
+}
+
+/** One real HTTP request to the serverless-offline API started by the e2e global setup. */
+export async function call(method: 'GET' | 'POST', path: string, options: CallOptions = {}): Promise<ApiResponse> {
+  const headers: Record<string, string> = { ...options.headers };
+  let body: string | Buffer | undefined = options.rawBody;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  const response = await fetch(`${apiUrl()}/v1/auth${path}`, { method, headers, body, signal: AbortSignal.timeout(20_000) });
+  const text = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: response.status, headers: response.headers, body: parsed, text };
+}
+
+/** Every response of the API, success or error. */
+export function expectCommonHeaders(response: ApiResponse): void {
+  expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+  expect(response.headers.get('cache-control')).toBe('no-store');
+}
+
+export function expectError(response: ApiResponse, status: number, code: string): void {
+  expect({ status: response.status, body: response.body }).toEqual({
+    status,
+    body: { success: false, error: { code, message: expect.any(String) } },
+  });
+  expectCommonHeaders(response);
+  expect(response.text).not.toMatch(/at .+\.(js|ts):\d+|Exception|stack/i);
+}
+
+export async function login(email: string, password: string): Promise<{ token: string; refresh_token: string; user: any }> {
+  const response = await call('POST', '/login', { body: { email, password } });
+  expect(response.status, response.text).toBe(200);
+  return response.body;
+}
+
+let sharedApp: App | undefined;
+/** The app wired exactly like the running Lambdas (same tables, same signing key), for set-up. */
+export function e2eApp(): App {
+  sharedApp ??= createApp(loadConfig(apiEnv()));
+  return sharedApp;
+}

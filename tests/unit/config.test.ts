@@ -1,0 +1,267 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  MIN_SECRET_BYTES,
+  isProductionStage,
+  kidFor,
+  loadConfig,
+  loadStoreConfig,
+  parseSigningKeys,
+} from '../../lib/config.js';
+
+const SECRET = 'a-perfectly-good-secret-of-40-bytes-long!';
+const OTHER_SECRET = 'another-perfectly-good-secret-of-44-bytes!!';
+
+/** Run `load` and return the ConfigError it must throw. */
+function configError(load: () => unknown): ConfigError {
+  try {
+    load();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  return expect.fail('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the defaults when only JWT_SECRET is set', () => {
+    // Act
+    const config = loadConfig({ JWT_SECRET: SECRET });
+
+    // Assess
+    expect(config).toEqual({
+      stage: 'dev',
+      region: 'us-east-1',
+      usersTable: 'vpn-auth-dev-users',
+      sessionsTable: 'vpn-auth-dev-sessions',
+      dynamodbEndpoint: undefined,
+      bcryptCost: 12,
+      signingKeys: { currentKid: kidFor(SECRET), keys: new Map([[kidFor(SECRET), new TextEncoder().encode(SECRET)]]) },
+      jwtIssuer: 'vpn-enterprise-auth',
+      jwtAudience: 'vpn-enterprise',
+      accessTokenTtlSeconds: 3600,
+      refreshTokenTtlSeconds: 2_592_000,
+    });
+  });
+
+  it('treats empty and blank strings as unset (serverless passes unset variables as "")', () => {
+    // Prepare
+    const env = {
+      JWT_SECRET: SECRET,
+      STAGE: '',
+      AWS_REGION: ' ',
+      USERS_TABLE: '',
+      SESSIONS_TABLE: '',
+      DYNAMODB_ENDPOINT: '',
+      BCRYPT_COST: '',
+      JWT_ISSUER: '  ',
+      JWT_AUDIENCE: '',
+      ACCESS_TOKEN_TTL_SECONDS: '',
+      REFRESH_TOKEN_TTL_SECONDS: '\t',
+    };
+
+    // Act
+    const config = loadConfig(env);
+
+    // Assess
+    expect(config).toEqual(loadConfig({ JWT_SECRET: SECRET }));
+  });
+
+  it('reads every variable when set', () => {
+    // Prepare
+    const env = {
+      JWT_SECRET: SECRET,
+      STAGE: 'prod',
+      AWS_REGION: 'eu-west-1',
+      DYNAMODB_ENDPOINT: 'http://localhost:8000',
+      BCRYPT_COST: '10',
+      JWT_ISSUER: 'issuer-x',
+      JWT_AUDIENCE: 'audience-y',
+      ACCESS_TOKEN_TTL_SECONDS: '900',
+      REFRESH_TOKEN_TTL_SECONDS: '86400',
+    };
+
+    // Act
+    const config = loadConfig(env);
+
+    // Assess
+    expect(config).toMatchObject({
+      stage: 'prod',
+      region: 'eu-west-1',
+      usersTable: 'vpn-auth-prod-users',
+      sessionsTable: 'vpn-auth-prod-sessions',
+      dynamodbEndpoint: 'http://localhost:8000',
+      bcryptCost: 10,
+      jwtIssuer: 'issuer-x',
+      jwtAudience: 'audience-y',
+      accessTokenTtlSeconds: 900,
+      refreshTokenTtlSeconds: 86_400,
+    });
+  });
+
+  it('lets USERS_TABLE and SESSIONS_TABLE override the stage names', () => {
+    // Act
+    const config = loadConfig({ JWT_SECRET: SECRET, STAGE: 'qa', USERS_TABLE: 'u', SESSIONS_TABLE: 's' });
+
+    // Assess
+    expect(config).toMatchObject({ stage: 'qa', usersTable: 'u', sessionsTable: 's' });
+  });
+
+  it('falls back to AWS_DEFAULT_REGION', () => {
+    expect(loadConfig({ JWT_SECRET: SECRET, AWS_DEFAULT_REGION: 'ap-south-1' }).region).toBe('ap-south-1');
+  });
+
+  it.each([
+    ['ACCESS_TOKEN_TTL_SECONDS', '0'],
+    ['ACCESS_TOKEN_TTL_SECONDS', 'abc'],
+    ['ACCESS_TOKEN_TTL_SECONDS', '86401'],
+    ['ACCESS_TOKEN_TTL_SECONDS', '1.5'],
+    ['ACCESS_TOKEN_TTL_SECONDS', '1e3'],
+    ['BCRYPT_COST', '3'],
+    ['BCRYPT_COST', '16'],
+    ['REFRESH_TOKEN_TTL_SECONDS', '-1'],
+    ['REFRESH_TOKEN_TTL_SECONDS', '59'],
+    ['STAGE', 'Prod!'],
+    ['STAGE', 'a-stage-name-longer-than-20'],
+    ['DYNAMODB_ENDPOINT', 'ftp://x'],
+    ['DYNAMODB_ENDPOINT', 'localhost:8000'],
+    ['DYNAMODB_ENDPOINT', 'http://localhost:8000 oops'],
+  ])('refuses %s=%s with a ConfigError naming the variable', (variable, value) => {
+    // Act
+    const error = configError(() => loadConfig({ JWT_SECRET: SECRET, [variable]: value }));
+
+    // Assess
+    expect(error.variable).toBe(variable);
+    expect(error.message).toContain(variable);
+    expect(error.message).toContain(value);
+  });
+
+  it.each([
+    ['missing', undefined],
+    ['empty', ''],
+    ['31 bytes', 'x'.repeat(31)],
+    ['a JSON ring with a short key', JSON.stringify({ current: SECRET, old: 'short' })],
+    ['JSON that does not parse', `{"current": "${SECRET}"`],
+    ['an empty JSON object', '{}'],
+    ['an empty JSON array', '[]'],
+    ['a JSON ring with a bad kid', JSON.stringify({ 'bad kid!': SECRET })],
+    ['a JSON ring whose key is not a string', JSON.stringify({ current: 12345 })],
+  ])('refuses JWT_SECRET %s with a ConfigError naming JWT_SECRET', (_case, secret) => {
+    // Act
+    const error = configError(() => loadConfig({ JWT_SECRET: secret }));
+
+    // Assess
+    expect(error.variable).toBe('JWT_SECRET');
+    expect(error.message).toMatch(/^Invalid configuration: JWT_SECRET /);
+  });
+
+  it('never puts a secret in the error message', () => {
+    // Act
+    const error = configError(() => loadConfig({ JWT_SECRET: 'x'.repeat(31) }));
+
+    // Assess
+    expect(error.message).not.toContain('x'.repeat(31));
+    expect(error.message).toContain('(got 31)');
+  });
+});
+
+describe('loadStoreConfig', () => {
+  it('needs no JWT_SECRET (the users CLI has none)', () => {
+    // Act
+    const config = loadStoreConfig({});
+
+    // Assess
+    expect(config).toEqual({
+      stage: 'dev',
+      region: 'us-east-1',
+      usersTable: 'vpn-auth-dev-users',
+      sessionsTable: 'vpn-auth-dev-sessions',
+      dynamodbEndpoint: undefined,
+      bcryptCost: 12,
+    });
+  });
+
+  it('validates its own variables', () => {
+    expect(configError(() => loadStoreConfig({ BCRYPT_COST: '99' })).variable).toBe('BCRYPT_COST');
+  });
+});
+
+describe('parseSigningKeys', () => {
+  it('accepts a bare secret of exactly 32 bytes', () => {
+    // Prepare
+    const secret = 's'.repeat(MIN_SECRET_BYTES);
+
+    // Act
+    const keys = parseSigningKeys(secret);
+
+    // Assess
+    expect(keys.currentKid).toBe(kidFor(secret));
+    expect([...keys.keys.keys()]).toEqual([kidFor(secret)]);
+    expect(Buffer.from(keys.keys.get(keys.currentKid)!).toString('utf8')).toBe(secret);
+  });
+
+  it('measures the minimum in UTF-8 bytes, not characters', () => {
+    // 16 × "é" is 16 characters but 32 bytes; 31 × "x" is 31 bytes.
+    expect(parseSigningKeys('é'.repeat(16)).keys.get(kidFor('é'.repeat(16)))).toHaveLength(32);
+    expect(configError(() => parseSigningKeys('é'.repeat(15) + 'x')).message).toContain('(got 31)');
+  });
+
+  it('reads a JSON ring: the first entry signs, all of them verify', () => {
+    // Act
+    const keys = parseSigningKeys(JSON.stringify({ '2026-01': SECRET, '2025-12': OTHER_SECRET }));
+
+    // Assess
+    expect(keys.currentKid).toBe('2026-01');
+    expect([...keys.keys.keys()]).toEqual(['2026-01', '2025-12']);
+    expect(Buffer.from(keys.keys.get('2025-12')!).toString('utf8')).toBe(OTHER_SECRET);
+  });
+
+  it('names the variable it was given', () => {
+    expect(configError(() => parseSigningKeys('short', 'ROTATION_KEY')).variable).toBe('ROTATION_KEY');
+    expect(configError(() => parseSigningKeys(undefined)).message).toBe('Invalid configuration: JWT_SECRET is required');
+  });
+
+  it.each([
+    ['a short key', JSON.stringify({ current: SECRET, old: 'short' }), 'keys must be at least 32 bytes'],
+    ['JSON that does not parse', '{not json', 'looks like JSON but does not parse'],
+    ['an empty object', '{}', 'holds no keys'],
+    ['a bad kid', JSON.stringify({ 'kid with spaces': SECRET }), 'has an invalid kid "kid with spaces"'],
+    ['a too-long kid', JSON.stringify({ ['k'.repeat(65)]: SECRET }), 'has an invalid kid'],
+    ['a key that is not a string', JSON.stringify({ current: { nested: SECRET } }), 'key "current" must be a string'],
+  ])('refuses a ring with %s', (_case, raw, problem) => {
+    expect(configError(() => parseSigningKeys(raw)).message).toContain(problem);
+  });
+
+  // BUG (lib/config.ts parseSigningKeys): only a value starting with "{" is parsed as JSON, so the
+  // Array.isArray branch is unreachable and a JSON array long enough is taken as one bare secret.
+  it('refuses a JSON array of secrets', () => {
+    expect(configError(() => parseSigningKeys(JSON.stringify([SECRET, OTHER_SECRET]))).message).toContain('JSON object');
+  });
+});
+
+describe('kidFor', () => {
+  it('is a stable 8-character base64url id that differs per secret', () => {
+    // Act
+    const kid = kidFor(SECRET);
+
+    // Assess
+    expect(kid).toMatch(/^[A-Za-z0-9_-]{8}$/);
+    expect(kidFor(SECRET)).toBe(kid);
+    expect(kidFor(OTHER_SECRET)).not.toBe(kid);
+  });
+
+  it('is a prefix of the SHA-256 of the secret, so it does not reveal the secret', () => {
+    // SHA-256("abc") = ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0 in base64url
+    expect(kidFor('abc')).toBe('ungWv48B');
+  });
+});
+
+describe('isProductionStage', () => {
+  it.each(['prod', 'production'])('is true for %s', (stage) => {
+    expect(isProductionStage(stage)).toBe(true);
+  });
+
+  it.each(['dev', 'staging', 'Prod', 'prod-eu', ''])('is false for "%s"', (stage) => {
+    expect(isProductionStage(stage)).toBe(false);
+  });
+});

@@ -1,0 +1,316 @@
+import type { Context } from 'aws-lambda';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ApiError, bearerError, unavailable } from '../../lib/errors.js';
+import { bearerToken, bodyText, headerValue, httpHandler, json, ok, type HttpEvent, type HttpResult } from '../../lib/http.js';
+import { MAX_BODY_BYTES } from '../../lib/validation.js';
+
+const SECURITY_HEADERS = {
+  'Content-Type': 'application/json',
+  'Cache-Control': 'no-store',
+  Pragma: 'no-cache',
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+};
+const TOKEN = 'eyJhbGciOiJIUzI1NiIs.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
+
+/** The parts of an API Gateway v2 event the code reads. */
+function httpEvent(overrides: Partial<HttpEvent> = {}): HttpEvent {
+  return {
+    version: '2.0',
+    routeKey: 'POST /v1/auth/test',
+    rawPath: '/v1/auth/test',
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json' },
+    requestContext: { requestId: 'req-123', http: { method: 'POST', path: '/v1/auth/test', sourceIp: '203.0.113.10', userAgent: 'vitest' } },
+    isBase64Encoded: false,
+    ...overrides,
+  } as unknown as HttpEvent;
+}
+
+const context = {
+  awsRequestId: 'aws-req-123',
+  functionName: 'vpn-auth-test',
+  getRemainingTimeInMillis: () => 10_000,
+} as unknown as Context;
+
+function parsedBody(result: HttpResult): unknown {
+  return JSON.parse(result.body ?? '');
+}
+
+async function thrown(act: () => unknown): Promise<ApiError> {
+  try {
+    await act();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ApiError);
+    return error as ApiError;
+  }
+  return expect.fail('expected an ApiError');
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('httpHandler', () => {
+  it('adds the JSON and no-cache headers to a success', async () => {
+    // Prepare
+    const handler = httpHandler(async () => ok({ hello: 'world' }));
+
+    // Act
+    const result = await handler(httpEvent(), context);
+
+    // Assess
+    expect(result.statusCode).toBe(200);
+    expect(result.headers).toEqual(SECURITY_HEADERS);
+    expect(parsedBody(result)).toEqual({ success: true, hello: 'world' });
+  });
+
+  it('keeps headers the handler set', async () => {
+    // Prepare
+    const handler = httpHandler(async () => json(201, { created: true }, { Location: '/v1/x' }));
+
+    // Act
+    const result = await handler(httpEvent(), context);
+
+    // Assess
+    expect(result.statusCode).toBe(201);
+    expect(result.headers).toEqual({ ...SECURITY_HEADERS, Location: '/v1/x' });
+  });
+
+  it('renders a thrown ApiError as its JSON, status and headers', async () => {
+    // Prepare
+    const handler = httpHandler(async () => {
+      throw bearerError('token_expired', true);
+    });
+
+    // Act
+    const result = await handler(httpEvent(), context);
+
+    // Assess
+    expect(result.statusCode).toBe(401);
+    expect(parsedBody(result)).toEqual({
+      success: false,
+      error: { code: 'token_expired', message: 'The access token has expired.' },
+    });
+    expect(result.headers).toMatchObject(SECURITY_HEADERS);
+    expect(result.headers?.['WWW-Authenticate']).toContain('error="invalid_token"');
+  });
+
+  it('renders an ApiError with its own message', async () => {
+    // Prepare
+    const handler = httpHandler(async () => {
+      throw new ApiError('invalid_request', 'The field "email" is required.');
+    });
+
+    // Act
+    const result = await handler(httpEvent(), context);
+
+    // Assess
+    expect(result.statusCode).toBe(400);
+    expect(parsedBody(result)).toEqual({ success: false, error: { code: 'invalid_request', message: 'The field "email" is required.' } });
+  });
+
+  it('renders a 503 with Retry-After, and logs it', async () => {
+    // Prepare
+    const consoleLog = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const handler = httpHandler(async () => {
+      throw unavailable(7);
+    });
+
+    // Act
+    const result = await handler(httpEvent(), context);
+
+    // Assess
+    expect(result.statusCode).toBe(503);
+    expect(result.headers).toMatchObject({ ...SECURITY_HEADERS, 'Retry-After': '7' });
+    expect((parsedBody(result) as { error: { code: string } }).error.code).toBe('service_unavailable');
+    expect(consoleLog).toHaveBeenCalledTimes(1);
+    expect(String(consoleLog.mock.calls[0]![0])).toContain('"request_failed"');
+  });
+
+  it('turns any other error into a bare 500 whose cause is logged, never sent', async () => {
+    // Prepare
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const handler = httpHandler(async () => {
+      throw new Error('ConditionalCheckFailed on table vpn-auth-dev-users');
+    });
+
+    // Act
+    const result = await handler(httpEvent(), context);
+
+    // Assess
+    expect(result.statusCode).toBe(500);
+    expect(result.headers).toEqual(SECURITY_HEADERS);
+    expect(parsedBody(result)).toEqual({
+      success: false,
+      error: { code: 'internal_error', message: 'An unexpected error occurred.' },
+    });
+    expect(result.body).not.toContain('ConditionalCheckFailed');
+    expect(result.body).not.toContain('vpn-auth-dev-users');
+    expect(result.body).not.toContain('http.test.ts');
+    expect(result.body).not.toMatch(/\bat /);
+    expect(consoleError).toHaveBeenCalledTimes(1);
+    const line = JSON.parse(String(consoleError.mock.calls[0]![0])) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: 'error', event: 'unhandled_error', requestId: 'req-123' });
+    expect(JSON.stringify(line)).toContain('ConditionalCheckFailed on table vpn-auth-dev-users');
+  });
+
+  it('renders a thrown non-Error as a 500 too', async () => {
+    // Prepare
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const handler = httpHandler(async () => {
+      throw 'a string, not an Error';
+    });
+
+    // Act
+    const result = await handler(httpEvent(), context);
+
+    // Assess
+    expect(result.statusCode).toBe(500);
+    expect(result.body).not.toContain('a string, not an Error');
+    expect(consoleError).toHaveBeenCalledTimes(1);
+  });
+
+  it('answers 401 with the challenge when a handler reads a missing bearer token', async () => {
+    // Prepare
+    const handler = httpHandler(async (event) => ok({ token: bearerToken(event) }));
+
+    // Act
+    const result = await handler(httpEvent({ headers: {} }), context);
+
+    // Assess
+    expect(result.statusCode).toBe(401);
+    expect(result.headers?.['WWW-Authenticate']).toBe('Bearer realm="vpn-enterprise"');
+    expect((parsedBody(result) as { error: { code: string } }).error.code).toBe('invalid_token');
+  });
+});
+
+describe('bodyText', () => {
+  it('returns a plain body as is', () => {
+    expect(bodyText(httpEvent({ body: '{"a":1}' }))).toBe('{"a":1}');
+  });
+
+  it('is undefined without a body', () => {
+    expect(bodyText(httpEvent())).toBeUndefined();
+  });
+
+  it('decodes a base64 body', () => {
+    // Prepare
+    const event = httpEvent({ body: Buffer.from('{"email":"é@b.co"}').toString('base64'), isBase64Encoded: true });
+
+    // Act + Assess
+    expect(bodyText(event)).toBe('{"email":"é@b.co"}');
+  });
+
+  it('accepts exactly 64 KiB', () => {
+    expect(bodyText(httpEvent({ body: 'x'.repeat(MAX_BODY_BYTES) }))).toHaveLength(MAX_BODY_BYTES);
+  });
+
+  it('refuses more than 64 KiB with payload_too_large (413)', async () => {
+    // Act
+    const error = await thrown(() => bodyText(httpEvent({ body: 'x'.repeat(MAX_BODY_BYTES + 1) })));
+
+    // Assess
+    expect(error.code).toBe('payload_too_large');
+    expect(error.status).toBe(413);
+  });
+
+  it('counts UTF-8 bytes, not characters', async () => {
+    // Prepare: 32 769 × "é" is under 64 Ki characters but over 64 KiB
+    const body = 'é'.repeat(MAX_BODY_BYTES / 2 + 1);
+
+    // Act
+    const error = await thrown(() => bodyText(httpEvent({ body })));
+
+    // Assess
+    expect(error.code).toBe('payload_too_large');
+  });
+
+  it('refuses more than 64 KiB once decoded from base64, and accepts exactly 64 KiB', async () => {
+    // Prepare
+    const tooLarge = Buffer.alloc(MAX_BODY_BYTES + 1, 'x').toString('base64');
+    const justRight = Buffer.alloc(MAX_BODY_BYTES, 'x').toString('base64');
+
+    // Act
+    const error = await thrown(() => bodyText(httpEvent({ body: tooLarge, isBase64Encoded: true })));
+
+    // Assess
+    expect(error.status).toBe(413);
+    expect(bodyText(httpEvent({ body: justRight, isBase64Encoded: true }))).toHaveLength(MAX_BODY_BYTES);
+  });
+
+  it('renders 413 through the handler', async () => {
+    // Prepare
+    const handler = httpHandler(async (event) => ok({ length: bodyText(event)?.length }));
+
+    // Act
+    const result = await handler(httpEvent({ body: 'x'.repeat(MAX_BODY_BYTES + 1) }), context);
+
+    // Assess
+    expect(result.statusCode).toBe(413);
+    expect((parsedBody(result) as { error: { code: string } }).error.code).toBe('payload_too_large');
+  });
+});
+
+describe('bearerToken', () => {
+  it('returns the token of an "Authorization: Bearer" header', () => {
+    expect(bearerToken(httpEvent({ headers: { authorization: `Bearer ${TOKEN}` } }))).toBe(TOKEN);
+  });
+
+  it.each([
+    ['a missing header', {}],
+    ['an empty header', { authorization: '' }],
+    ['a blank header', { authorization: '   ' }],
+  ])('refuses %s with a bare challenge (no error attribute)', async (_case, headers) => {
+    // Act
+    const error = await thrown(() => bearerToken(httpEvent({ headers })));
+
+    // Assess
+    expect(error.code).toBe('invalid_token');
+    expect(error.status).toBe(401);
+    expect(error.headers['WWW-Authenticate']).toBe('Bearer realm="vpn-enterprise"');
+  });
+
+  it('refuses an event without headers', async () => {
+    expect((await thrown(() => bearerToken(httpEvent({ headers: undefined as unknown as HttpEvent['headers'] })))).code).toBe('invalid_token');
+  });
+
+  it.each([
+    ['another scheme', 'Basic xyz'],
+    ['a scheme without a token', 'Bearer'],
+    ['a token without a scheme', TOKEN],
+    ['two tokens', `Bearer ${TOKEN} ${TOKEN}`],
+    ['a token with a comma', `Bearer ${TOKEN},x`],
+  ])('refuses %s with error="invalid_token"', async (_case, authorization) => {
+    // Act
+    const error = await thrown(() => bearerToken(httpEvent({ headers: { authorization } })));
+
+    // Assess
+    expect(error.code).toBe('invalid_token');
+    expect(error.headers['WWW-Authenticate']).toContain('error="invalid_token"');
+  });
+
+  it.each(['bearer', 'BEARER', 'BeArEr'])('accepts the scheme spelled "%s"', (scheme) => {
+    expect(bearerToken(httpEvent({ headers: { authorization: `${scheme} ${TOKEN}` } }))).toBe(TOKEN);
+  });
+
+  it('tolerates surrounding white space', () => {
+    expect(bearerToken(httpEvent({ headers: { authorization: `  Bearer   ${TOKEN}  ` } }))).toBe(TOKEN);
+  });
+
+  it('finds a header named "Authorization" with a capital A', () => {
+    expect(bearerToken(httpEvent({ headers: { Authorization: `Bearer ${TOKEN}` } }))).toBe(TOKEN);
+  });
+});
+
+describe('headerValue', () => {
+  it('finds a header whatever the case of its name in the event', () => {
+    // Prepare
+    const event = httpEvent({ headers: { 'X-Request-ID': 'abc' } });
+
+    // Act + Assess
+    expect(headerValue(event, 'x-request-id')).toBe('abc');
+    expect(headerValue(event, 'x-missing')).toBeUndefined();
+    expect(headerValue(event, 'X-Request-Id')).toBe('abc');
+  });
+});
