@@ -136,7 +136,7 @@ export async function startOffline(options: OfflineOptions): Promise<RunningOffl
   const child = spawn(
     process.execPath,
     [SERVERLESS_BIN, 'offline', 'start', '--stage', options.stage, '--host', '127.0.0.1',
-      '--httpPort', String(options.port), '--lambdaPort', String(lambdaPort), '--noTimeout'],
+      '--httpPort', String(options.port), '--lambdaPort', String(lambdaPort)],
     { cwd: PROJECT_ROOT, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let output = '';

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { loadStoreConfig } from '../../lib/config.js';
-import { ensureTables, freePort, seedUser, startDynalite, startOffline } from '../../scripts/local-stack.js';
+import { PROJECT_ROOT, ensureTables, freePort, seedUser, startDynalite, startOffline } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
 
 export const E2E_STAGE = 'test';
@@ -24,7 +26,7 @@ export default async function setup(project: TestProject) {
   const offline = await startOffline({
     stage: E2E_STAGE,
     port: await freePort(),
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: '.esbuild-e2e' },
     echo: process.env.E2E_VERBOSE ? (text) => process.stderr.write(text) : undefined,
   }).catch(async (error) => {
     await dynamo.close();
@@ -32,13 +34,21 @@ export default async function setup(project: TestProject) {
   });
   // One request per function, one at a time, so that the tests' first requests do not all
   // meet cold Lambdas at once (serverless-offline starts a worker per function lazily).
-  for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me']] as const) {
-    await fetch(`${offline.url}/v1/auth/${path}`, { method, signal: AbortSignal.timeout(30_000) });
+  try {
+    for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me']] as const) {
+      await fetch(`${offline.url}/v1/auth/${path}`, { method, signal: AbortSignal.timeout(30_000) });
+    }
+  } catch (error) {
+    await offline.stop();
+    await dynamo.close();
+    throw error;
   }
   project.provide('dynamoEndpoint', dynamo.endpoint);
   project.provide('apiUrl', offline.url);
   project.provide('apiEnv', env);
   return async () => {
+    mkdirSync(join(PROJECT_ROOT, '.test-output'), { recursive: true });
+    writeFileSync(join(PROJECT_ROOT, '.test-output', 'serverless-offline.log'), offline.output());
     await offline.stop();
     await dynamo.close();
   };

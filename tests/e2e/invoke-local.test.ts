@@ -1,0 +1,86 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT, SERVERLESS_BIN } from '../../scripts/local-stack.js';
+import { E2E_STAGE } from '../support/api-setup.js';
+import { apiEnv } from '../support/context.js';
+
+interface Invocation {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: any;
+}
+
+/**
+ * `serverless invoke local -f <fn> -p <event>`: the bundled handler run by the framework,
+ * as CI does, against the same dynalite as the HTTP tests.
+ */
+function invokeLocal(fn: string, eventPath: string): Promise<Invocation> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [SERVERLESS_BIN, 'invoke', 'local', '-f', fn, '-p', eventPath, '--stage', E2E_STAGE], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...apiEnv(), ESBUILD_WORK_FOLDER: '.esbuild-invoke' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      // The result is the JSON object that starts on a line of its own; log lines come before it.
+      const start = stdout.search(/^\{\s*$/m);
+      if (code !== 0 || start < 0) return reject(new Error(`invoke local ${fn} exited ${code}:\n${stdout}\n${stderr}`));
+      const result = JSON.parse(stdout.slice(start)) as Invocation;
+      if (typeof result.body === 'string') result.body = JSON.parse(result.body);
+      resolveRun(result);
+    });
+  });
+}
+
+const eventFile = (fn: string) => join(PROJECT_ROOT, 'events', `${fn}.json`);
+
+/** A copy of a committed event with a fresh credential in it. */
+function eventWith(fn: string, change: (event: any) => void): string {
+  const event = JSON.parse(readFileSync(eventFile(fn), 'utf8'));
+  change(event);
+  const path = join(mkdtempSync(join(tmpdir(), 'vpn-auth-event-')), `${fn}.json`);
+  writeFileSync(path, JSON.stringify(event));
+  return path;
+}
+
+describe('serverless invoke local with the committed API Gateway v2 events', () => {
+  it('runs login, me, refresh and logout end to end', async () => {
+    // login: events/login.json as committed (the demo user's credentials)
+    const login = await invokeLocal('login', eventFile('login'));
+    expect(login.statusCode).toBe(200);
+    expect(login.headers['Content-Type']).toBe('application/json');
+    expect(login.body.user.email).toBe('user@company.com');
+
+    // me: the committed event with the token just issued
+    const me = await invokeLocal('me', eventWith('me', (event) => (event.headers.authorization = `Bearer ${login.body.token}`)));
+    expect(me.statusCode).toBe(200);
+    expect(me.body.user.id).toBe(login.body.user.id);
+
+    // refresh: the committed event with the refresh token just issued
+    const refresh = await invokeLocal('refresh', eventWith('refresh', (event) => (event.body = JSON.stringify({ refresh_token: login.body.refresh_token }))));
+    expect(refresh.statusCode).toBe(200);
+    expect(decodeJwt(refresh.body.token).sid).toBe(decodeJwt(login.body.token).sid);
+
+    // logout: the committed event with the refreshed access token
+    const logout = await invokeLocal('logout', eventWith('logout', (event) => (event.headers.authorization = `Bearer ${refresh.body.token}`)));
+    expect(logout.statusCode).toBe(200);
+    expect(logout.body).toEqual({ success: true });
+  });
+
+  it('answers the committed events that carry placeholders with proper 401s', async () => {
+    const me = await invokeLocal('me', eventFile('me'));
+    expect(me.statusCode).toBe(401);
+    expect(me.body.error.code).toBe('invalid_token');
+    const refresh = await invokeLocal('refresh', eventFile('refresh'));
+    expect(refresh.statusCode).toBe(401);
+    expect(refresh.body.error.code).toBe('invalid_refresh_token');
+  });
+});

@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../scripts/local-stack.js';
+import { apiEnv } from '../support/context.js';
+import { call, expectError, login } from '../support/http.js';
+import { uniqueEmail } from '../support/store.js';
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `npm run users -- …` as an operator runs it, pointed at the API's store. */
+function users(args: string[], stdin = ''): Promise<CliResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'scripts/users.ts', ...args], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...apiEnv() },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+describe('the users CLI against the running API', () => {
+  it('creates a user who can then sign in over HTTP, and lists it', async () => {
+    // Prepare
+    const email = uniqueEmail('cli');
+
+    // Act
+    const created = await users(['create', '--email', email.toUpperCase(), '--name', 'Cli User', '--role', 'user', '--password-stdin'], 'cli-password-1\n');
+
+    // Assess
+    expect(created, created.stderr).toMatchObject({ code: 0 });
+    expect(created.stdout).toContain(email);
+    const pair = await login(email, 'cli-password-1');
+    expect(pair.user).toMatchObject({ email, name: 'Cli User', role: 'user' });
+    const listed = await users(['list']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(new RegExp(`usr_\\S+\\s+${email.replace(/\./g, '\\.')}\\s+"Cli User"\\s+user\\s+active`));
+    expect(listed.stdout).not.toContain('$2');
+  });
+
+  it.each([
+    ['a duplicate email', (email: string) => ['create', '--email', email, '--name', 'Again', '--role', 'user', '--password-stdin'], 'another-password\n', 1, /already exists/],
+    ['an invalid role', (email: string) => ['create', '--email', `x${email}`, '--name', 'X', '--role', 'root', '--password-stdin'], 'long-enough-pw\n', 2, /--role must be one of admin, user/],
+    ['a short password', (email: string) => ['create', '--email', `y${email}`, '--name', 'Y', '--role', 'user', '--password-stdin'], 'short\n', 2, /at least 8 characters/],
+    ['an over-long password', (email: string) => ['create', '--email', `z${email}`, '--name', 'Z', '--role', 'user', '--password-stdin'], `${'é'.repeat(37)}\n`, 2, /at most 72 bytes/],
+    ['a password on the command line', (email: string) => ['create', '--email', `w${email}`, '--name', 'W', '--role', 'user', '--password', 'secret123'], '', 2, /never given on the command line/],
+    ['a malformed email', () => ['create', '--email', 'not-an-email', '--name', 'N', '--role', 'user', '--password-stdin'], 'long-enough-pw\n', 2, /not an email address/],
+    ['an unknown command', () => ['delete-everything'], '', 2, /Unknown command/],
+    ['an unknown user', () => ['disable', '--email', uniqueEmail('ghost')], '', 1, /No user/],
+  ])('refuses %s with a clear message and a non-zero exit', async (_label, args, stdin, code, message) => {
+    const email = uniqueEmail('dup');
+    expect((await users(['create', '--email', email, '--name', 'First', '--role', 'user', '--password-stdin'], 'first-password\n')).code).toBe(0);
+    const result = await users(args(email), stdin);
+    expect(result.code).toBe(code);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('disables (ending sessions), enables, changes the password and revokes sessions', async () => {
+    // Prepare
+    const email = uniqueEmail('ops');
+    expect((await users(['create', '--email', email, '--name', 'Ops', '--role', 'admin', '--password-stdin'], 'first-password\n')).code).toBe(0);
+    const first = await login(email, 'first-password');
+
+    // Disable: sign-in refused, the live session ends at once.
+    expect((await users(['disable', '--email', email])).code).toBe(0);
+    expectError(await call('POST', '/login', { body: { email, password: 'first-password' } }), 401, 'invalid_credentials');
+    expectError(await call('GET', '/me', { token: first.token }), 401, 'invalid_token');
+
+    // Enable: sign-in works again; the old session stays ended.
+    expect((await users(['enable', '--email', email])).code).toBe(0);
+    const second = await login(email, 'first-password');
+    expectError(await call('GET', '/me', { token: first.token }), 401, 'invalid_token');
+
+    // New password: the old one fails, existing sessions end.
+    expect((await users(['set-password', '--email', email, '--password-stdin'], 'second-password\n')).code).toBe(0);
+    expectError(await call('POST', '/login', { body: { email, password: 'first-password' } }), 401, 'invalid_credentials');
+    expectError(await call('GET', '/me', { token: second.token }), 401, 'invalid_token');
+    const third = await login(email, 'second-password');
+
+    // Revoke sessions: the refresh token dies with the access token.
+    expect((await users(['revoke-sessions', '--email', email])).code).toBe(0);
+    expectError(await call('GET', '/me', { token: third.token }), 401, 'invalid_token');
+    expectError(await call('POST', '/refresh', { body: { refresh_token: third.refresh_token } }), 401, 'invalid_refresh_token');
+  });
+});
