@@ -21,7 +21,8 @@ export function createDocumentClient(options: DynamoOptions): DynamoDBDocumentCl
     maxAttempts: 3,
     // DynamoDB answers in milliseconds; a stuck connection must fail (and be retried) well
     // inside the Lambda timeout, not hold the request until the Lambda is killed.
-    requestHandler: { connectionTimeout: 1000, requestTimeout: 2000 },
+    // (Without throwOnRequestTimeout this SDK only logs a warning and keeps waiting.)
+    requestHandler: { connectionTimeout: 1000, requestTimeout: 2000, throwOnRequestTimeout: true },
   });
   return DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true },

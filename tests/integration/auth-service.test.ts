@@ -54,12 +54,12 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     const disabled = await createUser(app);
     await app.users.setStatus(disabled.id, 'disabled', app.clock());
     const attempts = [
-      app.auth.login('nobody@example.com', 'whatever-password', caller),
-      app.auth.login(user.email, 'wrong-password', caller),
-      app.auth.login(user.email, `${'p'.repeat(72)}extra`, caller),
-      app.auth.login(disabled.email, disabled.password, caller),
+      () => app.auth.login('nobody@example.com', 'whatever-password', caller),
+      () => app.auth.login(user.email, 'wrong-password', caller),
+      () => app.auth.login(user.email, `${'p'.repeat(72)}extra`, caller),
+      () => app.auth.login(disabled.email, disabled.password, caller),
     ];
-    for (const attempt of attempts) expect(await errorCode(attempt)).toBe('invalid_credentials');
+    for (const attempt of attempts) expect(await errorCode(attempt())).toBe('invalid_credentials');
     // The exact 72-byte password is fine: the limit is bcrypt's, not ours.
     await expect(app.auth.login(user.email, 'p'.repeat(72), caller)).resolves.toMatchObject({ token_type: 'Bearer' });
   });
