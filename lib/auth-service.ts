@@ -4,7 +4,7 @@ import { ApiError, bearerError } from './errors.js';
 import { newSessionId } from './ids.js';
 import { log } from './log.js';
 import { verifyPassword } from './passwords.js';
-import { epochSeconds, isSessionLive, type SessionsRepository } from './sessions.js';
+import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from './sessions.js';
 import {
   AccessTokens,
   formatRefreshToken,
@@ -36,12 +36,15 @@ export interface Caller {
 export type LogoutScope = 'local' | 'global';
 
 export interface AuthServiceDeps {
-  config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'signingKeys'>;
+  config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'refreshReuseGraceSeconds' | 'signingKeys'>;
   users: UsersRepository;
   sessions: SessionsRepository;
   tokens: AccessTokens;
   clock: Clock;
 }
+
+/** How far back a spent refresh token is recognised; beyond that it is merely invalid. */
+const MAX_CHAIN_WALK = 10_000;
 
 /** A per-kid key for deriving refresh-token successors, kept apart from the JWT signing use. */
 function rotationKeys(signingKeys: Config['signingKeys']): Map<string, Uint8Array> {
@@ -94,33 +97,89 @@ export class AuthService {
   }
 
   /**
-   * Rotate a refresh token: the presented secret must be the session's current one; it is
-   * replaced by its successor with a conditional write, so a token can be rotated only once.
+   * Rotate a refresh token (OWASP ASVS 5 §10.4.5). What happens to each token presented:
+   * - the session's current one: rotated out by a conditional write; its successor is returned;
+   * - the one rotated out last, within REFRESH_REUSE_GRACE_SECONDS: the current successor is
+   *   returned again (two tabs, a retried request), same session, nothing written;
+   * - any genuine earlier one, or the last one after the window: theft is assumed, the whole
+   *   session is revoked (its access tokens die with it) and the answer is `refresh_token_reused`;
+   * - anything else (unknown, forged, expired, revoked): `invalid_refresh_token`.
    */
   async refresh(refreshToken: string, caller: Caller): Promise<TokenPair> {
     const parsed = parseRefreshToken(refreshToken);
     if (!parsed) throw new ApiError('invalid_refresh_token');
     const { session, user } = await this.deps.sessions.getWithUser(parsed.sessionId, parsed.userId);
     const now = this.deps.clock();
+    const audit = { sessionId: parsed.sessionId, userId: user?.id, ...caller };
+    if (!isSessionLive(session, user, now)) {
+      log.info('refresh_failed', { ...audit, reason: 'session_ended' });
+      throw new ApiError('invalid_refresh_token');
+    }
     const presentedHash = hashRefreshSecret(parsed.secret);
-    if (!isSessionLive(session, user, now) || !refreshHashesEqual(presentedHash, session!.refreshHash)) {
-      log.info('refresh_failed', { sessionId: parsed.sessionId, userId: user?.id, ...caller });
+    if (refreshHashesEqual(presentedHash, session!.refreshHash)) {
+      const kid = this.deps.config.signingKeys.currentKid;
+      const successor = successorSecret(this.rotationKey(kid), session!.id, parsed.secret);
+      const rotated = await this.deps.sessions.rotate(session!.id, { fromHash: presentedHash, toHash: hashRefreshSecret(successor), rotationKid: kid, at: now });
+      if (rotated) {
+        log.info('token_refreshed', audit);
+        return this.tokenPair(user!, session!.id, successor, session!.expiresAt - epochSeconds(now));
+      }
+      // Another request rotated this very token a moment ago: it is now the previous one.
+      const current = await this.deps.sessions.get(session!.id);
+      if (current && isSessionLive(current, user, now)) {
+        const successorNow = this.graceSuccessor(current, parsed.secret, now);
+        if (successorNow) return this.replay(user!, current, successorNow, now, audit);
+      }
+      // A race lost outside the grace window: the token was current when read, so not theft.
+      log.info('refresh_failed', { ...audit, reason: 'lost_race' });
       throw new ApiError('invalid_refresh_token');
     }
-    const kid = this.deps.config.signingKeys.currentKid;
-    const successor = successorSecret(this.rotationKeys.get(kid)!, session!.id, parsed.secret);
-    const rotated = await this.deps.sessions.rotate(session!.id, {
-      fromHash: presentedHash,
-      toHash: hashRefreshSecret(successor),
-      rotationKid: kid,
-      at: now,
-    });
-    if (!rotated) {
-      log.info('refresh_failed', { sessionId: session!.id, userId: user!.id, reason: 'lost_race', ...caller });
-      throw new ApiError('invalid_refresh_token');
+    const successor = this.graceSuccessor(session!, parsed.secret, now);
+    if (successor) return this.replay(user!, session!, successor, now, audit);
+    if (this.isSpentToken(session!, parsed.secret)) {
+      await this.deps.sessions.revoke(session!.id, user!.id, now, 'refresh_token_reused');
+      log.warn('refresh_token_reused', { ...audit, generation: session!.generation });
+      throw new ApiError('refresh_token_reused');
     }
-    log.info('token_refreshed', { userId: user!.id, sessionId: session!.id, ...caller });
-    return this.tokenPair(user!, session!.id, successor, session!.expiresAt - epochSeconds(now));
+    // Not a token this session ever issued (a guess at its ids): refused, and the session left alone.
+    log.info('refresh_failed', { ...audit, reason: 'unknown_token' });
+    throw new ApiError('invalid_refresh_token');
+  }
+
+  /** The session's current secret, when `secret` is the one rotated out last and the grace window is open. */
+  private graceSuccessor(session: Session, secret: Buffer, now: Date): Buffer | undefined {
+    if (session.previousHash === undefined || session.rotatedAt === undefined) return undefined;
+    if (!refreshHashesEqual(hashRefreshSecret(secret), session.previousHash)) return undefined;
+    const windowMs = this.deps.config.refreshReuseGraceSeconds * 1000;
+    if (windowMs === 0 || now.getTime() - Date.parse(session.rotatedAt) > windowMs) return undefined;
+    const successor = successorSecret(this.rotationKey(session.rotationKid), session.id, secret);
+    return refreshHashesEqual(hashRefreshSecret(successor), session.refreshHash) ? successor : undefined;
+  }
+
+  /**
+   * Whether `secret` is a genuine earlier refresh secret of this session: successors are derived,
+   * so walking the chain forward from it must reach the current secret. A guess never does, so a
+   * party that merely knows the session's ids cannot get the session revoked.
+   */
+  private isSpentToken(session: Session, secret: Buffer): boolean {
+    const key = this.rotationKeys.get(session.rotationKid);
+    if (!key) return false;
+    let candidate = secret;
+    for (let step = 0; step < Math.min(session.generation, MAX_CHAIN_WALK); step++) {
+      candidate = successorSecret(key, session.id, candidate);
+      if (refreshHashesEqual(hashRefreshSecret(candidate), session.refreshHash)) return true;
+    }
+    return false;
+  }
+
+  private async replay(user: User, session: Session, successor: Buffer, now: Date, audit: Record<string, unknown>): Promise<TokenPair> {
+    log.info('token_refreshed', { ...audit, grace: true });
+    return this.tokenPair(user, session.id, successor, session.expiresAt - epochSeconds(now));
+  }
+
+  private rotationKey(kid: string): Uint8Array {
+    // A kid that left the ring (after a key rotation) falls back to the current key.
+    return this.rotationKeys.get(kid) ?? this.rotationKeys.get(this.deps.config.signingKeys.currentKid)!;
   }
 
   /** End the caller's session (`local`) or every session of the user (`global`). Idempotent. */

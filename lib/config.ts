@@ -33,6 +33,8 @@ export interface Config extends StoreConfig {
   jwtAudience: string;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
+  /** How long the refresh token rotated out last still works (racing tabs, retried requests). */
+  refreshReuseGraceSeconds: number;
 }
 
 export const MIN_SECRET_BYTES = 32;
@@ -125,6 +127,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtAudience: read(env, 'JWT_AUDIENCE') ?? 'vpn-enterprise',
     accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 3600, 1, 86_400),
     refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
+    refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
   };
 }
 

@@ -1,4 +1,4 @@
-import { BatchGetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionalCheckFailed, storeCall } from './dynamo.js';
 import { userFromItem, userKey, type User } from './users.js';
 
@@ -24,6 +24,8 @@ export interface Session {
   createdAt: string;
   expiresAt: number;
   revokedAt: string | undefined;
+  /** Why it ended: `logout`, or `refresh_token_reused` when a spent refresh token came back. */
+  revokedReason: string | undefined;
 }
 
 export const sessionKey = (id: string) => ({ pk: `SESSION#${id}` });
@@ -41,6 +43,7 @@ interface SessionItem {
   created_at: string;
   expires_at: number;
   revoked_at?: string;
+  revoked_reason?: string;
 }
 
 function sessionFromItem(item: Record<string, unknown>): Session {
@@ -57,6 +60,7 @@ function sessionFromItem(item: Record<string, unknown>): Session {
     createdAt: row.created_at,
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
+    revokedReason: row.revoked_reason,
   };
 }
 
@@ -89,7 +93,7 @@ export class SessionsRepository {
     private readonly usersTable: string,
   ) {}
 
-  async create(session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'generation'>): Promise<Session> {
+  async create(session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'revokedReason' | 'generation'>): Promise<Session> {
     const item: SessionItem = {
       ...sessionKey(session.id),
       id: session.id,
@@ -159,17 +163,23 @@ export class SessionsRepository {
     }
   }
 
-  /** End a session of this user. Idempotent: the first revocation time is kept. False if there is no such session. */
-  async revoke(sessionId: string, userId: string, at: Date): Promise<boolean> {
+  /** The session alone, strongly consistent (after a lost rotation race). */
+  async get(sessionId: string): Promise<Session | undefined> {
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: sessionKey(sessionId), ConsistentRead: true })));
+    return Item ? sessionFromItem(Item) : undefined;
+  }
+
+  /** End a session of this user. Idempotent: the first revocation time and reason are kept. False if there is no such session. */
+  async revoke(sessionId: string, userId: string, at: Date, reason = 'logout'): Promise<boolean> {
     try {
       await storeCall(
         this.db.send(
           new UpdateCommand({
             TableName: this.table,
             Key: sessionKey(sessionId),
-            UpdateExpression: 'SET revoked_at = if_not_exists(revoked_at, :at)',
+            UpdateExpression: 'SET revoked_at = if_not_exists(revoked_at, :at), revoked_reason = if_not_exists(revoked_reason, :reason)',
             ConditionExpression: 'attribute_exists(pk) AND user_id = :user',
-            ExpressionAttributeValues: { ':at': at.toISOString(), ':user': userId },
+            ExpressionAttributeValues: { ':at': at.toISOString(), ':user': userId, ':reason': reason },
           }),
         ),
       );

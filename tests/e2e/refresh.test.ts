@@ -7,7 +7,7 @@ import { call, e2eApp, expectCommonHeaders, expectError, login } from '../suppor
 import { createUser } from '../support/store.js';
 
 describe('POST /v1/auth/refresh over HTTP', () => {
-  it('rotates: a new pair for the same session, and the old refresh token no longer works', async () => {
+  it('rotates: a new pair for the same session; a spent token coming back ends the session', async () => {
     // Prepare
     const user = await createUser(e2eApp());
     const first = await login(user.email, user.password);
@@ -24,10 +24,40 @@ describe('POST /v1/auth/refresh over HTTP', () => {
     expect(decodeJwt(response.body.token).sid).toBe(decodeJwt(first.token).sid);
     expect(response.body.refresh_token).not.toBe(first.refresh_token);
     expect(response.body.token).not.toBe(first.token);
-    expectError(await call('POST', '/refresh', { body: { refresh_token: first.refresh_token } }), 401, 'invalid_refresh_token');
     const next = await call('POST', '/refresh', { body: { refresh_token: response.body.refresh_token } });
     expect(next.status).toBe(200);
     expect((await call('GET', '/me', { token: next.body.token })).status).toBe(200);
+
+    // The first token is two generations old: theft. The whole session ends, whoever holds what.
+    expectError(await call('POST', '/refresh', { body: { refresh_token: first.refresh_token } }), 401, 'refresh_token_reused');
+    expectError(await call('POST', '/refresh', { body: { refresh_token: next.body.refresh_token } }), 401, 'invalid_refresh_token');
+    expectError(await call('GET', '/me', { token: next.body.token }), 401, 'invalid_token');
+  });
+
+  it('answers a retried refresh (the previous token, inside the grace window) with the same new pair', async () => {
+    const user = await createUser(e2eApp());
+    const first = await login(user.email, user.password);
+    const refreshed = await call('POST', '/refresh', { body: { refresh_token: first.refresh_token } });
+    const retried = await call('POST', '/refresh', { body: { refresh_token: first.refresh_token } });
+    expect(retried.status).toBe(200);
+    expect(retried.body.refresh_token).toBe(refreshed.body.refresh_token);
+    expect(decodeJwt(retried.body.token).sid).toBe(decodeJwt(first.token).sid);
+  });
+
+  it.each([10, 50])('lets %i tabs refresh one token at once: all succeed, one live session remains', async (n) => {
+    // Prepare
+    const user = await createUser(e2eApp());
+    const first = await login(user.email, user.password);
+
+    // Act
+    const responses = await Promise.all(Array.from({ length: n }, () => call('POST', '/refresh', { body: { refresh_token: first.refresh_token } })));
+
+    // Assess
+    expect(responses.map((response) => response.status)).toEqual(Array(n).fill(200));
+    expect(new Set(responses.map((response) => response.body.refresh_token)).size).toBe(1);
+    const after = await call('POST', '/refresh', { body: { refresh_token: responses[0]!.body.refresh_token } });
+    expect(after.status).toBe(200);
+    expect((await call('GET', '/me', { token: after.body.token })).status).toBe(200);
   });
 
   it.each([

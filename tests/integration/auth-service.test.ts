@@ -2,7 +2,7 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
-import { parseRefreshToken } from '../../lib/tokens.js';
+import { formatRefreshToken, newRefreshSecret, parseRefreshToken } from '../../lib/tokens.js';
 import { createUser, testApp } from '../support/store.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
@@ -77,7 +77,6 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     expect(decodeJwt(refreshed.token).sid).toBe(decodeJwt(login.token).sid);
     expect(refreshed.refresh_token).not.toBe(login.refresh_token);
     expect(refreshed.refresh_expires_in).toBe(7200 - 120);
-    expect(await errorCode(app.auth.refresh(login.refresh_token, caller))).toBe('invalid_refresh_token');
     await expect(app.auth.refresh(refreshed.refresh_token, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
   });
 
@@ -154,5 +153,105 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
       }),
     );
     expect((await app.auth.me(token)).role).toBe('user');
+  });
+
+  describe('refresh-token reuse', () => {
+    async function rotatedTwice() {
+      const user = await createUser(app);
+      const t0 = await app.auth.login(user.email, user.password, caller);
+      const t1 = await app.auth.refresh(t0.refresh_token, caller);
+      const t2 = await app.auth.refresh(t1.refresh_token, caller);
+      return { user, t0, t1, t2 };
+    }
+
+    it('accepts the token rotated out last within the grace window, answering with the current pair of the same session', async () => {
+      // Prepare
+      const user = await createUser(app);
+      const t0 = await app.auth.login(user.email, user.password, caller);
+      const t1 = await app.auth.refresh(t0.refresh_token, caller);
+      app.testClock.advance(10);
+
+      // Act
+      const again = await app.auth.refresh(t0.refresh_token, caller);
+
+      // Assess
+      expect(again.refresh_token).toBe(t1.refresh_token);
+      expect(decodeJwt(again.token).sid).toBe(decodeJwt(t0.token).sid);
+      await expect(app.auth.me(again.token)).resolves.toMatchObject({ id: user.id });
+      await expect(app.auth.refresh(again.refresh_token, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+    });
+
+    it('treats the last token after the window as theft: 401 refresh_token_reused and the whole session ends', async () => {
+      const user = await createUser(app);
+      const t0 = await app.auth.login(user.email, user.password, caller);
+      const t1 = await app.auth.refresh(t0.refresh_token, caller);
+      app.testClock.advance(11);
+      expect(await errorCode(app.auth.refresh(t0.refresh_token, caller))).toBe('refresh_token_reused');
+      expect(await errorCode(app.auth.refresh(t1.refresh_token, caller))).toBe('invalid_refresh_token');
+      expect(await errorCode(app.auth.me(t1.token))).toBe('invalid_token');
+      expect((await app.sessions.get(decodeJwt(t0.token).sid as string))?.revokedReason).toBe('refresh_token_reused');
+      // Other sessions of the user are not touched.
+      const other = await app.auth.login(user.email, user.password, caller);
+      await expect(app.auth.me(other.token)).resolves.toMatchObject({ id: user.id });
+    });
+
+    it('treats any older generation as theft at once, even inside the window', async () => {
+      const { t0, t2 } = await rotatedTwice();
+      expect(await errorCode(app.auth.refresh(t0.refresh_token, caller))).toBe('refresh_token_reused');
+      expect(await errorCode(app.auth.refresh(t2.refresh_token, caller))).toBe('invalid_refresh_token');
+      expect(await errorCode(app.auth.me(t2.token))).toBe('invalid_token');
+    });
+
+    it('does not let a guessed token with the right ids end the session', async () => {
+      const { user, t2 } = await rotatedTwice();
+      const parsed = parseRefreshToken(t2.refresh_token)!;
+      const guess = formatRefreshToken({ sessionId: parsed.sessionId, userId: user.id, secret: newRefreshSecret() });
+      expect(await errorCode(app.auth.refresh(guess, caller))).toBe('invalid_refresh_token');
+      await expect(app.auth.refresh(t2.refresh_token, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+    });
+
+    it.each([10, 50])('lets %i parallel refreshes of one token all succeed inside the window, leaving one live session', async (n) => {
+      // Prepare
+      const user = await createUser(app);
+      const t0 = await app.auth.login(user.email, user.password, caller);
+
+      // Act
+      const results = await Promise.all(Array.from({ length: n }, () => app.auth.refresh(t0.refresh_token, caller)));
+
+      // Assess
+      expect(new Set(results.map((pair) => pair.refresh_token)).size).toBe(1);
+      expect(new Set(results.map((pair) => decodeJwt(pair.token).sid))).toEqual(new Set([decodeJwt(t0.token).sid]));
+      const session = (await app.sessions.get(decodeJwt(t0.token).sid as string))!;
+      expect(session).toMatchObject({ generation: 1, revokedAt: undefined });
+      await expect(app.auth.refresh(results[0]!.refresh_token, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+    });
+
+    it.each([10, 50])('with the window at 0, lets exactly one of %i parallel refreshes succeed; the rest fail cleanly', async (n) => {
+      // Prepare
+      const strict = await testApp(undefined, { REFRESH_REUSE_GRACE_SECONDS: '0' });
+      const user = await createUser(strict);
+      const t0 = await strict.auth.login(user.email, user.password, caller);
+
+      // Act
+      const results = await Promise.allSettled(Array.from({ length: n }, () => strict.auth.refresh(t0.refresh_token, caller)));
+
+      // Assess
+      const winners = results.filter((result) => result.status === 'fulfilled');
+      expect(winners).toHaveLength(1);
+      const codes = results.flatMap((result) => (result.status === 'rejected' ? [(result.reason as ApiError).code] : []));
+      // A racer that read before the winner wrote lost the race (invalid); one that read after it
+      // presented a rotated-out token with no window to excuse it (reused: the session ends).
+      for (const code of codes) expect(['invalid_refresh_token', 'refresh_token_reused']).toContain(code);
+      const winner = (winners[0] as PromiseFulfilledResult<{ refresh_token: string; token: string }>).value;
+      const session = (await strict.sessions.get(decodeJwt(t0.token).sid as string))!;
+      expect(session.generation).toBe(1);
+      if (codes.includes('refresh_token_reused')) {
+        expect(session.revokedReason).toBe('refresh_token_reused');
+        expect(await errorCode(strict.auth.me(winner.token))).toBe('invalid_token');
+      } else {
+        expect(session.revokedAt).toBeUndefined();
+        await expect(strict.auth.refresh(winner.refresh_token, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+      }
+    });
   });
 });

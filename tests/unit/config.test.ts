@@ -41,6 +41,7 @@ describe('loadConfig', () => {
       jwtAudience: 'vpn-enterprise',
       accessTokenTtlSeconds: 3600,
       refreshTokenTtlSeconds: 2_592_000,
+      refreshReuseGraceSeconds: 10,
     });
   });
 
@@ -120,6 +121,8 @@ describe('loadConfig', () => {
     ['BCRYPT_COST', '3'],
     ['BCRYPT_COST', '16'],
     ['REFRESH_TOKEN_TTL_SECONDS', '-1'],
+    ['REFRESH_REUSE_GRACE_SECONDS', '301'],
+    ['REFRESH_REUSE_GRACE_SECONDS', 'ten'],
     ['REFRESH_TOKEN_TTL_SECONDS', '59'],
     ['STAGE', 'Prod!'],
     ['STAGE', 'a-stage-name-longer-than-20'],
