@@ -2,7 +2,7 @@ import { app } from '../lib/app.js';
 import { bodyText, httpHandler, ok, requestInfo } from '../lib/http.js';
 import { MAX_PASSWORD_INPUT_LENGTH, parseJsonObject, requiredEmail, requiredString } from '../lib/validation.js';
 
-const { auth } = app();
+const { auth, config } = app();
 
 /** POST /v1/auth/login {email, password} -> access token + refresh token. */
 export const handler = httpHandler(async (event, context) => {
@@ -10,4 +10,4 @@ export const handler = httpHandler(async (event, context) => {
   const email = requiredEmail(body, 'email');
   const password = requiredString(body, 'password', MAX_PASSWORD_INPUT_LENGTH);
   return ok(await auth.login(email, password, requestInfo(event, context)));
-});
+}, config);

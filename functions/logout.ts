@@ -3,7 +3,7 @@ import { bearerToken, bodyText, httpHandler, ok, requestInfo } from '../lib/http
 import { app } from '../lib/app.js';
 import { optionalString, parseJsonObject } from '../lib/validation.js';
 
-const { auth } = app();
+const { auth, config } = app();
 
 /** POST /v1/auth/logout (Bearer) {scope?: "local" | "global"} -> ends this session, or all of the user's. */
 export const handler = httpHandler(async (event, context) => {
@@ -13,4 +13,4 @@ export const handler = httpHandler(async (event, context) => {
   if (scope !== 'local' && scope !== 'global') throw new ApiError('invalid_request', 'The field "scope" must be "local" or "global".');
   await auth.logout(token, scope, requestInfo(event, context));
   return ok({});
-});
+}, config);

@@ -1,9 +1,9 @@
 import { app } from '../lib/app.js';
 import { bearerToken, httpHandler, ok } from '../lib/http.js';
 
-const { auth } = app();
+const { auth, config } = app();
 
 /** GET /v1/auth/me (Bearer) -> the signed-in user as stored now. */
 export const handler = httpHandler(async (event) => {
   return ok({ user: await auth.me(bearerToken(event)) });
-});
+}, config);

@@ -2,11 +2,11 @@ import { app } from '../lib/app.js';
 import { bodyText, httpHandler, ok, requestInfo } from '../lib/http.js';
 import { MAX_REFRESH_TOKEN_INPUT_LENGTH, parseJsonObject, requiredString } from '../lib/validation.js';
 
-const { auth } = app();
+const { auth, config } = app();
 
 /** POST /v1/auth/refresh {refresh_token} -> a new pair for the same session; the old refresh token is spent. */
 export const handler = httpHandler(async (event, context) => {
   const body = parseJsonObject(bodyText(event));
   const refreshToken = requiredString(body, 'refresh_token', MAX_REFRESH_TOKEN_INPUT_LENGTH);
   return ok(await auth.refresh(refreshToken, requestInfo(event, context)));
-});
+}, config);

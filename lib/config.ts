@@ -27,7 +27,15 @@ export interface StoreConfig {
   bcryptCost: number;
 }
 
-export interface Config extends StoreConfig {
+/** What every HTTP response and request is held to. */
+export interface HttpPolicy {
+  /** Refuse anything that did not reach API Gateway over HTTPS, and send HSTS. */
+  requireHttps: boolean;
+  /** Browser origins allowed to call the API (CORS); none by default. */
+  corsOrigins: readonly string[];
+}
+
+export interface Config extends StoreConfig, HttpPolicy {
   signingKeys: SigningKeys;
   jwtIssuer: string;
   jwtAudience: string;
@@ -118,10 +126,42 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
   };
 }
 
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['true', '1', 'yes', 'on'].includes(raw)) return true;
+  if (['false', '0', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+/** CORS_ORIGINS: comma-separated exact origins such as https://app.example.com; never a wildcard. */
+export function parseCorsOrigins(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  return raw
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean)
+    .map((origin) => {
+      if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(origin)) {
+        throw new ConfigError('CORS_ORIGINS', `must list exact origins like https://app.example.com (no wildcard, path or trailing slash), got "${origin}"`);
+      }
+      return origin.toLowerCase();
+    });
+}
+
+export function loadHttpPolicy(env: Env = process.env): HttpPolicy {
+  const stage = read(env, 'STAGE') ?? 'dev';
+  return {
+    requireHttps: boolean(env, 'REQUIRE_HTTPS', isProductionStage(stage)),
+    corsOrigins: parseCorsOrigins(read(env, 'CORS_ORIGINS')),
+  };
+}
+
 /** Read and validate the whole configuration once; throws ConfigError naming the bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   return {
     ...loadStoreConfig(env),
+    ...loadHttpPolicy(env),
     signingKeys: parseSigningKeys(read(env, 'JWT_SECRET')),
     jwtIssuer: read(env, 'JWT_ISSUER') ?? 'vpn-enterprise-auth',
     jwtAudience: read(env, 'JWT_AUDIENCE') ?? 'vpn-enterprise',

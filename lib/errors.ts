@@ -9,6 +9,7 @@ export const ERRORS = {
   token_expired: { status: 401, message: 'The access token has expired.' },
   invalid_refresh_token: { status: 401, message: 'The refresh token is invalid, expired or revoked.' },
   refresh_token_reused: { status: 401, message: 'The refresh token was already used; the session has been ended. Sign in again.' },
+  https_required: { status: 403, message: 'HTTPS is required.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   internal_error: { status: 500, message: 'An unexpected error occurred.' },
   service_unavailable: { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },

@@ -1,5 +1,6 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { HttpPolicy } from './config.js';
 import { ApiError, bearerError } from './errors.js';
 import { describeError, log } from './log.js';
 import { MAX_BODY_BYTES } from './validation.js';
@@ -65,8 +66,28 @@ export function requestInfo(event: HttpEvent, context?: Context): RequestInfo {
   };
 }
 
-function withResponseHeaders(response: HttpResult): HttpResult {
-  return { ...response, headers: { ...RESPONSE_HEADERS, ...response.headers } };
+const HSTS = 'max-age=31536000; includeSubDomains';
+const NO_POLICY: HttpPolicy = { requireHttps: false, corsOrigins: [] };
+
+/** The fixed headers, HSTS when HTTPS is required, and CORS for listed origins only. */
+function policyHeaders(event: HttpEvent, policy: HttpPolicy): Record<string, string> {
+  const headers: Record<string, string> = { ...RESPONSE_HEADERS };
+  if (policy.requireHttps) headers['Strict-Transport-Security'] = HSTS;
+  if (policy.corsOrigins.length > 0) {
+    headers.Vary = 'Origin';
+    const origin = headerValue(event, 'origin')?.toLowerCase();
+    if (origin && policy.corsOrigins.includes(origin)) headers['Access-Control-Allow-Origin'] = origin;
+  }
+  return headers;
+}
+
+function withResponseHeaders(response: HttpResult, headers: Record<string, string>): HttpResult {
+  return { ...response, headers: { ...headers, ...response.headers } };
+}
+
+/** API Gateway always says how the client reached it; anything but https is refused. */
+function isHttps(event: HttpEvent): boolean {
+  return headerValue(event, 'x-forwarded-proto')?.trim().toLowerCase() === 'https';
 }
 
 /**
@@ -74,10 +95,14 @@ function withResponseHeaders(response: HttpResult): HttpResult {
  * whose cause goes to the log only. (serverless-offline would answer 200 to a thrown error,
  * and middy's stock handler answers text/plain, hence our own.)
  */
-function jsonApi(): MiddlewareObj<HttpEvent, HttpResult, Error, Context> {
+function jsonApi(policy: HttpPolicy): MiddlewareObj<HttpEvent, HttpResult, Error, Context> {
   return {
+    before: (request) => {
+      // Before any other work: not even the body is looked at over plain HTTP.
+      if (policy.requireHttps && !isHttps(request.event)) throw new ApiError('https_required');
+    },
     after: (request) => {
-      if (request.response) request.response = withResponseHeaders(request.response);
+      if (request.response) request.response = withResponseHeaders(request.response, policyHeaders(request.event, policy));
     },
     onError: (request) => {
       const error = request.error;
@@ -89,11 +114,11 @@ function jsonApi(): MiddlewareObj<HttpEvent, HttpResult, Error, Context> {
         apiError = new ApiError('internal_error');
         log.error('unhandled_error', { ...requestInfo(request.event, request.context), ...describeError(error) });
       }
-      request.response = withResponseHeaders(json(apiError.status, apiError.toBody(), apiError.headers));
+      request.response = withResponseHeaders(json(apiError.status, apiError.toBody(), apiError.headers), policyHeaders(request.event, policy));
     },
   };
 }
 
-export function httpHandler(handler: (event: HttpEvent, context: Context) => Promise<HttpResult>) {
-  return middy<HttpEvent, HttpResult, Error, Context>().use(jsonApi()).handler(handler);
+export function httpHandler(handler: (event: HttpEvent, context: Context) => Promise<HttpResult>, policy: HttpPolicy = NO_POLICY) {
+  return middy<HttpEvent, HttpResult, Error, Context>().use(jsonApi(policy)).handler(handler);
 }

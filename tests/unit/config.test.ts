@@ -42,7 +42,23 @@ describe('loadConfig', () => {
       accessTokenTtlSeconds: 3600,
       refreshTokenTtlSeconds: 2_592_000,
       refreshReuseGraceSeconds: 10,
+      requireHttps: false,
+      corsOrigins: [],
     });
+  });
+
+  it('requires HTTPS by default in prod only, and lets REQUIRE_HTTPS say otherwise', () => {
+    expect(loadConfig({ JWT_SECRET: SECRET, STAGE: 'prod' }).requireHttps).toBe(true);
+    expect(loadConfig({ JWT_SECRET: SECRET, STAGE: 'staging' }).requireHttps).toBe(false);
+    expect(loadConfig({ JWT_SECRET: SECRET, STAGE: 'prod', REQUIRE_HTTPS: 'false' }).requireHttps).toBe(false);
+    expect(loadConfig({ JWT_SECRET: SECRET, STAGE: 'dev', REQUIRE_HTTPS: 'true' }).requireHttps).toBe(true);
+  });
+
+  it('reads CORS_ORIGINS as a list of exact, lower-cased origins', () => {
+    expect(loadConfig({ JWT_SECRET: SECRET, CORS_ORIGINS: ' https://App.example.com , http://localhost:5173,' }).corsOrigins).toEqual([
+      'https://app.example.com',
+      'http://localhost:5173',
+    ]);
   });
 
   it('treats empty and blank strings as unset (serverless passes unset variables as "")', () => {
@@ -122,6 +138,10 @@ describe('loadConfig', () => {
     ['BCRYPT_COST', '16'],
     ['REFRESH_TOKEN_TTL_SECONDS', '-1'],
     ['REFRESH_REUSE_GRACE_SECONDS', '301'],
+    ['REQUIRE_HTTPS', 'maybe'],
+    ['CORS_ORIGINS', '*'],
+    ['CORS_ORIGINS', 'https://app.example.com/'],
+    ['CORS_ORIGINS', 'app.example.com'],
     ['REFRESH_REUSE_GRACE_SECONDS', 'ten'],
     ['REFRESH_TOKEN_TTL_SECONDS', '59'],
     ['STAGE', 'Prod!'],

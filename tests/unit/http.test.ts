@@ -314,3 +314,56 @@ describe('headerValue', () => {
     expect(headerValue(event, 'X-Request-Id')).toBe('abc');
   });
 });
+
+describe('the HTTP policy (REQUIRE_HTTPS, CORS_ORIGINS)', () => {
+  const production = { requireHttps: true, corsOrigins: ['https://app.example.com'] };
+
+  it('refuses plain HTTP with 403 https_required before the handler runs, and still sends HSTS', async () => {
+    // Prepare
+    const inner = vi.fn(async () => ok({}));
+    const handler = httpHandler(inner, production);
+
+    // Act
+    const missing = await handler(httpEvent(), context);
+    const plain = await handler(httpEvent({ headers: { 'x-forwarded-proto': 'http' } }), context);
+
+    // Assess
+    for (const response of [missing, plain]) {
+      expect(response.statusCode).toBe(403);
+      expect(JSON.parse(response.body!)).toEqual({ success: false, error: { code: 'https_required', message: expect.any(String) } });
+      expect(response.headers!['Strict-Transport-Security']).toBe('max-age=31536000; includeSubDomains');
+    }
+    expect(inner).not.toHaveBeenCalled();
+  });
+
+  it('serves HTTPS requests with HSTS on success and on errors', async () => {
+    const success = await httpHandler(async () => ok({}), production)(httpEvent({ headers: { 'x-forwarded-proto': 'https' } }), context);
+    const failure = await httpHandler(async () => {
+      throw new ApiError('invalid_request');
+    }, production)(httpEvent({ headers: { 'x-forwarded-proto': 'https' } }), context);
+    expect(success.statusCode).toBe(200);
+    expect(failure.statusCode).toBe(400);
+    for (const response of [success, failure]) expect(response.headers!['Strict-Transport-Security']).toBe('max-age=31536000; includeSubDomains');
+  });
+
+  it('sends no HSTS and accepts plain HTTP when HTTPS is not required', async () => {
+    const response = await httpHandler(async () => ok({}))(httpEvent({ headers: { 'x-forwarded-proto': 'http' } }), context);
+    expect(response.statusCode).toBe(200);
+    expect(response.headers).not.toHaveProperty('Strict-Transport-Security');
+  });
+
+  it('allows listed origins only, case-insensitively, and always varies on Origin', async () => {
+    const handler = httpHandler(async () => ok({}), { requireHttps: false, corsOrigins: ['https://app.example.com'] });
+    const listed = await handler(httpEvent({ headers: { origin: 'https://APP.example.com' } }), context);
+    const other = await handler(httpEvent({ headers: { origin: 'https://evil.example.com' } }), context);
+    expect(listed.headers).toMatchObject({ 'Access-Control-Allow-Origin': 'https://app.example.com', Vary: 'Origin' });
+    expect(other.headers).not.toHaveProperty('Access-Control-Allow-Origin');
+    expect(other.headers).toMatchObject({ Vary: 'Origin' });
+  });
+
+  it('sends no CORS header at all when no origin is configured', async () => {
+    const response = await httpHandler(async () => ok({}))(httpEvent({ headers: { origin: 'https://app.example.com' } }), context);
+    expect(response.headers).not.toHaveProperty('Access-Control-Allow-Origin');
+    expect(response.headers).not.toHaveProperty('Vary');
+  });
+});

@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../lib/app.js';
+import { loadConfig } from '../../lib/config.js';
+import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
+import { apiEnv, dynamoEndpoint } from '../support/context.js';
+import { createUser } from '../support/store.js';
+
+const APP_ORIGIN = 'https://app.example.com';
+
+/**
+ * The API as the prod stage runs it (REQUIRE_HTTPS on by default there, CORS for one origin),
+ * in a serverless-offline of its own. API Gateway sets X-Forwarded-Proto in AWS; here the
+ * test plays API Gateway and sets it.
+ */
+describe('the prod stage over HTTP: HTTPS only, HSTS, CORS for listed origins', () => {
+  let api: RunningOffline;
+  let user: Awaited<ReturnType<typeof createUser>>;
+  const env = () => ({ ...apiEnv(), STAGE: 'prod', CORS_ORIGINS: APP_ORIGIN });
+
+  beforeAll(async () => {
+    await ensureTables(dynamoEndpoint(), 'prod');
+    user = await createUser(createApp(loadConfig(env())));
+    api = await startOffline({ stage: 'prod', port: await freePort(), env: { ...process.env, ...env(), ESBUILD_WORK_FOLDER: '.esbuild-prod' } });
+  });
+  afterAll(async () => {
+    await api?.stop();
+  });
+
+  const send = (path: string, init: RequestInit = {}) => fetch(`${api.url}/v1/auth${path}`, { ...init, signal: AbortSignal.timeout(20_000) });
+  const https = { 'x-forwarded-proto': 'https', 'content-type': 'application/json' };
+
+  it('refuses plain HTTP with 403 https_required, as JSON, with HSTS', async () => {
+    const plain: Record<string, string>[] = [{ 'content-type': 'application/json' }, { 'content-type': 'application/json', 'x-forwarded-proto': 'http' }];
+    for (const headers of plain) {
+      const response = await send('/login', { method: 'POST', headers, body: JSON.stringify({ email: user.email, password: user.password }) });
+      expect(response.status).toBe(403);
+      expect(await response.json()).toEqual({ success: false, error: { code: 'https_required', message: expect.any(String) } });
+      expect(response.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+    }
+  });
+
+  it('serves HTTPS with HSTS on every response, success or error', async () => {
+    const login = await send('/login', { method: 'POST', headers: https, body: JSON.stringify({ email: user.email, password: user.password }) });
+    expect(login.status).toBe(200);
+    expect(login.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+    const { token } = (await login.json()) as { token: string };
+    const me = await send('/me', { headers: { ...https, authorization: `Bearer ${token}` } });
+    expect(me.status).toBe(200);
+    const denied = await send('/me', { headers: https });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+  });
+
+  it('answers CORS for the listed origin only', async () => {
+    const allowed = await send('/me', { headers: { ...https, origin: APP_ORIGIN } });
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
+    // (serverless-offline echoes any Origin on non-preflight responses, which API Gateway does
+    // not; that the Lambdas themselves answer unlisted origins with no CORS header is proven in
+    // tests/unit/http.test.ts.)
+    const preflight = await send('/login', {
+      method: 'OPTIONS',
+      headers: { origin: APP_ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    expect(preflight.status).toBeLessThan(300);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
+    const foreignPreflight = await send('/login', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example.com', 'access-control-request-method': 'POST' },
+    });
+    expect(foreignPreflight.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
