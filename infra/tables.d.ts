@@ -1,6 +1,7 @@
 export interface TableNames {
   users: string;
   sessions: string;
+  attempts: string;
 }
 export function tableNames(stage: string): TableNames;
 export function tableResources(stage: string): Record<string, { Type: string; Properties: Record<string, unknown> }>;

@@ -11,6 +11,7 @@ function tableNames(stage) {
   return {
     users: `${SERVICE}-${stage}-users`,
     sessions: `${SERVICE}-${stage}-sessions`,
+    attempts: `${SERVICE}-${stage}-attempts`,
   };
 }
 
@@ -36,6 +37,14 @@ function tableResources(stage) {
       Type: 'AWS::DynamoDB::Table',
       Properties: {
         TableName: names.sessions,
+        ...keySchema,
+        TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+      },
+    },
+    AttemptsTable: {
+      Type: 'AWS::DynamoDB::Table',
+      Properties: {
+        TableName: names.attempts,
         ...keySchema,
         TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
       },

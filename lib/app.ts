@@ -2,6 +2,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AuthService } from './auth-service.js';
 import { loadConfig, type Config } from './config.js';
 import { createDocumentClient } from './dynamo.js';
+import { LoginAttempts } from './login-attempts.js';
 import { SessionsRepository } from './sessions.js';
 import { AccessTokens, type Clock } from './tokens.js';
 import { UsersRepository } from './users.js';
@@ -12,6 +13,7 @@ export interface App {
   db: DynamoDBDocumentClient;
   users: UsersRepository;
   sessions: SessionsRepository;
+  attempts: LoginAttempts;
   tokens: AccessTokens;
   auth: AuthService;
   clock: Clock;
@@ -21,6 +23,7 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
   const db = createDocumentClient(config);
   const users = new UsersRepository(db, config.usersTable);
   const sessions = new SessionsRepository(db, config.sessionsTable, config.usersTable);
+  const attempts = new LoginAttempts(db, config.attemptsTable, config.usersTable, config.loginLimits);
   const tokens = new AccessTokens({
     signingKeys: config.signingKeys,
     issuer: config.jwtIssuer,
@@ -28,8 +31,8 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
     ttlSeconds: config.accessTokenTtlSeconds,
     clock,
   });
-  const auth = new AuthService({ config, users, sessions, tokens, clock });
-  return { config, db, users, sessions, tokens, auth, clock };
+  const auth = new AuthService({ config, users, sessions, attempts, tokens, clock });
+  return { config, db, users, sessions, attempts, tokens, auth, clock };
 }
 
 let current: App | undefined;

@@ -15,7 +15,8 @@ import {
   successorSecret,
   type Clock,
 } from './tokens.js';
-import { normalizeEmail, toPublicUser, type PublicUser, type User, type UsersRepository } from './users.js';
+import type { LoginAttempts } from './login-attempts.js';
+import { toPublicUser, type PublicUser, type User, type UsersRepository } from './users.js';
 
 export interface TokenPair {
   token: string;
@@ -26,7 +27,7 @@ export interface TokenPair {
   user: PublicUser;
 }
 
-/** Who is asking: carried into the audit log, never used to decide anything in v1. */
+/** Who is asking: carried into the audit log; the source IP also keys the brute-force counters. */
 export interface Caller {
   requestId: string;
   sourceIp: string | undefined;
@@ -39,6 +40,7 @@ export interface AuthServiceDeps {
   config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'refreshReuseGraceSeconds' | 'signingKeys'>;
   users: UsersRepository;
   sessions: SessionsRepository;
+  attempts: LoginAttempts;
   tokens: AccessTokens;
   clock: Clock;
 }
@@ -67,17 +69,25 @@ export class AuthService {
   /**
    * Unknown email, wrong password, over-long password and disabled account all end in the same
    * 401 after the same single bcrypt comparison, so neither answer nor time tells them apart.
+   * Brute force is stopped before bcrypt runs: a locked account/IP pair, account or IP gets 429.
    */
   async login(email: string, password: string, caller: Caller): Promise<TokenPair> {
-    const { users, config } = this.deps;
-    const user = await users.findByEmail(normalizeEmail(email));
+    const { users, attempts, config } = this.deps;
+    const now = this.deps.clock();
+    const ip = caller.sourceIp ?? 'unknown';
+    const state = await attempts.read(email, ip, now);
+    if (state.lockedForSeconds !== undefined) {
+      log.info('login_failed', { reason: 'locked', lockedBy: state.lockedBy, userId: state.userId, ...caller });
+      throw new ApiError('too_many_attempts', undefined, { 'Retry-After': String(state.lockedForSeconds) });
+    }
+    const user = state.userId === undefined ? undefined : await users.get(state.userId);
     const passwordMatches = await verifyPassword(password, user?.passwordHash, config.bcryptCost);
     if (!user || !passwordMatches || user.status !== 'active') {
+      await attempts.recordFailure(email, ip, now, state.pairLive);
       const reason = !user ? 'unknown_user' : !passwordMatches ? 'bad_password' : 'disabled';
       log.info('login_failed', { reason, userId: user?.id, ...caller });
       throw new ApiError('invalid_credentials');
     }
-    const now = this.deps.clock();
     const sessionId = newSessionId();
     const secret = newRefreshSecret();
     const [, signedIn] = await Promise.all([
@@ -91,6 +101,7 @@ export class AuthService {
         expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
       }),
       users.recordLogin(user.id, now),
+      state.pairLive ? attempts.recordSuccess(email, ip, now) : undefined,
     ]);
     log.info('login_succeeded', { userId: user.id, sessionId, ...caller });
     return this.tokenPair(signedIn, sessionId, secret, config.refreshTokenTtlSeconds);

@@ -22,6 +22,7 @@ export interface StoreConfig {
   region: string;
   usersTable: string;
   sessionsTable: string;
+  attemptsTable: string;
   /** Set for the local stack (dynalite); unset in AWS. */
   dynamodbEndpoint: string | undefined;
   bcryptCost: number;
@@ -35,7 +36,19 @@ export interface HttpPolicy {
   corsOrigins: readonly string[];
 }
 
+/** Brute-force limits: failed logins counted in DynamoDB, checked before bcrypt runs. */
+export interface LoginLimits {
+  /** Consecutive failures of one account from one IP before that pair is locked. */
+  maxFailures: number;
+  lockoutSeconds: number;
+  /** Failures of one account from all IPs in a clock hour (OWASP ASVS: at most 100). */
+  accountMaxFailuresPerHour: number;
+  /** Failures from one IP across all accounts in a 15-minute window. */
+  ipMaxFailures: number;
+}
+
 export interface Config extends StoreConfig, HttpPolicy {
+  loginLimits: LoginLimits;
   signingKeys: SigningKeys;
   jwtIssuer: string;
   jwtAudience: string;
@@ -121,6 +134,7 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
     region: read(env, 'AWS_REGION') ?? read(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
     usersTable: read(env, 'USERS_TABLE') ?? defaults.users,
     sessionsTable: read(env, 'SESSIONS_TABLE') ?? defaults.sessions,
+    attemptsTable: read(env, 'ATTEMPTS_TABLE') ?? defaults.attempts,
     dynamodbEndpoint: endpoint,
     bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
   };
@@ -168,6 +182,12 @@ export function loadConfig(env: Env = process.env): Config {
     accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 3600, 1, 86_400),
     refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
     refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
+    loginLimits: {
+      maxFailures: integer(env, 'LOGIN_MAX_FAILURES', 5, 1, 100),
+      lockoutSeconds: integer(env, 'LOGIN_LOCKOUT_SECONDS', 900, 1, 86_400),
+      accountMaxFailuresPerHour: 100,
+      ipMaxFailures: integer(env, 'LOGIN_IP_MAX_FAILURES', 100, 1, 1_000_000),
+    },
   };
 }
 

@@ -60,7 +60,7 @@ export class UserNotFoundError extends Error {
 
 // Key builders: a user item, and an email item that makes emails unique and finds the user by email.
 export const userKey = (id: string) => ({ pk: `USER#${id}` });
-const emailKey = (email: string) => ({ pk: `EMAIL#${normalizeEmail(email)}` });
+export const emailKey = (email: string) => ({ pk: `EMAIL#${normalizeEmail(email)}` });
 
 interface UserItem {
   pk: string;

@@ -1,0 +1,114 @@
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
+import type { Caller } from '../../lib/auth-service.js';
+import { ApiError } from '../../lib/errors.js';
+import { createUser, testApp, uniqueEmail } from '../support/store.js';
+
+type TestApp = Awaited<ReturnType<typeof testApp>>;
+const from = (sourceIp: string): Caller => ({ requestId: 'req', sourceIp, userAgent: 'vitest' });
+
+async function attempt(app: TestApp, email: string, password: string, ip: string): Promise<{ code: string; retryAfter?: string } | 'ok'> {
+  try {
+    await app.auth.login(email, password, from(ip));
+    return 'ok';
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    return { code: error.code, retryAfter: error.headers['Retry-After'] };
+  }
+}
+
+async function fail(app: TestApp, email: string, ip: string, times: number): Promise<void> {
+  for (let i = 0; i < times; i++) expect(await attempt(app, email, 'wrong-password', ip)).toEqual({ code: 'invalid_credentials', retryAfter: undefined });
+}
+
+describe('brute-force lockout, against dynalite with an injected clock', () => {
+  it('locks an account/IP pair after 5 consecutive failures, even for the right password, until the lockout ends', async () => {
+    // Prepare
+    const app = await testApp();
+    const user = await createUser(app);
+    await fail(app, user.email, '198.51.100.1', 5);
+
+    // Act
+    const locked = await attempt(app, user.email, user.password, '198.51.100.1');
+
+    // Assess
+    expect(locked).toEqual({ code: 'too_many_attempts', retryAfter: '900' });
+    app.testClock.advance(899);
+    expect(await attempt(app, user.email, user.password, '198.51.100.1')).toEqual({ code: 'too_many_attempts', retryAfter: '1' });
+    app.testClock.advance(1);
+    expect(await attempt(app, user.email, user.password, '198.51.100.1')).toBe('ok');
+  });
+
+  it('does not let an attacker on another IP lock the real user out', async () => {
+    const app = await testApp();
+    const user = await createUser(app);
+    await fail(app, user.email, '203.0.113.66', 5);
+    expect((await attempt(app, user.email, user.password, '203.0.113.66')) as { code: string }).toMatchObject({ code: 'too_many_attempts' });
+    expect(await attempt(app, user.email, user.password, '198.51.100.2')).toBe('ok');
+  });
+
+  it('resets the pair on success, so only consecutive failures count', async () => {
+    const app = await testApp();
+    const user = await createUser(app);
+    await fail(app, user.email, '198.51.100.3', 4);
+    expect(await attempt(app, user.email, user.password, '198.51.100.3')).toBe('ok');
+    await fail(app, user.email, '198.51.100.3', 4);
+    expect(await attempt(app, user.email, user.password, '198.51.100.3')).toBe('ok');
+  });
+
+  it('starts a stale counter again: failures further apart than the lockout do not add up', async () => {
+    const app = await testApp();
+    const user = await createUser(app);
+    await fail(app, user.email, '198.51.100.4', 4);
+    app.testClock.advance(901);
+    await fail(app, user.email, '198.51.100.4', 4);
+    expect(await attempt(app, user.email, user.password, '198.51.100.4')).toBe('ok');
+  });
+
+  it('locks unknown emails exactly like known ones', async () => {
+    const app = await testApp();
+    const ghost = uniqueEmail('ghost');
+    await fail(app, ghost, '198.51.100.5', 5);
+    expect(await attempt(app, ghost, 'anything-at-all', '198.51.100.5')).toEqual({ code: 'too_many_attempts', retryAfter: '900' });
+  });
+
+  it('allows at most 100 failures per account per hour across IPs, then 429 until the hour ends', async () => {
+    // Prepare: 10:30:00 — the hour ends in 1800 s
+    const app = await testApp();
+    const user = await createUser(app);
+    for (let i = 0; i < 100; i++) await fail(app, user.email, `10.0.${Math.floor(i / 4)}.${i % 4}`, 1);
+
+    // Act
+    const fresh = await attempt(app, user.email, user.password, '192.0.2.200');
+
+    // Assess
+    expect(fresh).toEqual({ code: 'too_many_attempts', retryAfter: '1800' });
+    app.testClock.advance(1800);
+    expect(await attempt(app, user.email, user.password, '192.0.2.200')).toBe('ok');
+  });
+
+  it('limits failures from one IP across accounts per 15 minutes (LOGIN_IP_MAX_FAILURES)', async () => {
+    const app = await testApp(undefined, { LOGIN_IP_MAX_FAILURES: '10' });
+    const user = await createUser(app);
+    for (let i = 0; i < 10; i++) await fail(app, uniqueEmail(`spray${i}`), '198.51.100.9', 1);
+    // 10:30:00 is the start of a quarter hour: 900 s to go.
+    expect(await attempt(app, user.email, user.password, '198.51.100.9')).toEqual({ code: 'too_many_attempts', retryAfter: '900' });
+    expect(await attempt(app, user.email, user.password, '198.51.100.10')).toBe('ok');
+  });
+
+  it('keeps counters as items with an epoch-seconds TTL attribute', async () => {
+    const app = await testApp();
+    const email = uniqueEmail('ttl');
+    await fail(app, email, '198.51.100.11', 1);
+    const { Item } = await app.db.send(new GetCommand({ TableName: app.attempts.table, Key: { pk: `PAIR#${email}#198.51.100.11` } }));
+    expect(Item).toMatchObject({ failures: 1, expires_at: Math.floor(app.clock().getTime() / 1000) + 900 });
+  });
+
+  it('counts concurrent failures atomically', async () => {
+    const app = await testApp(undefined, { LOGIN_MAX_FAILURES: '20' });
+    const email = uniqueEmail('burst');
+    await Promise.all(Array.from({ length: 12 }, () => attempt(app, email, 'wrong-password', '198.51.100.12')));
+    const { Item } = await app.db.send(new GetCommand({ TableName: app.attempts.table, Key: { pk: `PAIR#${email}#198.51.100.12` } }));
+    expect(Item?.failures).toBe(12);
+  });
+});
