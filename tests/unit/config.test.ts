@@ -34,6 +34,7 @@ describe('loadConfig', () => {
       region: 'us-east-1',
       usersTable: 'vpn-auth-dev-users',
       sessionsTable: 'vpn-auth-dev-sessions',
+      attemptsTable: 'vpn-auth-dev-attempts',
       dynamodbEndpoint: undefined,
       bcryptCost: 12,
       signingKeys: { currentKid: kidFor(SECRET), keys: new Map([[kidFor(SECRET), new TextEncoder().encode(SECRET)]]) },
@@ -44,6 +45,7 @@ describe('loadConfig', () => {
       refreshReuseGraceSeconds: 10,
       requireHttps: false,
       corsOrigins: [],
+      loginLimits: { maxFailures: 5, lockoutSeconds: 900, accountMaxFailuresPerHour: 100, ipMaxFailures: 100 },
     });
   });
 
@@ -139,6 +141,9 @@ describe('loadConfig', () => {
     ['REFRESH_TOKEN_TTL_SECONDS', '-1'],
     ['REFRESH_REUSE_GRACE_SECONDS', '301'],
     ['REQUIRE_HTTPS', 'maybe'],
+    ['LOGIN_MAX_FAILURES', '0'],
+    ['LOGIN_LOCKOUT_SECONDS', 'forever'],
+    ['LOGIN_IP_MAX_FAILURES', '0'],
     ['CORS_ORIGINS', '*'],
     ['CORS_ORIGINS', 'https://app.example.com/'],
     ['CORS_ORIGINS', 'app.example.com'],
@@ -199,6 +204,7 @@ describe('loadStoreConfig', () => {
       region: 'us-east-1',
       usersTable: 'vpn-auth-dev-users',
       sessionsTable: 'vpn-auth-dev-sessions',
+      attemptsTable: 'vpn-auth-dev-attempts',
       dynamodbEndpoint: undefined,
       bcryptCost: 12,
     });
