@@ -116,6 +116,11 @@ async function newPassword(args: Args): Promise<string> {
   return password;
 }
 
+/** The audit trail of operator actions: one JSON line on stderr, apart from the command's output. */
+function audit(event: string, userId: string): void {
+  console.error(JSON.stringify({ level: 'info', event, time: new Date().toISOString(), userId, actor: 'users-cli', osUser: process.env.USER }));
+}
+
 function describe(user: User): string {
   return `${user.id}  ${user.email}  ${JSON.stringify(user.name)}  ${user.role}  ${user.status}  created ${user.createdAt}  last login ${user.lastLogin ?? 'never'}`;
 }
@@ -137,6 +142,7 @@ async function run(args: Args, users: UsersRepository, store: StoreConfig): Prom
       if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got "${role}"`);
       const password = await newPassword(args);
       const user = await users.create({ email, name, role: role as Role, passwordHash: await hashPassword(password, store.bcryptCost) }, now);
+      audit('user_created', user.id);
       return `Created ${describe(user)}`;
     }
     case 'list': {
@@ -147,17 +153,20 @@ async function run(args: Args, users: UsersRepository, store: StoreConfig): Prom
     case 'enable': {
       const user = await userByEmail(users, emailOption(args));
       const updated = await users.setStatus(user.id, args.command === 'disable' ? 'disabled' : 'active', now);
+      audit(args.command === 'disable' ? 'user_disabled' : 'user_enabled', user.id);
       return `${args.command === 'disable' ? 'Disabled (all sessions ended)' : 'Enabled'}: ${describe(updated)}`;
     }
     case 'set-password': {
       const user = await userByEmail(users, emailOption(args));
       const password = await newPassword(args);
       await users.setPasswordHash(user.id, await hashPassword(password, store.bcryptCost), now);
+      audit('password_changed', user.id);
       return `Password changed for ${user.email}; all of their sessions have ended.`;
     }
     case 'revoke-sessions': {
       const user = await userByEmail(users, emailOption(args));
       await users.revokeAllSessions(user.id, now);
+      audit('logout_all', user.id);
       return `All sessions of ${user.email} have ended.`;
     }
     default:

@@ -5,6 +5,7 @@ import type { TestProject } from 'vitest/node';
 import { loadStoreConfig } from '../../lib/config.js';
 import { PROJECT_ROOT, ensureTables, freePort, seedUser, startDynalite, startOffline } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
+import { leakedLines, resetSecrets } from './secrets.js';
 
 export const E2E_STAGE = 'test';
 
@@ -13,6 +14,7 @@ export const E2E_STAGE = 'test';
  * free loopback ports, a throwaway signing key, the demo user seeded. Stopped when the run ends.
  */
 export default async function setup(project: TestProject) {
+  resetSecrets();
   const dynamo = await startDynalite(0);
   await ensureTables(dynamo.endpoint, E2E_STAGE);
   const env: Record<string, string> = {
@@ -47,9 +49,18 @@ export default async function setup(project: TestProject) {
   project.provide('apiUrl', offline.url);
   project.provide('apiEnv', env);
   return async () => {
+    const output = offline.output();
     mkdirSync(join(PROJECT_ROOT, '.test-output'), { recursive: true });
-    writeFileSync(join(PROJECT_ROOT, '.test-output', 'serverless-offline.log'), offline.output());
+    writeFileSync(join(PROJECT_ROOT, '.test-output', 'serverless-offline.log'), output);
     await offline.stop();
     await dynamo.close();
+    // The audit trail must never carry a password, token, hash or key: every line the Lambdas
+    // logged during the run is checked against every secret the tests used.
+    const leaks = leakedLines(output, [env.JWT_SECRET!, DEMO_USER.password]);
+    if (leaks.length > 0) {
+      // A throw here is only printed by vitest ("error during close"); the exit code must say it.
+      process.exitCode = 1;
+      throw new Error(`Secrets found in the Lambdas' logs:\n${leaks.slice(0, 5).join('\n')}`);
+    }
   };
 }

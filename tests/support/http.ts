@@ -2,6 +2,7 @@ import { expect } from 'vitest';
 import { createApp, type App } from '../../lib/app.js';
 import { loadConfig } from '../../lib/config.js';
 import { apiEnv, apiUrl } from './context.js';
+import { recordSecret } from './secrets.js';
 
 export interface ApiResponse {
   status: number;
@@ -27,6 +28,8 @@ export async function call(method: 'GET' | 'POST', path: string, options: CallOp
     headers['content-type'] ??= 'application/json';
   }
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  const sent = options.body as Record<string, unknown> | undefined;
+  recordSecret(options.token, sent?.password, sent?.refresh_token);
   const response = await fetch(`${apiUrl()}/v1/auth${path}`, { method, headers, body, signal: AbortSignal.timeout(20_000) });
   const text = await response.text();
   let parsed: unknown;
@@ -35,6 +38,8 @@ export async function call(method: 'GET' | 'POST', path: string, options: CallOp
   } catch {
     parsed = undefined;
   }
+  const received = parsed as Record<string, unknown> | undefined;
+  recordSecret(received?.token, received?.refresh_token);
   return { status: response.status, headers: response.headers, body: parsed, text };
 }
 

@@ -5,6 +5,7 @@ import { hashPassword } from '../../lib/passwords.js';
 import type { Role, User } from '../../lib/users.js';
 import { ensureTables } from '../../scripts/local-stack.js';
 import { TEST_BCRYPT_COST, dynamoEndpoint } from './context.js';
+import { recordSecret } from './secrets.js';
 
 /** A clock the test moves by hand. */
 export class TestClock {
@@ -38,6 +39,7 @@ export function uniqueEmail(label = 'user'): string {
 
 export async function createUser(app: App, overrides: { email?: string; password?: string; role?: Role; name?: string } = {}): Promise<User & { password: string }> {
   const password = overrides.password ?? `pw-${randomBytes(6).toString('hex')}`;
+  recordSecret(password);
   const user = await app.users.create(
     {
       email: overrides.email ?? uniqueEmail(),
