@@ -2,7 +2,7 @@ import { hkdfSync } from 'node:crypto';
 import type { Config } from './config.js';
 import { ApiError, bearerError } from './errors.js';
 import { newSessionId } from './ids.js';
-import { log } from './log.js';
+import { describeError, log } from './log.js';
 import { verifyPassword } from './passwords.js';
 import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from './sessions.js';
 import {
@@ -90,7 +90,8 @@ export class AuthService {
     }
     const sessionId = newSessionId();
     const secret = newRefreshSecret();
-    const [, signedIn] = await Promise.all([
+    // The session is the write that matters; last_login is bookkeeping and may not fail a login.
+    const [created, recorded] = await Promise.allSettled([
       this.deps.sessions.create({
         id: sessionId,
         userId: user.id,
@@ -103,6 +104,9 @@ export class AuthService {
       users.recordLogin(user.id, now),
       state.pairLive ? attempts.recordSuccess(email, ip, now) : undefined,
     ]);
+    if (created.status === 'rejected') throw created.reason;
+    const signedIn = recorded.status === 'fulfilled' ? recorded.value : { ...user, lastLogin: now.toISOString() };
+    if (recorded.status === 'rejected') log.warn('last_login_not_recorded', { userId: user.id, sessionId, ...describeError(recorded.reason) });
     log.info('login_succeeded', { userId: user.id, sessionId, ...caller });
     return this.tokenPair(signedIn, sessionId, secret, config.refreshTokenTtlSeconds);
   }

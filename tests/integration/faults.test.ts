@@ -1,0 +1,107 @@
+import { decodeJwt } from 'jose';
+import { describe, expect, it } from 'vitest';
+import type { Caller } from '../../lib/auth-service.js';
+import { ApiError } from '../../lib/errors.js';
+import { freePort } from '../../scripts/local-stack.js';
+import { createUser, testApp } from '../support/store.js';
+
+type TestApp = Awaited<ReturnType<typeof testApp>>;
+const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.50', userAgent: 'vitest' };
+
+/**
+ * Fault injection at the SDK boundary: the next DynamoDB command matching `when` fails as a
+ * throttled request would (before the SDK's own retries, so exactly once).
+ */
+function failNext(app: TestApp, when: (command: string, input: Record<string, unknown>) => boolean, name = 'ProvisionedThroughputExceededException') {
+  let armed = true;
+  app.db.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (armed && when(context.commandName ?? '', args.input as Record<string, unknown>)) {
+        armed = false;
+        throw Object.assign(new Error('Injected: throughput exceeded'), { name, $metadata: {} });
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: `fault-${Math.random()}` },
+  );
+}
+
+async function failure(promise: Promise<unknown>): Promise<ApiError> {
+  const error = await promise.then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(ApiError);
+  return error as ApiError;
+}
+
+describe('DynamoDB faults', () => {
+  it('answers 503 service_unavailable with Retry-After when DynamoDB cannot be reached', async () => {
+    // Prepare: a real session, then an app whose DynamoDB endpoint is a closed port
+    const app = await testApp();
+    const user = await createUser(app);
+    const pair = await app.auth.login(user.email, user.password, caller);
+    const unreachable = await testApp(undefined, { DYNAMODB_ENDPOINT: `http://127.0.0.1:${await freePort()}` });
+    const token = await unreachable.tokens.sign({ userId: user.id, sessionId: decodeJwt(pair.token).sid as string, role: 'user' });
+
+    // Act
+    const errors = [
+      await failure(unreachable.auth.login(user.email, user.password, caller)),
+      await failure(unreachable.auth.refresh(pair.refresh_token, caller)),
+      await failure(unreachable.auth.me(token)),
+    ];
+
+    // Assess
+    for (const error of errors) {
+      expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
+      expect(error.headers['Retry-After']).toMatch(/^\d+$/);
+    }
+    await expect(app.auth.me(pair.token)).resolves.toMatchObject({ id: user.id });
+  });
+
+  it('leaves no half-rotated session when the rotation write is throttled; the same token works after recovery', async () => {
+    // Prepare
+    const app = await testApp();
+    const user = await createUser(app);
+    const pair = await app.auth.login(user.email, user.password, caller);
+    const sid = decodeJwt(pair.token).sid as string;
+    const before = await app.sessions.get(sid);
+    failNext(app, (command, input) => command === 'UpdateItemCommand' && input.TableName === app.sessions.table);
+
+    // Act
+    const error = await failure(app.auth.refresh(pair.refresh_token, caller));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
+    expect(await app.sessions.get(sid)).toEqual(before);
+    const recovered = await app.auth.refresh(pair.refresh_token, caller);
+    expect(decodeJwt(recovered.token).sid).toBe(sid);
+    expect((await app.sessions.get(sid))?.generation).toBe(1);
+  });
+
+  it('creates no session when the session write fails at login, and the next login works', async () => {
+    const app = await testApp();
+    const user = await createUser(app);
+    failNext(app, (command) => command === 'PutItemCommand');
+    expect(await failure(app.auth.login(user.email, user.password, caller))).toMatchObject({ code: 'service_unavailable' });
+    const next = await app.auth.login(user.email, user.password, caller);
+    await expect(app.auth.me(next.token)).resolves.toMatchObject({ id: user.id });
+  });
+
+  it('still signs in when only the last_login bookkeeping fails', async () => {
+    const app = await testApp();
+    const user = await createUser(app);
+    failNext(app, (command, input) => command === 'UpdateItemCommand' && input.TableName === app.users.table);
+    const pair = await app.auth.login(user.email, user.password, caller);
+    await expect(app.auth.me(pair.token)).resolves.toMatchObject({ id: user.id });
+  });
+
+  it('answers 503 when the read of session and user is throttled, and 200 on the retry', async () => {
+    const app = await testApp();
+    const user = await createUser(app);
+    const pair = await app.auth.login(user.email, user.password, caller);
+    failNext(app, (command) => command === 'BatchGetItemCommand', 'ThrottlingException');
+    expect(await failure(app.auth.me(pair.token))).toMatchObject({ code: 'service_unavailable' });
+    await expect(app.auth.me(pair.token)).resolves.toMatchObject({ id: user.id });
+  });
+});
