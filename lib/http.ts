@@ -28,10 +28,13 @@ export function ok<T extends object>(body: T): HttpResult {
 /** The raw request body as text, refusing anything over the size limit before it is parsed. */
 export function bodyText(event: HttpEvent): string | undefined {
   if (event.body === undefined || event.body === null) return undefined;
-  const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
-  const size = bytes ? bytes.length : Buffer.byteLength(event.body, 'utf8');
+  // API Gateway always sends a string; serverless-offline hands over JSON scalars it parsed itself.
+  const body: unknown = event.body;
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const bytes = event.isBase64Encoded ? Buffer.from(text, 'base64') : undefined;
+  const size = bytes ? bytes.length : Buffer.byteLength(text, 'utf8');
   if (size > MAX_BODY_BYTES) throw new ApiError('payload_too_large', `The request body must be at most ${MAX_BODY_BYTES} bytes.`);
-  return bytes ? bytes.toString('utf8') : event.body;
+  return bytes ? bytes.toString('utf8') : text;
 }
 
 /** The access token of an `Authorization: Bearer …` header (scheme case-insensitive, RFC 7235). */

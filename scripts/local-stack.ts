@@ -130,13 +130,19 @@ export interface OfflineOptions {
 
 export const SERVERLESS_BIN = join(PROJECT_ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
 
-/** serverless-offline in its own process group, resolved once it says the server is ready. */
+/**
+ * serverless-offline in its own process group, resolved once it says the server is ready.
+ * `--useInProcess`: by default serverless-offline starts a worker thread (a fresh copy of the
+ * bundle) for every concurrent request, like Lambda starting containers; on a 2-core machine a
+ * burst of 200 requests then means 200 cold starts at once and requests that time out. In-process,
+ * concurrent requests share one warm module, as they share one container's module in AWS.
+ */
 export async function startOffline(options: OfflineOptions): Promise<RunningOffline> {
   const lambdaPort = await freePort();
   const child = spawn(
     process.execPath,
     [SERVERLESS_BIN, 'offline', 'start', '--stage', options.stage, '--host', '127.0.0.1',
-      '--httpPort', String(options.port), '--lambdaPort', String(lambdaPort)],
+      '--httpPort', String(options.port), '--lambdaPort', String(lambdaPort), '--useInProcess'],
     { cwd: PROJECT_ROOT, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let output = '';

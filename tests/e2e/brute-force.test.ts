@@ -1,35 +1,9 @@
-import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { apiUrl } from '../support/context.js';
-import { e2eApp } from '../support/http.js';
+import { e2eApp, requestFrom, type SourcedReply } from '../support/http.js';
 import { createUser } from '../support/store.js';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: any;
-}
-
-/**
- * A login sent from a chosen loopback address (127.0.0.0/8 is all ours), so that
- * serverless-offline's sourceIp — API Gateway's requestContext.http.sourceIp — differs per "client".
- */
-function loginFrom(sourceIp: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  const url = new URL(`${apiUrl()}/v1/auth/login`);
-  const payload = JSON.stringify(body);
-  return new Promise((resolveReply, reject) => {
-    const req = request(
-      { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', localAddress: sourceIp, timeout: 20_000, headers: { 'content-type': 'application/json', ...headers } },
-      (res) => {
-        let text = '';
-        res.on('data', (chunk) => (text += chunk));
-        res.on('end', () => resolveReply({ status: res.statusCode!, headers: res.headers, body: JSON.parse(text) }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end(payload);
-  });
+function loginFrom(sourceIp: string, body: unknown, headers: Record<string, string> = {}): Promise<SourcedReply> {
+  return requestFrom(sourceIp, 'POST', '/login', { body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
 }
 
 describe('brute-force lockout over HTTP', () => {

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { expect } from 'vitest';
 import { createApp, type App } from '../../lib/app.js';
 import { loadConfig } from '../../lib/config.js';
@@ -70,4 +71,47 @@ let sharedApp: App | undefined;
 export function e2eApp(): App {
   sharedApp ??= createApp(loadConfig(apiEnv()));
   return sharedApp;
+}
+
+export interface SourcedReply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: any;
+  text: string;
+}
+
+/**
+ * A request sent from a chosen loopback address (all of 127.0.0.0/8 is ours), so that
+ * serverless-offline's sourceIp — API Gateway's requestContext.http.sourceIp — differs per
+ * "client", and tests that pile up failed logins do not lock out 127.0.0.1 for the others.
+ */
+export function requestFrom(
+  sourceIp: string,
+  method: string,
+  path: string,
+  options: { body?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<SourcedReply> {
+  const url = new URL(`${apiUrl()}/v1/auth${path}`);
+  return new Promise((resolveReply, reject) => {
+    const req = request(
+      { host: url.hostname, port: url.port, path: url.pathname, method, localAddress: sourceIp, timeout: 20_000, headers: options.headers },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          resolveReply({ status: res.statusCode!, headers: res.headers, body, text });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} from ${sourceIp} timed out`)));
+    req.on('error', reject);
+    req.end(options.body);
+  });
 }

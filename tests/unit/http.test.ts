@@ -367,3 +367,9 @@ describe('the HTTP policy (REQUIRE_HTTPS, CORS_ORIGINS)', () => {
     expect(response.headers).not.toHaveProperty('Vary');
   });
 });
+
+describe('bodyText with a body that is not a string (serverless-offline parses JSON scalars itself)', () => {
+  it.each([false, 0, true, 12.5])('reads %s as its JSON text instead of failing', (value) => {
+    expect(bodyText(httpEvent({ body: value as unknown as string }))).toBe(JSON.stringify(value));
+  });
+});
