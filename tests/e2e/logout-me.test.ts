@@ -1,7 +1,13 @@
+import { createHmac } from 'node:crypto';
 import { SignJWT, decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { call, e2eApp, expectCommonHeaders, expectError, login, type ApiResponse } from '../support/http.js';
 import { createUser } from '../support/store.js';
+
+/** An HS256 signature made by hand, for keys jose will not use (such as an empty one). */
+function hs256WithKey(header: string, payload: string, key: string): string {
+  return `${header}.${payload}.${createHmac('sha256', key).update(`${header}.${payload}`).digest('base64url')}`;
+}
 
 function b64(value: object): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -18,13 +24,14 @@ function expectChallenge(response: ApiResponse, withError: boolean): void {
 async function signed(claims: Record<string, unknown>, options: { expiresAt?: number; issuer?: string; audience?: string; kid?: string } = {}) {
   const keys = e2eApp().config.signingKeys;
   const now = Math.floor(Date.now() / 1000);
+  const expiresAt = options.expiresAt ?? now + 600;
   return new SignJWT(claims)
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: options.kid ?? keys.currentKid })
     .setIssuer(options.issuer ?? 'vpn-enterprise-auth')
     .setAudience(options.audience ?? 'vpn-enterprise')
     .setJti('test')
-    .setIssuedAt(now - 7200)
-    .setExpirationTime(options.expiresAt ?? now + 600)
+    .setIssuedAt(Math.min(now - 60, expiresAt - 3600))
+    .setExpirationTime(expiresAt)
     .sign(keys.keys.get(keys.currentKid)!);
 }
 
@@ -82,6 +89,16 @@ describe('GET /v1/auth/me over HTTP', () => {
       'wrong issuer': await signed({ sub: user.id, sid: claims.sid, role: 'user' }, { issuer: 'https://evil.example' }),
       'wrong audience': await signed({ sub: user.id, sid: claims.sid, role: 'user' }, { audience: 'another-api' }),
       'not a JWT': 'abc.def',
+      'signed with an empty secret': hs256WithKey(header, payload, ''),
+      'nbf in the future': await signed({ sub: user.id, sid: claims.sid, role: 'user', nbf: Math.floor(Date.now() / 1000) + 300 }),
+      'iat in the future': await new SignJWT({ sub: user.id, sid: claims.sid, role: 'user' })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: e2eApp().config.signingKeys.currentKid })
+        .setIssuer('vpn-enterprise-auth')
+        .setAudience('vpn-enterprise')
+        .setJti('x')
+        .setIssuedAt(Math.floor(Date.now() / 1000) + 300)
+        .setExpirationTime(Math.floor(Date.now() / 1000) + 3900)
+        .sign(e2eApp().config.signingKeys.keys.get(e2eApp().config.signingKeys.currentKid)!),
     };
 
     // Act / Assess
