@@ -12,6 +12,8 @@ interface Invocation {
   statusCode: number;
   headers: Record<string, string>;
   body: any;
+  /** What the handler logged before its result. */
+  logs: string;
 }
 
 /**
@@ -22,7 +24,7 @@ function invokeLocal(fn: string, eventPath: string): Promise<Invocation> {
   return new Promise((resolveRun, reject) => {
     const child = spawn(process.execPath, [SERVERLESS_BIN, 'invoke', 'local', '-f', fn, '-p', eventPath, '--stage', E2E_STAGE], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, ...apiEnv(), ESBUILD_WORK_FOLDER: '.esbuild-invoke' },
+      env: { ...process.env, ...apiEnv(), ESBUILD_WORK_FOLDER: '.esbuild-invoke', LOG_LEVEL: 'info' },
     });
     let stdout = '';
     let stderr = '';
@@ -33,7 +35,7 @@ function invokeLocal(fn: string, eventPath: string): Promise<Invocation> {
       // The result is the JSON object that starts on a line of its own; log lines come before it.
       const start = stdout.search(/^\{\s*$/m);
       if (code !== 0 || start < 0) return reject(new Error(`invoke local ${fn} exited ${code}:\n${stdout}\n${stderr}`));
-      const result = JSON.parse(stdout.slice(start)) as Invocation;
+      const result = { ...(JSON.parse(stdout.slice(start)) as Invocation), logs: stdout.slice(0, start) };
       if (typeof result.body === 'string') result.body = JSON.parse(result.body);
       resolveRun(result);
     });
@@ -73,6 +75,13 @@ describe('serverless invoke local with the committed API Gateway v2 events', () 
     const logout = await invokeLocal('logout', eventWith('logout', (event) => (event.headers.authorization = `Bearer ${refresh.body.token}`)));
     expect(logout.statusCode).toBe(200);
     expect(logout.body).toEqual({ success: true });
+
+    // The audit lines these invocations wrote carry ids, never the credentials.
+    const logs = [login, me, refresh, logout].map((invocation) => invocation.logs).join('\n');
+    expect(logs).toContain('"event":"login_succeeded"');
+    for (const secret of ['secure_password', login.body.token, login.body.refresh_token, refresh.body.token, refresh.body.refresh_token]) {
+      expect(logs).not.toContain(secret);
+    }
   });
 
   it('answers the committed events that carry placeholders with proper 401s', async () => {

@@ -81,6 +81,8 @@ describe('GET /v1/auth/me over HTTP', () => {
     const forgeries: Record<string, string> = {
       'alg none': `${b64({ alg: 'none', typ: 'JWT' })}.${payload}.`,
       'alg None': `${b64({ alg: 'None', typ: 'JWT' })}.${payload}.`,
+      'alg NONE': `${b64({ alg: 'NONE', typ: 'JWT' })}.${payload}.`,
+      'alg nOnE with the real signature': `${b64({ alg: 'nOnE', typ: 'JWT' })}.${payload}.${signature}`,
       'signature stripped': `${header}.${payload}.`,
       'payload edited': `${header}.${b64({ ...claims, role: 'superadmin' })}.${signature}`,
       'HS512 header swap': `${b64({ alg: 'HS512', typ: 'JWT', kid: JSON.parse(Buffer.from(header, 'base64url').toString()).kid })}.${payload}.${signature}`,
