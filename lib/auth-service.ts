@@ -45,6 +45,9 @@ export interface AuthServiceDeps {
   clock: Clock;
 }
 
+/** Read in place of a user when the email is unknown; `usr_` ids are 22 base64url characters, never this. */
+const NO_SUCH_USER = 'usr_-';
+
 /** How far back a spent refresh token is recognised; beyond that it is merely invalid. */
 const MAX_CHAIN_WALK = 10_000;
 
@@ -69,18 +72,24 @@ export class AuthService {
   /**
    * Unknown email, wrong password, over-long password and disabled account all end in the same
    * 401 after the same single bcrypt comparison, so neither answer nor time tells them apart.
-   * Brute force is stopped before bcrypt runs: a locked account/IP pair, account or IP gets 429.
+   * Brute force is stopped before bcrypt runs: a locked account/IP pair, IP or account gets 429.
+   * Five DynamoDB calls on every path that reaches bcrypt: counters + email claim, the account
+   * reservation, the user, then two writes.
    */
   async login(email: string, password: string, caller: Caller): Promise<TokenPair> {
     const { users, attempts, config } = this.deps;
     const now = this.deps.clock();
     const ip = caller.sourceIp ?? 'unknown';
     const state = await attempts.read(email, ip, now);
-    if (state.lockedForSeconds !== undefined) {
-      log.info('login_failed', { reason: 'locked', lockedBy: state.lockedBy, userId: state.userId, ...caller });
-      throw new ApiError('too_many_attempts', undefined, { 'Retry-After': String(state.lockedForSeconds) });
+    // A locked pair or IP is refused without touching the account's budget, so one IP cannot
+    // spend the account's hourly attempts by hammering a lock.
+    const lock = state.lock ?? (await attempts.reserveAccountAttempt(email, now));
+    if (lock) {
+      log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, ...caller });
+      throw new ApiError('too_many_attempts', undefined, { 'Retry-After': String(Math.max(1, lock.retryAfterSeconds)) });
     }
-    const user = state.userId === undefined ? undefined : await users.get(state.userId);
+    // An unknown email reads a user id that cannot exist: the same round trip as a known one.
+    const user = await users.get(state.userId ?? NO_SUCH_USER);
     const passwordMatches = await verifyPassword(password, user?.passwordHash, config.bcryptCost);
     if (!user || !passwordMatches || user.status !== 'active') {
       await attempts.recordFailure(email, ip, now, state.pairLive);
@@ -92,17 +101,20 @@ export class AuthService {
     const secret = newRefreshSecret();
     // The session is the write that matters; last_login is bookkeeping and may not fail a login.
     const [created, recorded] = await Promise.allSettled([
-      this.deps.sessions.create({
-        id: sessionId,
-        userId: user.id,
-        refreshHash: hashRefreshSecret(secret),
-        rotationKid: config.signingKeys.currentKid,
-        userEpoch: user.sessionEpoch,
-        createdAt: now.toISOString(),
-        expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
-      }),
+      this.deps.sessions.create(
+        {
+          id: sessionId,
+          userId: user.id,
+          refreshHash: hashRefreshSecret(secret),
+          rotationKid: config.signingKeys.currentKid,
+          userEpoch: user.sessionEpoch,
+          createdAt: now.toISOString(),
+          expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
+        },
+        // A success clears the pair's consecutive failures, in the same batch as the session.
+        state.pairLive ? [attempts.pairKey(email, ip, now)] : [],
+      ),
       users.recordLogin(user.id, now),
-      state.pairLive ? attempts.recordSuccess(email, ip, now) : undefined,
     ]);
     if (created.status === 'rejected') throw created.reason;
     const signedIn = recorded.status === 'fulfilled' ? recorded.value : { ...user, lastLogin: now.toISOString() };
@@ -132,8 +144,10 @@ export class AuthService {
     }
     const presentedHash = hashRefreshSecret(parsed.secret);
     if (refreshHashesEqual(presentedHash, session!.refreshHash)) {
-      const kid = this.deps.config.signingKeys.currentKid;
-      const successor = successorSecret(this.rotationKey(kid), session!.id, parsed.secret);
+      // Stay on the session's chain key while it is in the ring, so spent tokens stay provable
+      // across a signing-key rotation; once it has left, a new chain starts with the current key.
+      const kid = this.chainKey(session!) ? session!.rotationKid : this.deps.config.signingKeys.currentKid;
+      const successor = successorSecret(this.rotationKeys.get(kid)!, session!.id, parsed.secret);
       const rotated = await this.deps.sessions.rotate(session!.id, { fromHash: presentedHash, toHash: hashRefreshSecret(successor), rotationKid: kid, at: now });
       if (rotated) {
         log.info('token_refreshed', audit);
@@ -167,7 +181,9 @@ export class AuthService {
     if (!refreshHashesEqual(hashRefreshSecret(secret), session.previousHash)) return undefined;
     const windowMs = this.deps.config.refreshReuseGraceSeconds * 1000;
     if (windowMs === 0 || now.getTime() - Date.parse(session.rotatedAt) > windowMs) return undefined;
-    const successor = successorSecret(this.rotationKey(session.rotationKid), session.id, secret);
+    const key = this.chainKey(session);
+    if (!key) return undefined;
+    const successor = successorSecret(key, session.id, secret);
     return refreshHashesEqual(hashRefreshSecret(successor), session.refreshHash) ? successor : undefined;
   }
 
@@ -177,7 +193,7 @@ export class AuthService {
    * party that merely knows the session's ids cannot get the session revoked.
    */
   private isSpentToken(session: Session, secret: Buffer): boolean {
-    const key = this.rotationKeys.get(session.rotationKid);
+    const key = this.chainKey(session);
     if (!key) return false;
     let candidate = secret;
     for (let step = 0; step < Math.min(session.generation, MAX_CHAIN_WALK); step++) {
@@ -192,15 +208,21 @@ export class AuthService {
     return this.tokenPair(user, session.id, successor, session.expiresAt - epochSeconds(now));
   }
 
-  private rotationKey(kid: string): Uint8Array {
-    // A kid that left the ring (after a key rotation) falls back to the current key.
-    return this.rotationKeys.get(kid) ?? this.rotationKeys.get(this.deps.config.signingKeys.currentKid)!;
+  /** The key the session's refresh secrets are chained with; undefined once that key has left the ring (fail closed). */
+  private chainKey(session: Session): Uint8Array | undefined {
+    return this.rotationKeys.get(session.rotationKid);
   }
 
   /** End the caller's session (`local`) or every session of the user (`global`). Idempotent. */
   async logout(accessToken: string, scope: LogoutScope, caller: Caller): Promise<void> {
     const claims = await this.deps.tokens.verify(accessToken);
     const now = this.deps.clock();
+    if (scope === 'global') {
+      // Only a session that still stands may end the others: the token of a session already
+      // ended (say, revoked for refresh-token reuse) must not become a way to sign the user out.
+      const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub);
+      if (!isSessionLive(session, user, now)) scope = 'local';
+    }
     if (scope === 'global') {
       await this.deps.users.revokeAllSessions(claims.sub, now).catch((error: unknown) => {
         // A token for a user that no longer exists has nothing left to end.

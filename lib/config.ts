@@ -59,7 +59,8 @@ export interface Config extends StoreConfig, HttpPolicy {
 }
 
 export const MIN_SECRET_BYTES = 32;
-const KID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+// Not all digits: JSON objects list integer-like keys first, which would reorder the ring.
+const KID_PATTERN = /^(?!\d+$)[A-Za-z0-9._-]{1,64}$/;
 
 type Env = Record<string, string | undefined>;
 

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { unavailable } from './errors.js';
 
 export interface DynamoOptions {
@@ -57,4 +57,45 @@ export async function storeCall<T>(operation: Promise<T>): Promise<T> {
     }
     throw error;
   }
+}
+
+type Item = Record<string, unknown>;
+const BATCH_ATTEMPTS = 3;
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * BatchGetItem of keys across tables, strongly consistent, asking again (with a short backoff)
+ * for any keys DynamoDB left unprocessed under load; still unprocessed after that is a 503.
+ * Returns the items found, by table.
+ */
+export async function batchGetAll(db: DynamoDBDocumentClient, keys: Record<string, Item[]>): Promise<Record<string, Item[]>> {
+  let request: Record<string, { Keys: Item[]; ConsistentRead: boolean }> = Object.fromEntries(
+    Object.entries(keys).map(([table, tableKeys]) => [table, { Keys: tableKeys, ConsistentRead: true }]),
+  );
+  const found: Record<string, Item[]> = Object.fromEntries(Object.keys(keys).map((table) => [table, []]));
+  for (let attempt = 0; attempt < BATCH_ATTEMPTS && Object.keys(request).length > 0; attempt++) {
+    if (attempt > 0) await pause(25 * 2 ** attempt);
+    const { Responses, UnprocessedKeys } = await storeCall(db.send(new BatchGetCommand({ RequestItems: request })));
+    for (const [table, items] of Object.entries(Responses ?? {})) found[table]!.push(...items);
+    request = (UnprocessedKeys ?? {}) as typeof request;
+  }
+  if (Object.keys(request).length > 0) throw unavailable();
+  return found;
+}
+
+/** BatchWriteItem of puts and deletes across tables (no conditions), retrying unprocessed items; a 503 if some stay. */
+export async function batchWriteAll(
+  db: DynamoDBDocumentClient,
+  writes: Array<{ table: string; put?: Item; deleteKey?: Item }>,
+): Promise<void> {
+  let request: Record<string, Array<Record<string, unknown>>> = {};
+  for (const write of writes) {
+    (request[write.table] ??= []).push(write.put ? { PutRequest: { Item: write.put } } : { DeleteRequest: { Key: write.deleteKey } });
+  }
+  for (let attempt = 0; attempt < BATCH_ATTEMPTS && Object.keys(request).length > 0; attempt++) {
+    if (attempt > 0) await pause(25 * 2 ** attempt);
+    const { UnprocessedItems } = await storeCall(db.send(new BatchWriteCommand({ RequestItems: request as never })));
+    request = (UnprocessedItems ?? {}) as typeof request;
+  }
+  if (Object.keys(request).length > 0) throw unavailable();
 }

@@ -1,28 +1,27 @@
-import { BatchGetCommand, DeleteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LoginLimits } from './config.js';
-import { isConditionalCheckFailed, storeCall } from './dynamo.js';
+import { batchGetAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
 import { epochSeconds } from './sessions.js';
 import { emailKey, normalizeEmail } from './users.js';
 
 /**
- * Failed-login counters, shared by every Lambda through DynamoDB:
+ * Brute-force counters, shared by every Lambda through DynamoDB:
+ * - ACCT#<email>#<hour>: every login attempt on one account in a clock hour, reserved with an
+ *   atomic ADD *before* bcrypt runs, so however many requests race, attempt 101 of the hour is
+ *   refused (OWASP ASVS: at most 100 failed attempts per hour; successes count too, and no
+ *   person signs in a hundred times an hour).
  * - PAIR#<email>#<ip>: consecutive failures of one account from one IP. Each failure pushes
- *   `expires_at` to now + lockout; at `maxFailures` the pair is locked until `expires_at`, and a
+ *   `expires_at` to now + lockout; at `maxFailures` the pair is locked until `expires_at`; a
  *   counter past its `expires_at` is stale and starts again at 1. A success deletes it.
- * - ACCT#<email>#<hour>: failures of one account from anywhere in a clock hour.
  * - IP#<ip>#<quarter hour>: failures from one IP across accounts in a 15-minute window.
- * Unknown emails are counted like known ones, so a lockout tells nothing about existence.
+ * The pair and IP counters are checked before bcrypt and counted after it, so requests racing
+ * in the same instant can pass them together; the account reservation still bounds those to
+ * 100 an hour. Unknown emails are counted like known ones, so a lock says nothing about existence.
  */
 const HOUR = 3600;
 const QUARTER_HOUR = 900;
 
-interface Keys {
-  pair: { pk: string };
-  account: { pk: string; windowEnd: number };
-  ip: { pk: string; windowEnd: number };
-}
-
-function keysFor(email: string, ip: string, now: number): Keys {
+function keysFor(email: string, ip: string, now: number) {
   const account = normalizeEmail(email);
   const hour = Math.floor(now / HOUR) * HOUR;
   const quarter = Math.floor(now / QUARTER_HOUR) * QUARTER_HOUR;
@@ -33,22 +32,19 @@ function keysFor(email: string, ip: string, now: number): Keys {
   };
 }
 
-export interface AttemptState {
-  /** Seconds until a login may be tried again; undefined when not locked. */
-  lockedForSeconds: number | undefined;
-  /** Why it is locked, for the audit log. */
-  lockedBy: 'pair' | 'account' | 'ip' | undefined;
-  /** The user id the email claims, read in the same round trip (undefined: no such user). */
-  userId: string | undefined;
-  /** Whether the pair counter is live (a failure adds to it) or absent/stale (a failure starts it). */
-  pairLive: boolean;
+export interface Lock {
+  /** Seconds until a login may be tried again. */
+  retryAfterSeconds: number;
+  /** Which limit, for the audit log. */
+  by: 'pair' | 'account' | 'ip';
 }
 
-interface CounterItem {
-  pk: string;
-  failures?: number;
-  expires_at?: number;
-  user_id?: string;
+export interface AttemptState {
+  lock: Lock | undefined;
+  /** The user id the email claims, read in the same round trip (undefined: no such user). */
+  userId: string | undefined;
+  /** Whether the pair counter is live (a failure adds to it, a success deletes it). */
+  pairLive: boolean;
 }
 
 export class LoginAttempts {
@@ -59,54 +55,52 @@ export class LoginAttempts {
     private readonly limits: LoginLimits,
   ) {}
 
-  /** The three counters and the email's user id, in one BatchGetItem. */
+  /** The pair and IP counters and the email's user id, in one BatchGetItem. */
   async read(email: string, ip: string, at: Date): Promise<AttemptState> {
     const now = epochSeconds(at);
     const keys = keysFor(email, ip, now);
-    let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> = {
-      [this.table]: { Keys: [{ pk: keys.pair.pk }, { pk: keys.account.pk }, { pk: keys.ip.pk }], ConsistentRead: true },
-      [this.usersTable]: { Keys: [emailKey(email)], ConsistentRead: true },
-    };
-    const items = new Map<string, CounterItem>();
-    for (let attempt = 0; attempt < 3 && Object.keys(request).length > 0; attempt++) {
-      const { Responses, UnprocessedKeys } = await storeCall(this.db.send(new BatchGetCommand({ RequestItems: request })));
-      for (const item of [...(Responses?.[this.table] ?? []), ...(Responses?.[this.usersTable] ?? [])]) {
-        items.set(item.pk as string, item as CounterItem);
-      }
-      request = (UnprocessedKeys ?? {}) as typeof request;
-    }
-    if (Object.keys(request).length > 0) throw new Error('BatchGetItem left keys unprocessed after retries');
-
-    const pair = items.get(keys.pair.pk);
+    const found = await batchGetAll(this.db, { [this.table]: [keys.pair, { pk: keys.ip.pk }], [this.usersTable]: [emailKey(email)] });
+    const counters = new Map(found[this.table]!.map((item) => [item.pk as string, item as { failures?: number; expires_at?: number }]));
+    const pair = counters.get(keys.pair.pk);
     const pairLive = pair !== undefined && (pair.expires_at ?? 0) > now;
-    const locks: Array<[AttemptState['lockedBy'], number]> = [];
-    if (pairLive && (pair!.failures ?? 0) >= this.limits.maxFailures) locks.push(['pair', pair!.expires_at! - now]);
-    if ((items.get(keys.account.pk)?.failures ?? 0) >= this.limits.accountMaxFailuresPerHour) locks.push(['account', keys.account.windowEnd - now]);
-    if ((items.get(keys.ip.pk)?.failures ?? 0) >= this.limits.ipMaxFailures) locks.push(['ip', keys.ip.windowEnd - now]);
-    const longest = locks.sort((a, b) => b[1] - a[1])[0];
-    return {
-      lockedForSeconds: longest ? Math.max(1, longest[1]) : undefined,
-      lockedBy: longest?.[0],
-      userId: items.get(emailKey(email).pk)?.user_id,
-      pairLive,
-    };
+    let lock: Lock | undefined;
+    if (pairLive && (pair!.failures ?? 0) >= this.limits.maxFailures) lock = { by: 'pair', retryAfterSeconds: pair!.expires_at! - now };
+    if ((counters.get(keys.ip.pk)?.failures ?? 0) >= this.limits.ipMaxFailures) {
+      const ipLock = { by: 'ip' as const, retryAfterSeconds: keys.ip.windowEnd - now };
+      if (!lock || ipLock.retryAfterSeconds > lock.retryAfterSeconds) lock = ipLock;
+    }
+    return { lock, userId: found[this.usersTable]![0]?.user_id as string | undefined, pairLive };
   }
 
-  /** Count one failed login against the pair, the account and the IP (three atomic writes, in parallel). */
+  /** Take one of the account's attempts for this hour (atomic); a lock once the hour's are used up. */
+  async reserveAccountAttempt(email: string, at: Date): Promise<Lock | undefined> {
+    const now = epochSeconds(at);
+    const { account } = keysFor(email, 'none', now);
+    const { Attributes } = await storeCall(
+      this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: account.pk },
+          UpdateExpression: 'ADD attempts :one SET expires_at = if_not_exists(expires_at, :end)',
+          ExpressionAttributeValues: { ':one': 1, ':end': account.windowEnd },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      ),
+    );
+    const attempts = Number(Attributes?.attempts ?? 0);
+    return attempts > this.limits.accountMaxFailuresPerHour ? { by: 'account', retryAfterSeconds: account.windowEnd - now } : undefined;
+  }
+
+  /** Count one failed login against the pair and the IP (two atomic writes, in parallel). */
   async recordFailure(email: string, ip: string, at: Date, pairLive: boolean): Promise<void> {
     const now = epochSeconds(at);
     const keys = keysFor(email, ip, now);
-    await Promise.all([
-      this.bumpPair(keys.pair.pk, now, pairLive),
-      this.bumpWindow(keys.account.pk, keys.account.windowEnd),
-      this.bumpWindow(keys.ip.pk, keys.ip.windowEnd),
-    ]);
+    await Promise.all([this.bumpPair(keys.pair.pk, now, pairLive), this.bumpWindow(keys.ip.pk, keys.ip.windowEnd)]);
   }
 
-  /** A successful login clears the pair's consecutive failures. */
-  async recordSuccess(email: string, ip: string, at: Date): Promise<void> {
-    const keys = keysFor(email, ip, epochSeconds(at));
-    await storeCall(this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk: keys.pair.pk } })));
+  /** What a successful login deletes: the pair's consecutive failures (written with the new session). */
+  pairKey(email: string, ip: string, at: Date): { table: string; key: Record<string, unknown> } {
+    return { table: this.table, key: keysFor(email, ip, epochSeconds(at)).pair };
   }
 
   private async bumpPair(pk: string, now: number, live: boolean): Promise<void> {
@@ -117,17 +111,11 @@ export class LoginAttempts {
       { UpdateExpression: 'ADD failures :one SET expires_at = :exp', ConditionExpression: 'expires_at > :now' },
       { UpdateExpression: 'SET failures = :one, expires_at = :exp', ConditionExpression: 'attribute_not_exists(pk) OR expires_at <= :now' },
     ];
-    const order = live ? forms : [forms[1]!, forms[0]!];
-    for (const form of order) {
+    for (const form of live ? forms : [forms[1]!, forms[0]!]) {
       try {
         await storeCall(
           this.db.send(
-            new UpdateCommand({
-              TableName: this.table,
-              Key: { pk },
-              ...form,
-              ExpressionAttributeValues: { ':one': 1, ':exp': expiresAt, ':now': now },
-            }),
+            new UpdateCommand({ TableName: this.table, Key: { pk }, ...form, ExpressionAttributeValues: { ':one': 1, ':exp': expiresAt, ':now': now } }),
           ),
         );
         return;

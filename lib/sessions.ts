@@ -1,5 +1,5 @@
-import { BatchGetCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionalCheckFailed, storeCall } from './dynamo.js';
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
 import { userFromItem, userKey, type User } from './users.js';
 
 /**
@@ -17,7 +17,7 @@ export interface Session {
   rotatedAt: string | undefined;
   /** How many times the refresh token was rotated. */
   generation: number;
-  /** kid of the key the current refresh secret's successor is derived with. */
+  /** kid of the key the current refresh secret was derived with (and its successor will be, while that key is in the ring). */
   rotationKid: string;
   /** The user's session epoch when this session began; a bump of the user's epoch ends it. */
   userEpoch: number;
@@ -93,7 +93,15 @@ export class SessionsRepository {
     private readonly usersTable: string,
   ) {}
 
-  async create(session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'revokedReason' | 'generation'>): Promise<Session> {
+  /**
+   * Store a new session. `alsoDelete` items (a login's spent failure counter) go in the same
+   * BatchWriteItem, one round trip; a session id is 128 random bits, so it needs no
+   * existence condition (which BatchWriteItem could not carry).
+   */
+  async create(
+    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'revokedReason' | 'generation'>,
+    alsoDelete: Array<{ table: string; key: Record<string, unknown> }> = [],
+  ): Promise<Session> {
     const item: SessionItem = {
       ...sessionKey(session.id),
       id: session.id,
@@ -105,30 +113,20 @@ export class SessionsRepository {
       created_at: session.createdAt,
       expires_at: session.expiresAt,
     };
-    await storeCall(
-      this.db.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })),
-    );
+    if (alsoDelete.length === 0) {
+      await storeCall(this.db.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
+    } else {
+      await batchWriteAll(this.db, [{ table: this.table, put: item as unknown as Record<string, unknown> }, ...alsoDelete.map(({ table, key }) => ({ table, deleteKey: key }))]);
+    }
     return sessionFromItem(item as unknown as Record<string, unknown>);
   }
 
   /** The session and its user in one round trip, both strongly consistent. */
   async getWithUser(sessionId: string, userId: string): Promise<{ session?: Session; user?: User }> {
-    let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> = {
-      [this.table]: { Keys: [sessionKey(sessionId)], ConsistentRead: true },
-      [this.usersTable]: { Keys: [userKey(userId)], ConsistentRead: true },
-    };
-    const found: { session?: Session; user?: User } = {};
-    // BatchGetItem may hand back keys it did not get to under load; ask again for those only.
-    for (let attempt = 0; attempt < 3 && Object.keys(request).length > 0; attempt++) {
-      const { Responses, UnprocessedKeys } = await storeCall(this.db.send(new BatchGetCommand({ RequestItems: request })));
-      const sessionItem = Responses?.[this.table]?.[0];
-      const userItem = Responses?.[this.usersTable]?.[0];
-      if (sessionItem) found.session = sessionFromItem(sessionItem);
-      if (userItem) found.user = userFromItem(userItem);
-      request = (UnprocessedKeys ?? {}) as typeof request;
-    }
-    if (Object.keys(request).length > 0) throw new Error('BatchGetItem left keys unprocessed after retries');
-    return found;
+    const found = await batchGetAll(this.db, { [this.table]: [sessionKey(sessionId)], [this.usersTable]: [userKey(userId)] });
+    const sessionItem = found[this.table]?.[0];
+    const userItem = found[this.usersTable]?.[0];
+    return { ...(sessionItem ? { session: sessionFromItem(sessionItem) } : {}), ...(userItem ? { user: userFromItem(userItem) } : {}) };
   }
 
   /**

@@ -206,6 +206,7 @@ async function main(): Promise<number> {
   const stage = (args.options.get('stage') as string | undefined) ?? process.env.STAGE?.trim() ?? 'dev';
   let owned: RunningDynalite | undefined;
   try {
+    loadStoreConfig({ STAGE: stage }); // validates the stage before it names a folder under .data/
     let endpoint = process.env.DYNAMODB_ENDPOINT?.trim() || undefined;
     if (args.options.has('aws')) endpoint = undefined;
     else if (!endpoint) ({ endpoint, owned } = await localEndpoint(stage));

@@ -130,6 +130,15 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     await expect(app.auth.me(c.token)).resolves.toMatchObject({ id: user.id });
   });
 
+  it('does not let the token of an ended session end the other sessions (global logout falls back to local)', async () => {
+    const user = await createUser(app);
+    const ended = await app.auth.login(user.email, user.password, caller);
+    const other = await app.auth.login(user.email, user.password, caller);
+    await app.auth.logout(ended.token, 'local', caller);
+    await app.auth.logout(ended.token, 'global', caller);
+    await expect(app.auth.me(other.token)).resolves.toMatchObject({ id: user.id });
+  });
+
   it('cuts off a disabled user at once: me and refresh fail before the token expires', async () => {
     const user = await createUser(app);
     const pair = await app.auth.login(user.email, user.password, caller);

@@ -1,3 +1,4 @@
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
@@ -84,6 +85,8 @@ describe('DynamoDB faults', () => {
     const user = await createUser(app);
     failNext(app, (command) => command === 'PutItemCommand');
     expect(await failure(app.auth.login(user.email, user.password, caller))).toMatchObject({ code: 'service_unavailable' });
+    const { Items } = await app.db.send(new ScanCommand({ TableName: app.sessions.table, FilterExpression: 'user_id = :user', ExpressionAttributeValues: { ':user': user.id } }));
+    expect(Items).toEqual([]);
     const next = await app.auth.login(user.email, user.password, caller);
     await expect(app.auth.me(next.token)).resolves.toMatchObject({ id: user.id });
   });

@@ -27,6 +27,13 @@ describe('signing-key rotation by kid', () => {
     expect(decodeProtectedHeader(refreshed.token).kid).toBe('k2');
     await expect(during.auth.me(refreshed.token)).resolves.toMatchObject({ id: user.id });
 
+    // A token spent before the rotation is still recognised as spent: the session ends.
+    const stolen = await before.auth.login(user.email, user.password, caller);
+    const stolenNext = await during.auth.refresh(stolen.refresh_token, caller);
+    await during.auth.refresh(stolenNext.refresh_token, caller);
+    const replay = await during.auth.refresh(stolen.refresh_token, caller).catch((error: unknown) => error);
+    expect((replay as ApiError).code).toBe('refresh_token_reused');
+
     // Later k1 is removed: a token still signed with it is refused, the k2 ones work.
     const after = createApp({ ...before.config, signingKeys: { currentKid: 'k2', keys: new Map([['k2', Buffer.from(newSecret)]]) } }, before.clock);
     const refused = await after.auth.me(pair.token).catch((error: unknown) => error);

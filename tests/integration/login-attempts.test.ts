@@ -104,6 +104,20 @@ describe('brute-force lockout, against dynalite with an injected clock', () => {
     expect(Item).toMatchObject({ failures: 1, expires_at: Math.floor(app.clock().getTime() / 1000) + 900 });
   });
 
+  it('lets no more than 100 attempts an hour reach bcrypt for one account, however many race at once', async () => {
+    // Prepare
+    const app = await testApp();
+    const user = await createUser(app);
+
+    // Act: 130 guesses at the same moment, each from its own IP (no pair or IP limit applies)
+    const results = await Promise.all(Array.from({ length: 130 }, (_, i) => attempt(app, user.email, 'wrong-password', `10.9.${Math.floor(i / 200)}.${i % 200}`)));
+
+    // Assess
+    const codes = results.map((result) => (result === 'ok' ? 'ok' : result.code));
+    expect(codes.filter((code) => code === 'invalid_credentials')).toHaveLength(100);
+    expect(codes.filter((code) => code === 'too_many_attempts')).toHaveLength(30);
+  });
+
   it('counts concurrent failures atomically', async () => {
     const app = await testApp(undefined, { LOGIN_MAX_FAILURES: '20' });
     const email = uniqueEmail('burst');

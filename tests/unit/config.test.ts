@@ -261,10 +261,12 @@ describe('parseSigningKeys', () => {
     expect(configError(() => parseSigningKeys(raw)).message).toContain(problem);
   });
 
-  // BUG (lib/config.ts parseSigningKeys): only a value starting with "{" is parsed as JSON, so the
-  // Array.isArray branch is unreachable and a JSON array long enough is taken as one bare secret.
   it('refuses a JSON array of secrets', () => {
     expect(configError(() => parseSigningKeys(JSON.stringify([SECRET, OTHER_SECRET]))).message).toContain('JSON object');
+  });
+
+  it('refuses all-digit kids, which JSON would reorder ahead of the intended current key', () => {
+    expect(configError(() => parseSigningKeys(JSON.stringify({ '2025': SECRET, '2024': OTHER_SECRET }))).message).toContain('invalid kid');
   });
 });
 
