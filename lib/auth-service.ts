@@ -3,7 +3,7 @@ import type { Config } from './config.js';
 import { ApiError, bearerError } from './errors.js';
 import { newSessionId } from './ids.js';
 import { describeError, log } from './log.js';
-import { verifyPassword } from './passwords.js';
+import { hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from './sessions.js';
 import {
   AccessTokens,
@@ -114,7 +114,9 @@ export class AuthService {
         // A success clears the pair's consecutive failures, in the same batch as the session.
         state.pairLive ? [attempts.pairKey(email, ip, now)] : [],
       ),
-      users.recordLogin(user.id, now),
+      (needsRehash(user.passwordHash, config.bcryptCost) ? hashPassword(password, config.bcryptCost) : Promise.resolve(undefined)).then((rehashed) =>
+        users.recordLogin(user.id, now, rehashed),
+      ),
     ]);
     if (created.status === 'rejected') throw created.reason;
     const signedIn = recorded.status === 'fulfilled' ? recorded.value : { ...user, lastLogin: now.toISOString() };

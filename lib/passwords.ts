@@ -41,3 +41,16 @@ export async function verifyPassword(password: string, hash: string | undefined,
   const matches = await bcrypt.compare(password, usable ? hash : decoyHash(cost));
   return usable && matches;
 }
+
+/**
+ * Whether a stored hash was made at another cost than the configured one. Unknown emails are
+ * compared against a decoy at the configured cost, so every real hash must be at that cost too
+ * or the time would tell them apart; such a hash is replaced at the user's next sign-in.
+ */
+export function needsRehash(hash: string, cost: number): boolean {
+  try {
+    return bcrypt.getRounds(hash) !== cost;
+  } catch {
+    return false;
+  }
+}

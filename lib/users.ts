@@ -160,8 +160,11 @@ export class UsersRepository {
     return Item ? this.get(Item.user_id as string) : undefined;
   }
 
-  async recordLogin(id: string, at: Date): Promise<User> {
-    return this.update(id, 'SET last_login = :at', { ':at': at.toISOString() });
+  /** Set last_login; with `newPasswordHash` (same password, current bcrypt cost) replace the hash in the same write. */
+  async recordLogin(id: string, at: Date, newPasswordHash?: string): Promise<User> {
+    return newPasswordHash
+      ? this.update(id, 'SET last_login = :at, password_hash = :hash', { ':at': at.toISOString(), ':hash': newPasswordHash })
+      : this.update(id, 'SET last_login = :at', { ':at': at.toISOString() });
   }
 
   async setStatus(id: string, status: UserStatus, at: Date): Promise<User> {

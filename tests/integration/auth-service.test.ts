@@ -264,3 +264,20 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     });
   });
 });
+
+describe('password hashes follow BCRYPT_COST', () => {
+  it('replaces a hash made at another cost at the next sign-in, keeping the password', async () => {
+    // Prepare: a user hashed at cost 4, a service configured for cost 5
+    const app = await testApp(undefined, { BCRYPT_COST: '5' });
+    const user = await createUser(app);
+    expect(user.passwordHash.startsWith('$2b$04$')).toBe(true);
+
+    // Act
+    await app.auth.login(user.email, user.password, caller);
+
+    // Assess
+    const stored = await app.users.get(user.id);
+    expect(stored?.passwordHash.startsWith('$2b$05$')).toBe(true);
+    await expect(app.auth.login(user.email, user.password, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+  });
+});
