@@ -1,0 +1,223 @@
+/**
+ * `npm run bench`: our figures next to their floors, measured in the same run on this machine.
+ * Starts its own dynalite (and serverless-offline for the HTTP figure), prints a table with the
+ * ratios, writes bench/results.json. A script, not a test: a slow machine prints slow numbers.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { BatchGetCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import autocannon from 'autocannon';
+import bcrypt from 'bcryptjs';
+import { build } from 'esbuild';
+import { SignJWT, jwtVerify } from 'jose';
+import { createApp } from '../lib/app.js';
+import { loadConfig } from '../lib/config.js';
+import type { HttpEvent, HttpResult } from '../lib/http.js';
+import { hashPassword } from '../lib/passwords.js';
+import { ensureTables, freePort, PROJECT_ROOT, startDynalite, startOffline } from '../scripts/local-stack.js';
+
+const STAGE = 'bench';
+const COST = Number(process.env.BENCH_BCRYPT_COST ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const OUT = join(PROJECT_ROOT, 'bench');
+const BUILD = join(OUT, '.build');
+const FUNCTIONS = ['login', 'refresh', 'logout', 'me'] as const;
+
+type Handler = (event: HttpEvent, context: unknown) => Promise<HttpResult>;
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** Operations per second of `op`, as the median of ROUNDS rounds of `seconds` each, after a warm-up. */
+async function opsPerSecond(op: () => Promise<unknown>, seconds: number): Promise<number> {
+  const deadline = performance.now() + 300;
+  while (performance.now() < deadline) await op();
+  const rates: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    let count = 0;
+    const started = performance.now();
+    while (performance.now() - started < seconds * 1000) {
+      await op();
+      count++;
+    }
+    rates.push(count / ((performance.now() - started) / 1000));
+  }
+  return median(rates);
+}
+
+function event(fn: string, change: (event: any) => void = () => {}): HttpEvent {
+  const value = JSON.parse(readFileSync(join(PROJECT_ROOT, 'events', `${fn}.json`), 'utf8'));
+  change(value);
+  return value as HttpEvent;
+}
+
+function expectStatus(result: HttpResult, status: number): HttpResult {
+  if (result.statusCode !== status) throw new Error(`expected ${status}, got ${result.statusCode}: ${result.body}`);
+  return result;
+}
+
+/** Each function bundled exactly as serverless.yml's esbuild settings do, plus the SDK-only floor. */
+async function bundles(): Promise<Record<string, string>> {
+  mkdirSync(BUILD, { recursive: true });
+  const floor = join(BUILD, 'sdk-only-src.ts');
+  writeFileSync(
+    floor,
+    `import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+const endpoint = process.env.DYNAMODB_ENDPOINT;
+const db = DynamoDBDocumentClient.from(new DynamoDBClient(endpoint ? { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}));
+export const handler = async (event: { table: string; key: Record<string, unknown> }) => (await db.send(new GetCommand({ TableName: event.table, Key: event.key }))).Item ?? null;
+`,
+  );
+  const entries: Record<string, string> = { 'sdk-only': floor };
+  for (const fn of FUNCTIONS) entries[fn] = join(PROJECT_ROOT, 'functions', `${fn}.ts`);
+  const out: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(entries)) {
+    const outfile = join(BUILD, `${name}.js`);
+    await build({ entryPoints: [entry], outfile, bundle: true, minify: true, sourcemap: 'external', target: 'node22', platform: 'node', format: 'cjs', logLevel: 'error' });
+    out[name] = outfile;
+  }
+  return out;
+}
+
+const run = promisify(execFile);
+
+/**
+ * A fresh node process: load the bundle, run one invocation; the time from require to answer,
+ * median of ROUNDS. (Asynchronous: dynalite answers from this very process.)
+ */
+async function coldInit(file: string, invocationFor: (round: number) => Promise<string>, env: NodeJS.ProcessEnv): Promise<number> {
+  const times: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const invocation = await invocationFor(round);
+    const script = `const t0 = performance.now(); const { handler } = require(${JSON.stringify(file)});
+Promise.resolve(handler(${invocation}, { awsRequestId: 'cold', getRemainingTimeInMillis: () => 10000 })).then((r) => {
+  if (r && r.statusCode !== 200 && r.statusCode !== undefined) throw new Error(r.statusCode + ' ' + r.body);
+  process.stdout.write(String(performance.now() - t0));
+  process.exit(0); // the SDK's keep-alive sockets would hold the process open
+});`;
+    times.push(Number((await run(process.execPath, ['-e', script], { env, encoding: 'utf8', timeout: 60_000 })).stdout));
+  }
+  return median(times);
+}
+
+async function main(): Promise<void> {
+  const dynamo = await startDynalite(0);
+  await ensureTables(dynamo.endpoint, STAGE);
+  const env: Record<string, string> = {
+    STAGE,
+    DYNAMODB_ENDPOINT: dynamo.endpoint,
+    JWT_SECRET: randomBytes(48).toString('base64url'),
+    BCRYPT_COST: String(COST),
+    LOG_LEVEL: 'silent',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  Object.assign(process.env, env);
+  const app = createApp(loadConfig(env));
+  const password = 'bench-password-1';
+  const passwordHash = await hashPassword(password, COST);
+  // Many users, so that the login loop stays under each account's 100 attempts an hour.
+  const users: Array<{ email: string }> = [];
+  for (let i = 0; i < 60; i++) users.push(await app.users.create({ email: `bench${i}@example.com`, name: `Bench ${i}`, role: 'user', passwordHash }, new Date()));
+  const results: Record<string, unknown> = { machine: { node: process.version, cpus: (await import('node:os')).cpus().length, bcryptCost: COST, rounds: ROUNDS } };
+
+  // Warm handlers, in-process, invoked directly with API Gateway v2 events.
+  const handlers = Object.fromEntries(await Promise.all(FUNCTIONS.map(async (fn) => [fn, (await import(`../functions/${fn}.js`)).handler as Handler])));
+  const context = { awsRequestId: 'bench', getRemainingTimeInMillis: () => 10_000 };
+  let sourceIp = 0;
+  const loginEvent = (i: number) =>
+    event('login', (e) => {
+      e.body = JSON.stringify({ email: users[i % users.length]!.email, password });
+      e.requestContext.http.sourceIp = `10.1.${Math.floor(++sourceIp / 250) % 250}.${sourceIp % 250}`;
+    });
+  const first = JSON.parse(expectStatus(await handlers.login!(loginEvent(0), context), 200).body!);
+  const meEvent = event('me', (e) => (e.headers.authorization = `Bearer ${first.token}`));
+  const me = await opsPerSecond(async () => expectStatus(await handlers.me!(meEvent, context), 200), 1);
+  const key = app.config.signingKeys.keys.get(app.config.signingKeys.currentKid)!;
+  const meFloor = await opsPerSecond(async () => {
+    await jwtVerify(first.token, key, { issuer: app.config.jwtIssuer, audience: app.config.jwtAudience, algorithms: ['HS256'] });
+    await app.db.send(new GetCommand({ TableName: app.config.usersTable, Key: { pk: `USER#${first.user.id}` } }));
+  }, 1);
+
+  let refreshToken = first.refresh_token as string;
+  const refresh = await opsPerSecond(async () => {
+    const result = expectStatus(await handlers.refresh!(event('refresh', (e) => (e.body = JSON.stringify({ refresh_token: refreshToken }))), context), 200);
+    refreshToken = JSON.parse(result.body!).refresh_token;
+  }, 1);
+  const sid = JSON.parse(Buffer.from(first.token.split('.')[1], 'base64url').toString()).sid as string;
+  const refreshFloor = await opsPerSecond(async () => {
+    await app.db.send(new BatchGetCommand({ RequestItems: { [app.config.sessionsTable]: { Keys: [{ pk: `SESSION#${sid}` }] }, [app.config.usersTable]: { Keys: [{ pk: `USER#${first.user.id}` }] } } }));
+    await app.db.send(new UpdateCommand({ TableName: app.config.sessionsTable, Key: { pk: `SESSION#${sid}` }, UpdateExpression: 'SET bench = :n', ConditionExpression: 'attribute_exists(pk)', ExpressionAttributeValues: { ':n': 1 } }));
+    await new SignJWT({ sid }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuedAt().setExpirationTime('1h').sign(key);
+  }, 1);
+
+  let n = 0;
+  const login = await opsPerSecond(async () => expectStatus(await handlers.login!(loginEvent(n++), context), 200), 2);
+  const loginFloor = await opsPerSecond(() => bcrypt.compare(password, passwordHash), 2);
+  results.warm = { me: { ops: me, floor: meFloor }, refresh: { ops: refresh, floor: refreshFloor }, login: { ops: login, floor: loginFloor } };
+
+  // Bundles and cold starts.
+  const files = await bundles();
+  const sizes = Object.fromEntries(Object.entries(files).map(([name, file]) => [name, statSync(file).size]));
+  const childEnv = { ...process.env, ...env, NODE_OPTIONS: '' };
+  // Every first invocation does its real work: fresh credentials for each round.
+  const freshPair = async (round: number) => JSON.parse(expectStatus(await handlers.login!(loginEvent(10 + round), context), 200).body!);
+  const invocations: Record<string, (round: number) => Promise<string>> = {
+    'sdk-only': async () => JSON.stringify({ table: app.config.usersTable, key: { pk: `USER#${first.user.id}` } }),
+    login: async (round) => JSON.stringify(loginEvent(20 + round)),
+    refresh: async (round) => {
+      const pair = await freshPair(round);
+      return JSON.stringify(event('refresh', (e) => (e.body = JSON.stringify({ refresh_token: pair.refresh_token }))));
+    },
+    logout: async (round) => {
+      const pair = await freshPair(round);
+      return JSON.stringify(event('logout', (e) => (e.headers.authorization = `Bearer ${pair.token}`)));
+    },
+    me: async (round) => {
+      const pair = await freshPair(round);
+      return JSON.stringify(event('me', (e) => (e.headers.authorization = `Bearer ${pair.token}`)));
+    },
+  };
+  const cold: Record<string, number> = {};
+  for (const [name, file] of Object.entries(files)) cold[name] = await coldInit(file, invocations[name]!, childEnv);
+  results.bundles = sizes;
+  results.coldInitMs = cold;
+
+  // HTTP through serverless-offline: /auth/me, 50 connections, 10 s.
+  const offline = await startOffline({ stage: STAGE, port: await freePort(), env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: '.esbuild-bench' } });
+  const fresh = JSON.parse(expectStatus(await handlers.login!(loginEvent(2), context), 200).body!);
+  const http = await autocannon({ url: `${offline.url}/v1/auth/me`, connections: 50, duration: Number(process.env.BENCH_HTTP_SECONDS ?? 10), headers: { authorization: `Bearer ${fresh.token}` } });
+  await offline.stop();
+  results.http = { p50: http.latency.p50, p99: http.latency.p99, requestsPerSecond: http.requests.average, errors: http.errors + http.timeouts + http.non2xx };
+
+  // Print.
+  const ratio = (a: number, b: number) => (a / b).toFixed(2);
+  const rows: string[][] = [['figure', 'ours', 'floor', 'ratio', 'target']];
+  for (const [name, target] of [['me', '>= 0.75'], ['refresh', '>= 0.75'], ['login', '>= 0.90']] as const) {
+    const warm = (results.warm as Record<string, { ops: number; floor: number }>)[name]!;
+    rows.push([`${name} handler, warm, ops/s`, warm.ops.toFixed(0), warm.floor.toFixed(0), ratio(warm.ops, warm.floor), target]);
+  }
+  for (const fn of FUNCTIONS) rows.push([`${fn} bundle, KiB`, (sizes[fn]! / 1024).toFixed(0), (sizes['sdk-only']! / 1024).toFixed(0), ratio(sizes[fn]!, sizes['sdk-only']!), '<= 1.25']);
+  for (const fn of FUNCTIONS) rows.push([`${fn} cold init, ms`, cold[fn]!.toFixed(0), cold['sdk-only']!.toFixed(0), ratio(cold[fn]!, cold['sdk-only']!), '<= 1.30']);
+  const h = results.http as { p50: number; p99: number; requestsPerSecond: number; errors: number };
+  rows.push(['HTTP /auth/me (50 conn) p50 / p99 ms', `${h.p50} / ${h.p99}`, '', '', '']);
+  rows.push(['HTTP /auth/me req/s, errors', `${h.requestsPerSecond.toFixed(0)}, ${h.errors}`, '', '', 'errors = 0']);
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  console.log(`\nbcrypt cost ${COST}, median of ${ROUNDS} rounds, Node ${process.version}\n`);
+  for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  '));
+  writeFileSync(join(OUT, 'results.json'), `${JSON.stringify({ ...results, measuredAt: new Date().toISOString() }, null, 2)}\n`);
+  console.log(`\nWritten: bench/results.json`);
+  app.db.destroy();
+  await dynamo.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
