@@ -85,21 +85,32 @@ async function readPasswordFromStdin(): Promise<string> {
 }
 
 /** Ask on the terminal without echoing what is typed. */
-async function promptPassword(prompt: string): Promise<string> {
+/** Ask each prompt in turn on the terminal, one readline for all (so typed-ahead lines are kept), echoing nothing typed. */
+async function promptPasswords(prompts: string[]): Promise<string[]> {
   if (!process.stdin.isTTY) throw new UsageError('No terminal to prompt on: use --password-stdin');
   const output = process.stdout;
   const rl = createInterface({ input: process.stdin, output, terminal: true });
-  const writeToOutput = (rl as unknown as { _writeToOutput: (s: string) => void });
+  const writer = rl as unknown as { _writeToOutput: (s: string) => void };
   let muted = false;
-  writeToOutput._writeToOutput = (text: string) => {
-    if (!muted || text.includes('\n')) output.write(muted ? '\n' : text);
+  writer._writeToOutput = (text: string) => {
+    if (!muted) output.write(text);
+    else if (text.includes('\n') || text.includes('\r')) output.write('\n');
   };
-  const answer = await new Promise<string>((resolveAnswer) => {
-    rl.question(prompt, resolveAnswer);
-    muted = true;
-  });
-  rl.close();
-  return answer;
+  const answers: string[] = [];
+  try {
+    for (const prompt of prompts) {
+      muted = false;
+      answers.push(
+        await new Promise<string>((resolveAnswer) => {
+          rl.question(prompt, resolveAnswer);
+          muted = true;
+        }),
+      );
+    }
+  } finally {
+    rl.close();
+  }
+  return answers;
 }
 
 async function newPassword(args: Args): Promise<string> {
@@ -107,9 +118,9 @@ async function newPassword(args: Args): Promise<string> {
   if (args.options.has('password-stdin')) {
     password = await readPasswordFromStdin();
   } else {
-    password = await promptPassword('Password: ');
-    const again = await promptPassword('Repeat password: ');
-    if (password !== again) throw new UsageError('The passwords do not match');
+    const [first, again] = await promptPasswords(['Password: ', 'Repeat password: ']);
+    if (first !== again) throw new UsageError('The passwords do not match');
+    password = first!;
   }
   const problem = passwordProblem(password);
   if (problem) throw new UsageError(`The password ${problem}`);
