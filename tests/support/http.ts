@@ -3,6 +3,7 @@ import { expect } from 'vitest';
 import { createApp, type App } from '../../lib/app.js';
 import { loadConfig } from '../../lib/config.js';
 import { apiEnv, apiUrl } from './context.js';
+import { contractViolation } from './openapi.js';
 import { recordSecret } from './secrets.js';
 
 export interface ApiResponse {
@@ -41,6 +42,7 @@ export async function call(method: 'GET' | 'POST', path: string, options: CallOp
   }
   const received = parsed as Record<string, unknown> | undefined;
   recordSecret(received?.token, received?.refresh_token);
+  expect(contractViolation(method, `/v1/auth${path}`, response.status, parsed)).toBeUndefined();
   return { status: response.status, headers: response.headers, body: parsed, text };
 }
 
@@ -106,7 +108,9 @@ export function requestFrom(
           } catch {
             body = undefined;
           }
-          resolveReply({ status: res.statusCode!, headers: res.headers, body, text });
+          const violation = contractViolation(method, url.pathname, res.statusCode!, body);
+          if (violation) reject(new Error(`Response breaks openapi.yaml: ${violation}\n${text}`));
+          else resolveReply({ status: res.statusCode!, headers: res.headers, body, text });
         });
       },
     );
