@@ -237,10 +237,18 @@ export class AuthService {
 
   /** The signed-in user, read now: a revoked session, a disabled user or a changed epoch is refused. */
   async me(accessToken: string): Promise<PublicUser> {
+    return toPublicUser((await this.authenticate(accessToken)).user);
+  }
+
+  /**
+   * The one check every protected request gets (`/auth/me`, the shared authorizer): a genuine,
+   * unexpired token whose session still stands, with the user as stored now (current role).
+   */
+  async authenticate(accessToken: string): Promise<{ user: User; sessionId: string }> {
     const claims = await this.deps.tokens.verify(accessToken);
     const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub);
     if (!isSessionLive(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
-    return toPublicUser(user!);
+    return { user: user!, sessionId: claims.sid };
   }
 
   private async tokenPair(user: User, sessionId: string, secret: Buffer, refreshExpiresIn: number): Promise<TokenPair> {

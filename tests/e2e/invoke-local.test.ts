@@ -84,6 +84,20 @@ describe('serverless invoke local with the committed API Gateway v2 events', () 
     }
   });
 
+  it('runs the authorizer: the committed event (placeholder token) is denied, a fresh token is allowed', async () => {
+    const denied = (await invokeLocal('authorizer', eventFile('authorizer'))) as unknown as { isAuthorized: boolean };
+    expect(denied).toMatchObject({ isAuthorized: false });
+    const login = await invokeLocal('login', eventFile('login'));
+    const allowed = (await invokeLocal(
+      'authorizer',
+      eventWith('authorizer', (event) => {
+        event.headers.authorization = `Bearer ${login.body.token}`;
+        event.identitySource = [event.headers.authorization];
+      }),
+    )) as unknown as { isAuthorized: boolean; context: Record<string, string> };
+    expect(allowed).toMatchObject({ isAuthorized: true, context: { sub: login.body.user.id, role: 'admin' } });
+  });
+
   it('answers the committed events that carry placeholders with proper 401s', async () => {
     const me = await invokeLocal('me', eventFile('me'));
     expect(me.statusCode).toBe(401);
