@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects, so a unit run starts nothing: unit (pure), integration (dynalite),
-// e2e (dynalite + serverless-offline over real HTTP, and `serverless invoke local`).
+// Four projects, so a unit run starts nothing: unit (pure), integration (dynalite), package
+// (the CloudFormation `serverless package` writes), e2e (dynalite + serverless-offline over
+// real HTTP, and `serverless invoke local`).
 export default defineConfig({
   test: {
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', LOG_LEVEL: 'warn' },
@@ -13,6 +14,17 @@ export default defineConfig({
           include: ['tests/integration/**/*.test.ts'],
           globalSetup: ['tests/support/dynamo-setup.ts'],
           testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'package',
+          include: ['tests/package/**/*.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 180_000,
+          // After the others: `serverless package` rewrites .serverless/, which a concurrent
+          // `serverless invoke local` of the e2e project must not see half-written.
+          sequence: { groupOrder: 1 },
         },
       },
       {

@@ -21,20 +21,26 @@ const TTL_ATTRIBUTE = 'expires_at';
 /** CloudFormation resources for a stage: `Type` + `Properties` for each table. */
 function tableResources(stage) {
   const names = tableNames(stage);
+  const production = stage === 'prod' || stage === 'production';
+  // In production the data outlives the stack: no deletion by accident or by `serverless remove`.
+  const retain = production ? { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' } : {};
   const keySchema = {
     AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
     KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
     BillingMode: 'PAY_PER_REQUEST',
     SSESpecification: { SSEEnabled: true },
     PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    DeletionProtectionEnabled: production,
   };
   return {
     UsersTable: {
       Type: 'AWS::DynamoDB::Table',
+      ...retain,
       Properties: { TableName: names.users, ...keySchema },
     },
     SessionsTable: {
       Type: 'AWS::DynamoDB::Table',
+      ...retain,
       Properties: {
         TableName: names.sessions,
         ...keySchema,
@@ -43,6 +49,7 @@ function tableResources(stage) {
     },
     AttemptsTable: {
       Type: 'AWS::DynamoDB::Table',
+      ...retain,
       Properties: {
         TableName: names.attempts,
         ...keySchema,
@@ -52,13 +59,4 @@ function tableResources(stage) {
   };
 }
 
-/** Entry point for serverless.yml: `${file(./infra/tables.js)}` resolves to this. */
-async function resolveForServerless({ resolveVariable }) {
-  const stage = await resolveVariable('sls:stage');
-  return { names: tableNames(stage), resources: tableResources(stage) };
-}
-
-module.exports = resolveForServerless;
-module.exports.tableNames = tableNames;
-module.exports.tableResources = tableResources;
-module.exports.TTL_ATTRIBUTE = TTL_ATTRIBUTE;
+module.exports = { tableNames, tableResources, TTL_ATTRIBUTE };

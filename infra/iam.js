@@ -1,0 +1,59 @@
+'use strict';
+// Least privilege: one IAM role per function, allowed exactly the DynamoDB actions on the tables
+// its code uses (no dynamodb:*, no Resource "*"), and writing only its own log group.
+// tests/package/template.test.ts reads the packaged template, so a change cannot widen these quietly.
+
+/** function name -> table logical id -> actions. `me` and the authorizer read only. */
+const ACCESS = {
+  login: {
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    SessionsTable: ['dynamodb:PutItem', 'dynamodb:BatchWriteItem'],
+    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+  },
+  refresh: {
+    UsersTable: ['dynamodb:BatchGetItem'],
+    SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
+  },
+  logout: {
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+    SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+  },
+  me: {
+    UsersTable: ['dynamodb:BatchGetItem'],
+    SessionsTable: ['dynamodb:BatchGetItem'],
+  },
+  authorizer: {
+    UsersTable: ['dynamodb:BatchGetItem'],
+    SessionsTable: ['dynamodb:BatchGetItem'],
+  },
+  exampleProtected: {},
+};
+
+const roleName = (fn) => `${fn.charAt(0).toUpperCase()}${fn.slice(1)}Role`;
+
+function roleResources(service, stage) {
+  const resources = {};
+  for (const [fn, tables] of Object.entries(ACCESS)) {
+    const statements = [
+      {
+        Effect: 'Allow',
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/${service}-${stage}-${fn}:*` },
+      },
+      ...Object.entries(tables).map(([table, actions]) => ({ Effect: 'Allow', Action: actions, Resource: { 'Fn::GetAtt': [table, 'Arn'] } })),
+    ];
+    resources[roleName(fn)] = {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        AssumeRolePolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+        },
+        Policies: [{ PolicyName: `${fn}-least-privilege`, PolicyDocument: { Version: '2012-10-17', Statement: statements } }],
+      },
+    };
+  }
+  return resources;
+}
+
+module.exports = { ACCESS, roleName, roleResources };

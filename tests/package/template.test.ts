@@ -1,0 +1,101 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ACCESS } from '../../infra/iam.js';
+import { PROJECT_ROOT, SERVERLESS_BIN } from '../../scripts/local-stack.js';
+
+type Template = { Resources: Record<string, { Type: string; DeletionPolicy?: string; Properties: Record<string, any> }> };
+
+/** `serverless package --stage <stage>`, offline, into a folder of its own; the CloudFormation it would deploy. */
+async function packaged(stage: string): Promise<Template> {
+  const out = mkdtempSync(join(tmpdir(), `vpn-auth-package-${stage}-`));
+  await promisify(execFile)(process.execPath, [SERVERLESS_BIN, 'package', '--stage', stage, '--package', out], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ESBUILD_WORK_FOLDER: `.esbuild-package-${stage}`, JWT_SECRET: '' },
+    timeout: 120_000,
+  });
+  return JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+}
+
+const byType = (template: Template, type: string) => Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
+
+describe('the packaged CloudFormation template', () => {
+  let prod: Template;
+  let dev: Template;
+  beforeAll(async () => {
+    // One after the other: two packagings of one service at once trip over each other.
+    prod = await packaged('prod');
+    dev = await packaged('dev');
+  }, 180_000);
+
+  it('keeps every table on demand, encrypted, point-in-time recoverable, with TTL on expires_at where records expire', () => {
+    const tables = byType(prod, 'AWS::DynamoDB::Table');
+    expect(tables.map(([id]) => id).sort()).toEqual(['AttemptsTable', 'SessionsTable', 'UsersTable']);
+    for (const [id, table] of tables) {
+      expect(table.Properties, id).toMatchObject({
+        BillingMode: 'PAY_PER_REQUEST',
+        SSESpecification: { SSEEnabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      });
+    }
+    for (const id of ['SessionsTable', 'AttemptsTable']) {
+      expect(prod.Resources[id]!.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expires_at', Enabled: true });
+    }
+  });
+
+  it('protects the tables from deletion in prod only', () => {
+    for (const [id, table] of byType(prod, 'AWS::DynamoDB::Table')) {
+      expect({ id, policy: table.DeletionPolicy, protection: table.Properties.DeletionProtectionEnabled }).toEqual({ id, policy: 'Retain', protection: true });
+    }
+    for (const [id, table] of byType(dev, 'AWS::DynamoDB::Table')) {
+      expect({ id, policy: table.DeletionPolicy, protection: table.Properties.DeletionProtectionEnabled }).toEqual({ id, policy: undefined, protection: false });
+    }
+  });
+
+  it('gives each function its own role with only the DynamoDB actions it uses, never a wildcard', () => {
+    const functions = byType(prod, 'AWS::Lambda::Function');
+    expect(functions.length).toBe(Object.keys(ACCESS).length);
+    expect(byType(prod, 'AWS::IAM::Role').length).toBe(Object.keys(ACCESS).length);
+    for (const [id, fn] of functions) {
+      const roleId = fn.Properties.Role['Fn::GetAtt'][0] as string;
+      const statements = prod.Resources[roleId]!.Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
+      for (const statement of statements) {
+        expect(statement.Resource, `${id}: no Resource "*"`).not.toBe('*');
+        for (const action of [statement.Action].flat()) expect(action, id).not.toMatch(/\*/);
+      }
+      const dynamo = statements.filter((statement: any) => [statement.Action].flat().some((action: string) => action.startsWith('dynamodb:')));
+      const granted = Object.fromEntries(dynamo.map((statement: any) => [statement.Resource['Fn::GetAtt'][0], [statement.Action].flat().sort()]));
+      const name = id.replace(/LambdaFunction$/, '');
+      const expected = Object.entries(ACCESS).find(([fnName]) => fnName.toLowerCase() === name.toLowerCase())![1];
+      expect(granted, id).toEqual(Object.fromEntries(Object.entries(expected).map(([table, actions]) => [table, [...actions].sort()])));
+    }
+  });
+
+  it('lets /auth/me and the authorizer only read', () => {
+    for (const fn of ['me', 'authorizer'] as const) {
+      for (const actions of Object.values(ACCESS[fn])) {
+        for (const action of actions) expect(action).toMatch(/^dynamodb:(BatchGetItem|GetItem|Query)$/);
+      }
+    }
+  });
+
+  it('runs every function on nodejs22.x, arm64, with source maps, a deliberate memory size and timeout', () => {
+    for (const [id, fn] of byType(prod, 'AWS::Lambda::Function')) {
+      expect(fn.Properties, id).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Timeout: 10 });
+      expect(fn.Properties.Environment.Variables.NODE_OPTIONS, id).toBe('--enable-source-maps');
+      expect(fn.Properties.MemorySize, id).toBe(id === 'LoginLambdaFunction' ? 1769 : 1024);
+    }
+  });
+
+  it('keeps logs a year in prod and two weeks elsewhere', () => {
+    for (const [id, group] of byType(prod, 'AWS::Logs::LogGroup')) expect(group.Properties.RetentionInDays, id).toBe(365);
+    for (const [id, group] of byType(dev, 'AWS::Logs::LogGroup')) expect(group.Properties.RetentionInDays, id).toBe(14);
+  });
+
+  it('carries no signing key in the template', () => {
+    expect(JSON.stringify(prod)).not.toMatch(/"JWT_SECRET":"[^"]+"/);
+  });
+});
