@@ -95,6 +95,14 @@ describe('the packaged CloudFormation template', () => {
     for (const [id, group] of byType(dev, 'AWS::Logs::LogGroup')) expect(group.Properties.RetentionInDays, id).toBe(14);
   });
 
+  it('throttles the API stage from stage parameters and writes JSON access logs', () => {
+    const [, stage] = byType(prod, 'AWS::ApiGatewayV2::Stage')[0]!;
+    expect(stage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 });
+    expect(JSON.parse(stage.Properties.AccessLogSettings.Format)).toMatchObject({ requestId: '$context.requestId', status: '$context.status' });
+    const [, devStage] = byType(dev, 'AWS::ApiGatewayV2::Stage')[0]!;
+    expect(devStage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 });
+  });
+
   it('carries no signing key in the template', () => {
     expect(JSON.stringify(prod)).not.toMatch(/"JWT_SECRET":"[^"]+"/);
   });
