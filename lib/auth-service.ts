@@ -112,7 +112,7 @@ export class AuthService {
           expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
         },
         // A success clears the pair's consecutive failures, in the same batch as the session.
-        state.pairLive ? [attempts.pairKey(email, ip, now)] : [],
+        state.pairLive ? [attempts.pairKey(email, ip)] : [],
       ),
       (needsRehash(user.passwordHash, config.bcryptCost) ? hashPassword(password, config.bcryptCost) : Promise.resolve(undefined)).then((rehashed) =>
         users.recordLogin(user.id, now, rehashed),
@@ -158,14 +158,14 @@ export class AuthService {
       // Another request rotated this very token a moment ago: it is now the previous one.
       const current = await this.deps.sessions.get(session!.id);
       if (current && isSessionLive(current, user, now)) {
-        const successorNow = this.graceSuccessor(current, parsed.secret, now);
+        const successorNow = this.graceSuccessor(current, parsed.secret, presentedHash, now);
         if (successorNow) return this.replay(user!, current, successorNow, now, audit);
       }
       // A race lost outside the grace window: the token was current when read, so not theft.
       log.info('refresh_failed', { ...audit, reason: 'lost_race' });
       throw new ApiError('invalid_refresh_token');
     }
-    const successor = this.graceSuccessor(session!, parsed.secret, now);
+    const successor = this.graceSuccessor(session!, parsed.secret, presentedHash, now);
     if (successor) return this.replay(user!, session!, successor, now, audit);
     if (this.isSpentToken(session!, parsed.secret)) {
       await this.deps.sessions.revoke(session!.id, user!.id, now, 'refresh_token_reused');
@@ -178,9 +178,9 @@ export class AuthService {
   }
 
   /** The session's current secret, when `secret` is the one rotated out last and the grace window is open. */
-  private graceSuccessor(session: Session, secret: Buffer, now: Date): Buffer | undefined {
+  private graceSuccessor(session: Session, secret: Buffer, secretHash: string, now: Date): Buffer | undefined {
     if (session.previousHash === undefined || session.rotatedAt === undefined) return undefined;
-    if (!refreshHashesEqual(hashRefreshSecret(secret), session.previousHash)) return undefined;
+    if (!refreshHashesEqual(secretHash, session.previousHash)) return undefined;
     const windowMs = this.deps.config.refreshReuseGraceSeconds * 1000;
     if (windowMs === 0 || now.getTime() - Date.parse(session.rotatedAt) > windowMs) return undefined;
     const key = this.chainKey(session);

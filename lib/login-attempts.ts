@@ -21,15 +21,17 @@ import { emailKey, normalizeEmail } from './users.js';
 const HOUR = 3600;
 const QUARTER_HOUR = 900;
 
-function keysFor(email: string, ip: string, now: number) {
-  const account = normalizeEmail(email);
+// Key builders, one per counter; the windowed ones also say when their window ends.
+const pairKey = (email: string, ip: string) => ({ pk: `PAIR#${normalizeEmail(email)}#${ip}` });
+
+function accountWindow(email: string, now: number) {
   const hour = Math.floor(now / HOUR) * HOUR;
+  return { pk: `ACCT#${normalizeEmail(email)}#${hour}`, windowEnd: hour + HOUR };
+}
+
+function ipWindow(ip: string, now: number) {
   const quarter = Math.floor(now / QUARTER_HOUR) * QUARTER_HOUR;
-  return {
-    pair: { pk: `PAIR#${account}#${ip}` },
-    account: { pk: `ACCT#${account}#${hour}`, windowEnd: hour + HOUR },
-    ip: { pk: `IP#${ip}#${quarter}`, windowEnd: quarter + QUARTER_HOUR },
-  };
+  return { pk: `IP#${ip}#${quarter}`, windowEnd: quarter + QUARTER_HOUR };
 }
 
 export interface Lock {
@@ -58,7 +60,7 @@ export class LoginAttempts {
   /** The pair and IP counters and the email's user id, in one BatchGetItem. */
   async read(email: string, ip: string, at: Date): Promise<AttemptState> {
     const now = epochSeconds(at);
-    const keys = keysFor(email, ip, now);
+    const keys = { pair: pairKey(email, ip), ip: ipWindow(ip, now) };
     const found = await batchGetAll(this.db, { [this.table]: [keys.pair, { pk: keys.ip.pk }], [this.usersTable]: [emailKey(email)] });
     const counters = new Map(found[this.table]!.map((item) => [item.pk as string, item as { failures?: number; expires_at?: number }]));
     const pair = counters.get(keys.pair.pk);
@@ -75,7 +77,7 @@ export class LoginAttempts {
   /** Take one of the account's attempts for this hour (atomic); a lock once the hour's are used up. */
   async reserveAccountAttempt(email: string, at: Date): Promise<Lock | undefined> {
     const now = epochSeconds(at);
-    const { account } = keysFor(email, 'none', now);
+    const account = accountWindow(email, now);
     const { Attributes } = await storeCall(
       this.db.send(
         new UpdateCommand({
@@ -94,13 +96,13 @@ export class LoginAttempts {
   /** Count one failed login against the pair and the IP (two atomic writes, in parallel). */
   async recordFailure(email: string, ip: string, at: Date, pairLive: boolean): Promise<void> {
     const now = epochSeconds(at);
-    const keys = keysFor(email, ip, now);
-    await Promise.all([this.bumpPair(keys.pair.pk, now, pairLive), this.bumpWindow(keys.ip.pk, keys.ip.windowEnd)]);
+    const window = ipWindow(ip, now);
+    await Promise.all([this.bumpPair(pairKey(email, ip).pk, now, pairLive), this.bumpWindow(window.pk, window.windowEnd)]);
   }
 
   /** What a successful login deletes: the pair's consecutive failures (written with the new session). */
-  pairKey(email: string, ip: string, at: Date): { table: string; key: Record<string, unknown> } {
-    return { table: this.table, key: keysFor(email, ip, epochSeconds(at)).pair };
+  pairKey(email: string, ip: string): { table: string; key: Record<string, unknown> } {
+    return { table: this.table, key: pairKey(email, ip) };
   }
 
   private async bumpPair(pk: string, now: number, live: boolean): Promise<void> {

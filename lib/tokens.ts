@@ -4,7 +4,6 @@ import type { SigningKeys } from './config.js';
 import { bearerError } from './errors.js';
 import {
   ID_LENGTH_BYTES,
-  newSessionId,
   sessionIdFromBytes,
   sessionIdToBytes,
   userIdFromBytes,
@@ -114,7 +113,7 @@ export interface RefreshToken {
 const REFRESH_PREFIX = 'rt_';
 const SECRET_BYTES = 32;
 const REFRESH_BYTES = 2 * ID_LENGTH_BYTES + SECRET_BYTES;
-const MAX_REFRESH_TOKEN_LENGTH = REFRESH_PREFIX.length + Math.ceil((REFRESH_BYTES * 4) / 3);
+const REFRESH_TOKEN_LENGTH = REFRESH_PREFIX.length + Math.ceil((REFRESH_BYTES * 4) / 3);
 
 export function newRefreshSecret(): Buffer {
   return randomBytes(SECRET_BYTES);
@@ -127,7 +126,7 @@ export function formatRefreshToken(token: RefreshToken): string {
 
 /** The parts of a well-formed refresh token, or undefined for anything else. */
 export function parseRefreshToken(value: string): RefreshToken | undefined {
-  if (!value.startsWith(REFRESH_PREFIX) || value.length !== MAX_REFRESH_TOKEN_LENGTH) return undefined;
+  if (!value.startsWith(REFRESH_PREFIX) || value.length !== REFRESH_TOKEN_LENGTH) return undefined;
   const body = value.slice(REFRESH_PREFIX.length);
   const packed = Buffer.from(body, 'base64url');
   if (packed.length !== REFRESH_BYTES || packed.toString('base64url') !== body) return undefined;
@@ -157,4 +156,3 @@ export function successorSecret(rotationKey: Uint8Array, sessionId: string, secr
   return createHmac('sha256', rotationKey).update('refresh-rotation\0').update(sessionId).update('\0').update(secret).digest();
 }
 
-export { newSessionId };
