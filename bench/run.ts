@@ -136,7 +136,8 @@ async function main(): Promise<void> {
   const first = JSON.parse(expectStatus(await handlers.login!(loginEvent(0), context), 200).body!);
   const meEvent = event('me', (e) => (e.headers.authorization = `Bearer ${first.token}`));
   const me = await opsPerSecond(async () => expectStatus(await handlers.me!(meEvent, context), 200), 1);
-  const key = app.config.signingKeys.keys.get(app.config.signingKeys.currentKid)!;
+  const ring = await app.keyRing.current();
+  const key = ring.keys.get(ring.currentKid)!;
   const meFloor = await opsPerSecond(async () => {
     await jwtVerify(first.token, key, { issuer: app.config.jwtIssuer, audience: app.config.jwtAudience, algorithms: ['HS256'] });
     await app.db.send(new GetCommand({ TableName: app.config.usersTable, Key: { pk: `USER#${first.user.id}` } }));

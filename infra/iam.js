@@ -1,6 +1,8 @@
 'use strict';
+const { signingKeyParameter } = require('./signing-keys.js');
 // Least privilege: one IAM role per function, allowed exactly the DynamoDB actions on the tables
-// its code uses (no dynamodb:*, no Resource "*"), and writing only its own log group.
+// its code uses (no dynamodb:*, no Resource "*"), reading the signing-key parameter only where it
+// verifies or signs tokens, and writing only its own log group.
 // tests/package/template.test.ts reads the packaged template, so a change cannot widen these quietly.
 
 /** function name -> table logical id -> actions. `me` and the authorizer read only. */
@@ -29,6 +31,9 @@ const ACCESS = {
   exampleProtected: {},
 };
 
+/** Functions that sign or verify tokens, and so read the stage's signing-key parameter. */
+const KEY_READERS = ['login', 'refresh', 'logout', 'me', 'authorizer'];
+
 const roleName = (fn) => `${fn.charAt(0).toUpperCase()}${fn.slice(1)}Role`;
 
 function roleResources(service, stage) {
@@ -42,6 +47,15 @@ function roleResources(service, stage) {
       },
       ...Object.entries(tables).map(([table, actions]) => ({ Effect: 'Allow', Action: actions, Resource: { 'Fn::GetAtt': [table, 'Arn'] } })),
     ];
+    if (KEY_READERS.includes(fn)) {
+      // Encrypted with the account's aws/ssm key, whose key policy lets SSM decrypt for any role
+      // allowed GetParameter; a customer-managed key would also need kms:Decrypt here.
+      statements.push({
+        Effect: 'Allow',
+        Action: ['ssm:GetParameter'],
+        Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${signingKeyParameter(stage)}` },
+      });
+    }
     resources[roleName(fn)] = {
       Type: 'AWS::IAM::Role',
       Properties: {
@@ -56,4 +70,4 @@ function roleResources(service, stage) {
   return resources;
 }
 
-module.exports = { ACCESS, roleName, roleResources };
+module.exports = { ACCESS, KEY_READERS, roleName, roleResources };

@@ -3,6 +3,7 @@ export interface TableNames {
   sessions: string;
   attempts: string;
 }
+export const SERVICE: string;
 export function tableNames(stage: string): TableNames;
 export function tableResources(stage: string): Record<string, { Type: string; Properties: Record<string, unknown> }>;
 export const TTL_ATTRIBUTE: string;

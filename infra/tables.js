@@ -59,4 +59,4 @@ function tableResources(stage) {
   };
 }
 
-module.exports = { tableNames, tableResources, TTL_ATTRIBUTE };
+module.exports = { SERVICE, tableNames, tableResources, TTL_ATTRIBUTE };

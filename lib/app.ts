@@ -1,9 +1,11 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AuthService } from './auth-service.js';
-import { loadConfig, type Config } from './config.js';
+import { loadConfig, parseSigningKeys, type Config } from './config.js';
 import { createDocumentClient } from './dynamo.js';
 import { LoginAttempts } from './login-attempts.js';
+import { ParameterStore } from './parameter-store.js';
 import { SessionsRepository } from './sessions.js';
+import { FetchedKeyRing, FixedKeyRing, type KeyRing } from './signing-keys.js';
 import { AccessTokens, type Clock } from './tokens.js';
 import { UsersRepository } from './users.js';
 
@@ -14,9 +16,23 @@ export interface App {
   users: UsersRepository;
   sessions: SessionsRepository;
   attempts: LoginAttempts;
+  keyRing: KeyRing;
   tokens: AccessTokens;
   auth: AuthService;
   clock: Clock;
+}
+
+function createKeyRing(config: Config, db: DynamoDBDocumentClient, clock: Clock): KeyRing {
+  const source = config.signingKeySource;
+  if (source.kind === 'inline') return new FixedKeyRing(source.keys);
+  const store = ParameterStore.sharingCredentialsWith(db, config.region, source.ssmEndpoint);
+  return new FetchedKeyRing({
+    fetch: () => store.get(source.name),
+    parse: (raw) => parseSigningKeys(raw, 'JWT_SECRET_PARAMETER'),
+    cacheSeconds: source.cacheSeconds,
+    source: source.name,
+    clock,
+  });
 }
 
 export function createApp(config: Config, clock: Clock = () => new Date()): App {
@@ -24,15 +40,16 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
   const users = new UsersRepository(db, config.usersTable);
   const sessions = new SessionsRepository(db, config.sessionsTable, config.usersTable);
   const attempts = new LoginAttempts(db, config.attemptsTable, config.usersTable, config.loginLimits);
+  const keyRing = createKeyRing(config, db, clock);
   const tokens = new AccessTokens({
-    signingKeys: config.signingKeys,
+    keyRing,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     ttlSeconds: config.accessTokenTtlSeconds,
     clock,
   });
-  const auth = new AuthService({ config, users, sessions, attempts, tokens, clock });
-  return { config, db, users, sessions, attempts, tokens, auth, clock };
+  const auth = new AuthService({ config, keyRing, users, sessions, attempts, tokens, clock });
+  return { config, db, users, sessions, attempts, keyRing, tokens, auth, clock };
 }
 
 let current: App | undefined;

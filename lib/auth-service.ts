@@ -1,5 +1,5 @@
 import { hkdfSync } from 'node:crypto';
-import type { Config } from './config.js';
+import type { Config, SigningKeys } from './config.js';
 import { ApiError, bearerError } from './errors.js';
 import { newSessionId } from './ids.js';
 import { describeError, log } from './log.js';
@@ -16,6 +16,7 @@ import {
   type Clock,
 } from './tokens.js';
 import type { LoginAttempts } from './login-attempts.js';
+import type { KeyRing } from './signing-keys.js';
 import { toPublicUser, type PublicUser, type User, type UsersRepository } from './users.js';
 
 export interface TokenPair {
@@ -37,7 +38,8 @@ export interface Caller {
 export type LogoutScope = 'local' | 'global';
 
 export interface AuthServiceDeps {
-  config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'refreshReuseGraceSeconds' | 'signingKeys'>;
+  config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'refreshReuseGraceSeconds'>;
+  keyRing: KeyRing;
   users: UsersRepository;
   sessions: SessionsRepository;
   attempts: LoginAttempts;
@@ -51,10 +53,12 @@ const NO_SUCH_USER = 'usr_-';
 /** How far back a spent refresh token is recognised; beyond that it is merely invalid. */
 const MAX_CHAIN_WALK = 10_000;
 
-/** A per-kid key for deriving refresh-token successors, kept apart from the JWT signing use. */
-function rotationKeys(signingKeys: Config['signingKeys']): Map<string, Uint8Array> {
+/** Per kid, the key refresh-token successors are derived with: kept apart from the JWT signing use. */
+type RotationKeys = ReadonlyMap<string, Uint8Array>;
+
+function deriveRotationKeys(ring: SigningKeys): RotationKeys {
   return new Map(
-    [...signingKeys.keys].map(([kid, secret]) => [kid, new Uint8Array(hkdfSync('sha256', secret, new Uint8Array(0), 'vpn-auth refresh-token rotation', 32))]),
+    [...ring.keys].map(([kid, secret]) => [kid, new Uint8Array(hkdfSync('sha256', secret, new Uint8Array(0), 'vpn-auth refresh-token rotation', 32))]),
   );
 }
 
@@ -63,10 +67,18 @@ function rotationKeys(signingKeys: Config['signingKeys']): Map<string, Uint8Arra
  * method here; everything that can go wrong leaves as an ApiError.
  */
 export class AuthService {
-  private readonly rotationKeys: Map<string, Uint8Array>;
+  /** Derived once for each ring the key source hands out. */
+  private readonly rotationKeyCache = new WeakMap<SigningKeys, RotationKeys>();
 
-  constructor(private readonly deps: AuthServiceDeps) {
-    this.rotationKeys = rotationKeys(deps.config.signingKeys);
+  constructor(private readonly deps: AuthServiceDeps) {}
+
+  private rotationKeys(ring: SigningKeys): RotationKeys {
+    let keys = this.rotationKeyCache.get(ring);
+    if (!keys) {
+      keys = deriveRotationKeys(ring);
+      this.rotationKeyCache.set(ring, keys);
+    }
+    return keys;
   }
 
   /**
@@ -106,7 +118,7 @@ export class AuthService {
           id: sessionId,
           userId: user.id,
           refreshHash: hashRefreshSecret(secret),
-          rotationKid: config.signingKeys.currentKid,
+          rotationKid: (await this.deps.keyRing.current()).currentKid,
           userEpoch: user.sessionEpoch,
           createdAt: now.toISOString(),
           expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
@@ -145,11 +157,13 @@ export class AuthService {
       throw new ApiError('invalid_refresh_token');
     }
     const presentedHash = hashRefreshSecret(parsed.secret);
+    const ring = await this.deps.keyRing.including(session!.rotationKid);
+    const rotation = this.rotationKeys(ring);
     if (refreshHashesEqual(presentedHash, session!.refreshHash)) {
       // Stay on the session's chain key while it is in the ring, so spent tokens stay provable
       // across a signing-key rotation; once it has left, a new chain starts with the current key.
-      const kid = this.chainKey(session!) ? session!.rotationKid : this.deps.config.signingKeys.currentKid;
-      const successor = successorSecret(this.rotationKeys.get(kid)!, session!.id, parsed.secret);
+      const kid = rotation.has(session!.rotationKid) ? session!.rotationKid : ring.currentKid;
+      const successor = successorSecret(rotation.get(kid)!, session!.id, parsed.secret);
       const rotated = await this.deps.sessions.rotate(session!.id, { fromHash: presentedHash, toHash: hashRefreshSecret(successor), rotationKid: kid, at: now });
       if (rotated) {
         log.info('token_refreshed', audit);
@@ -158,16 +172,16 @@ export class AuthService {
       // Another request rotated this very token a moment ago: it is now the previous one.
       const current = await this.deps.sessions.get(session!.id);
       if (current && isSessionLive(current, user, now)) {
-        const successorNow = this.graceSuccessor(current, parsed.secret, presentedHash, now);
+        const successorNow = this.graceSuccessor(current, parsed.secret, presentedHash, now, rotation);
         if (successorNow) return this.replay(user!, current, successorNow, now, audit);
       }
       // A race lost outside the grace window: the token was current when read, so not theft.
       log.info('refresh_failed', { ...audit, reason: 'lost_race' });
       throw new ApiError('invalid_refresh_token');
     }
-    const successor = this.graceSuccessor(session!, parsed.secret, presentedHash, now);
+    const successor = this.graceSuccessor(session!, parsed.secret, presentedHash, now, rotation);
     if (successor) return this.replay(user!, session!, successor, now, audit);
-    if (this.isSpentToken(session!, parsed.secret)) {
+    if (this.isSpentToken(session!, parsed.secret, rotation)) {
       await this.deps.sessions.revoke(session!.id, user!.id, now, 'refresh_token_reused');
       log.warn('refresh_token_reused', { ...audit, generation: session!.generation });
       throw new ApiError('refresh_token_reused');
@@ -178,12 +192,13 @@ export class AuthService {
   }
 
   /** The session's current secret, when `secret` is the one rotated out last and the grace window is open. */
-  private graceSuccessor(session: Session, secret: Buffer, secretHash: string, now: Date): Buffer | undefined {
+  private graceSuccessor(session: Session, secret: Buffer, secretHash: string, now: Date, rotation: RotationKeys): Buffer | undefined {
     if (session.previousHash === undefined || session.rotatedAt === undefined) return undefined;
     if (!refreshHashesEqual(secretHash, session.previousHash)) return undefined;
     const windowMs = this.deps.config.refreshReuseGraceSeconds * 1000;
     if (windowMs === 0 || now.getTime() - Date.parse(session.rotatedAt) > windowMs) return undefined;
-    const key = this.chainKey(session);
+    // Undefined once the session's chain key has left the ring: fail closed.
+    const key = rotation.get(session.rotationKid);
     if (!key) return undefined;
     const successor = successorSecret(key, session.id, secret);
     return refreshHashesEqual(hashRefreshSecret(successor), session.refreshHash) ? successor : undefined;
@@ -194,8 +209,8 @@ export class AuthService {
    * so walking the chain forward from it must reach the current secret. A guess never does, so a
    * party that merely knows the session's ids cannot get the session revoked.
    */
-  private isSpentToken(session: Session, secret: Buffer): boolean {
-    const key = this.chainKey(session);
+  private isSpentToken(session: Session, secret: Buffer, rotation: RotationKeys): boolean {
+    const key = rotation.get(session.rotationKid);
     if (!key) return false;
     let candidate = secret;
     for (let step = 0; step < Math.min(session.generation, MAX_CHAIN_WALK); step++) {
@@ -208,11 +223,6 @@ export class AuthService {
   private async replay(user: User, session: Session, successor: Buffer, now: Date, audit: Record<string, unknown>): Promise<TokenPair> {
     log.info('token_refreshed', { ...audit, grace: true });
     return this.tokenPair(user, session.id, successor, session.expiresAt - epochSeconds(now));
-  }
-
-  /** The key the session's refresh secrets are chained with; undefined once that key has left the ring (fail closed). */
-  private chainKey(session: Session): Uint8Array | undefined {
-    return this.rotationKeys.get(session.rotationKid);
   }
 
   /** End the caller's session (`local`) or every session of the user (`global`). Idempotent. */

@@ -47,9 +47,24 @@ export interface LoginLimits {
   ipMaxFailures: number;
 }
 
+/**
+ * Where the JWT signing keys come from: JWT_SECRET itself (the local stack, tests), or the SSM
+ * SecureString parameter JWT_SECRET_PARAMETER names (AWS; the template never holds a key).
+ */
+export type SigningKeySource =
+  | { kind: 'inline'; keys: SigningKeys }
+  | {
+      kind: 'parameter';
+      name: string;
+      /** How long a Lambda uses the keys it read before reading them again. */
+      cacheSeconds: number;
+      /** An SSM-compatible endpoint (tests); unset in AWS. */
+      ssmEndpoint: string | undefined;
+    };
+
 export interface Config extends StoreConfig, HttpPolicy {
   loginLimits: LoginLimits;
-  signingKeys: SigningKeys;
+  signingKeySource: SigningKeySource;
   jwtIssuer: string;
   jwtAudience: string;
   accessTokenTtlSeconds: number;
@@ -95,12 +110,13 @@ export function kidFor(secret: string): string {
 /**
  * JWT_SECRET is either one secret, or a JSON object `{"kid": "secret", ...}` whose first
  * entry signs new tokens while the others still verify tokens issued before a rotation.
+ * Returns the ring's entries in order, validated (the key-rotation command edits them).
  */
-export function parseSigningKeys(raw: string | undefined, name = 'JWT_SECRET'): SigningKeys {
+export function signingKeyEntries(raw: string | undefined, name = 'JWT_SECRET'): Array<[kid: string, secret: string]> {
   if (raw === undefined) throw new ConfigError(name, 'is required');
   if (!raw.startsWith('{') && !raw.startsWith('[')) {
-    const kid = kidFor(raw);
-    return { currentKid: kid, keys: new Map([[kid, secretBytes(name, raw)]]) };
+    secretBytes(name, raw);
+    return [[kidFor(raw), raw]];
   }
   let parsed: unknown;
   try {
@@ -113,23 +129,24 @@ export function parseSigningKeys(raw: string | undefined, name = 'JWT_SECRET'): 
   }
   const entries = Object.entries(parsed);
   if (entries.length === 0) throw new ConfigError(name, 'holds no keys');
-  const keys = new Map<string, Uint8Array>();
   for (const [kid, secret] of entries) {
     if (!KID_PATTERN.test(kid)) throw new ConfigError(name, `has an invalid kid "${kid}"`);
     if (typeof secret !== 'string') throw new ConfigError(name, `key "${kid}" must be a string`);
-    keys.set(kid, secretBytes(name, secret));
+    secretBytes(name, secret);
   }
-  return { currentKid: entries[0]![0], keys };
+  return entries as Array<[string, string]>;
+}
+
+export function parseSigningKeys(raw: string | undefined, name = 'JWT_SECRET'): SigningKeys {
+  const entries = signingKeyEntries(raw, name);
+  return { currentKid: entries[0]![0], keys: new Map(entries.map(([kid, secret]) => [kid, secretBytes(name, secret)])) };
 }
 
 export function loadStoreConfig(env: Env = process.env): StoreConfig {
   const stage = read(env, 'STAGE') ?? 'dev';
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new ConfigError('STAGE', `must be lower-case letters, digits and dashes, got "${stage}"`);
   const defaults = tableNames(stage);
-  const endpoint = read(env, 'DYNAMODB_ENDPOINT');
-  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(endpoint)) {
-    throw new ConfigError('DYNAMODB_ENDPOINT', `must be an http(s) URL, got "${endpoint}"`);
-  }
+  const endpoint = endpointUrl(env, 'DYNAMODB_ENDPOINT');
   return {
     stage,
     region: read(env, 'AWS_REGION') ?? read(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
@@ -138,6 +155,34 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
     attemptsTable: read(env, 'ATTEMPTS_TABLE') ?? defaults.attempts,
     dynamodbEndpoint: endpoint,
     bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
+  };
+}
+
+function endpointUrl(env: Env, name: string): string | undefined {
+  const endpoint = read(env, name);
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(endpoint)) {
+    throw new ConfigError(name, `must be an http(s) URL, got "${endpoint}"`);
+  }
+  return endpoint;
+}
+
+// SSM's own rule: letters, digits and _.-/, fully qualified (leading /) when it has a path.
+const PARAMETER_NAME = /^(\/[A-Za-z0-9_.-]+)+$|^[A-Za-z0-9_.-]+$/;
+
+/** JWT_SECRET when set (it wins, so the local stack needs nothing else), else JWT_SECRET_PARAMETER. */
+export function loadSigningKeySource(env: Env = process.env): SigningKeySource {
+  const inline = read(env, 'JWT_SECRET');
+  if (inline !== undefined) return { kind: 'inline', keys: parseSigningKeys(inline) };
+  const name = read(env, 'JWT_SECRET_PARAMETER');
+  if (name === undefined) throw new ConfigError('JWT_SECRET', 'is required (or JWT_SECRET_PARAMETER, the SSM parameter that holds it)');
+  if (name.length > 1011 || !PARAMETER_NAME.test(name)) {
+    throw new ConfigError('JWT_SECRET_PARAMETER', `must be an SSM parameter name like /vpn-auth/prod/jwt-signing-keys, got "${name}"`);
+  }
+  return {
+    kind: 'parameter',
+    name,
+    cacheSeconds: integer(env, 'JWT_SECRET_CACHE_SECONDS', 300, 1, 3600),
+    ssmEndpoint: endpointUrl(env, 'SSM_ENDPOINT'),
   };
 }
 
@@ -177,7 +222,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     ...loadStoreConfig(env),
     ...loadHttpPolicy(env),
-    signingKeys: parseSigningKeys(read(env, 'JWT_SECRET')),
+    signingKeySource: loadSigningKeySource(env),
     jwtIssuer: read(env, 'JWT_ISSUER') ?? 'vpn-enterprise-auth',
     jwtAudience: read(env, 'JWT_AUDIENCE') ?? 'vpn-enterprise',
     accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 3600, 1, 86_400),

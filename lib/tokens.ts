@@ -1,7 +1,8 @@
 import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { SignJWT, errors, jwtVerify, type JWTHeaderParameters } from 'jose';
 import type { SigningKeys } from './config.js';
-import { bearerError } from './errors.js';
+import { ApiError, bearerError } from './errors.js';
+import type { KeyRing } from './signing-keys.js';
 import {
   ID_LENGTH_BYTES,
   sessionIdFromBytes,
@@ -22,7 +23,7 @@ export interface AccessTokenClaims {
 }
 
 export interface AccessTokenOptions {
-  signingKeys: SigningKeys;
+  keyRing: KeyRing;
   issuer: string;
   audience: string;
   ttlSeconds: number;
@@ -38,11 +39,11 @@ const CLOCK_TOLERANCE_SECONDS = 30;
  * their `kid` names. The only place that signs or verifies a JWT.
  */
 export class AccessTokens {
-  private readonly keys: ReadonlyMap<string, KeyObject>;
+  /** KeyObjects per ring, made once for each ring the key source hands out. */
+  private readonly keyObjects = new WeakMap<SigningKeys, ReadonlyMap<string, KeyObject>>();
   private readonly clock: Clock;
 
   constructor(private readonly options: AccessTokenOptions) {
-    this.keys = new Map([...options.signingKeys.keys].map(([kid, bytes]) => [kid, createSecretKey(bytes)]));
     this.clock = options.clock ?? (() => new Date());
   }
 
@@ -51,7 +52,8 @@ export class AccessTokens {
   }
 
   async sign(subject: { userId: string; sessionId: string; role: string }): Promise<string> {
-    const kid = this.options.signingKeys.currentKid;
+    const ring = await this.options.keyRing.current();
+    const kid = ring.currentKid;
     const iat = Math.floor(this.clock().getTime() / 1000);
     // Header members in this order so every token starts with the same bytes: {"alg":"HS256","typ":"JWT","kid":…}
     return new SignJWT({ sid: subject.sessionId, role: subject.role })
@@ -62,7 +64,7 @@ export class AccessTokens {
       .setJti(randomBytes(16).toString('base64url'))
       .setIssuedAt(iat)
       .setExpirationTime(iat + this.options.ttlSeconds)
-      .sign(this.keys.get(kid)!);
+      .sign(this.keysOf(ring).get(kid)!);
   }
 
   /**
@@ -71,7 +73,7 @@ export class AccessTokens {
    */
   async verify(token: string): Promise<AccessTokenClaims> {
     try {
-      const { payload } = await jwtVerify(token, (header: JWTHeaderParameters) => this.keyFor(header), {
+      const { payload } = await jwtVerify(token, async (header: JWTHeaderParameters) => this.keyFor(header), {
         algorithms: [ALGORITHM],
         typ: 'JWT',
         issuer: this.options.issuer,
@@ -88,15 +90,26 @@ export class AccessTokens {
       }
       return { sub, sid, role, jti, iat: iat!, exp: exp! };
     } catch (error) {
+      // The key ring could not be read (503): not the token's fault.
+      if (error instanceof ApiError) throw error;
       // JWTExpired is only raised after the signature checked out, so it never vouches for a forgery.
       throw bearerError(error instanceof errors.JWTExpired ? 'token_expired' : 'invalid_token', true);
     }
   }
 
-  private keyFor(header: JWTHeaderParameters): KeyObject {
-    const key = header.kid === undefined ? undefined : this.keys.get(header.kid);
+  private async keyFor(header: JWTHeaderParameters): Promise<KeyObject> {
+    const key = typeof header.kid === 'string' ? this.keysOf(await this.options.keyRing.including(header.kid)).get(header.kid) : undefined;
     if (!key) throw new errors.JWSSignatureVerificationFailed('unknown kid');
     return key;
+  }
+
+  private keysOf(ring: SigningKeys): ReadonlyMap<string, KeyObject> {
+    let keys = this.keyObjects.get(ring);
+    if (!keys) {
+      keys = new Map([...ring.keys].map(([kid, bytes]) => [kid, createSecretKey(bytes)]));
+      this.keyObjects.set(ring, keys);
+    }
+    return keys;
   }
 }
 

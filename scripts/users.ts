@@ -10,6 +10,7 @@ import { createDocumentClient } from '../lib/dynamo.js';
 import { hashPassword, passwordProblem } from '../lib/passwords.js';
 import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/users.js';
 import { isEmail } from '../lib/validation.js';
+import { UsageError, parseArgs, required, type ArgSpec, type Args } from './cli.js';
 import { DATA_DIR, ensureTables, startDynalite, type RunningDynalite } from './local-stack.js';
 
 const USAGE = `Usage: npm run users -- <command> [options]
@@ -28,46 +29,11 @@ Options:
   --password-stdin   read the password from the first line of standard input
 Without --password-stdin the password is asked for at a hidden prompt; it is never an argument.`;
 
-class UsageError extends Error {}
-
-interface Args {
-  command: string | undefined;
-  options: Map<string, string | true>;
-}
-
-const VALUE_OPTIONS = new Set(['email', 'name', 'role', 'stage']);
-const FLAG_OPTIONS = new Set(['password-stdin', 'aws', 'help']);
-
-function parseArgs(argv: string[]): Args {
-  const options = new Map<string, string | true>();
-  let command: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) {
-      if (command !== undefined) throw new UsageError(`Unexpected argument "${arg}"`);
-      command = arg;
-      continue;
-    }
-    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    if (name === 'password') throw new UsageError('Passwords are never given on the command line: use --password-stdin or the prompt');
-    if (FLAG_OPTIONS.has(name)) {
-      options.set(name, true);
-    } else if (VALUE_OPTIONS.has(name)) {
-      const value = inline ?? argv[++i];
-      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
-      options.set(name, value);
-    } else {
-      throw new UsageError(`Unknown option --${name}`);
-    }
-  }
-  return { command, options };
-}
-
-function required(args: Args, name: string): string {
-  const value = args.options.get(name);
-  if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} is required`);
-  return value.trim();
-}
+const ARGS: ArgSpec = {
+  values: new Set(['email', 'name', 'role', 'stage']),
+  flags: new Set(['password-stdin', 'aws', 'help']),
+  refused: { password: 'Passwords are never given on the command line: use --password-stdin or the prompt' },
+};
 
 function emailOption(args: Args): string {
   const email = normalizeEmail(required(args, 'email'));
@@ -205,7 +171,7 @@ async function localEndpoint(stage: string): Promise<{ endpoint: string; owned?:
 async function main(): Promise<number> {
   let args: Args;
   try {
-    args = parseArgs(process.argv.slice(2));
+    args = parseArgs(process.argv.slice(2), ARGS);
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${USAGE}`);
     return 2;

@@ -20,9 +20,14 @@ function expectChallenge(response: ApiResponse, withError: boolean): void {
   else expect(challenge).not.toContain('error=');
 }
 
+async function currentKey(): Promise<Uint8Array> {
+  const ring = await e2eApp().keyRing.current();
+  return ring.keys.get(ring.currentKid)!;
+}
+
 /** A token signed with the running API's own key: genuine in every way but the claims chosen here. */
 async function signed(claims: Record<string, unknown>, options: { expiresAt?: number; issuer?: string; audience?: string; kid?: string } = {}) {
-  const keys = e2eApp().config.signingKeys;
+  const keys = await e2eApp().keyRing.current();
   const now = Math.floor(Date.now() / 1000);
   const expiresAt = options.expiresAt ?? now + 600;
   return new SignJWT(claims)
@@ -86,7 +91,7 @@ describe('GET /v1/auth/me over HTTP', () => {
       'signature stripped': `${header}.${payload}.`,
       'payload edited': `${header}.${b64({ ...claims, role: 'superadmin' })}.${signature}`,
       'HS512 header swap': `${b64({ alg: 'HS512', typ: 'JWT', kid: JSON.parse(Buffer.from(header, 'base64url').toString()).kid })}.${payload}.${signature}`,
-      'guessed secret': await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: e2eApp().config.signingKeys.currentKid }).sign(new TextEncoder().encode('secret'.repeat(6))),
+      'guessed secret': await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: (await e2eApp().keyRing.current()).currentKid }).sign(new TextEncoder().encode('secret'.repeat(6))),
       'unknown kid': await signed({ sub: user.id, sid: claims.sid, role: 'user' }, { kid: 'unknown-kid' }),
       'wrong issuer': await signed({ sub: user.id, sid: claims.sid, role: 'user' }, { issuer: 'https://evil.example' }),
       'wrong audience': await signed({ sub: user.id, sid: claims.sid, role: 'user' }, { audience: 'another-api' }),
@@ -94,13 +99,13 @@ describe('GET /v1/auth/me over HTTP', () => {
       'signed with an empty secret': hs256WithKey(header, payload, ''),
       'nbf in the future': await signed({ sub: user.id, sid: claims.sid, role: 'user', nbf: Math.floor(Date.now() / 1000) + 300 }),
       'iat in the future': await new SignJWT({ sub: user.id, sid: claims.sid, role: 'user' })
-        .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: e2eApp().config.signingKeys.currentKid })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: (await e2eApp().keyRing.current()).currentKid })
         .setIssuer('vpn-enterprise-auth')
         .setAudience('vpn-enterprise')
         .setJti('x')
         .setIssuedAt(Math.floor(Date.now() / 1000) + 300)
         .setExpirationTime(Math.floor(Date.now() / 1000) + 3900)
-        .sign(e2eApp().config.signingKeys.keys.get(e2eApp().config.signingKeys.currentKid)!),
+        .sign(await currentKey()),
     };
 
     // Act / Assess

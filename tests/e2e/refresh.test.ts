@@ -78,7 +78,7 @@ describe('POST /v1/auth/refresh over HTTP', () => {
       id: newSessionId(),
       userId: user.id,
       refreshHash: hashRefreshSecret(secret),
-      rotationKid: app.config.signingKeys.currentKid,
+      rotationKid: (await app.keyRing.current()).currentKid,
       userEpoch: 0,
       createdAt: past.toISOString(),
       expiresAt: epochSeconds(new Date()) - 60,

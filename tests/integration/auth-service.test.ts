@@ -32,7 +32,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
     // Assess
     const claims = decodeJwt(pair.token);
-    expect(decodeProtectedHeader(pair.token)).toEqual({ alg: 'HS256', typ: 'JWT', kid: app.config.signingKeys.currentKid });
+    expect(decodeProtectedHeader(pair.token)).toEqual({ alg: 'HS256', typ: 'JWT', kid: (await app.keyRing.current()).currentKid });
     expect(claims).toMatchObject({ sub: user.id, role: 'admin', iss: 'vpn-enterprise-auth', aud: 'vpn-enterprise' });
     expect(claims.exp! - claims.iat!).toBe(900);
     expect(claims.iat).toBe(Math.floor(app.clock().getTime() / 1000));

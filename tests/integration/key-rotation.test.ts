@@ -19,7 +19,7 @@ describe('signing-key rotation by kid', () => {
     expect(decodeProtectedHeader(pair.token).kid).toBe('k1');
 
     // Act: the operator puts k2 first and keeps k1 for verification
-    const during = createApp({ ...before.config, signingKeys: { currentKid: 'k2', keys: new Map([['k2', Buffer.from(newSecret)], ['k1', Buffer.from(oldSecret)]]) } }, before.clock);
+    const during = createApp({ ...before.config, signingKeySource: { kind: 'inline', keys: { currentKid: 'k2', keys: new Map([['k2', Buffer.from(newSecret)], ['k1', Buffer.from(oldSecret)]]) } } }, before.clock);
 
     // Assess
     await expect(during.auth.me(pair.token)).resolves.toMatchObject({ id: user.id });
@@ -35,7 +35,7 @@ describe('signing-key rotation by kid', () => {
     expect((replay as ApiError).code).toBe('refresh_token_reused');
 
     // Later k1 is removed: a token still signed with it is refused, the k2 ones work.
-    const after = createApp({ ...before.config, signingKeys: { currentKid: 'k2', keys: new Map([['k2', Buffer.from(newSecret)]]) } }, before.clock);
+    const after = createApp({ ...before.config, signingKeySource: { kind: 'inline', keys: { currentKid: 'k2', keys: new Map([['k2', Buffer.from(newSecret)]]) } } }, before.clock);
     const refused = await after.auth.me(pair.token).catch((error: unknown) => error);
     expect((refused as ApiError).code).toBe('invalid_token');
     await expect(after.auth.me(refreshed.token)).resolves.toMatchObject({ id: user.id });

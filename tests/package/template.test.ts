@@ -4,31 +4,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ACCESS } from '../../infra/iam.js';
+import { ACCESS, KEY_READERS } from '../../infra/iam.js';
 import { PROJECT_ROOT, SERVERLESS_BIN } from '../../scripts/local-stack.js';
 
 type Template = { Resources: Record<string, { Type: string; DeletionPolicy?: string; Properties: Record<string, any> }> };
 
 /** `serverless package --stage <stage>`, offline, into a folder of its own; the CloudFormation it would deploy. */
-async function packaged(stage: string): Promise<Template> {
+async function packaged(stage: string, params: string[] = []): Promise<Template> {
   const out = mkdtempSync(join(tmpdir(), `vpn-auth-package-${stage}-`));
-  await promisify(execFile)(process.execPath, [SERVERLESS_BIN, 'package', '--stage', stage, '--package', out], {
+  await promisify(execFile)(process.execPath, [SERVERLESS_BIN, 'package', '--stage', stage, '--package', out, ...params.map((param) => `--param=${param}`)], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, ESBUILD_WORK_FOLDER: `.esbuild-package-${stage}`, JWT_SECRET: '' },
+    // A deployer's shell may well hold a key or a local endpoint: neither may reach the template.
+    env: { ...process.env, ESBUILD_WORK_FOLDER: `.esbuild-package-${stage}`, JWT_SECRET: DEPLOYER_SECRET, DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000' },
     timeout: 120_000,
   });
   return JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
 }
+
+const DEPLOYER_SECRET = 'a-signing-key-in-the-deployers-shell-0123456789';
 
 const byType = (template: Template, type: string) => Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 
 describe('the packaged CloudFormation template', () => {
   let prod: Template;
   let dev: Template;
+  let reserved: Template;
   beforeAll(async () => {
     // One after the other: two packagings of one service at once trip over each other.
     prod = await packaged('prod');
     dev = await packaged('dev');
+    reserved = await packaged('prod', ['loginReservedConcurrency=50', 'reservedConcurrency=200']);
   }, 180_000);
 
   it('keeps every table on demand, encrypted, point-in-time recoverable, with TTL on expires_at where records expire', () => {
@@ -103,7 +108,44 @@ describe('the packaged CloudFormation template', () => {
     expect(devStage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 });
   });
 
-  it('carries no signing key in the template', () => {
-    expect(JSON.stringify(prod)).not.toMatch(/"JWT_SECRET":"[^"]+"/);
+  it('carries no signing key: the functions read it from the SSM parameter of their stage', () => {
+    for (const [template, stage] of [[prod, 'prod'], [dev, 'dev']] as const) {
+      expect(JSON.stringify(template)).not.toContain(DEPLOYER_SECRET);
+      for (const [id, fn] of byType(template, 'AWS::Lambda::Function')) {
+        const variables = fn.Properties.Environment.Variables;
+        expect(Object.keys(variables), id).not.toContain('JWT_SECRET');
+        expect(Object.keys(variables), id).not.toContain('DYNAMODB_ENDPOINT');
+        expect(variables.JWT_SECRET_PARAMETER, id).toBe(`/vpn-auth/${stage}/jwt-signing-keys`);
+      }
+    }
+  });
+
+  it('lets only the functions that sign or verify tokens read that one parameter', () => {
+    for (const [id, fn] of byType(prod, 'AWS::Lambda::Function')) {
+      const name = id.replace(/LambdaFunction$/, '');
+      const roleId = fn.Properties.Role['Fn::GetAtt'][0] as string;
+      const statements = prod.Resources[roleId]!.Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
+      const ssm = statements.filter((statement: any) => [statement.Action].flat().some((action: string) => action.startsWith('ssm:') || action.startsWith('kms:')));
+      const reader = KEY_READERS.some((reader) => reader.toLowerCase() === name.toLowerCase());
+      expect(ssm, id).toEqual(
+        reader
+          ? [{ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/vpn-auth/prod/jwt-signing-keys' } }]
+          : [],
+      );
+    }
+    expect(KEY_READERS.sort()).toEqual(['authorizer', 'login', 'logout', 'me', 'refresh']);
+  });
+
+  it('reserves no concurrency unless the stage parameters ask for it', () => {
+    for (const [id, fn] of byType(prod, 'AWS::Lambda::Function')) expect(fn.Properties.ReservedConcurrentExecutions, id).toBeUndefined();
+    const reservations = Object.fromEntries(byType(reserved, 'AWS::Lambda::Function').map(([id, fn]) => [id, fn.Properties.ReservedConcurrentExecutions]));
+    expect(reservations).toEqual({
+      LoginLambdaFunction: 50,
+      RefreshLambdaFunction: 200,
+      LogoutLambdaFunction: 200,
+      MeLambdaFunction: 200,
+      AuthorizerLambdaFunction: 200,
+      ExampleProtectedLambdaFunction: undefined,
+    });
   });
 });

@@ -2,25 +2,33 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { signingKeyParameter } from '../../infra/signing-keys.js';
 import { loadStoreConfig } from '../../lib/config.js';
 import { PROJECT_ROOT, ensureTables, freePort, seedUser, startDynalite, startOffline } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
+import { startFakeSsm } from './fake-ssm.js';
 import { leakedLines, resetSecrets } from './secrets.js';
 
 export const E2E_STAGE = 'test';
 
 /**
- * The API as `npm start` runs it, but private: in-memory dynalite and serverless-offline on
- * free loopback ports, a throwaway signing key, the demo user seeded. Stopped when the run ends.
+ * The API as it runs in AWS, but private: in-memory dynalite and serverless-offline on free
+ * loopback ports, the signing keys read from an SSM parameter (a fake SSM on loopback that checks
+ * SigV4) as the deployed Lambdas read them, the demo user seeded. Stopped when the run ends.
  */
 export default async function setup(project: TestProject) {
   resetSecrets();
   const dynamo = await startDynalite(0);
   await ensureTables(dynamo.endpoint, E2E_STAGE);
+  const ssm = await startFakeSsm();
+  const signingKey = randomBytes(48).toString('base64url');
+  ssm.put(signingKeyParameter(E2E_STAGE), JSON.stringify({ 'e2e-1': signingKey }));
   const env: Record<string, string> = {
     STAGE: E2E_STAGE,
     DYNAMODB_ENDPOINT: dynamo.endpoint,
-    JWT_SECRET: randomBytes(48).toString('base64url'),
+    // serverless.yml names the parameter for the Lambdas; the tests' own app needs it spelt out.
+    JWT_SECRET_PARAMETER: signingKeyParameter(E2E_STAGE),
+    SSM_ENDPOINT: ssm.endpoint,
     BCRYPT_COST: String(TEST_BCRYPT_COST),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
@@ -32,6 +40,7 @@ export default async function setup(project: TestProject) {
     echo: process.env.E2E_VERBOSE ? (text) => process.stderr.write(text) : undefined,
   }).catch(async (error) => {
     await dynamo.close();
+    await ssm.close();
     throw error;
   });
   // One request per function, one at a time, so that the tests' first requests do not all
@@ -43,6 +52,7 @@ export default async function setup(project: TestProject) {
   } catch (error) {
     await offline.stop();
     await dynamo.close();
+    await ssm.close();
     throw error;
   }
   project.provide('dynamoEndpoint', dynamo.endpoint);
@@ -54,9 +64,12 @@ export default async function setup(project: TestProject) {
     writeFileSync(join(PROJECT_ROOT, '.test-output', 'serverless-offline.log'), output);
     await offline.stop();
     await dynamo.close();
+    // Every key any ring held during the run, rotations included.
+    const keys = ssm.history.flatMap((value) => (value.startsWith('{') ? Object.values(JSON.parse(value) as Record<string, string>) : [value]));
+    await ssm.close();
     // The audit trail must never carry a password, token, hash or key: every line the Lambdas
     // logged during the run is checked against every secret the tests used.
-    const leaks = leakedLines(output, [env.JWT_SECRET!, DEMO_USER.password]);
+    const leaks = leakedLines(output, [...keys, DEMO_USER.password]);
     if (leaks.length > 0) {
       // A throw here is only printed by vitest ("error during close"); the exit code must say it.
       process.exitCode = 1;

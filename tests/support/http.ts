@@ -2,6 +2,7 @@ import { request } from 'node:http';
 import { expect } from 'vitest';
 import { createApp, type App } from '../../lib/app.js';
 import { loadConfig } from '../../lib/config.js';
+import { ParameterStore } from '../../lib/parameter-store.js';
 import { apiEnv, apiUrl } from './context.js';
 import { contractViolation } from './openapi.js';
 import { recordSecret } from './secrets.js';
@@ -66,6 +67,11 @@ export async function login(email: string, password: string): Promise<{ token: s
   const response = await call('POST', '/login', { body: { email, password } });
   expect(response.status, response.text).toBe(200);
   return response.body;
+}
+
+/** The SSM the running Lambdas read their signing keys from (a fake on loopback), as operators reach it. */
+export function e2eParameterStore(): ParameterStore {
+  return ParameterStore.sharingCredentialsWith(e2eApp().db, e2eApp().config.region, apiEnv().SSM_ENDPOINT);
 }
 
 let sharedApp: App | undefined;

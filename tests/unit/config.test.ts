@@ -37,7 +37,7 @@ describe('loadConfig', () => {
       attemptsTable: 'vpn-auth-dev-attempts',
       dynamodbEndpoint: undefined,
       bcryptCost: 12,
-      signingKeys: { currentKid: kidFor(SECRET), keys: new Map([[kidFor(SECRET), new TextEncoder().encode(SECRET)]]) },
+      signingKeySource: { kind: 'inline', keys: { currentKid: kidFor(SECRET), keys: new Map([[kidFor(SECRET), new TextEncoder().encode(SECRET)]]) } },
       jwtIssuer: 'vpn-enterprise-auth',
       jwtAudience: 'vpn-enterprise',
       accessTokenTtlSeconds: 3600,

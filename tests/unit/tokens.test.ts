@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSigningKeys, type SigningKeys } from '../../lib/config.js';
 import { ApiError } from '../../lib/errors.js';
 import { newSessionId, newUserId } from '../../lib/ids.js';
+import { FixedKeyRing } from '../../lib/signing-keys.js';
 import {
   AccessTokens,
   formatRefreshToken,
@@ -27,7 +28,7 @@ const KID = KEYS.currentKid;
 const SUBJECT = { userId: 'usr_AAAAAAAAAAAAAAAAAAAAAA', sessionId: 'BBBBBBBBBBBBBBBBBBBBBB', role: 'user' };
 
 function accessTokens(at: Date = T0, signingKeys: SigningKeys = KEYS): AccessTokens {
-  return new AccessTokens({ signingKeys, issuer: ISSUER, audience: AUDIENCE, ttlSeconds: TTL_SECONDS, clock: () => at });
+  return new AccessTokens({ keyRing: new FixedKeyRing(signingKeys), issuer: ISSUER, audience: AUDIENCE, ttlSeconds: TTL_SECONDS, clock: () => at });
 }
 
 function secondsAfter(date: Date, seconds: number): Date {
@@ -183,7 +184,7 @@ describe('AccessTokens.verify times', () => {
 describe('AccessTokens.verify refuses forged or foreign tokens as invalid_token', () => {
   it('refuses a token for another issuer', async () => {
     // Prepare
-    const foreign = new AccessTokens({ signingKeys: KEYS, issuer: 'someone-else', audience: AUDIENCE, ttlSeconds: TTL_SECONDS, clock: () => T0 });
+    const foreign = new AccessTokens({ keyRing: new FixedKeyRing(KEYS), issuer: 'someone-else', audience: AUDIENCE, ttlSeconds: TTL_SECONDS, clock: () => T0 });
 
     // Act + Assess
     await expectInvalidToken(await foreign.sign(SUBJECT));
@@ -191,7 +192,7 @@ describe('AccessTokens.verify refuses forged or foreign tokens as invalid_token'
 
   it('refuses a token for another audience', async () => {
     // Prepare
-    const foreign = new AccessTokens({ signingKeys: KEYS, issuer: ISSUER, audience: 'another-api', ttlSeconds: TTL_SECONDS, clock: () => T0 });
+    const foreign = new AccessTokens({ keyRing: new FixedKeyRing(KEYS), issuer: ISSUER, audience: 'another-api', ttlSeconds: TTL_SECONDS, clock: () => T0 });
 
     // Act + Assess
     await expectInvalidToken(await foreign.sign(SUBJECT));

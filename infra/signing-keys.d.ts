@@ -1,0 +1,1 @@
+export function signingKeyParameter(stage: string): string;

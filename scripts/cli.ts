@@ -1,0 +1,49 @@
+/** The argument handling the operator CLIs (`npm run users`, `npm run keys`) share. */
+
+/** Wrong use of the command: printed with the usage, exit code 2. */
+export class UsageError extends Error {}
+
+export interface Args {
+  command: string | undefined;
+  options: Map<string, string | true>;
+}
+
+export interface ArgSpec {
+  /** Options that take a value: `--name value` or `--name=value`. */
+  values: ReadonlySet<string>;
+  flags: ReadonlySet<string>;
+  /** Options refused with a message of their own (say, a password on the command line). */
+  refused?: Readonly<Record<string, string>>;
+}
+
+export function parseArgs(argv: string[], spec: ArgSpec): Args {
+  const options = new Map<string, string | true>();
+  let command: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      if (command !== undefined) throw new UsageError(`Unexpected argument "${arg}"`);
+      command = arg;
+      continue;
+    }
+    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    const refusal = spec.refused?.[name];
+    if (refusal) throw new UsageError(refusal);
+    if (spec.flags.has(name)) {
+      options.set(name, true);
+    } else if (spec.values.has(name)) {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
+      options.set(name, value);
+    } else {
+      throw new UsageError(`Unknown option --${name}`);
+    }
+  }
+  return { command, options };
+}
+
+export function required(args: Args, name: string): string {
+  const value = args.options.get(name);
+  if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} is required`);
+  return value.trim();
+}

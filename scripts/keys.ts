@@ -1,0 +1,169 @@
+/**
+ * Operators' signing-key rotation: `npm run keys -- <command> [options]`.
+ * Edits the local stack's key ring (.data/jwt-secret) by default, or with `--aws` the stage's
+ * SSM SecureString parameter the Lambdas read (region and credentials from the usual AWS env).
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { signingKeyParameter } from '../infra/signing-keys.js';
+import { ConfigError, loadStoreConfig, signingKeyEntries } from '../lib/config.js';
+import { createDocumentClient } from '../lib/dynamo.js';
+import { ParameterStore, ParameterStoreError } from '../lib/parameter-store.js';
+import { UsageError, parseArgs, type ArgSpec, type Args } from './cli.js';
+import { KeyRingError, formatRing, kidCreatedAt, newKid, newSecret, retire, rotate, type RingEntries } from './key-ring.js';
+import { DATA_DIR } from './local-stack.js';
+
+const USAGE = `Usage: npm run keys -- <command> [options]
+
+Commands:
+  init      create the key ring with one new key, where there is none yet
+  list      the key ids in the ring, current first (never the keys themselves)
+  rotate    add a new key that signs from now on; the previous keys still verify
+  retire [--kid K] [--force]
+            remove the previous keys (or only K) once every token they signed has expired:
+            refused until ACCESS_TOKEN_TTL_SECONDS + JWT_SECRET_CACHE_SECONDS after the rotation
+
+Options:
+  --aws        the stage's SSM parameter /vpn-auth/<stage>/jwt-signing-keys in AWS
+               (AWS_REGION, AWS credentials) instead of the local stack's .data/jwt-secret
+  --stage S    with --aws: the stage (default: $STAGE or dev)
+  --force      with retire: do not wait for old tokens to expire (their users must refresh)`;
+
+const ARGS: ArgSpec = { values: new Set(['stage', 'kid']), flags: new Set(['aws', 'force', 'help']) };
+
+/** Where a ring is kept: read as text (undefined when there is none), written whole. */
+interface RingStore {
+  where: string;
+  read(): Promise<string | undefined>;
+  write(text: string, options: { create: boolean }): Promise<void>;
+  /** What an operator does next for the change to reach the running API. */
+  afterChange: string;
+}
+
+function localStore(file = join(DATA_DIR, 'jwt-secret')): RingStore {
+  return {
+    where: file,
+    read: async () => (existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined),
+    write: async (text, { create }) => {
+      if (create && existsSync(file)) throw new KeyRingError(`${file} already exists`);
+      // Owner-only, and whole or not at all: a half-written ring would stop the stack signing in anyone.
+      writeFileSync(`${file}.tmp`, `${text}\n`, { mode: 0o600 });
+      renameSync(`${file}.tmp`, file);
+    },
+    afterChange: 'Restart `npm start` to use it.',
+  };
+}
+
+function ssmStore(stage: string): RingStore {
+  const config = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: '' });
+  const name = signingKeyParameter(stage);
+  const ssmEndpoint = process.env.SSM_ENDPOINT?.trim() || undefined;
+  // The DynamoDB client is only borrowed for the SDK's default credential chain.
+  const parameters = ParameterStore.sharingCredentialsWith(createDocumentClient(config), config.region, ssmEndpoint);
+  return {
+    where: `SSM parameter ${name} (${config.region})`,
+    read: () =>
+      parameters.get(name).catch((error: unknown) => {
+        if (error instanceof ParameterStoreError && error.code === 'ParameterNotFound') return undefined;
+        throw error;
+      }),
+    write: async (text, { create }) => {
+      await parameters.putSecureString(name, text, { overwrite: !create, description: 'JWT signing keys of the VPN Enterprise auth API (npm run keys)' });
+    },
+    afterChange: 'Running Lambdas use it within JWT_SECRET_CACHE_SECONDS (default 300 s), and at once when they meet a token it signed.',
+  };
+}
+
+/** Whole seconds from the environment (as the deployed stage is configured), or the default. */
+function seconds(name: string, fallback: number): number {
+  const raw = process.env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  return Number(raw);
+}
+
+function audit(event: string, fields: Record<string, unknown>): void {
+  console.error(JSON.stringify({ level: 'info', event, time: new Date().toISOString(), ...fields, actor: 'keys-cli', osUser: process.env.USER }));
+}
+
+async function existingRing(store: RingStore): Promise<RingEntries> {
+  const text = await store.read();
+  if (text === undefined) throw new KeyRingError(`No key ring at ${store.where}: create it with \`npm run keys -- init${store.where.startsWith('SSM') ? ' --aws' : ''}\``);
+  return signingKeyEntries(text, store.where);
+}
+
+function describeRing(entries: RingEntries): string {
+  return entries
+    .map(([kid], index) => {
+      const since = kidCreatedAt(kid);
+      return `${kid}  ${index === 0 ? 'current (signs and verifies)' : 'previous (verifies only)'}${since ? `  created ${since.toISOString()}` : ''}`;
+    })
+    .join('\n');
+}
+
+async function run(args: Args, store: RingStore): Promise<string> {
+  const now = new Date();
+  switch (args.command) {
+    case 'init': {
+      if ((await store.read()) !== undefined) throw new KeyRingError(`A key ring already exists at ${store.where}; use rotate to change it`);
+      const kid = newKid(now, new Set());
+      await store.write(formatRing([[kid, newSecret()]]), { create: true });
+      audit('signing_key_created', { kid, where: store.where });
+      return `Created the key ring at ${store.where} with key ${kid}.`;
+    }
+    case 'list':
+      return `${store.where}\n${describeRing(await existingRing(store))}`;
+    case 'rotate': {
+      const entries = rotate(await existingRing(store), now);
+      await store.write(formatRing(entries), { create: false });
+      const [kid] = entries[0]!;
+      audit('signing_key_rotated', { kid, previous: entries.slice(1).map(([previous]) => previous), where: store.where });
+      return `Key ${kid} now signs; ${entries.length - 1} previous key(s) still verify. ${store.afterChange}\n${describeRing(entries)}`;
+    }
+    case 'retire': {
+      const kid = args.options.get('kid');
+      if (kid === true) throw new UsageError('--kid needs a value');
+      const minAgeSeconds = seconds('ACCESS_TOKEN_TTL_SECONDS', 3600) + seconds('JWT_SECRET_CACHE_SECONDS', 300);
+      const result = retire(await existingRing(store), { kid, now, minAgeSeconds, force: args.options.has('force') });
+      await store.write(formatRing(result.entries), { create: false });
+      audit('signing_key_retired', { kids: result.removed, forced: args.options.has('force'), where: store.where });
+      return `Retired ${result.removed.join(', ')}. ${store.afterChange}\n${describeRing(result.entries)}`;
+    }
+    default:
+      throw new UsageError(args.command === undefined ? 'A command is required' : `Unknown command "${args.command}"`);
+  }
+}
+
+async function main(): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2), ARGS);
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.options.has('help') || args.command === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  try {
+    if (args.options.has('stage') && !args.options.has('aws')) throw new UsageError('--stage goes with --aws (the local stack has one key ring)');
+    const stage = (args.options.get('stage') as string | undefined) ?? process.env.STAGE?.trim() ?? 'dev';
+    const store = args.options.has('aws') ? ssmStore(stage) : localStore();
+    console.log(await run(args, store));
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (error instanceof KeyRingError || error instanceof ConfigError || error instanceof ParameterStoreError) {
+      console.error(error.message);
+      return 1;
+    }
+    console.error(`Failed: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+main().then((code) => process.exit(code));

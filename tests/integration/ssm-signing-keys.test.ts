@@ -1,0 +1,193 @@
+import { randomBytes } from 'node:crypto';
+import { decodeProtectedHeader } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../lib/app.js';
+import type { Caller } from '../../lib/auth-service.js';
+import { ApiError } from '../../lib/errors.js';
+import { ParameterStore, ParameterStoreError } from '../../lib/parameter-store.js';
+import { LOCAL_CREDENTIALS, Sha256, startFakeSsm, type FakeSsm } from '../support/fake-ssm.js';
+import { TestClock, createUser, testApp } from '../support/store.js';
+
+const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.80', userAgent: 'vitest' };
+
+let ssm: FakeSsm;
+beforeAll(async () => {
+  ssm = await startFakeSsm();
+});
+afterAll(() => ssm.close());
+
+function store(overrides: { region?: string; secretAccessKey?: string } = {}): ParameterStore {
+  const credentials = { ...LOCAL_CREDENTIALS, ...(overrides.secretAccessKey ? { secretAccessKey: overrides.secretAccessKey } : {}) };
+  return new ParameterStore({ region: overrides.region ?? 'us-east-1', endpoint: ssm.endpoint, credentials: async () => credentials, sha256: Sha256 });
+}
+
+const newParameter = () => `/vpn-auth/t${randomBytes(4).toString('hex')}/jwt-signing-keys`;
+const secret = () => randomBytes(32).toString('base64url');
+const gets = () => ssm.calls.get('GetParameter') ?? 0;
+
+async function failure(promise: Promise<unknown>): Promise<Error> {
+  return promise.then(
+    () => expect.fail('expected a failure'),
+    (error: Error) => error,
+  );
+}
+
+/** An app whose signing keys live in the (fake) SSM parameter `name`, as in AWS. */
+function ssmApp(name: string, clock = new TestClock()) {
+  return testApp(clock, { JWT_SECRET: '', JWT_SECRET_PARAMETER: name, SSM_ENDPOINT: ssm.endpoint, JWT_SECRET_CACHE_SECONDS: '300' });
+}
+
+describe('ParameterStore (SigV4-signed SSM calls)', () => {
+  it('writes a SecureString and reads it back decrypted; a second create of the same name is refused', async () => {
+    // Prepare
+    const name = newParameter();
+
+    // Act
+    const version = await store().putSecureString(name, 'value-1', { overwrite: false });
+    const again = await failure(store().putSecureString(name, 'value-2', { overwrite: false }));
+    const overwritten = await store().putSecureString(name, 'value-3', { overwrite: true });
+
+    // Assess
+    expect(version).toBe(1);
+    expect(again).toMatchObject({ name: 'ParameterStoreError', code: 'ParameterAlreadyExists' });
+    expect(overwritten).toBe(2);
+    await expect(store().get(name)).resolves.toBe('value-3');
+  });
+
+  it('is refused when its signature is wrong: another region or another secret key', async () => {
+    // Prepare
+    const name = newParameter();
+    await store().putSecureString(name, 'v', { overwrite: false });
+
+    // Act
+    const wrongRegion = await failure(store({ region: 'eu-west-1' }).get(name));
+    const wrongKey = await failure(store({ secretAccessKey: 'not-the-key' }).get(name));
+
+    // Assess
+    expect(wrongRegion).toMatchObject({ code: 'InvalidSignatureException' });
+    expect(wrongKey).toMatchObject({ code: 'InvalidSignatureException', message: expect.stringContaining('signature does not match') });
+  });
+
+  it('retries throttling and 5xx, but not a missing parameter', async () => {
+    // Prepare
+    const name = newParameter();
+    await store().putSecureString(name, 'v', { overwrite: false });
+    const before = gets();
+
+    // Act
+    ssm.failNext(2, 400, 'ThrottlingException');
+    const value = await store().get(name);
+    const afterRetries = gets();
+    const missing = await failure(store().get(newParameter()));
+
+    // Assess
+    expect(value).toBe('v');
+    expect(afterRetries - before).toBe(3);
+    expect(missing).toBeInstanceOf(ParameterStoreError);
+    expect(missing).toMatchObject({ code: 'ParameterNotFound', retryable: false });
+    expect(gets() - afterRetries).toBe(1);
+  });
+});
+
+describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
+  it('reads the ring once at the first request and reuses it until the cache expires', async () => {
+    // Prepare
+    const name = newParameter();
+    await store().putSecureString(name, JSON.stringify({ k1: secret() }), { overwrite: false });
+    const app = await ssmApp(name);
+    const user = await createUser(app);
+    const before = gets();
+
+    // Act
+    const pair = await app.auth.login(user.email, user.password, caller);
+    for (let i = 0; i < 5; i++) await app.auth.me(pair.token);
+    const whileCached = gets() - before;
+    app.testClock.advance(301);
+    await app.auth.me(pair.token);
+
+    // Assess
+    expect(decodeProtectedHeader(pair.token).kid).toBe('k1');
+    expect(whileCached).toBe(1);
+    expect(gets() - before).toBe(2);
+  });
+
+  it('after a rotation, accepts a token signed with the new key by fetching the ring again (at most every 5 s)', async () => {
+    // Prepare: two Lambdas share the parameter; A has cached the old ring
+    const name = newParameter();
+    const oldSecret = secret();
+    await store().putSecureString(name, JSON.stringify({ k1: oldSecret }), { overwrite: false });
+    const lambdaA = await ssmApp(name);
+    const user = await createUser(lambdaA);
+    const oldPair = await lambdaA.auth.login(user.email, user.password, caller);
+    await store().putSecureString(name, JSON.stringify({ k2: secret(), k1: oldSecret }), { overwrite: true });
+    const lambdaB = createApp(lambdaA.config, new TestClock().now);
+    const newPair = await lambdaB.auth.login(user.email, user.password, caller);
+    const before = gets();
+
+    // Act
+    const tooSoon = await failure(lambdaA.auth.me(newPair.token));
+    const afterTooSoon = gets();
+    lambdaA.testClock.advance(5);
+    const accepted = await lambdaA.auth.me(newPair.token);
+
+    // Assess
+    expect(decodeProtectedHeader(newPair.token).kid).toBe('k2');
+    expect((tooSoon as ApiError).code).toBe('invalid_token');
+    expect(afterTooSoon).toBe(before);
+    expect(accepted.id).toBe(user.id);
+    expect(gets() - before).toBe(1);
+    // Tokens signed before the rotation still verify on both.
+    await expect(lambdaB.auth.me(oldPair.token)).resolves.toMatchObject({ id: user.id });
+    await expect(lambdaB.auth.refresh(oldPair.refresh_token, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+  });
+
+  it('answers 503 while SSM cannot be read at a cold start, and recovers without a restart', async () => {
+    // Prepare
+    const name = newParameter();
+    await store().putSecureString(name, secret(), { overwrite: false });
+    const app = await ssmApp(name);
+    const user = await createUser(app);
+
+    // Act
+    ssm.failNext(3, 500, 'InternalServerError');
+    const outage = await failure(app.auth.login(user.email, user.password, caller));
+    const recovered = await app.auth.login(user.email, user.password, caller);
+
+    // Assess
+    expect(outage).toBeInstanceOf(ApiError);
+    expect(outage).toMatchObject({ code: 'service_unavailable', status: 503, headers: { 'Retry-After': '1' } });
+    expect(recovered.token_type).toBe('Bearer');
+  });
+
+  it('keeps using the ring it holds when a later refetch fails', async () => {
+    // Prepare
+    const name = newParameter();
+    await store().putSecureString(name, secret(), { overwrite: false });
+    const app = await ssmApp(name);
+    const user = await createUser(app);
+    const pair = await app.auth.login(user.email, user.password, caller);
+    app.testClock.advance(301);
+
+    // Act
+    ssm.failNext(3, 400, 'ThrottlingException');
+    const during = await app.auth.me(pair.token);
+
+    // Assess
+    expect(during.id).toBe(user.id);
+  });
+
+  it('answers 503, not 500, when the parameter holds no usable key, and names the problem in the log only', async () => {
+    // Prepare
+    const name = newParameter();
+    await store().putSecureString(name, 'too-short', { overwrite: false });
+    const app = await ssmApp(name);
+    const user = await createUser(app);
+
+    // Act
+    const error = await failure(app.auth.login(user.email, user.password, caller));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
+    expect(String((error as { cause?: Error }).cause?.message)).toContain('JWT_SECRET_PARAMETER keys must be at least 32 bytes');
+  });
+});

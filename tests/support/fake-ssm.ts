@@ -1,0 +1,140 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHash, createHmac, type BinaryLike, type Hash, type Hmac } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+const bytes = (data: SourceData): BinaryLike => (data instanceof ArrayBuffer ? new Uint8Array(data) : (data as BinaryLike));
+
+/** SHA-256 (or its HMAC) in the shape SignatureV4 expects. */
+export class Sha256 {
+  private readonly hash: Hash | Hmac;
+  constructor(secret?: SourceData) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: SourceData): void {
+    this.hash.update(bytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+}
+
+/**
+ * The placeholder credentials the local stack signs with (lib/dynamo.ts gives them to clients of
+ * a local endpoint); the fake checks every signature against them.
+ */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+export interface FakeSsm {
+  endpoint: string;
+  /** The stored parameters, by name. */
+  parameters: Map<string, { value: string; version: number }>;
+  /** Every value ever stored, including overwritten ones (for the tests' leak scan). */
+  history: string[];
+  /** Store a parameter directly, as an operator's earlier PutParameter would have. */
+  put(name: string, value: string): void;
+  /** Requests answered, by action (GetParameter, PutParameter). */
+  calls: Map<string, number>;
+  /** Answer the next `count` requests with this error instead (throttling, outage). */
+  failNext(count: number, status: number, type: string): void;
+  close(): Promise<void>;
+}
+
+/**
+ * SSM Parameter Store's GetParameter and PutParameter for SecureStrings, on 127.0.0.1, as the
+ * service speaks them (JSON 1.1 over HTTP, X-Amz-Target), refusing any request whose SigV4
+ * signature, region or service is wrong. What dynalite is to DynamoDB, for our two calls.
+ */
+export async function startFakeSsm(options: { region?: string; port?: number } = {}): Promise<FakeSsm> {
+  const region = options.region ?? 'us-east-1';
+  const parameters = new Map<string, { value: string; version: number }>();
+  const calls = new Map<string, number>();
+  const history: string[] = [];
+  const put = (name: string, value: string) => {
+    parameters.set(name, { value, version: (parameters.get(name)?.version ?? 0) + 1 });
+    history.push(value);
+    return parameters.get(name)!.version;
+  };
+  const verifier = new SignatureV4({ credentials: LOCAL_CREDENTIALS, region, service: 'ssm', sha256: Sha256 });
+  let failures: { count: number; status: number; type: string } = { count: 0, status: 0, type: '' };
+
+  async function signatureProblem(request: IncomingMessage, body: string): Promise<string | undefined> {
+    const authorization = request.headers.authorization ?? '';
+    const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(authorization);
+    if (!match) return 'missing or malformed Authorization';
+    const [, accessKeyId, , signedRegion, service, signedHeaders, signature] = match;
+    if (accessKeyId !== LOCAL_CREDENTIALS.accessKeyId) return `unknown access key ${accessKeyId}`;
+    if (signedRegion !== region || service !== 'ssm') return `signed for ${signedRegion}/${service}, expected ${region}/ssm`;
+    const amzDate = String(request.headers['x-amz-date'] ?? '');
+    const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate);
+    if (!date) return 'missing X-Amz-Date';
+    const headers: Record<string, string> = {};
+    for (const name of signedHeaders!.split(';')) headers[name] = String(request.headers[name] ?? '');
+    const resigned = await verifier.sign(
+      { method: request.method!, protocol: 'http:', hostname: '127.0.0.1', path: request.url!.split('?')[0]!, query: {}, headers, body },
+      { signingDate: new Date(`${date[1]}-${date[2]}-${date[3]}T${date[4]}:${date[5]}:${date[6]}Z`) },
+    );
+    const expected = /Signature=([0-9a-f]{64})/.exec(resigned.headers.authorization ?? '')?.[1];
+    return expected === signature ? undefined : 'signature does not match';
+  }
+
+  function act(action: string, input: Record<string, unknown>): [number, unknown] {
+    const name = String(input.Name ?? '');
+    if (action === 'GetParameter') {
+      const stored = parameters.get(name);
+      if (!stored) return [400, { __type: 'ParameterNotFound', message: `Parameter ${name} not found.` }];
+      if (input.WithDecryption !== true) return [400, { __type: 'ValidationException', message: 'this fake only serves decrypted SecureStrings' }];
+      return [200, { Parameter: { Name: name, Type: 'SecureString', Value: stored.value, Version: stored.version } }];
+    }
+    if (action === 'PutParameter') {
+      if (input.Type !== 'SecureString') return [400, { __type: 'ValidationException', message: 'Type must be SecureString' }];
+      const stored = parameters.get(name);
+      if (stored && input.Overwrite !== true) return [400, { __type: 'ParameterAlreadyExists', message: 'The parameter already exists.' }];
+      return [200, { Version: put(name, String(input.Value)), Tier: 'Standard' }];
+    }
+    return [400, { __type: 'UnknownOperationException' }];
+  }
+
+  const server: Server = createServer((request, response) => {
+    let body = '';
+    request.setEncoding('utf8');
+    request.on('data', (chunk: string) => (body += chunk));
+    request.on('end', async () => {
+      const reply = (status: number, payload: unknown) => {
+        response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
+        response.end(JSON.stringify(payload));
+      };
+      const action = String(request.headers['x-amz-target'] ?? '').replace(/^AmazonSSM\./, '');
+      calls.set(action, (calls.get(action) ?? 0) + 1);
+      if (failures.count > 0) {
+        failures.count--;
+        return reply(failures.status, { __type: failures.type, message: 'injected failure' });
+      }
+      const problem = await signatureProblem(request, body);
+      if (problem) return reply(400, { __type: 'InvalidSignatureException', message: problem });
+      let input: Record<string, unknown>;
+      try {
+        input = JSON.parse(body) as Record<string, unknown>;
+      } catch {
+        return reply(400, { __type: 'SerializationException' });
+      }
+      reply(...act(action, input));
+    });
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolveListen());
+  });
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    parameters,
+    history,
+    put,
+    calls,
+    failNext(count, status, type) {
+      failures = { count, status, type };
+    },
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}
