@@ -1,6 +1,8 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
 import type { APIGatewayRequestAuthorizerEventV2, APIGatewaySimpleAuthorizerWithContextResult } from 'aws-lambda';
 import { app } from '../lib/app.js';
-import { describeError, log } from '../lib/log.js';
+import { describeError, log, logger } from '../lib/log.js';
 
 const { auth } = app();
 
@@ -10,21 +12,27 @@ export interface AuthorizerContext {
   role: string;
 }
 
+type AuthorizerResult = APIGatewaySimpleAuthorizerWithContextResult<AuthorizerContext | Record<string, never>>;
+
+const DENY: AuthorizerResult = { isAuthorized: false, context: {} };
+
 /**
  * API Gateway HTTP API Lambda authorizer (simple responses) for any VPN Enterprise API: the
  * same check as /auth/me — signature, expiry, and a session that still stands — so a logout or
  * a disabled user is refused at once. Attach with a result cache TTL of 0 to keep it that way.
  * Anything that goes wrong, a DynamoDB outage included, denies (fails closed).
  */
-export const handler = async (event: APIGatewayRequestAuthorizerEventV2): Promise<APIGatewaySimpleAuthorizerWithContextResult<AuthorizerContext | Record<string, never>>> => {
-  const header = event.headers?.authorization ?? event.identitySource?.[0] ?? '';
-  const match = /^bearer +(\S+)\s*$/i.exec(header.trim());
-  if (!match) return { isAuthorized: false, context: {} };
-  try {
-    const { user, sessionId } = await auth.authenticate(match[1]!);
-    return { isAuthorized: true, context: { sub: user.id, sid: sessionId, role: user.role } };
-  } catch (error) {
-    if ((error as { status?: number }).status !== 401) log.warn('authorizer_error', { requestId: event.requestContext?.requestId, ...describeError(error) });
-    return { isAuthorized: false, context: {} };
-  }
-};
+export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResult>()
+  .use(injectLambdaContext(logger))
+  .handler(async (event): Promise<AuthorizerResult> => {
+    const header = event.headers?.authorization ?? event.identitySource?.[0] ?? '';
+    const match = /^bearer +(\S+)\s*$/i.exec(header.trim());
+    if (!match) return DENY;
+    try {
+      const { user, sessionId } = await auth.authenticate(match[1]!);
+      return { isAuthorized: true, context: { sub: user.id, sid: sessionId, role: user.role } };
+    } catch (error) {
+      if ((error as { status?: number }).status !== 401) log.warn('authorizer_error', { requestId: event.requestContext?.requestId, ...describeError(error) });
+      return DENY;
+    }
+  });

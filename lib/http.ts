@@ -1,8 +1,9 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { HttpPolicy } from './config.js';
 import { ApiError, bearerError } from './errors.js';
-import { describeError, log } from './log.js';
+import { describeError, log, logger } from './log.js';
 import { MAX_BODY_BYTES } from './validation.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -123,5 +124,5 @@ function jsonApi(policy: HttpPolicy): MiddlewareObj<HttpEvent, HttpResult, Error
 }
 
 export function httpHandler(handler: (event: HttpEvent, context: Context) => Promise<HttpResult>, policy: HttpPolicy = NO_POLICY) {
-  return middy<HttpEvent, HttpResult, Error, Context>().use(jsonApi(policy)).handler(handler);
+  return middy<HttpEvent, HttpResult, Error, Context>().use(injectLambdaContext(logger)).use(jsonApi(policy)).handler(handler);
 }

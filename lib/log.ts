@@ -1,25 +1,27 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+
 /**
- * One JSON line per event on stdout/stderr, which CloudWatch keeps as structured fields.
- * Callers pass identifiers only: never a password, a token, a hash or a secret.
+ * The one logger: AWS Lambda Powertools Logger, one JSON line per event, carrying the service,
+ * the function name, the request id and the cold-start flag (`injectLambdaContext` in lib/http.ts
+ * and the authorizer). The event name is the line's `message`; callers add identifiers only:
+ * never a password, a token, a hash or a secret.
  */
 type Fields = Record<string, unknown>;
-type Level = 'info' | 'warn' | 'error';
 
-const RANK: Record<Level | 'silent', number> = { info: 0, warn: 1, error: 2, silent: 3 };
-/** LOG_LEVEL: info (default), warn, error or silent; an unknown value logs everything. */
-const threshold = RANK[(process.env.LOG_LEVEL?.trim().toLowerCase() ?? 'info') as Level] ?? 0;
+const LEVELS = { info: 'INFO', warn: 'WARN', error: 'ERROR', silent: 'SILENT' } as const;
 
-function write(level: Level, event: string, fields: Fields): void {
-  if (RANK[level] < threshold) return;
-  const line = JSON.stringify({ level, event, time: new Date().toISOString(), ...fields });
-  if (level === 'error') console.error(line);
-  else console.log(line);
+/** LOG_LEVEL: info (default), warn, error or silent; an unknown value logs everything (INFO). */
+function levelFromEnv(): (typeof LEVELS)[keyof typeof LEVELS] {
+  const raw = process.env.LOG_LEVEL?.trim().toLowerCase() ?? '';
+  return LEVELS[raw as keyof typeof LEVELS] ?? 'INFO';
 }
 
+export const logger = new Logger({ serviceName: 'vpn-auth', logLevel: levelFromEnv() });
+
 export const log = {
-  info: (event: string, fields: Fields = {}) => write('info', event, fields),
-  warn: (event: string, fields: Fields = {}) => write('warn', event, fields),
-  error: (event: string, fields: Fields = {}) => write('error', event, fields),
+  info: (event: string, fields: Fields = {}) => logger.info(event, fields),
+  warn: (event: string, fields: Fields = {}) => logger.warn(event, fields),
+  error: (event: string, fields: Fields = {}) => logger.error(event, fields),
 };
 
 /** The parts of an error worth logging; SDK errors carry their request metadata in $metadata. */

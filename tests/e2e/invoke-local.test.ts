@@ -78,7 +78,17 @@ describe('serverless invoke local with the committed API Gateway v2 events', () 
 
     // The audit lines these invocations wrote carry ids, never the credentials.
     const logs = [login, me, refresh, logout].map((invocation) => invocation.logs).join('\n');
-    expect(logs).toContain('"event":"login_succeeded"');
+    // One Powertools JSON line per event, with the Lambda context injected.
+    const loginLine = login.logs.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line)).find((line) => line.message === 'login_succeeded');
+    expect(loginLine).toMatchObject({
+      level: 'INFO',
+      service: 'vpn-auth',
+      function_name: `vpn-auth-${E2E_STAGE}-login`,
+      function_request_id: expect.any(String),
+      cold_start: expect.any(Boolean),
+      userId: login.body.user.id,
+      sessionId: decodeJwt(login.body.token).sid,
+    });
     for (const secret of ['secure_password', login.body.token, login.body.refresh_token, refresh.body.token, refresh.body.refresh_token]) {
       expect(logs).not.toContain(secret);
     }

@@ -51,6 +51,21 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+/**
+ * The JSON lines the logger writes from now on (Powertools writes to stdout and stderr through
+ * a Console of its own, so console spies would not see them), kept off the test output.
+ */
+function captureLog(): () => Array<Record<string, unknown>> {
+  const lines: string[] = [];
+  for (const stream of [process.stdout, process.stderr]) {
+    vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(...String(chunk).split('\n').filter((line) => line.startsWith('{')));
+      return true;
+    });
+  }
+  return () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 describe('httpHandler', () => {
   it('adds the JSON and no-cache headers to a success', async () => {
     // Prepare
@@ -112,7 +127,7 @@ describe('httpHandler', () => {
 
   it('renders a 503 with Retry-After, and logs it', async () => {
     // Prepare
-    const consoleLog = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const logged = captureLog();
     const handler = httpHandler(async () => {
       throw unavailable(7);
     });
@@ -124,13 +139,12 @@ describe('httpHandler', () => {
     expect(result.statusCode).toBe(503);
     expect(result.headers).toMatchObject({ ...SECURITY_HEADERS, 'Retry-After': '7' });
     expect((parsedBody(result) as { error: { code: string } }).error.code).toBe('service_unavailable');
-    expect(consoleLog).toHaveBeenCalledTimes(1);
-    expect(String(consoleLog.mock.calls[0]![0])).toContain('"request_failed"');
+    expect(logged()).toEqual([expect.objectContaining({ level: 'WARN', message: 'request_failed', code: 'service_unavailable' })]);
   });
 
   it('turns any other error into a bare 500 whose cause is logged, never sent', async () => {
     // Prepare
-    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const logged = captureLog();
     const handler = httpHandler(async () => {
       throw new Error('ConditionalCheckFailed on table vpn-auth-dev-users');
     });
@@ -149,15 +163,14 @@ describe('httpHandler', () => {
     expect(result.body).not.toContain('vpn-auth-dev-users');
     expect(result.body).not.toContain('http.test.ts');
     expect(result.body).not.toMatch(/\bat /);
-    expect(consoleError).toHaveBeenCalledTimes(1);
-    const line = JSON.parse(String(consoleError.mock.calls[0]![0])) as Record<string, unknown>;
-    expect(line).toMatchObject({ level: 'error', event: 'unhandled_error', requestId: 'req-123' });
-    expect(JSON.stringify(line)).toContain('ConditionalCheckFailed on table vpn-auth-dev-users');
+    const lines = logged();
+    expect(lines).toEqual([expect.objectContaining({ level: 'ERROR', message: 'unhandled_error', requestId: 'req-123', service: 'vpn-auth' })]);
+    expect(JSON.stringify(lines[0])).toContain('ConditionalCheckFailed on table vpn-auth-dev-users');
   });
 
   it('renders a thrown non-Error as a 500 too', async () => {
     // Prepare
-    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const logged = captureLog();
     const handler = httpHandler(async () => {
       throw 'a string, not an Error';
     });
@@ -168,7 +181,7 @@ describe('httpHandler', () => {
     // Assess
     expect(result.statusCode).toBe(500);
     expect(result.body).not.toContain('a string, not an Error');
-    expect(consoleError).toHaveBeenCalledTimes(1);
+    expect(logged()).toEqual([expect.objectContaining({ level: 'ERROR', message: 'unhandled_error' })]);
   });
 
   it('answers 401 with the challenge when a handler reads a missing bearer token', async () => {
