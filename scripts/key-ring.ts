@@ -34,7 +34,9 @@ export function kidCreatedAt(kid: string): Date | undefined {
   const match = KID_TIME.exec(kid);
   if (!match) return undefined;
   const [, year, month, day, hour, minute, second] = match;
-  return new Date(`${year}-${month}-${day}T${hour}:${minute}:${second}Z`);
+  const at = new Date(`${year}-${month}-${day}T${hour}:${minute}:${second}Z`);
+  // A hand-edited kid may name a time that does not exist (Feb 30): that is no time at all.
+  return !Number.isNaN(at.getTime()) && newKid(at, new Set()) === kid.replace(/-\d+$/, '') ? at : undefined;
 }
 
 export function formatRing(entries: RingEntries): string {

@@ -27,9 +27,10 @@ Options:
   --aws        the stage's SSM parameter /vpn-auth/<stage>/jwt-signing-keys in AWS
                (AWS_REGION, AWS credentials) instead of the local stack's .data/jwt-secret
   --stage S    with --aws: the stage (default: $STAGE or dev)
+  --file F     without --aws: a ring file other than .data/jwt-secret
   --force      with retire: do not wait for old tokens to expire (their users must refresh)`;
 
-const ARGS: ArgSpec = { values: new Set(['stage', 'kid']), flags: new Set(['aws', 'force', 'help']) };
+const ARGS: ArgSpec = { values: new Set(['stage', 'kid', 'file']), flags: new Set(['aws', 'force', 'help']) };
 
 /** Where a ring is kept: read as text (undefined when there is none), written whole. */
 interface RingStore {
@@ -148,8 +149,9 @@ async function main(): Promise<number> {
   }
   try {
     if (args.options.has('stage') && !args.options.has('aws')) throw new UsageError('--stage goes with --aws (the local stack has one key ring)');
+    if (args.options.has('file') && args.options.has('aws')) throw new UsageError('--file is for a local ring, not with --aws');
     const stage = (args.options.get('stage') as string | undefined) ?? process.env.STAGE?.trim() ?? 'dev';
-    const store = args.options.has('aws') ? ssmStore(stage) : localStore();
+    const store = args.options.has('aws') ? ssmStore(stage) : localStore(args.options.get('file') as string | undefined);
     console.log(await run(args, store));
     return 0;
   } catch (error) {

@@ -1,33 +1,12 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../scripts/local-stack.js';
+import { runScript, type CliResult } from '../support/cli.js';
 import { apiEnv } from '../support/context.js';
 import { call, expectError, login } from '../support/http.js';
 import { uniqueEmail } from '../support/store.js';
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `npm run users -- …` as an operator runs it, pointed at the API's store. */
 function users(args: string[], stdin = ''): Promise<CliResult> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'scripts/users.ts', ...args], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, ...apiEnv() },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
+  return runScript('scripts/users.ts', args, { stdin, env: apiEnv() });
 }
 
 describe('the users CLI against the running API', () => {

@@ -5,8 +5,10 @@ import {
   isProductionStage,
   kidFor,
   loadConfig,
+  loadSigningKeySource,
   loadStoreConfig,
   parseSigningKeys,
+  signingKeyEntries,
 } from '../../lib/config.js';
 
 const SECRET = 'a-perfectly-good-secret-of-40-bytes-long!';
@@ -190,6 +192,142 @@ describe('loadConfig', () => {
     // Assess
     expect(error.message).not.toContain('x'.repeat(31));
     expect(error.message).toContain('(got 31)');
+  });
+});
+
+describe('signing-key source', () => {
+  const PARAMETER = '/vpn-auth/prod/jwt-signing-keys';
+
+  it('uses JWT_SECRET itself when it is set', () => {
+    // Act
+    const source = loadSigningKeySource({ JWT_SECRET: SECRET });
+
+    // Assess
+    expect(source).toEqual({ kind: 'inline', keys: parseSigningKeys(SECRET) });
+  });
+
+  it('prefers JWT_SECRET to JWT_SECRET_PARAMETER when both are set', () => {
+    // Act
+    const source = loadSigningKeySource({ JWT_SECRET: SECRET, JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_CACHE_SECONDS: '60' });
+
+    // Assess
+    expect(source).toEqual({ kind: 'inline', keys: parseSigningKeys(SECRET) });
+  });
+
+  it('reads the SSM parameter JWT_SECRET_PARAMETER names when JWT_SECRET is unset, cached 300 s by default', () => {
+    // Act
+    const source = loadSigningKeySource({ JWT_SECRET_PARAMETER: PARAMETER });
+
+    // Assess
+    expect(source).toEqual({ kind: 'parameter', name: PARAMETER, cacheSeconds: 300, ssmEndpoint: undefined });
+  });
+
+  it('is what loadConfig puts in signingKeySource', () => {
+    // Act
+    const config = loadConfig({ JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_CACHE_SECONDS: '120' });
+
+    // Assess
+    expect(config.signingKeySource).toEqual({ kind: 'parameter', name: PARAMETER, cacheSeconds: 120, ssmEndpoint: undefined });
+  });
+
+  it.each([
+    ['empty', ''],
+    ['blank', '  '],
+  ])('treats an %s JWT_SECRET as unset (serverless passes unset variables as ""), so the parameter is used', (_case, secret) => {
+    // Act
+    const source = loadSigningKeySource({ JWT_SECRET: secret, JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_CACHE_SECONDS: '', SSM_ENDPOINT: '' });
+
+    // Assess
+    expect(source).toEqual({ kind: 'parameter', name: PARAMETER, cacheSeconds: 300, ssmEndpoint: undefined });
+  });
+
+  it.each([
+    ['1', 1],
+    ['60', 60],
+    ['3600', 3600],
+  ])('reads JWT_SECRET_CACHE_SECONDS=%s', (raw, seconds) => {
+    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_CACHE_SECONDS: raw })).toMatchObject({ cacheSeconds: seconds });
+  });
+
+  it.each([
+    ['http://localhost:4566'],
+    ['https://ssm.eu-west-1.amazonaws.com'],
+    ['http://127.0.0.1:8123/ssm'],
+  ])('reads SSM_ENDPOINT=%s', (endpoint) => {
+    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: PARAMETER, SSM_ENDPOINT: endpoint })).toMatchObject({ ssmEndpoint: endpoint });
+  });
+
+  it.each([
+    ['JWT_SECRET_CACHE_SECONDS', '0'],
+    ['JWT_SECRET_CACHE_SECONDS', '3601'],
+    ['JWT_SECRET_CACHE_SECONDS', '-1'],
+    ['JWT_SECRET_CACHE_SECONDS', '5m'],
+    ['SSM_ENDPOINT', 'localhost:4566'],
+    ['SSM_ENDPOINT', 'ftp://localhost:4566'],
+    ['SSM_ENDPOINT', 'http://localhost:4566 oops'],
+    ['SSM_ENDPOINT', 'http:///ssm'],
+  ])('refuses %s=%s with a ConfigError naming the variable', (variable, value) => {
+    // Act
+    const error = configError(() => loadConfig({ JWT_SECRET_PARAMETER: PARAMETER, [variable]: value }));
+
+    // Assess
+    expect(error.variable).toBe(variable);
+    expect(error.message).toContain(variable);
+    expect(error.message).toContain(value);
+  });
+
+  it.each([
+    ['a name with spaces', 'no spaces allowed'],
+    ['a relative path', 'relative/path'],
+    ['a trailing slash', '/trailing/'],
+    ['an empty path segment', '/a//b'],
+    ['a lone slash', '/'],
+    ['a character SSM does not allow', '/vpn-auth/prod/keys$'],
+    ['an ARN', 'arn:aws:ssm:eu-west-1:123456789012:parameter/vpn-auth/prod/jwt-signing-keys'],
+    ['1012 characters', `/${'a'.repeat(1011)}`],
+  ])('refuses a JWT_SECRET_PARAMETER of %s with a ConfigError naming JWT_SECRET_PARAMETER', (_case, name) => {
+    // Act
+    const error = configError(() => loadConfig({ JWT_SECRET_PARAMETER: name }));
+
+    // Assess
+    expect(error.variable).toBe('JWT_SECRET_PARAMETER');
+    expect(error.message).toMatch(/^Invalid configuration: JWT_SECRET_PARAMETER must be an SSM parameter name/);
+  });
+
+  it.each([
+    ['a path', PARAMETER],
+    ['a plain name', 'plain_name-1.2'],
+    ['1011 characters', `/${'a'.repeat(1010)}`],
+  ])('accepts a JWT_SECRET_PARAMETER of %s', (_case, name) => {
+    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: name })).toMatchObject({ kind: 'parameter', name });
+  });
+
+  it.each([
+    ['neither is set', {}],
+    ['both are empty', { JWT_SECRET: '', JWT_SECRET_PARAMETER: '' }],
+  ])('refuses when %s, naming JWT_SECRET and mentioning JWT_SECRET_PARAMETER', (_case, env) => {
+    // Act
+    const error = configError(() => loadConfig(env));
+
+    // Assess
+    expect(error.variable).toBe('JWT_SECRET');
+    expect(error.message).toMatch(/^Invalid configuration: JWT_SECRET is required/);
+    expect(error.message).toContain('JWT_SECRET_PARAMETER');
+  });
+
+  it('gives signingKeyEntries of a JSON ring as [kid, secret] pairs in the ring order', () => {
+    // Act: "z-new" sorts after "a-old"; the ring's order must win
+    const entries = signingKeyEntries(JSON.stringify({ 'z-new': SECRET, 'a-old': OTHER_SECRET }));
+
+    // Assess
+    expect(entries).toEqual([
+      ['z-new', SECRET],
+      ['a-old', OTHER_SECRET],
+    ]);
+  });
+
+  it('gives signingKeyEntries of a bare secret as one pair under kidFor(secret)', () => {
+    expect(signingKeyEntries(SECRET)).toEqual([[kidFor(SECRET), SECRET]]);
   });
 });
 

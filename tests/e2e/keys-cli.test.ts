@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { signingKeyParameter } from '../../infra/signing-keys.js';
+import { loadConfig, signingKeyEntries } from '../../lib/config.js';
+import { E2E_STAGE } from '../support/api-setup.js';
+import { runScript } from '../support/cli.js';
+import { DEMO_USER, apiEnv } from '../support/context.js';
+import { LOCAL_CREDENTIALS } from '../support/fake-ssm.js';
+import { call, e2eParameterStore, login } from '../support/http.js';
+
+/** `npm run keys -- … --aws`, against the SSM the running Lambdas read (a fake on loopback). */
+function keysOnAws(args: string[]) {
+  return runScript('scripts/keys.ts', [...args, '--aws'], {
+    env: { ...apiEnv(), AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1', AWS_PROFILE: undefined },
+  });
+}
+
+function keysLocal(args: string[]) {
+  return runScript('scripts/keys.ts', args);
+}
+
+const ring = async (stage: string) => signingKeyEntries(await e2eParameterStore().get(signingKeyParameter(stage)));
+
+describe('npm run keys -- … --aws: the signing-key ring in SSM', () => {
+  it('creates the ring once, rotates in a new key, refuses to retire the old one early, retires it with --force', async () => {
+    // Prepare: a stage of its own, so the running API is not touched
+    const stage = `k${randomBytes(3).toString('hex')}`;
+
+    // Act
+    const before = await keysOnAws(['list', '--stage', stage]);
+    const init = await keysOnAws(['init', '--stage', stage]);
+    const initAgain = await keysOnAws(['init', '--stage', stage]);
+    const created = await ring(stage);
+    const rotated = await keysOnAws(['rotate', '--stage', stage]);
+    const afterRotation = await ring(stage);
+    const early = await keysOnAws(['retire', '--stage', stage]);
+    const forced = await keysOnAws(['retire', '--stage', stage, '--force']);
+    const afterRetire = await ring(stage);
+    const listed = await keysOnAws(['list', '--stage', stage]);
+
+    // Assess
+    expect(before).toMatchObject({ code: 1, stderr: expect.stringContaining('npm run keys -- init --aws') });
+    expect(init, init.stderr).toMatchObject({ code: 0, stdout: expect.stringContaining(`SSM parameter /vpn-auth/${stage}/jwt-signing-keys`) });
+    expect(initAgain).toMatchObject({ code: 1, stderr: expect.stringContaining('already exists') });
+    expect(created).toHaveLength(1);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(afterRotation.map(([kid]) => kid)).toEqual([expect.stringMatching(/^k\d{8}T\d{6}Z(-\d+)?$/), created[0]![0]]);
+    expect(afterRotation[1]).toEqual(created[0]);
+    expect(early).toMatchObject({ code: 1, stderr: expect.stringContaining('may be valid until') });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(afterRetire).toEqual([afterRotation[0]]);
+    expect(listed.stdout).toContain(`${afterRotation[0]![0]}  current (signs and verifies)`);
+    // The audit trail on stderr names kids, never keys; no output ever shows a key.
+    expect(rotated.stderr).toContain('"event":"signing_key_rotated"');
+    const output = [init, rotated, forced, listed].map((result) => result.stdout + result.stderr).join('\n');
+    for (const [, secret] of afterRotation) expect(output).not.toContain(secret);
+  });
+
+  it('rotates the running stage: tokens the new key signs are accepted at once, the old tokens still are', async () => {
+    // Prepare
+    const { token: oldToken } = await login(DEMO_USER.email, DEMO_USER.password);
+    const claims = decodeJwt(oldToken);
+
+    // Act
+    const rotated = await keysOnAws(['rotate', '--stage', E2E_STAGE]);
+    const [current, ...previous] = await ring(E2E_STAGE);
+    const [newKid, newSecret] = current!;
+    const newToken = await new SignJWT({ sid: claims.sid, role: claims.role })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: newKid })
+      .setIssuer(claims.iss!)
+      .setAudience(claims.aud!)
+      .setSubject(claims.sub!)
+      .setJti('rotated')
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(new TextEncoder().encode(newSecret));
+
+    // Assess: the Lambda meets a kid it lacks and reads the ring again (at most every 5 s)
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(previous.map(([kid]) => kid)).toContain(decodeProtectedHeader(oldToken).kid);
+    await expect.poll(async () => (await call('GET', '/me', { token: newToken })).status, { timeout: 15_000, interval: 500 }).toBe(200);
+    expect((await call('GET', '/me', { token: oldToken })).status).toBe(200);
+  });
+});
+
+describe('npm run keys -- … on a local ring file', () => {
+  it('creates an owner-only ring that the service accepts, and rotates it', async () => {
+    // Prepare
+    const file = join(mkdtempSync(join(tmpdir(), 'vpn-auth-keys-')), 'jwt-secret');
+
+    // Act
+    const init = await keysLocal(['init', '--file', file]);
+    const first = readFileSync(file, 'utf8');
+    const rotated = await keysLocal(['rotate', '--file', file]);
+    const listed = await keysLocal(['list', '--file', file]);
+    const config = loadConfig({ JWT_SECRET: readFileSync(file, 'utf8') });
+
+    // Assess
+    expect(init.code, init.stderr).toBe(0);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(rotated).toMatchObject({ code: 0, stdout: expect.stringContaining('Restart `npm start`') });
+    const kids = signingKeyEntries(readFileSync(file, 'utf8').trim()).map(([kid]) => kid);
+    expect(kids).toHaveLength(2);
+    expect(kids[1]).toBe(signingKeyEntries(first.trim())[0]![0]);
+    expect(config.signingKeySource).toMatchObject({ kind: 'inline', keys: { currentKid: kids[0] } });
+    expect(listed.stdout.split('\n').filter((line) => line.startsWith('k'))).toEqual([
+      expect.stringContaining(`${kids[0]}  current`),
+      expect.stringContaining(`${kids[1]}  previous (verifies only)`),
+    ]);
+  });
+
+  it.each([
+    ['--stage without --aws', ['list', '--stage', 'prod'], 2, /--stage goes with --aws/],
+    ['--file with --aws', ['list', '--aws', '--file', '/tmp/x'], 2, /--file is for a local ring/],
+    ['an unknown command', ['shred'], 2, /Unknown command "shred"/],
+    ['no ring file', ['list', '--file', '/nonexistent/jwt-secret'], 1, /No key ring at \/nonexistent\/jwt-secret/],
+  ])('refuses %s with a clear message', async (_case, args, code, message) => {
+    const result = await keysLocal(args);
+    expect(result.code).toBe(code);
+    expect(result.stderr).toMatch(message);
+  });
+});
