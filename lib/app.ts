@@ -54,8 +54,15 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
 
 let current: App | undefined;
 
-/** The process-wide app, from the environment, validated at the first call (a Lambda's cold start). */
+/**
+ * The process-wide app, from the environment, validated at the first call (a Lambda's cold start).
+ * Keys held in SSM are requested right away, so the read overlaps the rest of the cold start; a
+ * failure here is only logged, and the first request that needs the keys tries again.
+ */
 export function app(): App {
-  current ??= createApp(loadConfig());
+  if (!current) {
+    current = createApp(loadConfig());
+    if (current.config.signingKeySource.kind === 'parameter') current.keyRing.current().catch(() => undefined);
+  }
   return current;
 }
