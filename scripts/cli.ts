@@ -47,3 +47,41 @@ export function required(args: Args, name: string): string {
   if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} is required`);
   return value.trim();
 }
+
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+export interface Cli {
+  usage: string;
+  spec: ArgSpec;
+  /** Errors that mean "refused" (exit 1, their message alone); anything else is "Failed: …" (exit 1). */
+  refusals: ErrorClass[];
+  /** The command's work; what it returns is printed on stdout. */
+  run: (args: Args) => Promise<string>;
+}
+
+/** Parse, answer --help, run, and exit: 0 done, 1 refused or failed, 2 bad usage (with the usage). */
+export function runCli(cli: Cli): void {
+  const main = async (): Promise<number> => {
+    try {
+      const args = parseArgs(process.argv.slice(2), cli.spec);
+      if (args.options.has('help') || args.command === 'help') {
+        console.log(cli.usage);
+        return 0;
+      }
+      console.log(await cli.run(args));
+      return 0;
+    } catch (error) {
+      if (error instanceof UsageError) {
+        console.error(`${error.message}\n\n${cli.usage}`);
+        return 2;
+      }
+      if (cli.refusals.some((refusal) => error instanceof refusal)) {
+        console.error((error as Error).message);
+        return 1;
+      }
+      console.error(`Failed: ${(error as Error).message}`);
+      return 1;
+    }
+  };
+  void main().then((code) => process.exit(code));
+}

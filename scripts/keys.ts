@@ -9,7 +9,7 @@ import { signingKeyParameter } from '../infra/signing-keys.js';
 import { ConfigError, loadStoreConfig, signingKeyEntries } from '../lib/config.js';
 import { createDocumentClient } from '../lib/dynamo.js';
 import { ParameterStore, ParameterStoreError } from '../lib/parameter-store.js';
-import { UsageError, parseArgs, type ArgSpec, type Args } from './cli.js';
+import { UsageError, runCli, type ArgSpec, type Args } from './cli.js';
 import { KeyRingError, formatRing, kidCreatedAt, newKid, newSecret, retire, rotate, type RingEntries } from './key-ring.js';
 import { DATA_DIR } from './local-stack.js';
 
@@ -135,37 +135,14 @@ async function run(args: Args, store: RingStore): Promise<string> {
   }
 }
 
-async function main(): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(process.argv.slice(2), ARGS);
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.options.has('help') || args.command === 'help') {
-    console.log(USAGE);
-    return 0;
-  }
-  try {
+runCli({
+  usage: USAGE,
+  spec: ARGS,
+  refusals: [KeyRingError, ConfigError, ParameterStoreError],
+  run: async (args) => {
     if (args.options.has('stage') && !args.options.has('aws')) throw new UsageError('--stage goes with --aws (the local stack has one key ring)');
     if (args.options.has('file') && args.options.has('aws')) throw new UsageError('--file is for a local ring, not with --aws');
     const stage = (args.options.get('stage') as string | undefined) ?? process.env.STAGE?.trim() ?? 'dev';
-    const store = args.options.has('aws') ? ssmStore(stage) : localStore(args.options.get('file') as string | undefined);
-    console.log(await run(args, store));
-    return 0;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`${error.message}\n\n${USAGE}`);
-      return 2;
-    }
-    if (error instanceof KeyRingError || error instanceof ConfigError || error instanceof ParameterStoreError) {
-      console.error(error.message);
-      return 1;
-    }
-    console.error(`Failed: ${(error as Error).message}`);
-    return 1;
-  }
-}
-
-main().then((code) => process.exit(code));
+    return run(args, args.options.has('aws') ? ssmStore(stage) : localStore(args.options.get('file') as string | undefined));
+  },
+});

@@ -10,7 +10,7 @@ import { createDocumentClient } from '../lib/dynamo.js';
 import { hashPassword, passwordProblem } from '../lib/passwords.js';
 import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/users.js';
 import { isEmail } from '../lib/validation.js';
-import { UsageError, parseArgs, required, type ArgSpec, type Args } from './cli.js';
+import { UsageError, required, runCli, type ArgSpec, type Args } from './cli.js';
 import { DATA_DIR, ensureTables, startDynalite, type RunningDynalite } from './local-stack.js';
 
 const USAGE = `Usage: npm run users -- <command> [options]
@@ -168,47 +168,27 @@ async function localEndpoint(stage: string): Promise<{ endpoint: string; owned?:
   }
 }
 
-async function main(): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(process.argv.slice(2), ARGS);
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.options.has('help') || args.command === 'help') {
-    console.log(USAGE);
-    return 0;
-  }
-  const stage = (args.options.get('stage') as string | undefined) ?? process.env.STAGE?.trim() ?? 'dev';
-  let owned: RunningDynalite | undefined;
-  try {
+runCli({
+  usage: USAGE,
+  spec: ARGS,
+  refusals: [ConfigError, EmailTakenError, UserNotFoundError],
+  run: async (args) => {
+    const stage = (args.options.get('stage') as string | undefined) ?? process.env.STAGE?.trim() ?? 'dev';
     loadStoreConfig({ STAGE: stage }); // validates the stage before it names a folder under .data/
     let endpoint = process.env.DYNAMODB_ENDPOINT?.trim() || undefined;
+    let owned: RunningDynalite | undefined;
     if (args.options.has('aws')) endpoint = undefined;
     else if (!endpoint) ({ endpoint, owned } = await localEndpoint(stage));
-    const store = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: endpoint ?? '' });
-    const db = createDocumentClient(store);
     try {
-      console.log(await run(args, new UsersRepository(db, store.usersTable), store));
+      const store = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: endpoint ?? '' });
+      const db = createDocumentClient(store);
+      try {
+        return await run(args, new UsersRepository(db, store.usersTable), store);
+      } finally {
+        db.destroy();
+      }
     } finally {
-      db.destroy();
+      await owned?.close();
     }
-    return 0;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`${error.message}\n\n${USAGE}`);
-      return 2;
-    }
-    if (error instanceof ConfigError || error instanceof EmailTakenError || error instanceof UserNotFoundError) {
-      console.error(error.message);
-      return 1;
-    }
-    console.error(`Failed: ${(error as Error).message}`);
-    return 1;
-  } finally {
-    await owned?.close();
-  }
-}
-
-main().then((code) => process.exit(code));
+  },
+});
