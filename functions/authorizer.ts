@@ -23,7 +23,8 @@ const DENY: AuthorizerResult = { isAuthorized: false, context: {} };
  * Anything that goes wrong, a DynamoDB outage included, denies (fails closed).
  */
 export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResult>()
-  .use(injectLambdaContext(logger))
+  // logEvent: false whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the token.
+  .use(injectLambdaContext(logger, { logEvent: false }))
   .handler(async (event): Promise<AuthorizerResult> => {
     const header = event.headers?.authorization ?? event.identitySource?.[0] ?? '';
     const match = /^bearer +(\S+)\s*$/i.exec(header.trim());

@@ -90,6 +90,8 @@ export class AuthService {
    */
   async login(email: string, password: string, caller: Caller): Promise<TokenPair> {
     const { users, attempts, config } = this.deps;
+    // First: while the signing keys cannot be read (503), no attempt is spent and no bcrypt runs.
+    const ring = await this.deps.keyRing.current();
     const now = this.deps.clock();
     const ip = caller.sourceIp ?? 'unknown';
     const state = await attempts.read(email, ip, now);
@@ -118,7 +120,7 @@ export class AuthService {
           id: sessionId,
           userId: user.id,
           refreshHash: hashRefreshSecret(secret),
-          rotationKid: (await this.deps.keyRing.current()).currentKid,
+          rotationKid: ring.currentKid,
           userEpoch: user.sessionEpoch,
           createdAt: now.toISOString(),
           expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,

@@ -129,11 +129,13 @@ export function signingKeyEntries(raw: string | undefined, name = 'JWT_SECRET'):
   }
   const entries = Object.entries(parsed);
   if (entries.length === 0) throw new ConfigError(name, 'holds no keys');
-  for (const [kid, secret] of entries) {
-    if (!KID_PATTERN.test(kid)) throw new ConfigError(name, `has an invalid kid "${kid}"`);
-    if (typeof secret !== 'string') throw new ConfigError(name, `key "${kid}" must be a string`);
+  // Entries are named by position, never by text: a ring written the wrong way round would
+  // otherwise put a key into the message, and from there into a log.
+  entries.forEach(([kid, secret], index) => {
+    if (!KID_PATTERN.test(kid)) throw new ConfigError(name, `entry ${index + 1} has an invalid kid (1-64 of A-Z a-z 0-9 . _ -, not all digits)`);
+    if (typeof secret !== 'string') throw new ConfigError(name, `entry ${index + 1} must have a string key`);
     secretBytes(name, secret);
-  }
+  });
   return entries as Array<[string, string]>;
 }
 

@@ -124,5 +124,5 @@ function jsonApi(policy: HttpPolicy): MiddlewareObj<HttpEvent, HttpResult, Error
 }
 
 export function httpHandler(handler: (event: HttpEvent, context: Context) => Promise<HttpResult>, policy: HttpPolicy = NO_POLICY) {
-  return middy<HttpEvent, HttpResult, Error, Context>().use(injectLambdaContext(logger)).use(jsonApi(policy)).handler(handler);
+  return middy<HttpEvent, HttpResult, Error, Context>().use(injectLambdaContext(logger, { logEvent: false })).use(jsonApi(policy)).handler(handler);
 }

@@ -8,9 +8,9 @@ export interface ParameterStoreOptions {
   endpoint?: string;
   credentials: AwsCredentialIdentityProvider;
   sha256: ChecksumConstructor | HashConstructor;
-  /** Per attempt; a parameter read is a single small request. */
+  /** Per attempt (default 1 s): a parameter read is one small request, and a cold start waits for it. */
   timeoutMs?: number;
-  /** Attempts in all, for throttling, 5xx and network failures. */
+  /** Attempts in all (default 2): reads retry throttling, 5xx and network failures; writes only throttling. */
   maxAttempts?: number;
 }
 
@@ -26,7 +26,9 @@ export class ParameterStoreError extends Error {
   }
 }
 
-const RETRYABLE_CODES = new Set(['ThrottlingException', 'TooManyUpdates', 'InternalServerError', 'ServiceUnavailable']);
+/** Refusals that say the request was not applied: safe to send again, even a write. */
+const THROTTLING_CODES = new Set(['ThrottlingException', 'TooManyUpdates']);
+const RETRYABLE_CODES = new Set([...THROTTLING_CODES, 'InternalServerError', 'ServiceUnavailable']);
 
 /**
  * GetParameter and PutParameter of SSM Parameter Store over its JSON protocol, signed (SigV4)
@@ -49,7 +51,7 @@ export class ParameterStore {
 
   /** The decrypted value of a (SecureString) parameter. */
   async get(name: string): Promise<string> {
-    const reply = (await this.call('GetParameter', { Name: name, WithDecryption: true })) as { Parameter?: { Value?: unknown } };
+    const reply = (await this.call('GetParameter', { Name: name, WithDecryption: true }, true)) as { Parameter?: { Value?: unknown } };
     const value = reply.Parameter?.Value;
     if (typeof value !== 'string') throw new ParameterStoreError('InvalidResponse', `SSM returned no value for ${name}`, false);
     return value;
@@ -63,17 +65,24 @@ export class ParameterStore {
       Type: 'SecureString',
       Overwrite: options.overwrite,
       ...(options.description ? { Description: options.description } : {}),
-    })) as { Version?: number };
+    }, false)) as { Version?: number };
     return reply.Version ?? 0;
   }
 
-  private async call(action: string, input: Record<string, unknown>): Promise<unknown> {
-    const maxAttempts = this.options.maxAttempts ?? 3;
+  /**
+   * One SSM action, retried while that is safe: a read on any transient failure; a write only when
+   * SSM said it was throttled (after a timeout or a 5xx the write may have happened, and a create
+   * sent again would report "already exists" for the operator's own success).
+   */
+  private async call(action: string, input: Record<string, unknown>, idempotent: boolean): Promise<unknown> {
+    const maxAttempts = this.options.maxAttempts ?? 2;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.attempt(action, input);
       } catch (error) {
-        const retryable = error instanceof ParameterStoreError ? error.retryable : true;
+        const retryable = idempotent
+          ? !(error instanceof ParameterStoreError) || error.retryable
+          : error instanceof ParameterStoreError && THROTTLING_CODES.has(error.code);
         if (!retryable || attempt >= maxAttempts) throw error instanceof ParameterStoreError ? error : networkError(error);
         // Full jitter on 50 ms, 100 ms, ...: what the SDK's standard retry strategy does.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * 2 ** (attempt - 1)));
@@ -103,7 +112,7 @@ export class ParameterStore {
       method: 'POST',
       headers,
       body,
-      signal: AbortSignal.timeout(this.options.timeoutMs ?? 2000),
+      signal: AbortSignal.timeout(this.options.timeoutMs ?? 1000),
     });
     const text = await response.text();
     let reply: Record<string, unknown> = {};

@@ -39,24 +39,38 @@ export interface FetchedKeyRingOptions {
   fetch: () => Promise<string>;
   /** Turns that text into keys; throws ConfigError on a malformed ring. */
   parse: (raw: string) => SigningKeys;
-  /** How long a fetched ring is used before it is fetched again. */
+  /** How long a fetched ring is used as it is before it is fetched again. */
   cacheSeconds: number;
-  /** The shortest time between two refetches for an unknown kid. */
-  unknownKidRefetchSeconds?: number;
   /** What the log calls the source (the parameter name; never its value). */
   source: string;
   clock?: Clock;
 }
 
+/** At most one fetch per this many seconds after the cold start, whatever the tokens say. */
+export const MIN_REFETCH_SECONDS = 5;
 /**
- * A ring read from SSM at the first request (the cold start), cached for `cacheSeconds`, and
- * fetched again early when a token names a kid it lacks. Concurrent callers share one fetch.
- * When a refetch fails the ring already held stays in use; without any ring, requests get 503.
+ * How long a ring may go unconfirmed while SSM cannot be read: beyond this a container stops
+ * trusting it (a key retired meanwhile, say a leaked one, must not verify for ever) and answers 503.
+ */
+export const MAX_STALE_SECONDS = 3600;
+
+/**
+ * A ring read from SSM at the first request (the cold start) and cached for `cacheSeconds`.
+ * - After that it is fetched again in the background while the held ring keeps serving; a
+ *   failed refetch keeps the held ring, up to MAX_STALE_SECONDS after the last good read.
+ * - A token naming a kid the ring lacks (a rotation this container has not seen) makes the
+ *   request wait for a fetch.
+ * - Fetches are single-flight and at most one per MIN_REFETCH_SECONDS, success or failure, so
+ *   forged kids cannot turn into a stream of SSM calls.
+ * - Without a usable ring, requests get 503.
  */
 export class FetchedKeyRing implements KeyRing {
   private ring: SigningKeys | undefined;
-  private fetchedAt = -Infinity;
-  private inFlight: Promise<SigningKeys> | undefined;
+  private loadedAt = -Infinity;
+  private attemptedAt = -Infinity;
+  private inFlight: Promise<SigningKeys | undefined> | undefined;
+  /** Why the last fetch failed: the cause of a 503, for the log. */
+  private lastError: unknown;
   private readonly clock: Clock;
 
   constructor(private readonly options: FetchedKeyRingOptions) {
@@ -64,43 +78,56 @@ export class FetchedKeyRing implements KeyRing {
   }
 
   async current(): Promise<SigningKeys> {
-    if (this.ring && this.ageSeconds() < this.options.cacheSeconds) return this.ring;
-    return this.refetch();
+    const age = this.secondsSince(this.loadedAt);
+    if (this.ring && age < this.options.cacheSeconds) return this.ring;
+    if (this.ring && age < MAX_STALE_SECONDS) {
+      if (this.secondsSince(this.attemptedAt) >= MIN_REFETCH_SECONDS) void this.refetch();
+      return this.ring;
+    }
+    // No ring to serve with: wait for a fetch, unless one failed a moment ago (an outage must
+    // not turn every request into an SSM call).
+    if (!this.inFlight && this.secondsSince(this.attemptedAt) < MIN_REFETCH_SECONDS) return this.usable(undefined);
+    return this.usable(await this.refetch());
   }
 
   async including(kid: string): Promise<SigningKeys> {
     const ring = await this.current();
-    if (ring.keys.has(kid) || this.ageSeconds() < (this.options.unknownKidRefetchSeconds ?? 5)) return ring;
-    return this.refetch();
+    if (ring.keys.has(kid) || this.secondsSince(this.attemptedAt) < MIN_REFETCH_SECONDS) return ring;
+    return this.usable(await this.refetch());
   }
 
-  private ageSeconds(): number {
-    return (this.clock().getTime() - this.fetchedAt) / 1000;
+  private secondsSince(at: number): number {
+    return (this.clock().getTime() - at) / 1000;
   }
 
-  private refetch(): Promise<SigningKeys> {
+  /** The ring held, if it is not too stale to trust; else 503. */
+  private usable(ring: SigningKeys | undefined): SigningKeys {
+    if (ring && this.secondsSince(this.loadedAt) < MAX_STALE_SECONDS) return ring;
+    throw Object.assign(unavailable(), { cause: this.lastError });
+  }
+
+  /** One fetch for all who ask meanwhile; resolves to the ring held afterwards (never rejects). */
+  private refetch(): Promise<SigningKeys | undefined> {
     this.inFlight ??= this.load().finally(() => {
       this.inFlight = undefined;
     });
     return this.inFlight;
   }
 
-  private async load(): Promise<SigningKeys> {
+  private async load(): Promise<SigningKeys | undefined> {
     const startedAt = this.clock().getTime();
+    this.attemptedAt = startedAt;
     try {
       this.ring = this.options.parse(await this.options.fetch());
-      this.fetchedAt = startedAt;
+      this.loadedAt = startedAt;
+      this.lastError = undefined;
       log.info('signing_keys_loaded', { source: this.options.source, kids: [...this.ring.keys.keys()], currentKid: this.ring.currentKid });
-      return this.ring;
     } catch (error) {
-      if (this.ring) {
-        // Keep serving with the keys held; try again after a short pause rather than on every request.
-        this.fetchedAt = startedAt - Math.max(0, this.options.cacheSeconds - 5) * 1000;
-        log.warn('signing_keys_refresh_failed', { source: this.options.source, ...describeError(error) });
-        return this.ring;
-      }
-      log.error('signing_keys_unavailable', { source: this.options.source, ...describeError(error) });
-      throw Object.assign(unavailable(), { cause: error });
+      this.lastError = error;
+      const held = this.ring !== undefined && this.secondsSince(this.loadedAt) < MAX_STALE_SECONDS;
+      if (held) log.warn('signing_keys_refresh_failed', { source: this.options.source, ...describeError(error) });
+      else log.error('signing_keys_unavailable', { source: this.options.source, ...describeError(error) });
     }
+    return this.ring;
   }
 }

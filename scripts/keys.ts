@@ -3,8 +3,8 @@
  * Edits the local stack's key ring (.data/jwt-secret) by default, or with `--aws` the stage's
  * SSM SecureString parameter the Lambdas read (region and credentials from the usual AWS env).
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { signingKeyParameter } from '../infra/signing-keys.js';
 import { ConfigError, loadStoreConfig, signingKeyEntries } from '../lib/config.js';
 import { createDocumentClient } from '../lib/dynamo.js';
@@ -48,7 +48,9 @@ function localStore(file = join(DATA_DIR, 'jwt-secret')): RingStore {
     write: async (text, { create }) => {
       if (create && existsSync(file)) throw new KeyRingError(`${file} already exists`);
       // Owner-only, and whole or not at all: a half-written ring would stop the stack signing in anyone.
+      mkdirSync(dirname(file), { recursive: true });
       writeFileSync(`${file}.tmp`, `${text}\n`, { mode: 0o600 });
+      chmodSync(`${file}.tmp`, 0o600); // a stale .tmp keeps its old mode otherwise
       renameSync(`${file}.tmp`, file);
     },
     afterChange: 'Restart `npm start` to use it.',
@@ -142,7 +144,7 @@ runCli({
   run: async (args) => {
     if (args.options.has('stage') && !args.options.has('aws')) throw new UsageError('--stage goes with --aws (the local stack has one key ring)');
     if (args.options.has('file') && args.options.has('aws')) throw new UsageError('--file is for a local ring, not with --aws');
-    const stage = (args.options.get('stage') as string | undefined) ?? process.env.STAGE?.trim() ?? 'dev';
+    const stage = (args.options.get('stage') as string | undefined) ?? (process.env.STAGE?.trim() || 'dev');
     return run(args, args.options.has('aws') ? ssmStore(stage) : localStore(args.options.get('file') as string | undefined));
   },
 });

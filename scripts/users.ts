@@ -173,7 +173,7 @@ runCli({
   spec: ARGS,
   refusals: [ConfigError, EmailTakenError, UserNotFoundError],
   run: async (args) => {
-    const stage = (args.options.get('stage') as string | undefined) ?? process.env.STAGE?.trim() ?? 'dev';
+    const stage = (args.options.get('stage') as string | undefined) ?? (process.env.STAGE?.trim() || 'dev');
     loadStoreConfig({ STAGE: stage }); // validates the stage before it names a folder under .data/
     let endpoint = process.env.DYNAMODB_ENDPOINT?.trim() || undefined;
     let owned: RunningDynalite | undefined;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../lib/app.js';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
@@ -15,6 +15,11 @@ beforeAll(async () => {
   ssm = await startFakeSsm();
 });
 afterAll(() => ssm.close());
+// No injected failure outlives its test.
+afterEach(() => ssm.failNext(0, 0, ''));
+
+/** What ParameterStore tries a read in all. */
+const ATTEMPTS = 2;
 
 function store(overrides: { region?: string; secretAccessKey?: string } = {}): ParameterStore {
   const credentials = { ...LOCAL_CREDENTIALS, ...(overrides.secretAccessKey ? { secretAccessKey: overrides.secretAccessKey } : {}) };
@@ -75,17 +80,37 @@ describe('ParameterStore (SigV4-signed SSM calls)', () => {
     const before = gets();
 
     // Act
-    ssm.failNext(2, 400, 'ThrottlingException');
+    ssm.failNext(1, 400, 'ThrottlingException');
     const value = await store().get(name);
     const afterRetries = gets();
     const missing = await failure(store().get(newParameter()));
 
     // Assess
     expect(value).toBe('v');
-    expect(afterRetries - before).toBe(3);
+    expect(afterRetries - before).toBe(2);
     expect(missing).toBeInstanceOf(ParameterStoreError);
     expect(missing).toMatchObject({ code: 'ParameterNotFound', retryable: false });
     expect(gets() - afterRetries).toBe(1);
+  });
+
+  it('sends a write again only when SSM said it was throttled', async () => {
+    // Prepare
+    const name = newParameter();
+    const puts = () => ssm.calls.get('PutParameter') ?? 0;
+    const before = puts();
+
+    // Act
+    ssm.failNext(1, 500, 'InternalServerError');
+    const ambiguous = await failure(store().putSecureString(name, 'v1', { overwrite: false }));
+    const afterAmbiguous = puts();
+    ssm.failNext(1, 400, 'ThrottlingException');
+    const version = await store().putSecureString(name, 'v2', { overwrite: false });
+
+    // Assess
+    expect(ambiguous).toMatchObject({ code: 'InternalServerError' });
+    expect(afterAmbiguous - before).toBe(1);
+    expect(version).toBe(1);
+    expect(puts() - afterAmbiguous).toBe(2);
   });
 });
 
@@ -105,10 +130,10 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     app.testClock.advance(301);
     await app.auth.me(pair.token);
 
-    // Assess
+    // Assess: the expired ring still served that request, and was fetched again alongside it
     expect(decodeProtectedHeader(pair.token).kid).toBe('k1');
     expect(whileCached).toBe(1);
-    expect(gets() - before).toBe(2);
+    await expect.poll(() => gets() - before).toBe(2);
   });
 
   it('after a rotation, accepts a token signed with the new key by fetching the ring again (at most every 5 s)', async () => {
@@ -149,14 +174,53 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     const user = await createUser(app);
 
     // Act
-    ssm.failNext(3, 500, 'InternalServerError');
+    ssm.failNext(ATTEMPTS, 500, 'InternalServerError');
     const outage = await failure(app.auth.login(user.email, user.password, caller));
+    const callsAfterOutage = gets();
+    const meanwhile = await failure(app.auth.login(user.email, user.password, caller));
+    const callsMeanwhile = gets() - callsAfterOutage;
+    app.testClock.advance(5);
     const recovered = await app.auth.login(user.email, user.password, caller);
 
     // Assess
     expect(outage).toBeInstanceOf(ApiError);
     expect(outage).toMatchObject({ code: 'service_unavailable', status: 503, headers: { 'Retry-After': '1' } });
+    // Within 5 s of the failed read the next request is refused without asking SSM again.
+    expect(meanwhile).toMatchObject({ code: 'service_unavailable' });
+    expect(callsMeanwhile).toBe(0);
     expect(recovered.token_type).toBe('Bearer');
+  });
+
+  it('answers 503 on every endpoint while a cold container cannot read SSM; login spends no attempt on it', async () => {
+    // Prepare: a session made by a container that has the keys; this one has none yet
+    const name = newParameter();
+    await store().putSecureString(name, secret(), { overwrite: false });
+    const app = await ssmApp(name);
+    const user = await createUser(app);
+    const pair = await createApp(app.config, new TestClock().now).auth.login(user.email, user.password, caller);
+    const dynamoCalls: string[] = [];
+    app.db.middlewareStack.add(
+      (next, context) => async (args) => {
+        dynamoCalls.push(context.commandName ?? '');
+        return next(args);
+      },
+      { step: 'initialize', name: 'count-calls' },
+    );
+
+    // Act
+    ssm.failNext(ATTEMPTS, 500, 'InternalServerError');
+    const login = await failure(app.auth.login(user.email, user.password, caller));
+    const me = await failure(app.auth.me(pair.token));
+    const logout = await failure(app.auth.logout(pair.token, 'local', caller));
+    const callsBeforeRefresh = [...dynamoCalls];
+    const refresh = await failure(app.auth.refresh(pair.refresh_token, caller));
+
+    // Assess
+    for (const error of [login, me, logout, refresh]) expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
+    expect(callsBeforeRefresh).toEqual([]);
+    // The session is left as it was: the same refresh token works once SSM answers.
+    app.testClock.advance(5);
+    await expect(app.auth.refresh(pair.refresh_token, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
   });
 
   it('keeps using the ring it holds when a later refetch fails', async () => {
@@ -168,12 +232,16 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     const pair = await app.auth.login(user.email, user.password, caller);
     app.testClock.advance(301);
 
+    const before = gets();
+
     // Act
-    ssm.failNext(3, 400, 'ThrottlingException');
+    ssm.failNext(ATTEMPTS, 400, 'ThrottlingException');
     const during = await app.auth.me(pair.token);
 
-    // Assess
+    // Assess: served from the held ring while the refetch (every attempt throttled) failed
     expect(during.id).toBe(user.id);
+    await expect.poll(() => gets() - before).toBe(ATTEMPTS);
+    await expect(app.auth.me(pair.token)).resolves.toMatchObject({ id: user.id });
   });
 
   it('answers 503, not 500, when the parameter holds no usable key, and names the problem in the log only', async () => {

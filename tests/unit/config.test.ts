@@ -195,6 +195,20 @@ describe('loadConfig', () => {
   });
 });
 
+describe('a key ring written the wrong way round', () => {
+  it('never repeats the key in the error message', () => {
+    // Prepare: {"<secret>": "<kid>"} and a key with characters no kid has (base64 "+" and "/")
+    const swapped = JSON.stringify({ 'k1': SECRET, 'Zm9v+YmFy/c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3OA==': 'k0' });
+
+    // Act
+    const error = configError(() => parseSigningKeys(swapped));
+
+    // Assess
+    expect(error.message).toBe('Invalid configuration: JWT_SECRET entry 2 has an invalid kid (1-64 of A-Z a-z 0-9 . _ -, not all digits)');
+    expect(error.message).not.toContain('Zm9v');
+  });
+});
+
 describe('signing-key source', () => {
   const PARAMETER = '/vpn-auth/prod/jwt-signing-keys';
 
@@ -392,9 +406,9 @@ describe('parseSigningKeys', () => {
     ['a short key', JSON.stringify({ current: SECRET, old: 'short' }), 'keys must be at least 32 bytes'],
     ['JSON that does not parse', '{not json', 'looks like JSON but does not parse'],
     ['an empty object', '{}', 'holds no keys'],
-    ['a bad kid', JSON.stringify({ 'kid with spaces': SECRET }), 'has an invalid kid "kid with spaces"'],
+    ['a bad kid', JSON.stringify({ 'kid with spaces': SECRET }), 'entry 1 has an invalid kid'],
     ['a too-long kid', JSON.stringify({ ['k'.repeat(65)]: SECRET }), 'has an invalid kid'],
-    ['a key that is not a string', JSON.stringify({ current: { nested: SECRET } }), 'key "current" must be a string'],
+    ['a key that is not a string', JSON.stringify({ current: { nested: SECRET } }), 'entry 1 must have a string key'],
   ])('refuses a ring with %s', (_case, raw, problem) => {
     expect(configError(() => parseSigningKeys(raw)).message).toContain(problem);
   });
