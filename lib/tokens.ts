@@ -32,7 +32,7 @@ export interface AccessTokenOptions {
 
 const ALGORITHM = 'HS256';
 /** RFC 8725 asks for a small leeway only; 30 s absorbs clock skew between Lambdas and callers. */
-const CLOCK_TOLERANCE_SECONDS = 30;
+export const CLOCK_TOLERANCE_SECONDS = 30;
 
 /**
  * Access tokens: HS256 JWTs signed with the current key of the ring, verified with whichever key

@@ -9,6 +9,8 @@ import { signingKeyParameter } from '../infra/signing-keys.js';
 import { ConfigError, loadStoreConfig, signingKeyEntries } from '../lib/config.js';
 import { createDocumentClient } from '../lib/dynamo.js';
 import { ParameterStore, ParameterStoreError } from '../lib/parameter-store.js';
+import { MIN_REFETCH_SECONDS } from '../lib/signing-keys.js';
+import { CLOCK_TOLERANCE_SECONDS } from '../lib/tokens.js';
 import { UsageError, runCli, type ArgSpec, type Args } from './cli.js';
 import { KeyRingError, formatRing, kidCreatedAt, newKid, newSecret, retire, rotate, type RingEntries } from './key-ring.js';
 import { DATA_DIR } from './local-stack.js';
@@ -21,7 +23,8 @@ Commands:
   rotate    add a new key that signs from now on; the previous keys still verify
   retire [--kid K] [--force]
             remove the previous keys (or only K) once every token they signed has expired:
-            refused until ACCESS_TOKEN_TTL_SECONDS + JWT_SECRET_CACHE_SECONDS after the rotation
+            refused until ACCESS_TOKEN_TTL_SECONDS + JWT_SECRET_CACHE_SECONDS + 35 s after the
+            rotation (set both here as the stage is deployed; defaults 3600 and 300)
 
 Options:
   --aws        the stage's SSM parameter /vpn-auth/<stage>/jwt-signing-keys in AWS
@@ -126,8 +129,19 @@ async function run(args: Args, store: RingStore): Promise<string> {
     case 'retire': {
       const kid = args.options.get('kid');
       if (kid === true) throw new UsageError('--kid needs a value');
-      const minAgeSeconds = seconds('ACCESS_TOKEN_TTL_SECONDS', 3600) + seconds('JWT_SECRET_CACHE_SECONDS', 300);
-      const result = retire(await existingRing(store), { kid, now, minAgeSeconds, force: args.options.has('force') });
+      // The last token an old key can sign is signed just before the last container's cache
+      // expires and its background refresh lands; it is accepted until its exp plus the leeway.
+      const ttl = seconds('ACCESS_TOKEN_TTL_SECONDS', 3600);
+      const cache = seconds('JWT_SECRET_CACHE_SECONDS', 300);
+      const minAgeSeconds = ttl + cache + MIN_REFETCH_SECONDS + CLOCK_TOLERANCE_SECONDS;
+      const assumed = `(assuming the stage runs with ACCESS_TOKEN_TTL_SECONDS=${ttl} and JWT_SECRET_CACHE_SECONDS=${cache}; set them here as deployed)`;
+      let result: ReturnType<typeof retire>;
+      try {
+        result = retire(await existingRing(store), { kid, now, minAgeSeconds, force: args.options.has('force') });
+      } catch (error) {
+        if (error instanceof KeyRingError && /may be valid until|Cannot tell when/.test(error.message)) throw new KeyRingError(`${error.message} ${assumed}`);
+        throw error;
+      }
       await store.write(formatRing(result.entries), { create: false });
       audit('signing_key_retired', { kids: result.removed, forced: args.options.has('force'), where: store.where });
       return `Retired ${result.removed.join(', ')}. ${store.afterChange}\n${describeRing(result.entries)}`;

@@ -21,8 +21,12 @@ afterEach(() => ssm.failNext(0, 0, ''));
 /** What ParameterStore tries a read in all. */
 const ATTEMPTS = 2;
 
-function store(overrides: { region?: string; secretAccessKey?: string } = {}): ParameterStore {
-  const credentials = { ...LOCAL_CREDENTIALS, ...(overrides.secretAccessKey ? { secretAccessKey: overrides.secretAccessKey } : {}) };
+function store(overrides: { region?: string; secretAccessKey?: string; sessionToken?: string } = {}): ParameterStore {
+  const credentials = {
+    ...LOCAL_CREDENTIALS,
+    ...(overrides.secretAccessKey ? { secretAccessKey: overrides.secretAccessKey } : {}),
+    ...(overrides.sessionToken ? { sessionToken: overrides.sessionToken } : {}),
+  };
   return new ParameterStore({ region: overrides.region ?? 'us-east-1', endpoint: ssm.endpoint, credentials: async () => credentials, sha256: Sha256 });
 }
 
@@ -57,6 +61,19 @@ describe('ParameterStore (SigV4-signed SSM calls)', () => {
     expect(again).toMatchObject({ name: 'ParameterStoreError', code: 'ParameterAlreadyExists' });
     expect(overwritten).toBe(2);
     await expect(store().get(name)).resolves.toBe('value-3');
+  });
+
+  it('signs the session token of temporary credentials (a Lambda role) and the hash of the body', async () => {
+    // Prepare
+    const name = newParameter();
+    await store().putSecureString(name, 'with-session', { overwrite: false });
+
+    // Act
+    const value = await store({ sessionToken: 'a-session-token' }).get(name);
+
+    // Assess
+    expect(value).toBe('with-session');
+    expect(ssm.lastHeaders()['x-amz-security-token']).toBe('a-session-token');
   });
 
   it('is refused when its signature is wrong: another region or another secret key', async () => {

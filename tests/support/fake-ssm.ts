@@ -34,6 +34,8 @@ export interface FakeSsm {
   history: string[];
   /** Store a parameter directly, as an operator's earlier PutParameter would have. */
   put(name: string, value: string): void;
+  /** The headers of the last request received. */
+  lastHeaders(): Record<string, string | string[] | undefined>;
   /** Requests answered, by action (GetParameter, PutParameter). */
   calls: Map<string, number>;
   /** Answer the next `count` requests with this error instead (throttling, outage). */
@@ -51,6 +53,7 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
   const parameters = new Map<string, { value: string; version: number }>();
   const calls = new Map<string, number>();
   const history: string[] = [];
+  let lastHeaders: Record<string, string | string[] | undefined> = {};
   const put = (name: string, value: string) => {
     parameters.set(name, { value, version: (parameters.get(name)?.version ?? 0) + 1 });
     history.push(value);
@@ -69,9 +72,15 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
     const amzDate = String(request.headers['x-amz-date'] ?? '');
     const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate);
     if (!date) return 'missing X-Amz-Date';
+    const contentHash = request.headers['x-amz-content-sha256'];
+    if (contentHash !== undefined && contentHash !== createHash('sha256').update(body).digest('hex')) return 'X-Amz-Content-Sha256 is not the hash of the body';
+    // Temporary credentials (a Lambda's role) add a session token, which must be signed too.
+    const sessionToken = request.headers['x-amz-security-token'];
+    if (sessionToken !== undefined && !signedHeaders!.split(';').includes('x-amz-security-token')) return 'X-Amz-Security-Token is not signed';
     const headers: Record<string, string> = {};
     for (const name of signedHeaders!.split(';')) headers[name] = String(request.headers[name] ?? '');
-    const resigned = await verifier.sign(
+    const signer = sessionToken === undefined ? verifier : new SignatureV4({ credentials: { ...LOCAL_CREDENTIALS, sessionToken: String(sessionToken) }, region, service: 'ssm', sha256: Sha256 });
+    const resigned = await signer.sign(
       { method: request.method!, protocol: 'http:', hostname: '127.0.0.1', path: request.url!.split('?')[0]!, query: {}, headers, body },
       { signingDate: new Date(`${date[1]}-${date[2]}-${date[3]}T${date[4]}:${date[5]}:${date[6]}Z`) },
     );
@@ -105,6 +114,7 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
         response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
         response.end(JSON.stringify(payload));
       };
+      lastHeaders = request.headers;
       const action = String(request.headers['x-amz-target'] ?? '').replace(/^AmazonSSM\./, '');
       calls.set(action, (calls.get(action) ?? 0) + 1);
       if (failures.count > 0) {
@@ -131,6 +141,7 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
     parameters,
     history,
     put,
+    lastHeaders: () => lastHeaders,
     calls,
     failNext(count, status, type) {
       failures = { count, status, type };
