@@ -32,12 +32,17 @@ function invokeLocal(fn: string, eventPath: string): Promise<Invocation> {
     child.stderr.on('data', (chunk) => (stderr += chunk));
     child.on('error', reject);
     child.on('close', (code) => {
-      // The result is the JSON object that starts on a line of its own; log lines come before it.
-      const start = stdout.search(/^\{\s*$/m);
-      if (code !== 0 || start < 0) return reject(new Error(`invoke local ${fn} exited ${code}:\n${stdout}\n${stderr}`));
-      const result = { ...(JSON.parse(stdout.slice(start)) as Invocation), logs: stdout.slice(0, start) };
-      if (typeof result.body === 'string') result.body = JSON.parse(result.body);
-      resolveRun(result);
+      // The result is the JSON object printed from a line `{` to a line `}`; log lines come before
+      // it, and may come after it too (the signing keys' background read finishing, say).
+      const match = /^\{\s*\n[\s\S]*?\n\}\s*$/m.exec(stdout);
+      if (code !== 0 || !match) return reject(new Error(`invoke local ${fn} exited ${code}:\n${stdout}\n${stderr}`));
+      try {
+        const result = { ...(JSON.parse(match[0]) as Invocation), logs: stdout.slice(0, match.index) + stdout.slice(match.index + match[0].length) };
+        if (typeof result.body === 'string') result.body = JSON.parse(result.body);
+        resolveRun(result);
+      } catch (error) {
+        reject(new Error(`invoke local ${fn}: unreadable result (${(error as Error).message}):\n${stdout}`));
+      }
     });
   });
 }
