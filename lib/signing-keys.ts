@@ -55,7 +55,7 @@ export const MIN_REFETCH_SECONDS = 5;
 export const MAX_STALE_SECONDS = 3600;
 
 /**
- * A ring read from SSM at the first request (the cold start) and cached for `cacheSeconds`.
+ * A ring read from SSM at the cold start (app() starts the read while the module loads) and cached for `cacheSeconds`.
  * - After that it is fetched again in the background while the held ring keeps serving; a
  *   failed refetch keeps the held ring, up to MAX_STALE_SECONDS after the last good read.
  * - A token naming a kid the ring lacks (a rotation this container has not seen) makes the
