@@ -1,13 +1,15 @@
 import { app } from '../lib/app.js';
 import { bodyText, httpHandler, ok, requestInfo } from '../lib/http.js';
+import { loginService } from '../lib/login-service.js';
 import { MAX_PASSWORD_INPUT_LENGTH, parseJsonObject, requiredEmail, requiredString } from '../lib/validation.js';
 
-const { auth, config } = app();
+const { config } = app();
+const service = loginService(app());
 
 /** POST /v1/auth/login {email, password} -> access token + refresh token. */
 export const handler = httpHandler(async (event, context) => {
   const body = parseJsonObject(bodyText(event));
   const email = requiredEmail(body, 'email');
   const password = requiredString(body, 'password', MAX_PASSWORD_INPUT_LENGTH);
-  return ok(await auth.login(email, password, requestInfo(event, context)));
+  return ok(await service.login(email, password, requestInfo(event, context)));
 }, config);

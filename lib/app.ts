@@ -48,7 +48,7 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
     ttlSeconds: config.accessTokenTtlSeconds,
     clock,
   });
-  const auth = new AuthService({ config, keyRing, users, sessions, attempts, tokens, clock });
+  const auth = new AuthService({ config, keyRing, users, sessions, tokens, clock });
   return { config, db, users, sessions, attempts, keyRing, tokens, auth, clock };
 }
 

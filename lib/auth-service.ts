@@ -38,17 +38,13 @@ export interface Caller {
 export type LogoutScope = 'local' | 'global';
 
 export interface AuthServiceDeps {
-  config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'refreshReuseGraceSeconds'>;
+  config: Pick<Config, 'refreshReuseGraceSeconds'>;
   keyRing: KeyRing;
   users: UsersRepository;
   sessions: SessionsRepository;
-  attempts: LoginAttempts;
   tokens: AccessTokens;
   clock: Clock;
 }
-
-/** Read in place of a user when the email is unknown; `usr_` ids are 22 base64url characters, never this. */
-const NO_SUCH_USER = 'usr_-';
 
 /** How far back a spent refresh token is recognised; beyond that it is merely invalid. */
 const MAX_CHAIN_WALK = 10_000;
@@ -63,8 +59,9 @@ function deriveRotationKeys(ring: SigningKeys): RotationKeys {
 }
 
 /**
- * The rules of signing in and staying signed in. Handlers parse and validate, then call one
- * method here; everything that can go wrong leaves as an ApiError.
+ * The rules of staying signed in: refresh, logout, me and the check behind the authorizer.
+ * (Signing in is lib/login-service.ts, so that only the login function bundles bcrypt.) Handlers
+ * parse and validate, then call one method here; everything that can go wrong leaves as an ApiError.
  */
 export class AuthService {
   /** Derived once for each ring the key source hands out. */
@@ -79,64 +76,6 @@ export class AuthService {
       this.rotationKeyCache.set(ring, keys);
     }
     return keys;
-  }
-
-  /**
-   * Unknown email, wrong password, over-long password and disabled account all end in the same
-   * 401 after the same single bcrypt comparison, so neither answer nor time tells them apart.
-   * Brute force is stopped before bcrypt runs: a locked account/IP pair, IP or account gets 429.
-   * Five DynamoDB calls on every path that reaches bcrypt: counters + email claim, the account
-   * reservation, the user, then two writes.
-   */
-  async login(email: string, password: string, caller: Caller): Promise<TokenPair> {
-    const { users, attempts, config } = this.deps;
-    // First: while the signing keys cannot be read (503), no attempt is spent and no bcrypt runs.
-    const ring = await this.deps.keyRing.current();
-    const now = this.deps.clock();
-    const ip = caller.sourceIp ?? 'unknown';
-    const state = await attempts.read(email, ip, now);
-    // A locked pair or IP is refused without touching the account's budget, so one IP cannot
-    // spend the account's hourly attempts by hammering a lock.
-    const lock = state.lock ?? (await attempts.reserveAccountAttempt(email, now));
-    if (lock) {
-      log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, ...caller });
-      throw new ApiError('too_many_attempts', undefined, { 'Retry-After': String(Math.max(1, lock.retryAfterSeconds)) });
-    }
-    // An unknown email reads a user id that cannot exist: the same round trip as a known one.
-    const user = await users.get(state.userId ?? NO_SUCH_USER);
-    const passwordMatches = await verifyPassword(password, user?.passwordHash, config.bcryptCost);
-    if (!user || !passwordMatches || user.status !== 'active') {
-      await attempts.recordFailure(email, ip, now, state.pairLive);
-      const reason = !user ? 'unknown_user' : !passwordMatches ? 'bad_password' : 'disabled';
-      log.info('login_failed', { reason, userId: user?.id, ...caller });
-      throw new ApiError('invalid_credentials');
-    }
-    const sessionId = newSessionId();
-    const secret = newRefreshSecret();
-    // The session is the write that matters; last_login is bookkeeping and may not fail a login.
-    const [created, recorded] = await Promise.allSettled([
-      this.deps.sessions.create(
-        {
-          id: sessionId,
-          userId: user.id,
-          refreshHash: hashRefreshSecret(secret),
-          rotationKid: ring.currentKid,
-          userEpoch: user.sessionEpoch,
-          createdAt: now.toISOString(),
-          expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
-        },
-        // A success clears the pair's consecutive failures, in the same batch as the session.
-        state.pairLive ? [attempts.pairKey(email, ip)] : [],
-      ),
-      (needsRehash(user.passwordHash, config.bcryptCost) ? hashPassword(password, config.bcryptCost) : Promise.resolve(undefined)).then((rehashed) =>
-        users.recordLogin(user.id, now, rehashed),
-      ),
-    ]);
-    if (created.status === 'rejected') throw created.reason;
-    const signedIn = recorded.status === 'fulfilled' ? recorded.value : { ...user, lastLogin: now.toISOString() };
-    if (recorded.status === 'rejected') log.warn('last_login_not_recorded', { userId: user.id, sessionId, ...describeError(recorded.reason) });
-    log.info('login_succeeded', { userId: user.id, sessionId, ...caller });
-    return this.tokenPair(signedIn, sessionId, secret, config.refreshTokenTtlSeconds);
   }
 
   /**
@@ -169,7 +108,7 @@ export class AuthService {
       const rotated = await this.deps.sessions.rotate(session!.id, { fromHash: presentedHash, toHash: hashRefreshSecret(successor), rotationKid: kid, at: now });
       if (rotated) {
         log.info('token_refreshed', audit);
-        return this.tokenPair(user!, session!.id, successor, session!.expiresAt - epochSeconds(now));
+        return issueTokenPair(this.deps.tokens, user!, session!.id, successor, session!.expiresAt - epochSeconds(now));
       }
       // Another request rotated this very token a moment ago: it is now the previous one.
       const current = await this.deps.sessions.get(session!.id);
@@ -224,7 +163,7 @@ export class AuthService {
 
   private async replay(user: User, session: Session, successor: Buffer, now: Date, audit: Record<string, unknown>): Promise<TokenPair> {
     log.info('token_refreshed', { ...audit, grace: true });
-    return this.tokenPair(user, session.id, successor, session.expiresAt - epochSeconds(now));
+    return issueTokenPair(this.deps.tokens, user, session.id, successor, session.expiresAt - epochSeconds(now));
   }
 
   /** End the caller's session (`local`) or every session of the user (`global`). Idempotent. */
@@ -262,16 +201,17 @@ export class AuthService {
     if (!isSessionLive(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
     return { user: user!, sessionId: claims.sid };
   }
+}
 
-  private async tokenPair(user: User, sessionId: string, secret: Buffer, refreshExpiresIn: number): Promise<TokenPair> {
-    const token = await this.deps.tokens.sign({ userId: user.id, sessionId, role: user.role });
-    return {
-      token,
-      token_type: 'Bearer',
-      expires_in: this.deps.tokens.ttlSeconds,
-      refresh_token: formatRefreshToken({ sessionId, userId: user.id, secret }),
-      refresh_expires_in: refreshExpiresIn,
-      user: toPublicUser(user),
-    };
-  }
+/** The answer to a login or a refresh: a new access token and the session's refresh token. */
+export async function issueTokenPair(tokens: AccessTokens, user: User, sessionId: string, secret: Buffer, refreshExpiresIn: number): Promise<TokenPair> {
+  const token = await tokens.sign({ userId: user.id, sessionId, role: user.role });
+  return {
+    token,
+    token_type: 'Bearer',
+    expires_in: tokens.ttlSeconds,
+    refresh_token: formatRefreshToken({ sessionId, userId: user.id, secret }),
+    refresh_expires_in: refreshExpiresIn,
+    user: toPublicUser(user),
+  };
 }

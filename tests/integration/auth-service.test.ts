@@ -4,6 +4,7 @@ import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
 import { formatRefreshToken, newRefreshSecret, parseRefreshToken } from '../../lib/tokens.js';
 import { createUser, testApp } from '../support/store.js';
+import { loginService } from '../../lib/login-service.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
 const caller: Caller = { requestId: 'req-1', sourceIp: '198.51.100.7', userAgent: 'vitest' };
@@ -28,7 +29,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     const user = await createUser(app, { role: 'admin' });
 
     // Act
-    const pair = await app.auth.login(user.email, user.password, caller);
+    const pair = await loginService(app).login(user.email, user.password, caller);
 
     // Assess
     const claims = decodeJwt(pair.token);
@@ -44,8 +45,8 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
   it('gives every login its own session', async () => {
     const user = await createUser(app);
-    const first = decodeJwt((await app.auth.login(user.email, user.password, caller)).token);
-    const second = decodeJwt((await app.auth.login(user.email, user.password, caller)).token);
+    const first = decodeJwt((await loginService(app).login(user.email, user.password, caller)).token);
+    const second = decodeJwt((await loginService(app).login(user.email, user.password, caller)).token);
     expect(first.sid).not.toBe(second.sid);
   });
 
@@ -54,20 +55,20 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     const disabled = await createUser(app);
     await app.users.setStatus(disabled.id, 'disabled', app.clock());
     const attempts = [
-      () => app.auth.login('nobody@example.com', 'whatever-password', caller),
-      () => app.auth.login(user.email, 'wrong-password', caller),
-      () => app.auth.login(user.email, `${'p'.repeat(72)}extra`, caller),
-      () => app.auth.login(disabled.email, disabled.password, caller),
+      () => loginService(app).login('nobody@example.com', 'whatever-password', caller),
+      () => loginService(app).login(user.email, 'wrong-password', caller),
+      () => loginService(app).login(user.email, `${'p'.repeat(72)}extra`, caller),
+      () => loginService(app).login(disabled.email, disabled.password, caller),
     ];
     for (const attempt of attempts) expect(await errorCode(attempt())).toBe('invalid_credentials');
     // The exact 72-byte password is fine: the limit is bcrypt's, not ours.
-    await expect(app.auth.login(user.email, 'p'.repeat(72), caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+    await expect(loginService(app).login(user.email, 'p'.repeat(72), caller)).resolves.toMatchObject({ token_type: 'Bearer' });
   });
 
   it('refreshes within the session: same sid, new tokens, the old refresh token spent', async () => {
     // Prepare
     const user = await createUser(app);
-    const login = await app.auth.login(user.email, user.password, caller);
+    const login = await loginService(app).login(user.email, user.password, caller);
     app.testClock.advance(120);
 
     // Act
@@ -82,7 +83,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
   it('ends a session at its absolute lifetime, however often it was refreshed', async () => {
     const user = await createUser(app);
-    let pair = await app.auth.login(user.email, user.password, caller);
+    let pair = await loginService(app).login(user.email, user.password, caller);
     for (let i = 0; i < 3; i++) {
       app.testClock.advance(2000);
       pair = await app.auth.refresh(pair.refresh_token, caller);
@@ -93,7 +94,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
   it('rejects malformed and forged refresh tokens', async () => {
     const user = await createUser(app);
-    const { refresh_token } = await app.auth.login(user.email, user.password, caller);
+    const { refresh_token } = await loginService(app).login(user.email, user.password, caller);
     const forged = `${refresh_token.slice(0, -4)}${refresh_token.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
     for (const token of ['rt_short', 'not-a-token', refresh_token.replace('rt_', 'xx_'), forged]) {
       expect(await errorCode(app.auth.refresh(token, caller))).toBe('invalid_refresh_token');
@@ -102,7 +103,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
   it('answers me with the user as stored now, and token_expired once the access token is old', async () => {
     const user = await createUser(app, { role: 'user' });
-    const { token } = await app.auth.login(user.email, user.password, caller);
+    const { token } = await loginService(app).login(user.email, user.password, caller);
     expect(await app.auth.me(token)).toMatchObject({ id: user.id, role: 'user' });
     app.testClock.advance(900 + 31);
     expect(await errorCode(app.auth.me(token))).toBe('token_expired');
@@ -110,8 +111,8 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
   it('logs out locally: that session is over for me and refresh, others stand; again is fine', async () => {
     const user = await createUser(app);
-    const a = await app.auth.login(user.email, user.password, caller);
-    const b = await app.auth.login(user.email, user.password, caller);
+    const a = await loginService(app).login(user.email, user.password, caller);
+    const b = await loginService(app).login(user.email, user.password, caller);
     await app.auth.logout(a.token, 'local', caller);
     expect(await errorCode(app.auth.me(a.token))).toBe('invalid_token');
     expect(await errorCode(app.auth.refresh(a.refresh_token, caller))).toBe('invalid_refresh_token');
@@ -121,19 +122,19 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
   it('logs out globally: every session of the user is over, a new login works', async () => {
     const user = await createUser(app);
-    const a = await app.auth.login(user.email, user.password, caller);
-    const b = await app.auth.login(user.email, user.password, caller);
+    const a = await loginService(app).login(user.email, user.password, caller);
+    const b = await loginService(app).login(user.email, user.password, caller);
     await app.auth.logout(a.token, 'global', caller);
     expect(await errorCode(app.auth.me(b.token))).toBe('invalid_token');
     expect(await errorCode(app.auth.refresh(b.refresh_token, caller))).toBe('invalid_refresh_token');
-    const c = await app.auth.login(user.email, user.password, caller);
+    const c = await loginService(app).login(user.email, user.password, caller);
     await expect(app.auth.me(c.token)).resolves.toMatchObject({ id: user.id });
   });
 
   it('does not let the token of an ended session end the other sessions (global logout falls back to local)', async () => {
     const user = await createUser(app);
-    const ended = await app.auth.login(user.email, user.password, caller);
-    const other = await app.auth.login(user.email, user.password, caller);
+    const ended = await loginService(app).login(user.email, user.password, caller);
+    const other = await loginService(app).login(user.email, user.password, caller);
     await app.auth.logout(ended.token, 'local', caller);
     await app.auth.logout(ended.token, 'global', caller);
     await expect(app.auth.me(other.token)).resolves.toMatchObject({ id: user.id });
@@ -141,7 +142,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
   it('cuts off a disabled user at once: me and refresh fail before the token expires', async () => {
     const user = await createUser(app);
-    const pair = await app.auth.login(user.email, user.password, caller);
+    const pair = await loginService(app).login(user.email, user.password, caller);
     await app.users.setStatus(user.id, 'disabled', app.clock());
     expect(await errorCode(app.auth.me(pair.token))).toBe('invalid_token');
     expect(await errorCode(app.auth.refresh(pair.refresh_token, caller))).toBe('invalid_refresh_token');
@@ -151,7 +152,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
   it('reads the role at request time', async () => {
     const user = await createUser(app, { role: 'admin' });
-    const { token } = await app.auth.login(user.email, user.password, caller);
+    const { token } = await loginService(app).login(user.email, user.password, caller);
     await app.db.send(
       new (await import('@aws-sdk/lib-dynamodb')).UpdateCommand({
         TableName: app.users.table,
@@ -167,7 +168,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
   describe('refresh-token reuse', () => {
     async function rotatedTwice() {
       const user = await createUser(app);
-      const t0 = await app.auth.login(user.email, user.password, caller);
+      const t0 = await loginService(app).login(user.email, user.password, caller);
       const t1 = await app.auth.refresh(t0.refresh_token, caller);
       const t2 = await app.auth.refresh(t1.refresh_token, caller);
       return { user, t0, t1, t2 };
@@ -176,7 +177,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     it('accepts the token rotated out last within the grace window, answering with the current pair of the same session', async () => {
       // Prepare
       const user = await createUser(app);
-      const t0 = await app.auth.login(user.email, user.password, caller);
+      const t0 = await loginService(app).login(user.email, user.password, caller);
       const t1 = await app.auth.refresh(t0.refresh_token, caller);
       app.testClock.advance(10);
 
@@ -192,7 +193,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
     it('treats the last token after the window as theft: 401 refresh_token_reused and the whole session ends', async () => {
       const user = await createUser(app);
-      const t0 = await app.auth.login(user.email, user.password, caller);
+      const t0 = await loginService(app).login(user.email, user.password, caller);
       const t1 = await app.auth.refresh(t0.refresh_token, caller);
       app.testClock.advance(11);
       expect(await errorCode(app.auth.refresh(t0.refresh_token, caller))).toBe('refresh_token_reused');
@@ -200,7 +201,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
       expect(await errorCode(app.auth.me(t1.token))).toBe('invalid_token');
       expect((await app.sessions.get(decodeJwt(t0.token).sid as string))?.revokedReason).toBe('refresh_token_reused');
       // Other sessions of the user are not touched.
-      const other = await app.auth.login(user.email, user.password, caller);
+      const other = await loginService(app).login(user.email, user.password, caller);
       await expect(app.auth.me(other.token)).resolves.toMatchObject({ id: user.id });
     });
 
@@ -222,7 +223,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     it.each([10, 50])('lets %i parallel refreshes of one token all succeed inside the window, leaving one live session', async (n) => {
       // Prepare
       const user = await createUser(app);
-      const t0 = await app.auth.login(user.email, user.password, caller);
+      const t0 = await loginService(app).login(user.email, user.password, caller);
 
       // Act
       const results = await Promise.all(Array.from({ length: n }, () => app.auth.refresh(t0.refresh_token, caller)));
@@ -239,7 +240,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
       // Prepare
       const strict = await testApp(undefined, { REFRESH_REUSE_GRACE_SECONDS: '0' });
       const user = await createUser(strict);
-      const t0 = await strict.auth.login(user.email, user.password, caller);
+      const t0 = await loginService(strict).login(user.email, user.password, caller);
 
       // Act
       const results = await Promise.allSettled(Array.from({ length: n }, () => strict.auth.refresh(t0.refresh_token, caller)));
@@ -273,11 +274,11 @@ describe('password hashes follow BCRYPT_COST', () => {
     expect(user.passwordHash.startsWith('$2b$04$')).toBe(true);
 
     // Act
-    await app.auth.login(user.email, user.password, caller);
+    await loginService(app).login(user.email, user.password, caller);
 
     // Assess
     const stored = await app.users.get(user.id);
     expect(stored?.passwordHash.startsWith('$2b$05$')).toBe(true);
-    await expect(app.auth.login(user.email, user.password, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
+    await expect(loginService(app).login(user.email, user.password, caller)).resolves.toMatchObject({ token_type: 'Bearer' });
   });
 });

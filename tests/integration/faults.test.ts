@@ -5,6 +5,7 @@ import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
 import { freePort } from '../../scripts/local-stack.js';
 import { createUser, testApp } from '../support/store.js';
+import { loginService } from '../../lib/login-service.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.50', userAgent: 'vitest' };
@@ -41,13 +42,13 @@ describe('DynamoDB faults', () => {
     // Prepare: a real session, then an app whose DynamoDB endpoint is a closed port
     const app = await testApp();
     const user = await createUser(app);
-    const pair = await app.auth.login(user.email, user.password, caller);
+    const pair = await loginService(app).login(user.email, user.password, caller);
     const unreachable = await testApp(undefined, { DYNAMODB_ENDPOINT: `http://127.0.0.1:${await freePort()}` });
     const token = await unreachable.tokens.sign({ userId: user.id, sessionId: decodeJwt(pair.token).sid as string, role: 'user' });
 
     // Act
     const errors = [
-      await failure(unreachable.auth.login(user.email, user.password, caller)),
+      await failure(loginService(unreachable).login(user.email, user.password, caller)),
       await failure(unreachable.auth.refresh(pair.refresh_token, caller)),
       await failure(unreachable.auth.me(token)),
     ];
@@ -64,7 +65,7 @@ describe('DynamoDB faults', () => {
     // Prepare
     const app = await testApp();
     const user = await createUser(app);
-    const pair = await app.auth.login(user.email, user.password, caller);
+    const pair = await loginService(app).login(user.email, user.password, caller);
     const sid = decodeJwt(pair.token).sid as string;
     const before = await app.sessions.get(sid);
     failNext(app, (command, input) => command === 'UpdateItemCommand' && input.TableName === app.sessions.table);
@@ -84,10 +85,10 @@ describe('DynamoDB faults', () => {
     const app = await testApp();
     const user = await createUser(app);
     failNext(app, (command) => command === 'PutItemCommand');
-    expect(await failure(app.auth.login(user.email, user.password, caller))).toMatchObject({ code: 'service_unavailable' });
+    expect(await failure(loginService(app).login(user.email, user.password, caller))).toMatchObject({ code: 'service_unavailable' });
     const { Items } = await app.db.send(new ScanCommand({ TableName: app.sessions.table, FilterExpression: 'user_id = :user', ExpressionAttributeValues: { ':user': user.id } }));
     expect(Items).toEqual([]);
-    const next = await app.auth.login(user.email, user.password, caller);
+    const next = await loginService(app).login(user.email, user.password, caller);
     await expect(app.auth.me(next.token)).resolves.toMatchObject({ id: user.id });
   });
 
@@ -95,14 +96,14 @@ describe('DynamoDB faults', () => {
     const app = await testApp();
     const user = await createUser(app);
     failNext(app, (command, input) => command === 'UpdateItemCommand' && input.TableName === app.users.table);
-    const pair = await app.auth.login(user.email, user.password, caller);
+    const pair = await loginService(app).login(user.email, user.password, caller);
     await expect(app.auth.me(pair.token)).resolves.toMatchObject({ id: user.id });
   });
 
   it('answers 503 when the read of session and user is throttled, and 200 on the retry', async () => {
     const app = await testApp();
     const user = await createUser(app);
-    const pair = await app.auth.login(user.email, user.password, caller);
+    const pair = await loginService(app).login(user.email, user.password, caller);
     failNext(app, (command) => command === 'BatchGetItemCommand', 'ThrottlingException');
     expect(await failure(app.auth.me(pair.token))).toMatchObject({ code: 'service_unavailable' });
     await expect(app.auth.me(pair.token)).resolves.toMatchObject({ id: user.id });

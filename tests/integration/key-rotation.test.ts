@@ -5,6 +5,7 @@ import { createApp } from '../../lib/app.js';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
 import { createUser, testApp } from '../support/store.js';
+import { loginService } from '../../lib/login-service.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.70', userAgent: 'vitest' };
 
@@ -15,7 +16,7 @@ describe('signing-key rotation by kid', () => {
     const newSecret = randomBytes(32).toString('base64url');
     const before = await testApp(undefined, { JWT_SECRET: JSON.stringify({ k1: oldSecret }) });
     const user = await createUser(before);
-    const pair = await before.auth.login(user.email, user.password, caller);
+    const pair = await loginService(before).login(user.email, user.password, caller);
     expect(decodeProtectedHeader(pair.token).kid).toBe('k1');
 
     // Act: the operator puts k2 first and keeps k1 for verification
@@ -28,7 +29,7 @@ describe('signing-key rotation by kid', () => {
     await expect(during.auth.me(refreshed.token)).resolves.toMatchObject({ id: user.id });
 
     // A token spent before the rotation is still recognised as spent: the session ends.
-    const stolen = await before.auth.login(user.email, user.password, caller);
+    const stolen = await loginService(before).login(user.email, user.password, caller);
     const stolenNext = await during.auth.refresh(stolen.refresh_token, caller);
     await during.auth.refresh(stolenNext.refresh_token, caller);
     const replay = await during.auth.refresh(stolen.refresh_token, caller).catch((error: unknown) => error);

@@ -3,13 +3,14 @@ import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
 import { createUser, testApp, uniqueEmail } from '../support/store.js';
+import { loginService } from '../../lib/login-service.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
 const from = (sourceIp: string): Caller => ({ requestId: 'req', sourceIp, userAgent: 'vitest' });
 
 async function attempt(app: TestApp, email: string, password: string, ip: string): Promise<{ code: string; retryAfter?: string } | 'ok'> {
   try {
-    await app.auth.login(email, password, from(ip));
+    await loginService(app).login(email, password, from(ip));
     return 'ok';
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
 import { createUser, testApp } from '../support/store.js';
+import { loginService } from '../../lib/login-service.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
 
@@ -38,13 +39,13 @@ describe('DynamoDB round trips per request', () => {
     };
 
     // Act
-    let pair = await app.auth.login(user.email, user.password, caller('198.51.100.80'));
-    const loginSuccess = await measure(async () => (pair = await app.auth.login(user.email, user.password, caller('198.51.100.80'))));
-    const loginWrongPassword = await measure(() => app.auth.login(user.email, 'wrong-password', caller('198.51.100.81')));
-    const loginUnknown = await measure(() => app.auth.login('nobody@example.com', 'wrong-password', caller('198.51.100.82')));
-    for (let i = 0; i < 5; i++) await app.auth.login(user.email, 'wrong-password', caller('198.51.100.83')).catch(() => undefined);
-    const loginLocked = await measure(() => app.auth.login(user.email, user.password, caller('198.51.100.83')));
-    const loginAfterFailures = await measure(() => app.auth.login(user.email, user.password, caller('198.51.100.81')));
+    let pair = await loginService(app).login(user.email, user.password, caller('198.51.100.80'));
+    const loginSuccess = await measure(async () => (pair = await loginService(app).login(user.email, user.password, caller('198.51.100.80'))));
+    const loginWrongPassword = await measure(() => loginService(app).login(user.email, 'wrong-password', caller('198.51.100.81')));
+    const loginUnknown = await measure(() => loginService(app).login('nobody@example.com', 'wrong-password', caller('198.51.100.82')));
+    for (let i = 0; i < 5; i++) await loginService(app).login(user.email, 'wrong-password', caller('198.51.100.83')).catch(() => undefined);
+    const loginLocked = await measure(() => loginService(app).login(user.email, user.password, caller('198.51.100.83')));
+    const loginAfterFailures = await measure(() => loginService(app).login(user.email, user.password, caller('198.51.100.81')));
     const me = await measure(() => app.auth.me(pair.token));
     const refresh = await measure(async () => (pair = await app.auth.refresh(pair.refresh_token, caller('198.51.100.80'))));
     const logout = await measure(() => app.auth.logout(pair.token, 'local', caller('198.51.100.80')));

@@ -7,6 +7,7 @@ import { ApiError } from '../../lib/errors.js';
 import { ParameterStore, ParameterStoreError } from '../../lib/parameter-store.js';
 import { LOCAL_CREDENTIALS, Sha256, startFakeSsm, type FakeSsm } from '../support/fake-ssm.js';
 import { TestClock, createUser, testApp } from '../support/store.js';
+import { loginService } from '../../lib/login-service.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.80', userAgent: 'vitest' };
 
@@ -141,7 +142,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     const before = gets();
 
     // Act
-    const pair = await app.auth.login(user.email, user.password, caller);
+    const pair = await loginService(app).login(user.email, user.password, caller);
     for (let i = 0; i < 5; i++) await app.auth.me(pair.token);
     const whileCached = gets() - before;
     app.testClock.advance(301);
@@ -160,10 +161,10 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     await store().putSecureString(name, JSON.stringify({ k1: oldSecret }), { overwrite: false });
     const lambdaA = await ssmApp(name);
     const user = await createUser(lambdaA);
-    const oldPair = await lambdaA.auth.login(user.email, user.password, caller);
+    const oldPair = await loginService(lambdaA).login(user.email, user.password, caller);
     await store().putSecureString(name, JSON.stringify({ k2: secret(), k1: oldSecret }), { overwrite: true });
     const lambdaB = createApp(lambdaA.config, new TestClock().now);
-    const newPair = await lambdaB.auth.login(user.email, user.password, caller);
+    const newPair = await loginService(lambdaB).login(user.email, user.password, caller);
     const before = gets();
 
     // Act
@@ -192,12 +193,12 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
 
     // Act
     ssm.failNext(ATTEMPTS, 500, 'InternalServerError');
-    const outage = await failure(app.auth.login(user.email, user.password, caller));
+    const outage = await failure(loginService(app).login(user.email, user.password, caller));
     const callsAfterOutage = gets();
-    const meanwhile = await failure(app.auth.login(user.email, user.password, caller));
+    const meanwhile = await failure(loginService(app).login(user.email, user.password, caller));
     const callsMeanwhile = gets() - callsAfterOutage;
     app.testClock.advance(5);
-    const recovered = await app.auth.login(user.email, user.password, caller);
+    const recovered = await loginService(app).login(user.email, user.password, caller);
 
     // Assess
     expect(outage).toBeInstanceOf(ApiError);
@@ -214,7 +215,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     await store().putSecureString(name, secret(), { overwrite: false });
     const app = await ssmApp(name);
     const user = await createUser(app);
-    const pair = await createApp(app.config, new TestClock().now).auth.login(user.email, user.password, caller);
+    const pair = await loginService(createApp(app.config, new TestClock().now)).login(user.email, user.password, caller);
     const dynamoCalls: string[] = [];
     app.db.middlewareStack.add(
       (next, context) => async (args) => {
@@ -226,7 +227,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
 
     // Act
     ssm.failNext(ATTEMPTS, 500, 'InternalServerError');
-    const login = await failure(app.auth.login(user.email, user.password, caller));
+    const login = await failure(loginService(app).login(user.email, user.password, caller));
     const me = await failure(app.auth.me(pair.token));
     const logout = await failure(app.auth.logout(pair.token, 'local', caller));
     const callsBeforeRefresh = [...dynamoCalls];
@@ -246,7 +247,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     await store().putSecureString(name, secret(), { overwrite: false });
     const app = await ssmApp(name);
     const user = await createUser(app);
-    const pair = await app.auth.login(user.email, user.password, caller);
+    const pair = await loginService(app).login(user.email, user.password, caller);
     app.testClock.advance(301);
 
     const before = gets();
@@ -269,7 +270,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     const user = await createUser(app);
 
     // Act
-    const error = await failure(app.auth.login(user.email, user.password, caller));
+    const error = await failure(loginService(app).login(user.email, user.password, caller));
 
     // Assess
     expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
