@@ -1,21 +1,17 @@
 import { hkdfSync } from 'node:crypto';
 import type { Config, SigningKeys } from './config.js';
 import { ApiError, bearerError } from './errors.js';
-import { newSessionId } from './ids.js';
-import { describeError, log } from './log.js';
-import { hashPassword, needsRehash, verifyPassword } from './passwords.js';
+import { log } from './log.js';
 import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from './sessions.js';
 import {
   AccessTokens,
   formatRefreshToken,
   hashRefreshSecret,
-  newRefreshSecret,
   parseRefreshToken,
   refreshHashesEqual,
   successorSecret,
   type Clock,
 } from './tokens.js';
-import type { LoginAttempts } from './login-attempts.js';
 import type { KeyRing } from './signing-keys.js';
 import { toPublicUser, type PublicUser, type User, type UsersRepository } from './users.js';
 
