@@ -2,9 +2,9 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
+import { loginService } from '../../lib/login-service.js';
 import { formatRefreshToken, newRefreshSecret, parseRefreshToken } from '../../lib/tokens.js';
 import { createUser, testApp } from '../support/store.js';
-import { loginService } from '../../lib/login-service.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
 const caller: Caller = { requestId: 'req-1', sourceIp: '198.51.100.7', userAgent: 'vitest' };

@@ -3,9 +3,9 @@ import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
+import { loginService } from '../../lib/login-service.js';
 import { freePort } from '../../scripts/local-stack.js';
 import { createUser, testApp } from '../support/store.js';
-import { loginService } from '../../lib/login-service.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.50', userAgent: 'vitest' };

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { createApp } from '../../lib/app.js';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
-import { createUser, testApp } from '../support/store.js';
 import { loginService } from '../../lib/login-service.js';
+import { createUser, testApp } from '../support/store.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.70', userAgent: 'vitest' };
 

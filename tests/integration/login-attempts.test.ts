@@ -2,8 +2,8 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
-import { createUser, testApp, uniqueEmail } from '../support/store.js';
 import { loginService } from '../../lib/login-service.js';
+import { createUser, testApp, uniqueEmail } from '../support/store.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
 const from = (sourceIp: string): Caller => ({ requestId: 'req', sourceIp, userAgent: 'vitest' });

@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../lib/errors.js';
+import { loginService } from '../../lib/login-service.js';
 import { hashPassword } from '../../lib/passwords.js';
 import { testApp, uniqueEmail } from '../support/store.js';
-import { loginService } from '../../lib/login-service.js';
 
 const COST = 10;
 const SAMPLES = 9;

@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
-import { createUser, testApp } from '../support/store.js';
 import { loginService } from '../../lib/login-service.js';
-
-type TestApp = Awaited<ReturnType<typeof testApp>>;
+import { countCalls, createUser, testApp } from '../support/store.js';
 
 /**
  * The DynamoDB round-trip budget per request, counted at the SDK boundary over the real
@@ -11,18 +9,6 @@ type TestApp = Awaited<ReturnType<typeof testApp>>;
  * call to a hot path fails here; the README lists what each call is.
  */
 const BUDGET = { me: 1, refresh: 2, logoutLocal: 2, login: 5 };
-
-function countCalls(app: TestApp): { calls: string[]; reset(): void } {
-  const calls: string[] = [];
-  app.db.middlewareStack.add(
-    (next, context) => async (args) => {
-      calls.push(context.commandName ?? 'unknown');
-      return next(args);
-    },
-    { step: 'finalizeRequest', name: 'count-calls' },
-  );
-  return { calls, reset: () => calls.splice(0) };
-}
 
 const caller = (ip: string): Caller => ({ requestId: 'req', sourceIp: ip, userAgent: 'vitest' });
 

@@ -4,10 +4,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../lib/app.js';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
+import { loginService } from '../../lib/login-service.js';
 import { ParameterStore, ParameterStoreError } from '../../lib/parameter-store.js';
 import { LOCAL_CREDENTIALS, Sha256, startFakeSsm, type FakeSsm } from '../support/fake-ssm.js';
-import { TestClock, createUser, testApp } from '../support/store.js';
-import { loginService } from '../../lib/login-service.js';
+import { TestClock, countCalls, createUser, testApp } from '../support/store.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.80', userAgent: 'vitest' };
 
@@ -216,14 +216,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     const app = await ssmApp(name);
     const user = await createUser(app);
     const pair = await loginService(createApp(app.config, new TestClock().now)).login(user.email, user.password, caller);
-    const dynamoCalls: string[] = [];
-    app.db.middlewareStack.add(
-      (next, context) => async (args) => {
-        dynamoCalls.push(context.commandName ?? '');
-        return next(args);
-      },
-      { step: 'initialize', name: 'count-calls' },
-    );
+    const { calls: dynamoCalls } = countCalls(app);
 
     // Act
     ssm.failNext(ATTEMPTS, 500, 'InternalServerError');

@@ -51,3 +51,19 @@ export async function createUser(app: App, overrides: { email?: string; password
   );
   return { ...user, password };
 }
+
+/**
+ * Every DynamoDB command the app's client sends from now on, retries included, counted at the
+ * SDK boundary; `reset` starts the count again.
+ */
+export function countCalls(app: App): { calls: string[]; reset(): void } {
+  const calls: string[] = [];
+  app.db.middlewareStack.add(
+    (next, context) => async (args) => {
+      calls.push(context.commandName ?? 'unknown');
+      return next(args);
+    },
+    { step: 'finalizeRequest', name: 'count-calls' },
+  );
+  return { calls, reset: () => calls.splice(0) };
+}
