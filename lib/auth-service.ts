@@ -2,6 +2,7 @@ import { hkdfSync } from 'node:crypto';
 import type { Config, SigningKeys } from './config.js';
 import { ApiError, bearerError } from './errors.js';
 import { log } from './log.js';
+import { oncePer } from './memo.js';
 import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from './sessions.js';
 import {
   AccessTokens,
@@ -48,11 +49,11 @@ const MAX_CHAIN_WALK = 10_000;
 /** Per kid, the key refresh-token successors are derived with: kept apart from the JWT signing use. */
 type RotationKeys = ReadonlyMap<string, Uint8Array>;
 
-function deriveRotationKeys(ring: SigningKeys): RotationKeys {
-  return new Map(
-    [...ring.keys].map(([kid, secret]) => [kid, new Uint8Array(hkdfSync('sha256', secret, new Uint8Array(0), 'vpn-auth refresh-token rotation', 32))]),
-  );
-}
+/** Derived once for each ring the key source hands out. */
+const rotationKeysOf = oncePer(
+  (ring: SigningKeys): RotationKeys =>
+    new Map([...ring.keys].map(([kid, secret]) => [kid, new Uint8Array(hkdfSync('sha256', secret, new Uint8Array(0), 'vpn-auth refresh-token rotation', 32))])),
+);
 
 /**
  * The rules of staying signed in: refresh, logout, me and the check behind the authorizer.
@@ -60,19 +61,7 @@ function deriveRotationKeys(ring: SigningKeys): RotationKeys {
  * parse and validate, then call one method here; everything that can go wrong leaves as an ApiError.
  */
 export class AuthService {
-  /** Derived once for each ring the key source hands out. */
-  private readonly rotationKeyCache = new WeakMap<SigningKeys, RotationKeys>();
-
   constructor(private readonly deps: AuthServiceDeps) {}
-
-  private rotationKeys(ring: SigningKeys): RotationKeys {
-    let keys = this.rotationKeyCache.get(ring);
-    if (!keys) {
-      keys = deriveRotationKeys(ring);
-      this.rotationKeyCache.set(ring, keys);
-    }
-    return keys;
-  }
 
   /**
    * Rotate a refresh token (OWASP ASVS 5 §10.4.5). What happens to each token presented:
@@ -95,7 +84,7 @@ export class AuthService {
     }
     const presentedHash = hashRefreshSecret(parsed.secret);
     const ring = await this.deps.keyRing.including(session!.rotationKid);
-    const rotation = this.rotationKeys(ring);
+    const rotation = rotationKeysOf(ring);
     if (refreshHashesEqual(presentedHash, session!.refreshHash)) {
       // Stay on the session's chain key while it is in the ring, so spent tokens stay provable
       // across a signing-key rotation; once it has left, a new chain starts with the current key.

@@ -5,6 +5,7 @@ import { ApiError } from './errors.js';
 import { newSessionId } from './ids.js';
 import { describeError, log } from './log.js';
 import type { LoginAttempts } from './login-attempts.js';
+import { oncePer } from './memo.js';
 import { hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import { epochSeconds, type SessionsRepository } from './sessions.js';
 import type { KeyRing } from './signing-keys.js';
@@ -90,14 +91,5 @@ export class LoginService {
   }
 }
 
-const services = new WeakMap<App, LoginService>();
-
 /** The login service over an app's repositories and keys (one per app). */
-export function loginService(app: App): LoginService {
-  let service = services.get(app);
-  if (!service) {
-    service = new LoginService(app);
-    services.set(app, service);
-  }
-  return service;
-}
+export const loginService = oncePer((app: App) => new LoginService(app));

@@ -2,6 +2,7 @@ import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, 
 import { SignJWT, errors, jwtVerify, type JWTHeaderParameters } from 'jose';
 import type { SigningKeys } from './config.js';
 import { ApiError, bearerError } from './errors.js';
+import { oncePer } from './memo.js';
 import type { KeyRing } from './signing-keys.js';
 import {
   ID_LENGTH_BYTES,
@@ -39,8 +40,6 @@ export const CLOCK_TOLERANCE_SECONDS = 30;
  * their `kid` names. The only place that signs or verifies a JWT.
  */
 export class AccessTokens {
-  /** KeyObjects per ring, made once for each ring the key source hands out. */
-  private readonly keyObjects = new WeakMap<SigningKeys, ReadonlyMap<string, KeyObject>>();
   private readonly clock: Clock;
 
   constructor(private readonly options: AccessTokenOptions) {
@@ -64,7 +63,7 @@ export class AccessTokens {
       .setJti(randomBytes(16).toString('base64url'))
       .setIssuedAt(iat)
       .setExpirationTime(iat + this.options.ttlSeconds)
-      .sign(this.keysOf(ring).get(kid)!);
+      .sign(keyObjectsOf(ring).get(kid)!);
   }
 
   /**
@@ -98,20 +97,14 @@ export class AccessTokens {
   }
 
   private async keyFor(header: JWTHeaderParameters): Promise<KeyObject> {
-    const key = typeof header.kid === 'string' ? this.keysOf(await this.options.keyRing.including(header.kid)).get(header.kid) : undefined;
+    const key = typeof header.kid === 'string' ? keyObjectsOf(await this.options.keyRing.including(header.kid)).get(header.kid) : undefined;
     if (!key) throw new errors.JWSSignatureVerificationFailed('unknown kid');
     return key;
   }
-
-  private keysOf(ring: SigningKeys): ReadonlyMap<string, KeyObject> {
-    let keys = this.keyObjects.get(ring);
-    if (!keys) {
-      keys = new Map([...ring.keys].map(([kid, bytes]) => [kid, createSecretKey(bytes)]));
-      this.keyObjects.set(ring, keys);
-    }
-    return keys;
-  }
 }
+
+/** A ring's keys as KeyObjects, made once for each ring the key source hands out. */
+const keyObjectsOf = oncePer((ring: SigningKeys): ReadonlyMap<string, KeyObject> => new Map([...ring.keys].map(([kid, bytes]) => [kid, createSecretKey(bytes)])));
 
 /**
  * Refresh tokens: `rt_` + base64url(session id ‖ user id ‖ 256-bit secret). The ids let one
