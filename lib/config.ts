@@ -171,6 +171,17 @@ function endpointUrl(env: Env, name: string): string | undefined {
 // SSM's own rule: letters, digits and _.-/, fully qualified (leading /) when it has a path.
 const PARAMETER_NAME = /^(\/[A-Za-z0-9_.-]+)+$|^[A-Za-z0-9_.-]+$/;
 
+/**
+ * How long a token signed with a key may live, and how long a Lambda keeps a ring it read: what
+ * retiring a key must wait for (`npm run keys -- retire` reads them too).
+ */
+export function loadKeyTimings(env: Env = process.env): { accessTokenTtlSeconds: number; keyCacheSeconds: number } {
+  return {
+    accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 3600, 1, 86_400),
+    keyCacheSeconds: integer(env, 'JWT_SECRET_CACHE_SECONDS', 300, 1, 3600),
+  };
+}
+
 /** JWT_SECRET when set (it wins, so the local stack needs nothing else), else JWT_SECRET_PARAMETER. */
 export function loadSigningKeySource(env: Env = process.env): SigningKeySource {
   const inline = read(env, 'JWT_SECRET');
@@ -183,7 +194,7 @@ export function loadSigningKeySource(env: Env = process.env): SigningKeySource {
   return {
     kind: 'parameter',
     name,
-    cacheSeconds: integer(env, 'JWT_SECRET_CACHE_SECONDS', 300, 1, 3600),
+    cacheSeconds: loadKeyTimings(env).keyCacheSeconds,
     ssmEndpoint: endpointUrl(env, 'SSM_ENDPOINT'),
   };
 }
@@ -227,7 +238,7 @@ export function loadConfig(env: Env = process.env): Config {
     signingKeySource: loadSigningKeySource(env),
     jwtIssuer: read(env, 'JWT_ISSUER') ?? 'vpn-enterprise-auth',
     jwtAudience: read(env, 'JWT_AUDIENCE') ?? 'vpn-enterprise',
-    accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 3600, 1, 86_400),
+    accessTokenTtlSeconds: loadKeyTimings(env).accessTokenTtlSeconds,
     refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
     refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
     loginLimits: {

@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { signingKeyParameter } from '../infra/signing-keys.js';
-import { ConfigError, loadStoreConfig, signingKeyEntries } from '../lib/config.js';
+import { ConfigError, loadKeyTimings, loadStoreConfig, signingKeyEntries } from '../lib/config.js';
 import { createDocumentClient } from '../lib/dynamo.js';
 import { ParameterStore, ParameterStoreError } from '../lib/parameter-store.js';
 import { MIN_REFETCH_SECONDS } from '../lib/signing-keys.js';
@@ -80,14 +80,6 @@ function ssmStore(stage: string): RingStore {
   };
 }
 
-/** Whole seconds from the environment (as the deployed stage is configured), or the default. */
-function seconds(name: string, fallback: number): number {
-  const raw = process.env[name]?.trim();
-  if (!raw) return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
-  return Number(raw);
-}
-
 function audit(event: string, fields: Record<string, unknown>): void {
   console.error(JSON.stringify({ level: 'info', event, time: new Date().toISOString(), ...fields, actor: 'keys-cli', osUser: process.env.USER }));
 }
@@ -131,8 +123,7 @@ async function run(args: Args, store: RingStore): Promise<string> {
       if (kid === true) throw new UsageError('--kid needs a value');
       // The last token an old key can sign is signed just before the last container's cache
       // expires and its background refresh lands; it is accepted until its exp plus the leeway.
-      const ttl = seconds('ACCESS_TOKEN_TTL_SECONDS', 3600);
-      const cache = seconds('JWT_SECRET_CACHE_SECONDS', 300);
+      const { accessTokenTtlSeconds: ttl, keyCacheSeconds: cache } = loadKeyTimings();
       const minAgeSeconds = ttl + cache + MIN_REFETCH_SECONDS + CLOCK_TOLERANCE_SECONDS;
       const assumed = `(assuming the stage runs with ACCESS_TOKEN_TTL_SECONDS=${ttl} and JWT_SECRET_CACHE_SECONDS=${cache}; set them here as deployed)`;
       let result: ReturnType<typeof retire>;
