@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BatchGetCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -16,9 +16,10 @@ import { build } from 'esbuild';
 import { SignJWT, jwtVerify } from 'jose';
 import { createApp } from '../lib/app.js';
 import { loadConfig } from '../lib/config.js';
-import type { HttpEvent, HttpResult } from '../lib/http.js';
+import type { HttpResult } from '../lib/http.js';
 import { hashPassword } from '../lib/passwords.js';
 import { ensureTables, freePort, PROJECT_ROOT, startDynalite, startOffline } from '../scripts/local-stack.js';
+import { event, median, type Handler } from './common.js';
 
 const STAGE = 'bench';
 const COST = Number(process.env.BENCH_BCRYPT_COST ?? 10);
@@ -30,10 +31,6 @@ const COLD_ROUNDS = Number(process.env.BENCH_COLD_ROUNDS ?? 11);
 const OUT = join(PROJECT_ROOT, 'bench');
 const BUILD = join(OUT, '.build');
 const FUNCTIONS = ['login', 'refresh', 'logout', 'me'] as const;
-
-type Handler = (event: HttpEvent, context: unknown) => Promise<HttpResult>;
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** Operations per second of `op` over `seconds`. */
 async function rate(op: () => Promise<unknown>, seconds: number): Promise<number> {
@@ -60,12 +57,6 @@ async function versus(ours: () => Promise<unknown>, floor: () => Promise<unknown
     rounds.floor.push(await rate(floor, seconds));
   }
   return { ops: median(rounds.ops), floor: median(rounds.floor) };
-}
-
-function event(fn: string, change: (event: any) => void = () => {}): HttpEvent {
-  const value = JSON.parse(readFileSync(join(PROJECT_ROOT, 'events', `${fn}.json`), 'utf8'));
-  change(value);
-  return value as HttpEvent;
 }
 
 function expectStatus(result: HttpResult, status: number): HttpResult {

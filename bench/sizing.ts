@@ -9,14 +9,13 @@
  * Graviton2 vCPU, which is the rough part of the estimate.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import bcrypt from 'bcryptjs';
 import { loadStoreConfig } from '../lib/config.js';
-import type { HttpEvent, HttpResult } from '../lib/http.js';
-import { ensureTables, PROJECT_ROOT, seedUser, startDynalite } from '../scripts/local-stack.js';
+import type { HttpEvent } from '../lib/http.js';
+import { ensureTables, seedUser, startDynalite } from '../scripts/local-stack.js';
+import { event, median, type Handler } from './common.js';
 
 const PRICE_PER_GB_SECOND = 0.0000133334;
 const PRICE_PER_MILLION_REQUESTS = 0.2;
@@ -26,8 +25,6 @@ const MEMORY_SIZES = [512, 1024, 1769];
 const ROUND_TRIP_MS = 4;
 /** DynamoDB round trips of a login (5): waiting, not CPU. */
 const LOGIN_IO_MS = 5 * ROUND_TRIP_MS;
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function compareCpuMs(cost: number): Promise<number> {
   const hash = await bcrypt.hash('a-password-for-sizing', cost);
@@ -52,7 +49,6 @@ function lambdaFigures(cpuMs: number, ioMs: number): Record<number, { latencyMs:
   return perSize;
 }
 
-type Handler = (event: HttpEvent, context: unknown) => Promise<HttpResult>;
 type Exchange = { statusCode: number; headers: Record<string, string>; body: Buffer };
 interface RequestHandlerLike {
   handle(request: { headers: Record<string, string> }, options?: unknown): Promise<{ response: { statusCode: number; headers: Record<string, string>; body: unknown } }>;
@@ -90,11 +86,6 @@ async function handlerCpuMs(): Promise<{ me: number; refresh: number }> {
     },
   };
   const handler = async (fn: string) => (await import(`../functions/${fn}.js`)).handler as Handler;
-  const event = (fn: string, change: (event: any) => void) => {
-    const value = JSON.parse(readFileSync(join(PROJECT_ROOT, 'events', `${fn}.json`), 'utf8'));
-    change(value);
-    return value as HttpEvent;
-  };
   const context = { awsRequestId: 'sizing', getRemainingTimeInMillis: () => 10_000 };
   const [login, me, refresh] = [await handler('login'), await handler('me'), await handler('refresh')];
   const pair = JSON.parse((await login(event('login', (e) => (e.body = JSON.stringify({ email: 'sizing@example.com', password: 'sizing-password' }))), context)).body!);
