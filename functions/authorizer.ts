@@ -2,6 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayRequestAuthorizerEventV2, APIGatewaySimpleAuthorizerWithContextResult } from 'aws-lambda';
 import { app } from '../lib/app.js';
+import { bearerFromHeader } from '../lib/http.js';
 import { describeError, log, logger } from '../lib/log.js';
 
 const { auth } = app();
@@ -26,11 +27,9 @@ export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResul
   // logEvent: false whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the token.
   .use(injectLambdaContext(logger, { logEvent: false }))
   .handler(async (event): Promise<AuthorizerResult> => {
-    const header = event.headers?.authorization ?? event.identitySource?.[0] ?? '';
-    const match = /^bearer +(\S+)\s*$/i.exec(header.trim());
-    if (!match) return DENY;
     try {
-      const { user, sessionId } = await auth.authenticate(match[1]!);
+      const token = bearerFromHeader(event.headers?.authorization ?? event.identitySource?.[0]);
+      const { user, sessionId } = await auth.authenticate(token);
       return { isAuthorized: true, context: { sub: user.id, sid: sessionId, role: user.role } };
     } catch (error) {
       if ((error as { status?: number }).status !== 401) log.warn('authorizer_error', { requestId: event.requestContext?.requestId, ...describeError(error) });

@@ -40,7 +40,11 @@ export function bodyText(event: HttpEvent): string | undefined {
 
 /** The access token of an `Authorization: Bearer …` header (scheme case-insensitive, RFC 7235). */
 export function bearerToken(event: HttpEvent): string {
-  const header = headerValue(event, 'authorization');
+  return bearerFromHeader(headerValue(event, 'authorization'));
+}
+
+/** The token of an Authorization header value; a 401 bearer error when it is missing or not `Bearer <token>`. */
+export function bearerFromHeader(header: string | undefined): string {
   if (header === undefined || header.trim() === '') throw bearerError('invalid_token', false);
   const match = /^bearer +([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header.trim());
   if (!match) throw bearerError('invalid_token', true);
