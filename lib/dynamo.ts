@@ -64,38 +64,43 @@ const BATCH_ATTEMPTS = 3;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * BatchGetItem of keys across tables, strongly consistent, asking again (with a short backoff)
- * for any keys DynamoDB left unprocessed under load; still unprocessed after that is a 503.
- * Returns the items found, by table.
+ * Send a batch request, then again whatever DynamoDB left unprocessed under load, with a short
+ * backoff; whatever is still unprocessed after BATCH_ATTEMPTS is a 503.
  */
+async function untilProcessed<R extends Record<string, unknown>>(request: R, send: (pending: R) => Promise<R | undefined>): Promise<void> {
+  let pending = request;
+  for (let attempt = 0; attempt < BATCH_ATTEMPTS && Object.keys(pending).length > 0; attempt++) {
+    if (attempt > 0) await pause(25 * 2 ** attempt);
+    pending = (await send(pending)) ?? ({} as R);
+  }
+  if (Object.keys(pending).length > 0) throw unavailable();
+}
+
+/** BatchGetItem of keys across tables, strongly consistent; returns the items found, by table. */
 export async function batchGetAll(db: DynamoDBDocumentClient, keys: Record<string, Item[]>): Promise<Record<string, Item[]>> {
-  let request: Record<string, { Keys: Item[]; ConsistentRead: boolean }> = Object.fromEntries(
+  const request: Record<string, { Keys: Item[]; ConsistentRead: boolean }> = Object.fromEntries(
     Object.entries(keys).map(([table, tableKeys]) => [table, { Keys: tableKeys, ConsistentRead: true }]),
   );
   const found: Record<string, Item[]> = Object.fromEntries(Object.keys(keys).map((table) => [table, []]));
-  for (let attempt = 0; attempt < BATCH_ATTEMPTS && Object.keys(request).length > 0; attempt++) {
-    if (attempt > 0) await pause(25 * 2 ** attempt);
-    const { Responses, UnprocessedKeys } = await storeCall(db.send(new BatchGetCommand({ RequestItems: request })));
+  await untilProcessed(request, async (pending) => {
+    const { Responses, UnprocessedKeys } = await storeCall(db.send(new BatchGetCommand({ RequestItems: pending })));
     for (const [table, items] of Object.entries(Responses ?? {})) found[table]!.push(...items);
-    request = (UnprocessedKeys ?? {}) as typeof request;
-  }
-  if (Object.keys(request).length > 0) throw unavailable();
+    return UnprocessedKeys as typeof request | undefined;
+  });
   return found;
 }
 
-/** BatchWriteItem of puts and deletes across tables (no conditions), retrying unprocessed items; a 503 if some stay. */
+/** BatchWriteItem of puts and deletes across tables (no conditions). */
 export async function batchWriteAll(
   db: DynamoDBDocumentClient,
   writes: Array<{ table: string; put?: Item; deleteKey?: Item }>,
 ): Promise<void> {
-  let request: Record<string, Array<Record<string, unknown>>> = {};
+  const request: Record<string, Array<Record<string, unknown>>> = {};
   for (const write of writes) {
     (request[write.table] ??= []).push(write.put ? { PutRequest: { Item: write.put } } : { DeleteRequest: { Key: write.deleteKey } });
   }
-  for (let attempt = 0; attempt < BATCH_ATTEMPTS && Object.keys(request).length > 0; attempt++) {
-    if (attempt > 0) await pause(25 * 2 ** attempt);
-    const { UnprocessedItems } = await storeCall(db.send(new BatchWriteCommand({ RequestItems: request as never })));
-    request = (UnprocessedItems ?? {}) as typeof request;
-  }
-  if (Object.keys(request).length > 0) throw unavailable();
+  await untilProcessed(request, async (pending) => {
+    const { UnprocessedItems } = await storeCall(db.send(new BatchWriteCommand({ RequestItems: pending as never })));
+    return UnprocessedItems as typeof request | undefined;
+  });
 }

@@ -5,7 +5,7 @@ import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
 import { loginService } from '../../lib/login-service.js';
 import { freePort } from '../../scripts/local-stack.js';
-import { createUser, testApp } from '../support/store.js';
+import { countCalls, createUser, testApp } from '../support/store.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.50', userAgent: 'vitest' };
@@ -107,5 +107,35 @@ describe('DynamoDB faults', () => {
     failNext(app, (command) => command === 'BatchGetItemCommand', 'ThrottlingException');
     expect(await failure(app.auth.me(pair.token))).toMatchObject({ code: 'service_unavailable' });
     await expect(app.auth.me(pair.token)).resolves.toMatchObject({ id: user.id });
+  });
+
+  it('asks again for keys a BatchGetItem left unprocessed, and answers 503 when they stay unprocessed', async () => {
+    // Prepare: DynamoDB "under load" returns the first `times` batch reads unprocessed
+    const app = await testApp();
+    const user = await createUser(app);
+    const pair = await loginService(app).login(user.email, user.password, caller);
+    const { calls } = countCalls(app);
+    let times = 1;
+    app.db.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        if (context.commandName !== 'BatchGetItemCommand' || times === 0) return result;
+        times--;
+        const input = args.input as { RequestItems: unknown };
+        return { ...result, output: { ...result.output, Responses: {}, UnprocessedKeys: input.RequestItems } as typeof result.output };
+      },
+      { step: 'initialize', name: 'unprocessed-keys' },
+    );
+
+    // Act
+    const once = await app.auth.me(pair.token);
+    const readsWhenOnce = calls.filter((call) => call === 'BatchGetItemCommand').length;
+    times = 3;
+    const always = await failure(app.auth.me(pair.token));
+
+    // Assess
+    expect(once).toMatchObject({ id: user.id });
+    expect(readsWhenOnce).toBe(2);
+    expect(always).toMatchObject({ code: 'service_unavailable', status: 503 });
   });
 });
