@@ -1,5 +1,13 @@
 /** The argument handling the operator CLIs (`npm run users`, `npm run keys`) share. */
 
+/**
+ * The operators' audit trail: one JSON line on stderr per change, apart from the command's output.
+ * Identifiers only, never a password, hash or key.
+ */
+export function audit(actor: string, event: string, fields: Record<string, unknown>): void {
+  console.error(JSON.stringify({ level: 'info', event, time: new Date().toISOString(), ...fields, actor, osUser: process.env.USER }));
+}
+
 /** Wrong use of the command: printed with the usage, exit code 2. */
 export class UsageError extends Error {}
 

@@ -11,7 +11,7 @@ import { createDocumentClient } from '../lib/dynamo.js';
 import { ParameterStore, ParameterStoreError } from '../lib/parameter-store.js';
 import { MIN_REFETCH_SECONDS } from '../lib/signing-keys.js';
 import { CLOCK_TOLERANCE_SECONDS } from '../lib/tokens.js';
-import { UsageError, runCli, type ArgSpec, type Args } from './cli.js';
+import { UsageError, audit, runCli, type ArgSpec, type Args } from './cli.js';
 import { KeyRingError, formatRing, kidCreatedAt, newKid, newSecret, retire, rotate, type RingEntries } from './key-ring.js';
 import { DATA_DIR } from './local-stack.js';
 
@@ -80,10 +80,6 @@ function ssmStore(stage: string): RingStore {
   };
 }
 
-function audit(event: string, fields: Record<string, unknown>): void {
-  console.error(JSON.stringify({ level: 'info', event, time: new Date().toISOString(), ...fields, actor: 'keys-cli', osUser: process.env.USER }));
-}
-
 async function existingRing(store: RingStore): Promise<RingEntries> {
   const text = await store.read();
   if (text === undefined) throw new KeyRingError(`No key ring at ${store.where}: create it with \`npm run keys -- init${store.where.startsWith('SSM') ? ' --aws' : ''}\``);
@@ -106,7 +102,7 @@ async function run(args: Args, store: RingStore): Promise<string> {
       if ((await store.read()) !== undefined) throw new KeyRingError(`A key ring already exists at ${store.where}; use rotate to change it`);
       const kid = newKid(now, new Set());
       await store.write(formatRing([[kid, newSecret()]]), { create: true });
-      audit('signing_key_created', { kid, where: store.where });
+      audit('keys-cli', 'signing_key_created', { kid, where: store.where });
       return `Created the key ring at ${store.where} with key ${kid}.`;
     }
     case 'list':
@@ -115,7 +111,7 @@ async function run(args: Args, store: RingStore): Promise<string> {
       const entries = rotate(await existingRing(store), now);
       await store.write(formatRing(entries), { create: false });
       const [kid] = entries[0]!;
-      audit('signing_key_rotated', { kid, previous: entries.slice(1).map(([previous]) => previous), where: store.where });
+      audit('keys-cli', 'signing_key_rotated', { kid, previous: entries.slice(1).map(([previous]) => previous), where: store.where });
       return `Key ${kid} now signs; ${entries.length - 1} previous key(s) still verify. ${store.afterChange}\n${describeRing(entries)}`;
     }
     case 'retire': {
@@ -134,7 +130,7 @@ async function run(args: Args, store: RingStore): Promise<string> {
         throw error;
       }
       await store.write(formatRing(result.entries), { create: false });
-      audit('signing_key_retired', { kids: result.removed, forced: args.options.has('force'), where: store.where });
+      audit('keys-cli', 'signing_key_retired', { kids: result.removed, forced: args.options.has('force'), where: store.where });
       return `Retired ${result.removed.join(', ')}. ${store.afterChange}\n${describeRing(result.entries)}`;
     }
     default:

@@ -10,7 +10,7 @@ import { createDocumentClient } from '../lib/dynamo.js';
 import { hashPassword, passwordProblem } from '../lib/passwords.js';
 import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/users.js';
 import { isEmail } from '../lib/validation.js';
-import { UsageError, required, runCli, type ArgSpec, type Args } from './cli.js';
+import { UsageError, audit, required, runCli, type ArgSpec, type Args } from './cli.js';
 import { DATA_DIR, ensureTables, startDynalite, type RunningDynalite } from './local-stack.js';
 
 const USAGE = `Usage: npm run users -- <command> [options]
@@ -93,11 +93,6 @@ async function newPassword(args: Args): Promise<string> {
   return password;
 }
 
-/** The audit trail of operator actions: one JSON line on stderr, apart from the command's output. */
-function audit(event: string, userId: string): void {
-  console.error(JSON.stringify({ level: 'info', event, time: new Date().toISOString(), userId, actor: 'users-cli', osUser: process.env.USER }));
-}
-
 function describe(user: User): string {
   return `${user.id}  ${user.email}  ${JSON.stringify(user.name)}  ${user.role}  ${user.status}  created ${user.createdAt}  last login ${user.lastLogin ?? 'never'}`;
 }
@@ -119,7 +114,7 @@ async function run(args: Args, users: UsersRepository, store: StoreConfig): Prom
       if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got "${role}"`);
       const password = await newPassword(args);
       const user = await users.create({ email, name, role: role as Role, passwordHash: await hashPassword(password, store.bcryptCost) }, now);
-      audit('user_created', user.id);
+      audit('users-cli', 'user_created', { userId: user.id });
       return `Created ${describe(user)}`;
     }
     case 'list': {
@@ -130,20 +125,20 @@ async function run(args: Args, users: UsersRepository, store: StoreConfig): Prom
     case 'enable': {
       const user = await userByEmail(users, emailOption(args));
       const updated = await users.setStatus(user.id, args.command === 'disable' ? 'disabled' : 'active', now);
-      audit(args.command === 'disable' ? 'user_disabled' : 'user_enabled', user.id);
+      audit('users-cli', args.command === 'disable' ? 'user_disabled' : 'user_enabled', { userId: user.id });
       return `${args.command === 'disable' ? 'Disabled (all sessions ended)' : 'Enabled'}: ${describe(updated)}`;
     }
     case 'set-password': {
       const user = await userByEmail(users, emailOption(args));
       const password = await newPassword(args);
       await users.setPasswordHash(user.id, await hashPassword(password, store.bcryptCost), now);
-      audit('password_changed', user.id);
+      audit('users-cli', 'password_changed', { userId: user.id });
       return `Password changed for ${user.email}; all of their sessions have ended.`;
     }
     case 'revoke-sessions': {
       const user = await userByEmail(users, emailOption(args));
       await users.revokeAllSessions(user.id, now);
-      audit('logout_all', user.id);
+      audit('users-cli', 'logout_all', { userId: user.id });
       return `All sessions of ${user.email} have ended.`;
     }
     default:
