@@ -8,8 +8,8 @@ const { signingKeyParameter } = require('./signing-keys.js');
 /** function name -> table logical id -> actions. `me` and the authorizer read only. */
 const ACCESS = {
   login: {
-    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
-    SessionsTable: ['dynamodb:PutItem', 'dynamodb:BatchWriteItem'],
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    SessionsTable: ['dynamodb:BatchWriteItem'],
     AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
   },
   refresh: {

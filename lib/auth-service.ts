@@ -1,17 +1,18 @@
-import { hkdfSync } from 'node:crypto';
-import type { Config, SigningKeys } from './config.js';
+import type { Config } from './config.js';
 import { ApiError, bearerError } from './errors.js';
 import { log } from './log.js';
-import { oncePer } from './memo.js';
 import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from './sessions.js';
 import {
   AccessTokens,
   formatRefreshToken,
   hashRefreshSecret,
+  isIssuedSecret,
   parseRefreshToken,
   refreshHashesEqual,
+  rotationKeysOf,
   successorSecret,
   type Clock,
+  type RotationKeys,
 } from './tokens.js';
 import type { KeyRing } from './signing-keys.js';
 import { toPublicUser, type PublicUser, type User, type UsersRepository } from './users.js';
@@ -46,15 +47,6 @@ export interface AuthServiceDeps {
 /** How far back a spent refresh token is recognised; beyond that it is merely invalid. */
 const MAX_CHAIN_WALK = 10_000;
 
-/** Per kid, the key refresh-token successors are derived with: kept apart from the JWT signing use. */
-type RotationKeys = ReadonlyMap<string, Uint8Array>;
-
-/** Derived once for each ring the key source hands out. */
-const rotationKeysOf = oncePer(
-  (ring: SigningKeys): RotationKeys =>
-    new Map([...ring.keys].map(([kid, secret]) => [kid, new Uint8Array(hkdfSync('sha256', secret, new Uint8Array(0), 'vpn-auth refresh-token rotation', 32))])),
-);
-
 /**
  * The rules of staying signed in: refresh, logout, me and the check behind the authorizer.
  * (Signing in is lib/login-service.ts, so that only the login function bundles bcrypt.) Handlers
@@ -75,7 +67,7 @@ export class AuthService {
   async refresh(refreshToken: string, caller: Caller): Promise<TokenPair> {
     const parsed = parseRefreshToken(refreshToken);
     if (!parsed) throw new ApiError('invalid_refresh_token');
-    const { session, user } = await this.deps.sessions.getWithUser(parsed.sessionId, parsed.userId);
+    const { session, user } = await this.deps.sessions.getWithUser(parsed.sessionId, parsed.userId, { lastLogin: true });
     const now = this.deps.clock();
     const audit = { sessionId: parsed.sessionId, userId: user?.id, ...caller };
     if (!isSessionLive(session, user, now)) {
@@ -133,11 +125,13 @@ export class AuthService {
   /**
    * Whether `secret` is a genuine earlier refresh secret of this session: successors are derived,
    * so walking the chain forward from it must reach the current secret. A guess never does, so a
-   * party that merely knows the session's ids cannot get the session revoked.
+   * party that merely knows the session's ids cannot get the session revoked; and a guess fails
+   * the tag every issued secret carries before any walk, so it costs one HMAC, whatever the
+   * session's depth (and its time says nothing about how often the session was refreshed).
    */
   private isSpentToken(session: Session, secret: Buffer, rotation: RotationKeys): boolean {
     const key = rotation.get(session.rotationKid);
-    if (!key) return false;
+    if (!key || !isIssuedSecret(key, session.id, secret)) return false;
     let candidate = secret;
     for (let step = 0; step < Math.min(session.generation, MAX_CHAIN_WALK); step++) {
       candidate = successorSecret(key, session.id, candidate);
@@ -156,16 +150,15 @@ export class AuthService {
     const claims = await this.deps.tokens.verify(accessToken);
     const now = this.deps.clock();
     if (scope === 'global') {
-      // Only a session that still stands may end the others: the token of a session already
-      // ended (say, revoked for refresh-token reuse) must not become a way to sign the user out.
+      // Only a session that still stands may end the others. The token of a session already
+      // ended (say, revoked for refresh-token reuse) is refused outright: answering 200 while
+      // ending nothing would tell a user reacting to a theft that every session is gone.
       const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub);
-      if (!isSessionLive(session, user, now)) scope = 'local';
-    }
-    if (scope === 'global') {
-      await this.deps.users.revokeAllSessions(claims.sub, now).catch((error: unknown) => {
-        // A token for a user that no longer exists has nothing left to end.
-        if ((error as Error).name !== 'UserNotFoundError') throw error;
-      });
+      if (!isSessionLive(session, user, now)) {
+        log.info('logout_refused', { userId: claims.sub, sessionId: claims.sid, reason: 'session_ended', ...caller });
+        throw bearerError('invalid_token', true);
+      }
+      await this.deps.users.revokeAllSessions(claims.sub, now);
     }
     await this.deps.sessions.revoke(claims.sid, claims.sub, now);
     log.info(scope === 'global' ? 'logout_all' : 'logout', { userId: claims.sub, sessionId: claims.sid, ...caller });
@@ -173,16 +166,16 @@ export class AuthService {
 
   /** The signed-in user, read now: a revoked session, a disabled user or a changed epoch is refused. */
   async me(accessToken: string): Promise<PublicUser> {
-    return toPublicUser((await this.authenticate(accessToken)).user);
+    return toPublicUser((await this.authenticate(accessToken, { lastLogin: true })).user);
   }
 
   /**
    * The one check every protected request gets (`/auth/me`, the shared authorizer): a genuine,
    * unexpired token whose session still stands, with the user as stored now (current role).
    */
-  async authenticate(accessToken: string): Promise<{ user: User; sessionId: string }> {
+  async authenticate(accessToken: string, { lastLogin = false } = {}): Promise<{ user: User; sessionId: string }> {
     const claims = await this.deps.tokens.verify(accessToken);
-    const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub);
+    const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub, { lastLogin });
     if (!isSessionLive(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
     return { user: user!, sessionId: claims.sid };
   }

@@ -41,7 +41,7 @@ export interface LoginLimits {
   /** Consecutive failures of one account from one IP before that pair is locked. */
   maxFailures: number;
   lockoutSeconds: number;
-  /** Failures of one account from all IPs in a clock hour (OWASP ASVS: at most 100). */
+  /** Attempts on one account without a live device token, from all IPs, in a clock hour (OWASP ASVS: at most 100). */
   accountMaxFailuresPerHour: number;
   /** Failures from one IP across all accounts in a 15-minute window. */
   ipMaxFailures: number;
@@ -71,6 +71,8 @@ export interface Config extends StoreConfig, HttpPolicy {
   refreshTokenTtlSeconds: number;
   /** How long the refresh token rotated out last still works (racing tabs, retried requests). */
   refreshReuseGraceSeconds: number;
+  /** How long a device token handed out at sign-in stays good (renewed by each sign-in with it). */
+  deviceTokenTtlSeconds: number;
 }
 
 export const MIN_SECRET_BYTES = 32;
@@ -241,10 +243,11 @@ export function loadConfig(env: Env = process.env): Config {
     accessTokenTtlSeconds: loadKeyTimings(env).accessTokenTtlSeconds,
     refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
     refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
+    deviceTokenTtlSeconds: integer(env, 'DEVICE_TOKEN_TTL_SECONDS', 31_536_000, 60, 63_072_000),
     loginLimits: {
       maxFailures: integer(env, 'LOGIN_MAX_FAILURES', 5, 1, 100),
       lockoutSeconds: integer(env, 'LOGIN_LOCKOUT_SECONDS', 900, 1, 86_400),
-      accountMaxFailuresPerHour: 100,
+      accountMaxFailuresPerHour: integer(env, 'LOGIN_ACCOUNT_MAX_FAILURES', 100, 1, 1_000_000),
       ipMaxFailures: integer(env, 'LOGIN_IP_MAX_FAILURES', 100, 1, 1_000_000),
     },
   };

@@ -29,6 +29,12 @@ export function createDocumentClient(options: DynamoOptions): DynamoDBDocumentCl
   });
 }
 
+/**
+ * What the SDK raises when DynamoDB is slow, throttled or unreachable: the client may retry.
+ * Named errors from DynamoDB itself, the SDK's own request timeout (`TimeoutError`) and an aborted
+ * request (`AbortError`, as the HTTP handler raises it when the request's time runs out under a
+ * starved event loop), socket errors by code, and any 5xx or retryable SDK error.
+ */
 const UNAVAILABLE_ERRORS = new Set([
   'ProvisionedThroughputExceededException',
   'ThrottlingException',
@@ -36,25 +42,42 @@ const UNAVAILABLE_ERRORS = new Set([
   'InternalServerError',
   'ServiceUnavailable',
   'TimeoutError',
+  'AbortError',
+  'RequestTimeout',
+  'RequestTimeoutException',
 ]);
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'ABORT_ERR', 'UND_ERR_SOCKET']);
 
 export function isConditionalCheckFailed(error: unknown): boolean {
   return (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 }
 
+interface SdkError {
+  name?: string;
+  code?: string;
+  cause?: unknown;
+  $retryable?: unknown;
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** Whether an error from the SDK means "the store could not answer now" rather than "the request was wrong". */
+export function isStoreUnavailable(error: unknown, depth = 0): boolean {
+  if (error === null || typeof error !== 'object') return false;
+  const { name, code, cause, $retryable, $metadata } = error as SdkError;
+  if ((name && UNAVAILABLE_ERRORS.has(name)) || (code && NETWORK_CODES.has(code))) return true;
+  if ($retryable || ($metadata?.httpStatusCode ?? 0) >= 500) return true;
+  return depth < 3 && cause !== undefined && isStoreUnavailable(cause, depth + 1);
+}
+
 /**
- * Repositories call the store through this, so that a throttled or unreachable DynamoDB
+ * Repositories call the store through this, so that a throttled, slow or unreachable DynamoDB
  * becomes a 503 the client may retry, and never a 500 carrying an SDK message.
  */
 export async function storeCall<T>(operation: Promise<T>): Promise<T> {
   try {
     return await operation;
   } catch (error) {
-    const { name, code } = (error ?? {}) as { name?: string; code?: string };
-    if ((name && UNAVAILABLE_ERRORS.has(name)) || (code && NETWORK_CODES.has(code))) {
-      throw Object.assign(unavailable(), { cause: error });
-    }
+    if (isStoreUnavailable(error)) throw Object.assign(unavailable(), { cause: error });
     throw error;
   }
 }

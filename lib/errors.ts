@@ -11,6 +11,7 @@ export const ERRORS = {
   refresh_token_reused: { status: 401, message: 'The refresh token was already used; the session has been ended. Sign in again.' },
   https_required: { status: 403, message: 'HTTPS is required.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, message: 'The request body must be sent as application/json.' },
   too_many_attempts: { status: 429, message: 'Too many failed sign-in attempts. Try again later.' },
   internal_error: { status: 500, message: 'An unexpected error occurred.' },
   service_unavailable: { status: 503, message: 'The service is temporarily unavailable. Try again shortly.' },

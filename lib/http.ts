@@ -93,6 +93,20 @@ function withResponseHeaders(response: HttpResult, headers: Record<string, strin
   return { ...response, headers: { ...headers, ...response.headers } };
 }
 
+/**
+ * A body is read only when it says it is JSON (`application/json`, parameters such as charset
+ * allowed): a form or text/plain POST is what a web page can make a browser send without a CORS
+ * preflight, so accepting one would let any site drive sign-ins from its visitors' browsers.
+ */
+function isJsonOrEmpty(event: HttpEvent): boolean {
+  const body: unknown = event.body;
+  if (body === undefined || body === null || body === '') return true;
+  const method = event.requestContext?.http?.method?.toUpperCase();
+  if (method === 'GET' || method === 'HEAD') return true;
+  const type = headerValue(event, 'content-type');
+  return type !== undefined && /^\s*application\/json\s*(;.*)?$/is.test(type);
+}
+
 /** API Gateway always says how the client reached it; anything but https is refused. */
 function isHttps(event: HttpEvent): boolean {
   return headerValue(event, 'x-forwarded-proto')?.trim().toLowerCase() === 'https';
@@ -108,6 +122,7 @@ function jsonApi(policy: HttpPolicy): MiddlewareObj<HttpEvent, HttpResult, Error
     before: (request) => {
       // Before any other work: not even the body is looked at over plain HTTP.
       if (policy.requireHttps && !isHttps(request.event)) throw new ApiError('https_required');
+      if (!isJsonOrEmpty(request.event)) throw new ApiError('unsupported_media_type');
     },
     after: (request) => {
       if (request.response) request.response = withResponseHeaders(request.response, policyHeaders(request.event, policy));

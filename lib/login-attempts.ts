@@ -1,32 +1,39 @@
 import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LoginLimits } from './config.js';
+import { deviceKey, type DeviceItem, type DeviceToken } from './device-tokens.js';
 import { batchGetAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
 import { epochSeconds } from './sessions.js';
-import { emailKey, normalizeEmail } from './users.js';
+import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
 /**
- * Brute-force counters, shared by every Lambda through DynamoDB:
- * - ACCT#<email>#<hour>: every login attempt on one account in a clock hour, reserved with an
- *   atomic ADD *before* bcrypt runs, so however many requests race, attempt 101 of the hour is
- *   refused (OWASP ASVS: at most 100 failed attempts per hour; successes count too, and no
- *   person signs in a hundred times an hour).
- * - PAIR#<email>#<ip>: consecutive failures of one account from one IP. Each failure pushes
+ * Brute-force limits, shared by every Lambda through DynamoDB. Every counter a request is held to
+ * is *reserved* with one conditional write before bcrypt runs, so however many requests race,
+ * no more than the limit reach bcrypt:
+ * - PAIR#<email>#<ip>: consecutive failures of one account from one IP. Each attempt pushes
  *   `expires_at` to now + lockout; at `maxFailures` the pair is locked until `expires_at`; a
- *   counter past its `expires_at` is stale and starts again at 1. A success deletes it.
- * - IP#<ip>#<quarter hour>: failures from one IP across accounts in a 15-minute window.
- * The pair and IP counters are checked before bcrypt and counted after it, so requests racing
- * in the same instant can pass them together; the account reservation still bounds those to
- * 100 an hour. Unknown emails are counted like known ones, so a lock says nothing about existence.
+ *   counter past its `expires_at` is stale and starts again at 1. A success deletes it (gives its
+ *   slot back).
+ * - IP#<ip>#<quarter hour>: failures from one IP across accounts in a 15-minute window. A success
+ *   gives its slot back.
+ * - the account's attempts in a clock hour (OWASP ASVS: at most 100 failures), successes
+ *   included: an attribute of the user item, `login_attempts_<hour start>`, so that reserving it
+ *   also reads the user (one round trip); for an email with no user, ACCT#<email>#<hour> here,
+ *   so that both cost the same and a refusal says nothing about existence.
+ * - a device token's own consecutive failures (its item, lib/device-tokens.ts): a request with a
+ *   live device token for the account is held to this counter *instead* of the three above.
+ * A request refused by a counter is not a failure: what it reserved elsewhere is given back.
  */
 const HOUR = 3600;
 const QUARTER_HOUR = 900;
+/** The account counters of this many earlier hours are cleared from the user item as it is written. */
+const STALE_HOURS_CLEARED = 24;
 
 // Key builders, one per counter; the windowed ones also say when their window ends.
 const pairKey = (email: string, ip: string) => ({ pk: `PAIR#${normalizeEmail(email)}#${ip}` });
 
 function accountWindow(email: string, now: number) {
   const hour = Math.floor(now / HOUR) * HOUR;
-  return { pk: `ACCT#${normalizeEmail(email)}#${hour}`, windowEnd: hour + HOUR };
+  return { pk: `ACCT#${normalizeEmail(email)}#${hour}`, hour, windowEnd: hour + HOUR };
 }
 
 function ipWindow(ip: string, now: number) {
@@ -34,19 +41,46 @@ function ipWindow(ip: string, now: number) {
   return { pk: `IP#${ip}#${quarter}`, windowEnd: quarter + QUARTER_HOUR };
 }
 
+const accountAttribute = (hour: number) => `login_attempts_${hour}`;
+export const ACCOUNT_ATTRIBUTE_PREFIX = 'login_attempts_';
+
 export interface Lock {
   /** Seconds until a login may be tried again. */
   retryAfterSeconds: number;
   /** Which limit, for the audit log. */
-  by: 'pair' | 'account' | 'ip';
+  by: 'pair' | 'account' | 'ip' | 'device';
 }
 
-export interface AttemptState {
-  lock: Lock | undefined;
-  /** The user id the email claims, read in the same round trip (undefined: no such user). */
+/** A counter with a lock that slides: `failures`, live until `until`. */
+interface SlidingCounter {
+  failures: number;
+  until: number;
+}
+
+/** A device token that holds for this sign-in: its item and the user it belongs to. */
+export interface TrustedDevice {
+  token: DeviceToken;
+  item: DeviceItem;
+  user: User;
+}
+
+/** What the first read of a sign-in found. */
+export interface LoginState {
+  /** The user id the email claims (undefined: no such user). */
   userId: string | undefined;
-  /** Whether the pair counter is live (a failure adds to it, a success deletes it). */
-  pairLive: boolean;
+  pair: SlidingCounter | undefined;
+  ipFailures: number;
+  /** The presented device token, when it is live for this account. */
+  device: TrustedDevice | undefined;
+}
+
+/** What a stranger's sign-in reserved, so that a refusal or a success can give it back. */
+export interface Reservation {
+  lock: Lock | undefined;
+  /** The user, read by the same write that reserved the account's attempt. */
+  user: User | undefined;
+  pairKey: Record<string, unknown>;
+  ipKey: Record<string, unknown>;
 }
 
 export class LoginAttempts {
@@ -57,86 +91,204 @@ export class LoginAttempts {
     private readonly limits: LoginLimits,
   ) {}
 
-  /** The pair and IP counters and the email's user id, in one BatchGetItem. */
-  async read(email: string, ip: string, at: Date): Promise<AttemptState> {
+  /**
+   * One BatchGetItem: the email's claim, the pair and IP counters, and, when a well-formed device
+   * token is presented, its item and its user. The token holds only if all of them agree.
+   */
+  async read(email: string, ip: string, token: DeviceToken | undefined, at: Date): Promise<LoginState> {
     const now = epochSeconds(at);
     const keys = { pair: pairKey(email, ip), ip: ipWindow(ip, now) };
-    const found = await batchGetAll(this.db, { [this.table]: [keys.pair, { pk: keys.ip.pk }], [this.usersTable]: [emailKey(email)] });
-    const counters = new Map(found[this.table]!.map((item) => [item.pk as string, item as { failures?: number; expires_at?: number }]));
-    const pair = counters.get(keys.pair.pk);
-    const pairLive = pair !== undefined && (pair.expires_at ?? 0) > now;
-    let lock: Lock | undefined;
-    if (pairLive && (pair!.failures ?? 0) >= this.limits.maxFailures) lock = { by: 'pair', retryAfterSeconds: pair!.expires_at! - now };
-    if ((counters.get(keys.ip.pk)?.failures ?? 0) >= this.limits.ipMaxFailures) {
-      const ipLock = { by: 'ip' as const, retryAfterSeconds: keys.ip.windowEnd - now };
-      if (!lock || ipLock.retryAfterSeconds > lock.retryAfterSeconds) lock = ipLock;
+    const attemptKeys: Array<Record<string, unknown>> = [keys.pair, { pk: keys.ip.pk }];
+    const userKeys: Array<Record<string, unknown>> = [emailKey(email)];
+    if (token) {
+      attemptKeys.push(deviceKey(token.hash));
+      userKeys.push(userKey(token.userId));
     }
-    return { lock, userId: found[this.usersTable]![0]?.user_id as string | undefined, pairLive };
+    const found = await batchGetAll(this.db, { [this.table]: attemptKeys, [this.usersTable]: userKeys });
+    const byKey = new Map([...found[this.table]!, ...found[this.usersTable]!].map((item) => [item.pk as string, item]));
+    const userId = byKey.get(emailKey(email).pk)?.user_id as string | undefined;
+    const pair = byKey.get(keys.pair.pk) as { failures?: number; expires_at?: number } | undefined;
+    let device: TrustedDevice | undefined;
+    if (token && token.userId === userId) {
+      const item = byKey.get(deviceKey(token.hash).pk) as DeviceItem | undefined;
+      const userItem = byKey.get(userKey(token.userId).pk);
+      const user = userItem ? userFromItem(userItem) : undefined;
+      if (item && user && item.user_id === user.id && item.expires_at > now && item.user_epoch === user.sessionEpoch) device = { token, item, user };
+    }
+    return {
+      userId,
+      pair: pair ? { failures: pair.failures ?? 0, until: pair.expires_at ?? 0 } : undefined,
+      ipFailures: Number(byKey.get(keys.ip.pk)?.failures ?? 0),
+      device,
+    };
   }
 
-  /** Take one of the account's attempts for this hour (atomic); a lock once the hour's are used up. */
-  async reserveAccountAttempt(email: string, at: Date): Promise<Lock | undefined> {
+  /** A lock already in force when read (pair or IP; or the device's), refused without any write. */
+  settledLock(state: LoginState, email: string, ip: string, at: Date): Lock | undefined {
     const now = epochSeconds(at);
-    const account = accountWindow(email, now);
+    const { maxFailures, ipMaxFailures } = this.limits;
+    if (state.device) {
+      const { failures = 0, failures_until: until = 0 } = state.device.item;
+      return until > now && failures >= maxFailures ? { by: 'device', retryAfterSeconds: until - now } : undefined;
+    }
+    const locks: Lock[] = [];
+    if (state.pair && state.pair.until > now && state.pair.failures >= maxFailures) locks.push({ by: 'pair', retryAfterSeconds: state.pair.until - now });
+    if (state.ipFailures >= ipMaxFailures) locks.push({ by: 'ip', retryAfterSeconds: ipWindow(ip, now).windowEnd - now });
+    return locks.sort((a, b) => b.retryAfterSeconds - a.retryAfterSeconds)[0];
+  }
+
+  /**
+   * A sign-in with a live device token: one conditional write takes one of the token's attempts.
+   * The account and IP caps do not apply; nothing else is counted.
+   */
+  async reserveDevice(device: TrustedDevice, at: Date): Promise<Lock | undefined> {
+    const { item } = device;
+    const read = item.failures_until === undefined ? undefined : { failures: item.failures ?? 0, until: item.failures_until };
+    const reserved = await this.reserveSliding({ table: this.table, key: deviceKey(device.token.hash), failures: 'failures', until: 'failures_until' }, read, at);
+    return reserved ? undefined : { by: 'device', retryAfterSeconds: this.refusedRetryAfter(read, at) };
+  }
+
+  /**
+   * A sign-in without a live device token: the pair and the IP counters are reserved (in
+   * parallel), then the account's attempt for this hour, which also reads the user. The first
+   * refusal gives back what was reserved and returns the lock. 2 to 5 round trips.
+   */
+  async reserveStranger(email: string, ip: string, state: LoginState, at: Date): Promise<Reservation> {
+    const now = epochSeconds(at);
+    const pair = pairKey(email, ip);
+    const window = ipWindow(ip, now);
+    const held: Reservation = { lock: undefined, user: undefined, pairKey: pair, ipKey: { pk: window.pk } };
+    const [pairReserved, ipReserved] = await Promise.all([
+      this.reserveSliding({ table: this.table, key: pair, failures: 'failures', until: 'expires_at' }, state.pair, at),
+      this.reserveWindow(window.pk, window.windowEnd),
+    ]);
+    if (!pairReserved || !ipReserved) {
+      await Promise.all([pairReserved ? this.giveBackPair(pair) : undefined, ipReserved ? this.giveBackIp(held) : undefined]);
+      const lock: Lock = !pairReserved
+        ? { by: 'pair', retryAfterSeconds: this.refusedRetryAfter(state.pair, at) }
+        : { by: 'ip', retryAfterSeconds: Math.max(1, window.windowEnd - now) };
+      return { ...held, lock };
+    }
+    const account = await this.reserveAccountAttempt(email, state.userId, at);
+    if (account.lock) {
+      await Promise.all([this.giveBackPair(pair), this.giveBackIp(held)]);
+      return { ...held, lock: account.lock };
+    }
+    return { ...held, user: account.user };
+  }
+
+  /** A stranger's success gives its IP slot back (its pair counter is deleted with the new session). */
+  async giveBackIp(reservation: Pick<Reservation, 'ipKey'>): Promise<void> {
+    await storeCall(
+      this.db.send(new UpdateCommand({ TableName: this.table, Key: reservation.ipKey, UpdateExpression: 'ADD failures :minus', ExpressionAttributeValues: { ':minus': -1 } })),
+    );
+  }
+
+  private async giveBackPair(key: Record<string, unknown>): Promise<void> {
+    await storeCall(
+      this.db.send(new UpdateCommand({ TableName: this.table, Key: key, UpdateExpression: 'ADD failures :minus', ExpressionAttributeValues: { ':minus': -1 } })),
+    );
+  }
+
+  /**
+   * One attempt of the account's hour. For a user, an attribute of the user item (`ADD`, which
+   * also returns the user, strongly consistent, and clears the attributes of earlier hours); for an
+   * email with no user, a counter item of its own. Successes count too: nobody signs in a hundred
+   * times an hour without a device token.
+   */
+  private async reserveAccountAttempt(email: string, userId: string | undefined, at: Date): Promise<{ lock?: Lock; user?: User }> {
+    const now = epochSeconds(at);
+    const window = accountWindow(email, now);
+    const lock = (attempts: number): Lock | undefined =>
+      attempts > this.limits.accountMaxFailuresPerHour ? { by: 'account', retryAfterSeconds: window.windowEnd - now } : undefined;
+    if (userId !== undefined) {
+      const names: Record<string, string> = { '#now': accountAttribute(window.hour) };
+      for (let back = 1; back <= STALE_HOURS_CLEARED; back++) names[`#h${back}`] = accountAttribute(window.hour - back * HOUR);
+      try {
+        const { Attributes } = await storeCall(
+          this.db.send(
+            new UpdateCommand({
+              TableName: this.usersTable,
+              Key: userKey(userId),
+              UpdateExpression: `ADD #now :one REMOVE ${Object.keys(names).filter((name) => name !== '#now').join(', ')}`,
+              ConditionExpression: 'attribute_exists(pk)',
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: { ':one': 1 },
+              ReturnValues: 'ALL_NEW',
+            }),
+          ),
+        );
+        return { lock: lock(Number(Attributes![accountAttribute(window.hour)])), user: userFromItem(Attributes!) };
+      } catch (error) {
+        // A claim whose user is gone: counted like an unknown email, below.
+        if (!isConditionalCheckFailed(error)) throw error;
+      }
+    }
     const { Attributes } = await storeCall(
       this.db.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: account.pk },
+          Key: { pk: window.pk },
           UpdateExpression: 'ADD attempts :one SET expires_at = if_not_exists(expires_at, :end)',
-          ExpressionAttributeValues: { ':one': 1, ':end': account.windowEnd },
+          ExpressionAttributeValues: { ':one': 1, ':end': window.windowEnd },
           ReturnValues: 'UPDATED_NEW',
         }),
       ),
     );
-    const attempts = Number(Attributes?.attempts ?? 0);
-    return attempts > this.limits.accountMaxFailuresPerHour ? { by: 'account', retryAfterSeconds: account.windowEnd - now } : undefined;
+    return { lock: lock(Number(Attributes?.attempts ?? 0)) };
   }
 
-  /** Count one failed login against the pair and the IP (two atomic writes, in parallel). */
-  async recordFailure(email: string, ip: string, at: Date, pairLive: boolean): Promise<void> {
+  /** One failure in a fixed window, only while the window is under the IP limit. False: refused. */
+  private async reserveWindow(pk: string, windowEnd: number): Promise<boolean> {
+    return this.conditional({
+      TableName: this.table,
+      Key: { pk },
+      UpdateExpression: 'ADD failures :one SET expires_at = if_not_exists(expires_at, :end)',
+      ConditionExpression: 'attribute_not_exists(failures) OR failures < :max',
+      ExpressionAttributeValues: { ':one': 1, ':end': windowEnd, ':max': this.limits.ipMaxFailures },
+    });
+  }
+
+  /**
+   * One attempt of a counter whose lock slides (pair, device token), chosen by what was read:
+   * a missing or live counter is added to while under the limit; a stale one starts again at 1,
+   * only if it is still stale. One write either way, so of any number of racing requests at most
+   * `maxFailures` get through; a request that lost a race at the moment a stale counter restarts
+   * is refused for a second rather than written twice. False: refused.
+   */
+  private async reserveSliding(
+    target: { table: string; key: Record<string, unknown>; failures: string; until: string },
+    read: SlidingCounter | undefined,
+    at: Date,
+  ): Promise<boolean> {
     const now = epochSeconds(at);
-    const window = ipWindow(ip, now);
-    await Promise.all([this.bumpPair(pairKey(email, ip).pk, now, pairLive), this.bumpWindow(window.pk, window.windowEnd)]);
+    const stale = read !== undefined && read.until <= now;
+    return this.conditional({
+      TableName: target.table,
+      Key: target.key,
+      UpdateExpression: stale ? 'SET #f = :one, #u = :until' : 'ADD #f :one SET #u = :until',
+      ConditionExpression: stale ? '#u <= :now' : 'attribute_not_exists(#f) OR (#u > :now AND #f < :max)',
+      ExpressionAttributeNames: { '#f': target.failures, '#u': target.until },
+      ExpressionAttributeValues: { ':one': 1, ':until': now + this.limits.lockoutSeconds, ':now': now, ...(stale ? {} : { ':max': this.limits.maxFailures }) },
+    });
   }
 
-  /** What a successful login deletes: the pair's consecutive failures (written with the new session). */
-  pairKey(email: string, ip: string): { table: string; key: Record<string, unknown> } {
-    return { table: this.table, key: pairKey(email, ip) };
+  /**
+   * Retry-After for a sliding counter that refused: a full lockout, since the failure that filled it
+   * has just pushed its end that far; a second when it refused because a stale counter was being
+   * restarted by a racing request.
+   */
+  private refusedRetryAfter(read: SlidingCounter | undefined, at: Date): number {
+    return read !== undefined && read.until <= epochSeconds(at) ? 1 : this.limits.lockoutSeconds;
   }
 
-  private async bumpPair(pk: string, now: number, live: boolean): Promise<void> {
-    const expiresAt = now + this.limits.lockoutSeconds;
-    // Add to a live counter, restart a stale or missing one; the condition catches a counter
-    // that changed state since it was read, and the other form is tried once.
-    const forms = [
-      { UpdateExpression: 'ADD failures :one SET expires_at = :exp', ConditionExpression: 'expires_at > :now' },
-      { UpdateExpression: 'SET failures = :one, expires_at = :exp', ConditionExpression: 'attribute_not_exists(pk) OR expires_at <= :now' },
-    ];
-    for (const form of live ? forms : [forms[1]!, forms[0]!]) {
-      try {
-        await storeCall(
-          this.db.send(
-            new UpdateCommand({ TableName: this.table, Key: { pk }, ...form, ExpressionAttributeValues: { ':one': 1, ':exp': expiresAt, ':now': now } }),
-          ),
-        );
-        return;
-      } catch (error) {
-        if (!isConditionalCheckFailed(error)) throw error;
-      }
+  private async conditional(input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
+    try {
+      await storeCall(this.db.send(new UpdateCommand(input)));
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
     }
-  }
-
-  private async bumpWindow(pk: string, windowEnd: number): Promise<void> {
-    await storeCall(
-      this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk },
-          UpdateExpression: 'ADD failures :one SET expires_at = if_not_exists(expires_at, :exp)',
-          ExpressionAttributeValues: { ':one': 1, ':exp': windowEnd },
-        }),
-      ),
-    );
   }
 }

@@ -1,19 +1,20 @@
 import type { App } from './app.js';
 import { issueTokenPair, type Caller, type TokenPair } from './auth-service.js';
 import type { Config } from './config.js';
+import { deviceItem, newDeviceToken, parseDeviceToken } from './device-tokens.js';
 import { ApiError } from './errors.js';
 import { newSessionId } from './ids.js';
 import { describeError, log } from './log.js';
-import type { LoginAttempts } from './login-attempts.js';
+import type { Lock, LoginAttempts, Reservation } from './login-attempts.js';
 import { oncePer } from './memo.js';
-import { hashPassword, needsRehash, verifyPassword } from './passwords.js';
+import { bcryptHash, needsRehash, verifyPassword } from './passwords.js';
 import { epochSeconds, type SessionsRepository } from './sessions.js';
 import type { KeyRing } from './signing-keys.js';
-import { hashRefreshSecret, newRefreshSecret, type AccessTokens, type Clock } from './tokens.js';
-import type { UsersRepository } from './users.js';
+import { hashRefreshSecret, issueRefreshSecret, rotationKeysOf, type AccessTokens, type Clock } from './tokens.js';
+import type { User, UsersRepository } from './users.js';
 
 export interface LoginServiceDeps {
-  config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds'>;
+  config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'deviceTokenTtlSeconds'>;
   keyRing: KeyRing;
   users: UsersRepository;
   sessions: SessionsRepository;
@@ -22,8 +23,14 @@ export interface LoginServiceDeps {
   clock: Clock;
 }
 
-/** Read in place of a user when the email is unknown; `usr_` ids are 22 base64url characters, never this. */
-const NO_SUCH_USER = 'usr_-';
+/** A sign-in's answer: a token pair and the device token to present at the next sign-in. */
+export type SignIn = TokenPair & { device_token: string };
+
+type Write = { table: string; put?: Record<string, unknown>; deleteKey?: Record<string, unknown> };
+
+function tooManyAttempts(lock: Lock): ApiError {
+  return new ApiError('too_many_attempts', undefined, { 'Retry-After': String(Math.max(1, lock.retryAfterSeconds)) });
+}
 
 /**
  * Signing in: the one place that checks a password. Kept apart from AuthService so that only
@@ -35,37 +42,62 @@ export class LoginService {
   /**
    * Unknown email, wrong password, over-long password and disabled account all end in the same
    * 401 after the same single bcrypt comparison, so neither answer nor time tells them apart.
-   * Brute force is stopped before bcrypt runs: a locked account/IP pair, IP or account gets 429.
-   * Five DynamoDB calls on every path that reaches bcrypt: counters + email claim, the account
-   * reservation, the user, then two writes.
+   * Brute force is stopped before bcrypt runs: every counter the request is held to is reserved
+   * first (lib/login-attempts.ts), and a refusal is 429. With a live device token for the account
+   * only that token's own counter applies, so strangers exhausting the account's or an IP's
+   * attempts cannot lock the owner's device out. DynamoDB calls: at most 6 without a device
+   * token, at most 4 with one (README, "A request, in DynamoDB calls").
    */
-  async login(email: string, password: string, caller: Caller): Promise<TokenPair> {
-    const { users, attempts, config } = this.deps;
+  async login(email: string, password: string, caller: Caller, presentedDevice?: string): Promise<SignIn> {
+    const { attempts, config } = this.deps;
     // First: while the signing keys cannot be read (503), no attempt is spent and no bcrypt runs.
     const ring = await this.deps.keyRing.current();
     const now = this.deps.clock();
     const ip = caller.sourceIp ?? 'unknown';
-    const state = await attempts.read(email, ip, now);
-    // A locked pair or IP is refused without touching the account's budget, so one IP cannot
-    // spend the account's hourly attempts by hammering a lock.
-    const lock = state.lock ?? (await attempts.reserveAccountAttempt(email, now));
-    if (lock) {
-      log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, ...caller });
-      throw new ApiError('too_many_attempts', undefined, { 'Retry-After': String(Math.max(1, lock.retryAfterSeconds)) });
+    // A malformed, unknown, expired, ended or another account's device token is no token at all.
+    const state = await attempts.read(email, ip, presentedDevice === undefined ? undefined : parseDeviceToken(presentedDevice), now);
+    const device = state.device;
+    let reservation: Reservation | undefined;
+    let lock = attempts.settledLock(state, email, ip, now);
+    if (!lock && device) lock = await attempts.reserveDevice(device, now);
+    if (!lock && !device) {
+      reservation = await attempts.reserveStranger(email, ip, state, now);
+      lock = reservation.lock;
     }
-    // An unknown email reads a user id that cannot exist: the same round trip as a known one.
-    const user = await users.get(state.userId ?? NO_SUCH_USER);
+    if (lock) {
+      log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, device: device !== undefined, ...caller });
+      throw tooManyAttempts(lock);
+    }
+    const user = device ? device.user : reservation!.user;
     const passwordMatches = await verifyPassword(password, user?.passwordHash, config.bcryptCost);
     if (!user || !passwordMatches || user.status !== 'active') {
-      await attempts.recordFailure(email, ip, now, state.pairLive);
+      // Already counted: the reservation was the failure's count.
       const reason = !user ? 'unknown_user' : !passwordMatches ? 'bad_password' : 'disabled';
-      log.info('login_failed', { reason, userId: user?.id, ...caller });
+      log.info('login_failed', { reason, userId: user?.id, device: device !== undefined, ...caller });
       throw new ApiError('invalid_credentials');
     }
+
     const sessionId = newSessionId();
-    const secret = newRefreshSecret();
-    // The session is the write that matters; last_login is bookkeeping and may not fail a login.
-    const [created, recorded] = await Promise.allSettled([
+    const secret = issueRefreshSecret(rotationKeysOf(ring).get(ring.currentKid)!, sessionId);
+    const expiresAt = epochSeconds(now) + config.deviceTokenTtlSeconds;
+    // The device token presented is renewed (its failures cleared, its life restarted); without
+    // one, the client gets a new one.
+    const issued = device ? { ...device.token, token: presentedDevice! } : newDeviceToken(user.id);
+    const writes: Write[] = [
+      this.deps.users.lastLoginWrite(user.id, now),
+      { table: attempts.table, put: { ...deviceItem(issued, user.sessionEpoch, device?.item.created_at ?? now.toISOString(), expiresAt) } },
+    ];
+    // A stranger's success gives its pair slot back: the pair's consecutive failures are over.
+    if (reservation) writes.push({ table: attempts.table, deleteKey: reservation.pairKey });
+    // One more write besides the session's batch: a hash at another cost is replaced, or else a
+    // stranger's IP slot is given back. (After a change of BCRYPT_COST, a user's first sign-in
+    // from a stranger's address keeps its IP slot: the one case that would otherwise take a 7th call.)
+    const bookkeeping = needsRehash(user.passwordHash, config.bcryptCost)
+      ? this.rehash(user, password)
+      : reservation
+        ? attempts.giveBackIp(reservation)
+        : Promise.resolve();
+    const [created, kept] = await Promise.allSettled([
       this.deps.sessions.create(
         {
           id: sessionId,
@@ -76,18 +108,21 @@ export class LoginService {
           createdAt: now.toISOString(),
           expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
         },
-        // A success clears the pair's consecutive failures, in the same batch as the session.
-        state.pairLive ? [attempts.pairKey(email, ip)] : [],
+        writes,
       ),
-      (needsRehash(user.passwordHash, config.bcryptCost) ? hashPassword(password, config.bcryptCost) : Promise.resolve(undefined)).then((rehashed) =>
-        users.recordLogin(user.id, now, rehashed),
-      ),
+      bookkeeping,
     ]);
     if (created.status === 'rejected') throw created.reason;
-    const signedIn = recorded.status === 'fulfilled' ? recorded.value : { ...user, lastLogin: now.toISOString() };
-    if (recorded.status === 'rejected') log.warn('last_login_not_recorded', { userId: user.id, sessionId, ...describeError(recorded.reason) });
-    log.info('login_succeeded', { userId: user.id, sessionId, ...caller });
-    return issueTokenPair(this.deps.tokens, signedIn, sessionId, secret, config.refreshTokenTtlSeconds);
+    if (kept.status === 'rejected') log.warn('login_bookkeeping_failed', { userId: user.id, sessionId, ...describeError(kept.reason) });
+    log.info('login_succeeded', { userId: user.id, sessionId, device: device !== undefined, ...caller });
+    const pair = await issueTokenPair(this.deps.tokens, { ...user, lastLogin: now.toISOString() }, sessionId, secret, config.refreshTokenTtlSeconds);
+    return { ...pair, device_token: issued.token };
+  }
+
+  /** The same password at the configured cost, written only over the hash it replaces (never over a newer one). */
+  private async rehash(user: User, password: string): Promise<void> {
+    const written = await this.deps.users.rehashPassword(user.id, user, await bcryptHash(password, this.deps.config.bcryptCost));
+    if (!written) log.info('rehash_skipped', { userId: user.id, reason: 'password_changed' });
   }
 }
 

@@ -16,9 +16,15 @@ export function passwordProblem(password: string): string | undefined {
   return undefined;
 }
 
+/** A new password's hash: refused unless the password meets the policy. */
 export async function hashPassword(password: string, cost: number): Promise<string> {
   const problem = passwordProblem(password);
   if (problem) throw new Error(`Password ${problem}`);
+  return bcryptHash(password, cost);
+}
+
+/** The hash of a password already in use (a rehash at a new cost): no policy applies to it. */
+export function bcryptHash(password: string, cost: number): Promise<string> {
   return bcrypt.hash(password, cost);
 }
 

@@ -1,6 +1,6 @@
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
-import { userFromItem, userKey, type User } from './users.js';
+import { lastLoginKey, userFromItem, userKey, type User } from './users.js';
 
 /**
  * A session: one login, kept alive by rotating its refresh token. Only the SHA-256 of the
@@ -94,13 +94,13 @@ export class SessionsRepository {
   ) {}
 
   /**
-   * Store a new session. `alsoDelete` items (a login's spent failure counter) go in the same
-   * BatchWriteItem, one round trip; a session id is 128 random bits, so it needs no
-   * existence condition (which BatchWriteItem could not carry).
+   * Store a new session. `alsoWrite` items (a login's last-sign-in record, device token, spent
+   * failure counter) go in the same BatchWriteItem, one round trip; a session id is 128 random
+   * bits, so it needs no existence condition (which BatchWriteItem could not carry).
    */
   async create(
     session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'revokedReason' | 'generation'>,
-    alsoDelete: Array<{ table: string; key: Record<string, unknown> }> = [],
+    alsoWrite: Array<{ table: string; put?: Record<string, unknown>; deleteKey?: Record<string, unknown> }> = [],
   ): Promise<Session> {
     const item: SessionItem = {
       ...sessionKey(session.id),
@@ -113,20 +113,28 @@ export class SessionsRepository {
       created_at: session.createdAt,
       expires_at: session.expiresAt,
     };
-    if (alsoDelete.length === 0) {
+    if (alsoWrite.length === 0) {
       await storeCall(this.db.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
     } else {
-      await batchWriteAll(this.db, [{ table: this.table, put: item as unknown as Record<string, unknown> }, ...alsoDelete.map(({ table, key }) => ({ table, deleteKey: key }))]);
+      await batchWriteAll(this.db, [{ table: this.table, put: item as unknown as Record<string, unknown> }, ...alsoWrite]);
     }
     return sessionFromItem(item as unknown as Record<string, unknown>);
   }
 
-  /** The session and its user in one round trip, both strongly consistent. */
-  async getWithUser(sessionId: string, userId: string): Promise<{ session?: Session; user?: User }> {
-    const found = await batchGetAll(this.db, { [this.table]: [sessionKey(sessionId)], [this.usersTable]: [userKey(userId)] });
+  /**
+   * The session and its user in one round trip, both strongly consistent; with `lastLogin`, the
+   * user's last-sign-in item too (for answers that show the user).
+   */
+  async getWithUser(sessionId: string, userId: string, { lastLogin = false } = {}): Promise<{ session?: Session; user?: User }> {
+    const userKeys = lastLogin ? [userKey(userId), lastLoginKey(userId)] : [userKey(userId)];
+    const found = await batchGetAll(this.db, { [this.table]: [sessionKey(sessionId)], [this.usersTable]: userKeys });
     const sessionItem = found[this.table]?.[0];
-    const userItem = found[this.usersTable]?.[0];
-    return { ...(sessionItem ? { session: sessionFromItem(sessionItem) } : {}), ...(userItem ? { user: userFromItem(userItem) } : {}) };
+    const byKey = new Map(found[this.usersTable]!.map((item) => [item.pk as string, item]));
+    const userItem = byKey.get(userKey(userId).pk);
+    return {
+      ...(sessionItem ? { session: sessionFromItem(sessionItem) } : {}),
+      ...(userItem ? { user: userFromItem(userItem, byKey.get(lastLoginKey(userId).pk)) } : {}),
+    };
   }
 
   /**

@@ -1,4 +1,4 @@
-import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { SignJWT, errors, jwtVerify, type JWTHeaderParameters } from 'jose';
 import type { SigningKeys } from './config.js';
 import { ApiError, bearerError } from './errors.js';
@@ -121,8 +121,45 @@ const SECRET_BYTES = 32;
 const REFRESH_BYTES = 2 * ID_LENGTH_BYTES + SECRET_BYTES;
 const REFRESH_TOKEN_LENGTH = REFRESH_PREFIX.length + Math.ceil((REFRESH_BYTES * 4) / 3);
 
+/** 256 random bits: a secret no rotation key vouches for (what a guess looks like). */
 export function newRefreshSecret(): Buffer {
   return randomBytes(SECRET_BYTES);
+}
+
+/** Per kid, the key refresh secrets are derived and vouched for with: kept apart from the JWT signing use. */
+export type RotationKeys = ReadonlyMap<string, Uint8Array>;
+
+/** Derived once for each ring the key source hands out. */
+export const rotationKeysOf = oncePer(
+  (ring: SigningKeys): RotationKeys =>
+    new Map([...ring.keys].map(([kid, secret]) => [kid, new Uint8Array(hkdfSync('sha256', secret, new Uint8Array(0), 'vpn-auth refresh-token rotation', 32))])),
+);
+
+/**
+ * Every refresh secret we issue is `nonce (128 bits) ‖ tag (128 bits)`, the tag an HMAC of the
+ * session id and the nonce under the rotation key. A secret that nobody issued fails the tag in
+ * one HMAC, so proving a presented token spent (a walk of up to 10,000 steps) is only ever paid
+ * for a token this service really issued; a guess costs what a normal refresh costs.
+ */
+const NONCE_BYTES = SECRET_BYTES / 2;
+
+function secretTag(rotationKey: Uint8Array, sessionId: string, nonce: Buffer): Buffer {
+  return createHmac('sha256', rotationKey).update('refresh-tag\0').update(sessionId).update('\0').update(nonce).digest().subarray(0, SECRET_BYTES - NONCE_BYTES);
+}
+
+function vouchedSecret(rotationKey: Uint8Array, sessionId: string, nonce: Buffer): Buffer {
+  return Buffer.concat([nonce, secretTag(rotationKey, sessionId, nonce)]);
+}
+
+/** The first refresh secret of a new session: a random nonce, vouched for by the rotation key. */
+export function issueRefreshSecret(rotationKey: Uint8Array, sessionId: string): Buffer {
+  return vouchedSecret(rotationKey, sessionId, randomBytes(NONCE_BYTES));
+}
+
+/** Whether `secret` was issued for this session under this rotation key (constant time). */
+export function isIssuedSecret(rotationKey: Uint8Array, sessionId: string, secret: Buffer): boolean {
+  if (secret.length !== SECRET_BYTES) return false;
+  return timingSafeEqual(secret.subarray(NONCE_BYTES), secretTag(rotationKey, sessionId, secret.subarray(0, NONCE_BYTES)));
 }
 
 export function formatRefreshToken(token: RefreshToken): string {
@@ -159,6 +196,6 @@ export function refreshHashesEqual(a: string, b: string): boolean {
  * server key so that holding an old token does not let anyone compute its successors.
  */
 export function successorSecret(rotationKey: Uint8Array, sessionId: string, secret: Buffer): Buffer {
-  return createHmac('sha256', rotationKey).update('refresh-rotation\0').update(sessionId).update('\0').update(secret).digest();
+  const nonce = createHmac('sha256', rotationKey).update('refresh-rotation\0').update(sessionId).update('\0').update(secret).digest().subarray(0, NONCE_BYTES);
+  return vouchedSecret(rotationKey, sessionId, nonce);
 }
-

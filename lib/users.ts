@@ -1,5 +1,5 @@
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionalCheckFailed, storeCall } from './dynamo.js';
+import { batchGetAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
 import { newUserId } from './ids.js';
 
 export const ROLES = ['admin', 'user'] as const;
@@ -58,9 +58,12 @@ export class UserNotFoundError extends Error {
   }
 }
 
-// Key builders: a user item, and an email item that makes emails unique and finds the user by email.
+// Key builders: a user item, an email item that makes emails unique and finds the user by email,
+// and the user's last sign-in, an item of its own so that a login writes it in the same
+// BatchWriteItem as the new session (it is bookkeeping: no condition needed).
 export const userKey = (id: string) => ({ pk: `USER#${id}` });
 export const emailKey = (email: string) => ({ pk: `EMAIL#${normalizeEmail(email)}` });
+export const lastLoginKey = (id: string) => ({ pk: `LOGIN#${id}` });
 
 interface UserItem {
   pk: string;
@@ -72,11 +75,13 @@ interface UserItem {
   password_hash: string;
   created_at: string;
   updated_at: string;
+  /** Written here before last sign-ins moved to their own item; still read when that item is missing. */
   last_login?: string;
   session_epoch: number;
 }
 
-export function userFromItem(item: Record<string, unknown>): User {
+/** A user from its item and, when read with it, its last-sign-in item. */
+export function userFromItem(item: Record<string, unknown>, lastLoginItem?: Record<string, unknown>): User {
   const row = item as unknown as UserItem;
   return {
     id: row.id,
@@ -86,7 +91,7 @@ export function userFromItem(item: Record<string, unknown>): User {
     status: row.status,
     passwordHash: row.password_hash,
     createdAt: row.created_at,
-    lastLogin: row.last_login ?? null,
+    lastLogin: (lastLoginItem?.last_login as string | undefined) ?? row.last_login ?? null,
     sessionEpoch: row.session_epoch ?? 0,
   };
 }
@@ -150,21 +155,47 @@ export class UsersRepository {
     return userFromItem(item as unknown as Record<string, unknown>);
   }
 
+  /** The user and its last sign-in, one strongly consistent BatchGetItem. */
   async get(id: string): Promise<User | undefined> {
-    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: userKey(id), ConsistentRead: true })));
-    return Item ? userFromItem(Item) : undefined;
+    const found = await batchGetAll(this.db, { [this.table]: [userKey(id), lastLoginKey(id)] });
+    const items = new Map(found[this.table]!.map((item) => [item.pk as string, item]));
+    const item = items.get(userKey(id).pk);
+    return item ? userFromItem(item, items.get(lastLoginKey(id).pk)) : undefined;
   }
 
   async findByEmail(email: string): Promise<User | undefined> {
-    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: emailKey(email) })));
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: emailKey(email), ConsistentRead: true })));
     return Item ? this.get(Item.user_id as string) : undefined;
   }
 
-  /** Set last_login; with `newPasswordHash` (same password, current bcrypt cost) replace the hash in the same write. */
-  async recordLogin(id: string, at: Date, newPasswordHash?: string): Promise<User> {
-    return newPasswordHash
-      ? this.update(id, 'SET last_login = :at, password_hash = :hash', { ':at': at.toISOString(), ':hash': newPasswordHash })
-      : this.update(id, 'SET last_login = :at', { ':at': at.toISOString() });
+  /** The item that records a sign-in, for the login's BatchWriteItem. */
+  lastLoginWrite(id: string, at: Date): { table: string; put: Record<string, unknown> } {
+    return { table: this.table, put: { ...lastLoginKey(id), user_id: id, last_login: at.toISOString() } };
+  }
+
+  /**
+   * Replace a hash made at another bcrypt cost with one at the current cost, only if the user
+   * still has the hash and the session epoch that were read: a set-password between the read and
+   * this write must never be undone. False when it was not written.
+   */
+  async rehashPassword(id: string, read: { passwordHash: string; sessionEpoch: number }, newPasswordHash: string): Promise<boolean> {
+    try {
+      await storeCall(
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: userKey(id),
+            UpdateExpression: 'SET password_hash = :new',
+            ConditionExpression: 'password_hash = :old AND session_epoch = :epoch',
+            ExpressionAttributeValues: { ':new': newPasswordHash, ':old': read.passwordHash, ':epoch': read.sessionEpoch },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
   }
 
   async setStatus(id: string, status: UserStatus, at: Date): Promise<User> {
@@ -190,23 +221,30 @@ export class UsersRepository {
   }
 
   async list(): Promise<User[]> {
-    const users: User[] = [];
+    const users: Array<Record<string, unknown>> = [];
+    const lastLogins = new Map<string, Record<string, unknown>>();
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await storeCall(
         this.db.send(
           new ScanCommand({
             TableName: this.table,
-            FilterExpression: 'begins_with(pk, :prefix)',
-            ExpressionAttributeValues: { ':prefix': 'USER#' },
+            FilterExpression: 'begins_with(pk, :user) OR begins_with(pk, :login)',
+            ExpressionAttributeValues: { ':user': 'USER#', ':login': 'LOGIN#' },
+            ConsistentRead: true,
             ExclusiveStartKey: startKey,
           }),
         ),
       );
-      users.push(...(page.Items ?? []).map(userFromItem));
+      for (const item of page.Items ?? []) {
+        if ((item.pk as string).startsWith('LOGIN#')) lastLogins.set(item.user_id as string, item);
+        else users.push(item);
+      }
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return users.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.email.localeCompare(b.email));
+    return users
+      .map((item) => userFromItem(item, lastLogins.get(item.id as string)))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.email.localeCompare(b.email));
   }
 
   private async update(

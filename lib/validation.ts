@@ -44,6 +44,17 @@ export function requiredString(body: JsonObject, field: string, maxLength: numbe
   return value;
 }
 
+/**
+ * An optional field that, when present, must be a string, any string: what it holds is judged
+ * later, quietly (a device token that is malformed is treated as absent, never as an error).
+ */
+export function optionalAnyString(body: JsonObject, field: string): string | undefined {
+  const value = body[field];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw invalid(`The field "${field}" must be a string.`);
+  return value;
+}
+
 export function optionalString(body: JsonObject, field: string, maxLength: number): string | undefined {
   return body[field] === undefined ? undefined : requiredString(body, field, maxLength);
 }

@@ -83,7 +83,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
 
   it('ends a session at its absolute lifetime, however often it was refreshed', async () => {
     const user = await createUser(app);
-    let pair = await loginService(app).login(user.email, user.password, caller);
+    let pair: { refresh_token: string } = await loginService(app).login(user.email, user.password, caller);
     for (let i = 0; i < 3; i++) {
       app.testClock.advance(2000);
       pair = await app.auth.refresh(pair.refresh_token, caller);
@@ -131,13 +131,21 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     await expect(app.auth.me(c.token)).resolves.toMatchObject({ id: user.id });
   });
 
-  it('does not let the token of an ended session end the other sessions (global logout falls back to local)', async () => {
+  it('refuses a global logout from an ended session with 401 invalid_token, ending nothing; a local one stays idempotent', async () => {
+    // Prepare
     const user = await createUser(app);
     const ended = await loginService(app).login(user.email, user.password, caller);
     const other = await loginService(app).login(user.email, user.password, caller);
     await app.auth.logout(ended.token, 'local', caller);
-    await app.auth.logout(ended.token, 'global', caller);
+
+    // Act
+    const refused = await app.auth.logout(ended.token, 'global', caller).then(() => undefined, (error: unknown) => error as ApiError);
+
+    // Assess
+    expect(refused).toMatchObject({ code: 'invalid_token', status: 401 });
+    expect(refused?.headers['WWW-Authenticate']).toMatch(/^Bearer realm="vpn-enterprise", error="invalid_token"/);
     await expect(app.auth.me(other.token)).resolves.toMatchObject({ id: user.id });
+    await expect(app.auth.logout(ended.token, 'local', caller)).resolves.toBeUndefined();
   });
 
   it('cuts off a disabled user at once: me and refresh fail before the token expires', async () => {

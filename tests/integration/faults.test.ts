@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -84,7 +86,7 @@ describe('DynamoDB faults', () => {
   it('creates no session when the session write fails at login, and the next login works', async () => {
     const app = await testApp();
     const user = await createUser(app);
-    failNext(app, (command) => command === 'PutItemCommand');
+    failNext(app, (command) => command === 'BatchWriteItemCommand');
     expect(await failure(loginService(app).login(user.email, user.password, caller))).toMatchObject({ code: 'service_unavailable' });
     const { Items } = await app.db.send(new ScanCommand({ TableName: app.sessions.table, FilterExpression: 'user_id = :user', ExpressionAttributeValues: { ':user': user.id } }));
     expect(Items).toEqual([]);
@@ -92,13 +94,50 @@ describe('DynamoDB faults', () => {
     await expect(app.auth.me(next.token)).resolves.toMatchObject({ id: user.id });
   });
 
-  it('still signs in when only the last_login bookkeeping fails', async () => {
+  it('still signs in when only the bookkeeping beside the session fails (giving back the IP slot)', async () => {
     const app = await testApp();
     const user = await createUser(app);
-    failNext(app, (command, input) => command === 'UpdateItemCommand' && input.TableName === app.users.table);
+    failNext(app, (command, input) => command === 'UpdateItemCommand' && (input.Key as { pk: string }).pk.startsWith('IP#') && input.UpdateExpression === 'ADD failures :minus');
     const pair = await loginService(app).login(user.email, user.password, caller);
     await expect(app.auth.me(pair.token)).resolves.toMatchObject({ id: user.id });
   });
+
+  it.each([
+    ['TimeoutError', "the SDK's request timeout"],
+    ['AbortError', 'a request aborted when its time ran out'],
+  ])('answers 503 with Retry-After, never 500, when DynamoDB times out (%s: %s)', async (name) => {
+    // Prepare: the error exactly as the SDK's HTTP handler raises it
+    const app = await testApp();
+    const user = await createUser(app);
+    app.db.middlewareStack.add(
+      () => async () => {
+        throw Object.assign(new Error(name === 'AbortError' ? 'Request aborted' : 'a request has exceeded the configured 2000 ms requestTimeout'), { name, $metadata: {} });
+      },
+      { step: 'finalizeRequest', name: `timeout-${name}` },
+    );
+
+    // Act
+    const error = await failure(loginService(app).login(user.email, user.password, caller));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
+    expect(error.headers['Retry-After']).toMatch(/^\d+$/);
+  });
+
+  it('answers 503 when DynamoDB accepts the connection but never answers (a real timeout)', async () => {
+    // Prepare: a socket that takes requests and never replies
+    const silent = createServer(() => undefined);
+    await new Promise<void>((listening) => silent.listen(0, '127.0.0.1', () => listening()));
+    const app = await testApp(undefined, { DYNAMODB_ENDPOINT: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` });
+
+    // Act
+    const error = await failure(app.auth.me(await app.tokens.sign({ userId: 'usr_AAAAAAAAAAAAAAAAAAAAAA', sessionId: 'AAAAAAAAAAAAAAAAAAAAAA', role: 'user' })));
+    silent.closeAllConnections();
+    silent.close();
+
+    // Assess
+    expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
+  }, 15_000);
 
   it('answers 503 when the read of session and user is throttled, and 200 on the retry', async () => {
     const app = await testApp();

@@ -126,4 +126,74 @@ describe('brute-force lockout, against dynalite with an injected clock', () => {
     const { Item } = await app.db.send(new GetCommand({ TableName: app.attempts.table, Key: { pk: `PAIR#${email}#198.51.100.12` } }));
     expect(Item?.failures).toBe(12);
   });
+
+  it('holds LOGIN_MAX_FAILURES under concurrency: of 20 simultaneous wrong passwords for one pair, at most 5 reach bcrypt', async () => {
+    // Prepare
+    const app = await testApp();
+    const user = await createUser(app);
+
+    // Act
+    const results = await Promise.all(Array.from({ length: 20 }, () => attempt(app, user.email, 'wrong-password', '198.51.100.30')));
+
+    // Assess
+    const refused = results.filter((result) => result !== 'ok' && result.code === 'too_many_attempts');
+    expect(results.filter((result) => result !== 'ok' && result.code === 'invalid_credentials').length).toBeLessThanOrEqual(5);
+    expect(refused.length).toBeGreaterThanOrEqual(15);
+    for (const result of refused) expect(Number((result as { retryAfter: string }).retryAfter)).toBeGreaterThan(0);
+    expect(await attempt(app, user.email, user.password, '198.51.100.30')).toMatchObject({ code: 'too_many_attempts' });
+  });
+
+  it('holds LOGIN_IP_MAX_FAILURES under concurrency: 20 simultaneous failures across emails from one IP, at most 5 reach bcrypt', async () => {
+    const app = await testApp(undefined, { LOGIN_IP_MAX_FAILURES: '5' });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => attempt(app, uniqueEmail(`spray${i}`), 'wrong-password', '198.51.100.31')));
+    expect(results.filter((result) => result !== 'ok' && result.code === 'invalid_credentials').length).toBeLessThanOrEqual(5);
+    expect(results.filter((result) => result !== 'ok' && result.code === 'too_many_attempts').length).toBeGreaterThanOrEqual(15);
+  });
+
+  it('gives a successful sign-in its IP slot back, so an office behind one address is not refused for signing in', async () => {
+    const app = await testApp(undefined, { LOGIN_IP_MAX_FAILURES: '3' });
+    for (let i = 0; i < 6; i++) {
+      const user = await createUser(app);
+      expect(await attempt(app, user.email, user.password, '198.51.100.32')).toBe('ok');
+    }
+    await fail(app, uniqueEmail('typo'), '198.51.100.32', 3);
+    expect(await attempt(app, uniqueEmail('typo'), 'wrong-password', '198.51.100.32')).toMatchObject({ code: 'too_many_attempts' });
+  });
+
+  it('does not count a request refused by one limit against the others', async () => {
+    // Prepare: the pair is locked
+    const app = await testApp(undefined, { LOGIN_IP_MAX_FAILURES: '8' });
+    const user = await createUser(app);
+    await fail(app, user.email, '198.51.100.33', 5);
+
+    // Act: hammering the locked pair
+    for (let i = 0; i < 10; i++) expect(await attempt(app, user.email, user.password, '198.51.100.33')).toMatchObject({ code: 'too_many_attempts' });
+
+    // Assess: the IP still has 3 failures left, for other accounts
+    await fail(app, uniqueEmail('other'), '198.51.100.33', 3);
+    expect(await attempt(app, uniqueEmail('other'), 'wrong-password', '198.51.100.33')).toMatchObject({ code: 'too_many_attempts' });
+  });
+
+  it('restarts a stale pair once when requests race at the moment it restarts; none is counted twice', async () => {
+    // Prepare: a locked pair whose lockout has ended
+    const app = await testApp();
+    const user = await createUser(app);
+    await fail(app, user.email, '198.51.100.34', 5);
+    app.testClock.advance(900);
+
+    // Act
+    const results = await Promise.all(Array.from({ length: 10 }, () => attempt(app, user.email, 'wrong-password', '198.51.100.34')));
+
+    // Assess
+    expect(results.filter((result) => result !== 'ok' && result.code === 'invalid_credentials').length).toBeLessThanOrEqual(5);
+    const { Item } = await app.db.send(new GetCommand({ TableName: app.attempts.table, Key: { pk: `PAIR#${user.email}#198.51.100.34` } }));
+    expect(Item?.failures).toBe(results.filter((result) => result !== 'ok' && result.code === 'invalid_credentials').length);
+  });
+
+  it('takes the per-account cap from LOGIN_ACCOUNT_MAX_FAILURES', async () => {
+    const app = await testApp(undefined, { LOGIN_ACCOUNT_MAX_FAILURES: '7' });
+    const user = await createUser(app);
+    for (let i = 0; i < 7; i++) await fail(app, user.email, `10.1.0.${i}`, 1);
+    expect(await attempt(app, user.email, user.password, '10.1.0.99')).toEqual({ code: 'too_many_attempts', retryAfter: '1800' });
+  });
 });

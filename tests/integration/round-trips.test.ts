@@ -1,50 +1,90 @@
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
 import { loginService } from '../../lib/login-service.js';
-import { countCalls, createUser, testApp } from '../support/store.js';
+import { hashPassword } from '../../lib/passwords.js';
+import { TEST_BCRYPT_COST } from '../support/context.js';
+import { countCalls, createUser, testApp, uniqueEmail } from '../support/store.js';
 
 /**
  * The DynamoDB round-trip budget per request, counted at the SDK boundary over the real
  * dynalite (every command the app's client sends, retries included). A change that adds a
  * call to a hot path fails here; the README lists what each call is.
  */
-const BUDGET = { me: 1, refresh: 2, logoutLocal: 2, login: 5 };
+const BUDGET = { me: 1, refresh: 2, logoutLocal: 2, login: 6, loginWithDevice: 4 };
 
 const caller = (ip: string): Caller => ({ requestId: 'req', sourceIp: ip, userAgent: 'vitest' });
 
 describe('DynamoDB round trips per request', () => {
   it('stays within budget on every path', async () => {
-    // Prepare
+    // Prepare: and an app with an account cap of 3, so that a refusal by that cap is quick to reach
     const app = await testApp();
     const counter = countCalls(app);
     const user = await createUser(app);
+    const capped = await createUser(app);
+    const cappedApp = await testApp(undefined, { LOGIN_ACCOUNT_MAX_FAILURES: '3' });
+    const cappedCounter = countCalls(cappedApp);
+    const cappedUser = await createUser(cappedApp);
     const measure = async (action: () => Promise<unknown>) => {
       counter.reset();
       await action().catch(() => undefined);
       return [...counter.calls];
     };
+    const login = (email: string, password: string, ip: string, device?: string) => loginService(app).login(email, password, caller(ip), device);
 
     // Act
-    let pair = await loginService(app).login(user.email, user.password, caller('198.51.100.80'));
-    const loginSuccess = await measure(async () => (pair = await loginService(app).login(user.email, user.password, caller('198.51.100.80'))));
-    const loginWrongPassword = await measure(() => loginService(app).login(user.email, 'wrong-password', caller('198.51.100.81')));
-    const loginUnknown = await measure(() => loginService(app).login('nobody@example.com', 'wrong-password', caller('198.51.100.82')));
-    for (let i = 0; i < 5; i++) await loginService(app).login(user.email, 'wrong-password', caller('198.51.100.83')).catch(() => undefined);
-    const loginLocked = await measure(() => loginService(app).login(user.email, user.password, caller('198.51.100.83')));
-    const loginAfterFailures = await measure(() => loginService(app).login(user.email, user.password, caller('198.51.100.81')));
+    let pair = await login(user.email, user.password, '198.51.100.80');
+    const device = pair.device_token;
+    const loginSuccess = await measure(async () => (pair = await login(user.email, user.password, '198.51.100.80')));
+    const loginWrongPassword = await measure(() => login(user.email, 'wrong-password', '198.51.100.81'));
+    const loginUnknown = await measure(() => login(uniqueEmail('nobody'), 'wrong-password', '198.51.100.82'));
+    for (let i = 0; i < 5; i++) await login(user.email, 'wrong-password', '198.51.100.83').catch(() => undefined);
+    const loginLocked = await measure(() => login(user.email, user.password, '198.51.100.83'));
+    const loginAfterFailures = await measure(() => login(user.email, user.password, '198.51.100.81'));
+    const loginForeignDevice = await measure(() => login(capped.email, capped.password, '198.51.100.84', device));
+    const withDevice = await measure(() => login(user.email, user.password, '198.51.100.85', device));
+    const withDeviceWrong = await measure(() => login(user.email, 'wrong-password', '198.51.100.85', device));
+    for (let i = 0; i < 4; i++) await login(user.email, 'wrong-password', '198.51.100.85', device).catch(() => undefined);
+    const withDeviceLocked = await measure(() => login(user.email, user.password, '198.51.100.85', device));
+    for (let i = 0; i < 3; i++) await loginService(cappedApp).login(cappedUser.email, 'wrong-password', caller(`198.51.100.${90 + i}`)).catch(() => undefined);
+    cappedCounter.reset();
+    await loginService(cappedApp).login(cappedUser.email, cappedUser.password, caller('198.51.100.95')).catch(() => undefined);
+    const overAccountCap = [...cappedCounter.calls];
+    // A hash made at another cost is replaced at sign-in: the path with one more write
+    const oldCost = await createUser(app);
+    await app.users.setPasswordHash(oldCost.id, await hashPassword(oldCost.password, TEST_BCRYPT_COST + 1), app.clock());
+    const rehashStranger = await measure(() => login(oldCost.email, oldCost.password, '198.51.100.96'));
+    await app.users.setPasswordHash(oldCost.id, await hashPassword(oldCost.password, TEST_BCRYPT_COST + 1), app.clock());
+    const oldCostDevice = (await login(oldCost.email, oldCost.password, '198.51.100.97').catch(() => undefined))?.device_token;
+    await app.users.rehashPassword(oldCost.id, (await app.users.get(oldCost.id))!, await hashPassword(oldCost.password, TEST_BCRYPT_COST + 1));
+    const rehashDevice = await measure(() => login(oldCost.email, oldCost.password, '198.51.100.97', oldCostDevice));
     const me = await measure(() => app.auth.me(pair.token));
-    const refresh = await measure(async () => (pair = await app.auth.refresh(pair.refresh_token, caller('198.51.100.80'))));
+    const refresh = await measure(async () => (pair = { ...(await app.auth.refresh(pair.refresh_token, caller('198.51.100.80'))), device_token: device }));
     const logout = await measure(() => app.auth.logout(pair.token, 'local', caller('198.51.100.80')));
 
     // Assess
     expect(me).toEqual(['BatchGetItemCommand']);
     expect(refresh).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
     expect(logout.length).toBeLessThanOrEqual(BUDGET.logoutLocal);
-    for (const path of [loginSuccess, loginWrongPassword, loginUnknown, loginLocked, loginAfterFailures]) {
+    for (const path of [loginSuccess, loginWrongPassword, loginUnknown, loginLocked, loginAfterFailures, loginForeignDevice, overAccountCap, rehashStranger]) {
       expect(path.length).toBeGreaterThan(0);
       expect(path.length).toBeLessThanOrEqual(BUDGET.login);
     }
+    for (const path of [withDevice, withDeviceWrong, withDeviceLocked, rehashDevice]) {
+      expect(path.length).toBeGreaterThan(0);
+      expect(path.length).toBeLessThanOrEqual(BUDGET.loginWithDevice);
+    }
+    // The paths as the README lists them
+    // (calls made in parallel may come in either order)
+    expect([...loginSuccess].sort()).toEqual(['BatchGetItemCommand', 'BatchWriteItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    expect(loginWrongPassword).toHaveLength(4);
+    expect(loginUnknown).toHaveLength(4);
     expect(loginLocked).toEqual(['BatchGetItemCommand']);
+    expect(overAccountCap).toHaveLength(6);
+    expect(rehashStranger).toHaveLength(6);
+    expect([...withDevice].sort()).toEqual(['BatchGetItemCommand', 'BatchWriteItemCommand', 'UpdateItemCommand']);
+    expect(withDeviceWrong).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
+    expect(withDeviceLocked).toEqual(['BatchGetItemCommand']);
+    expect(rehashDevice).toHaveLength(4);
     expect(me.length).toBe(BUDGET.me);
     expect(refresh.length).toBe(BUDGET.refresh);
   });

@@ -1,4 +1,4 @@
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EmailTakenError, UserNotFoundError } from '../../lib/users.js';
 import { createUser, testApp, uniqueEmail } from '../support/store.js';
@@ -58,11 +58,34 @@ describe('UsersRepository against dynalite', () => {
     expect(Item?.password_hash).toMatch(/^\$2[aby]\$04\$/);
   });
 
-  it('records the last login', async () => {
+  it('records the last login in an item of its own, read back with the user', async () => {
+    // Prepare
     const user = await createUser(app);
     app.testClock.advance(60);
-    const updated = await app.users.recordLogin(user.id, app.clock());
-    expect(updated.lastLogin).toBe(app.clock().toISOString());
+
+    // Act
+    const write = app.users.lastLoginWrite(user.id, app.clock());
+    await app.db.send(new PutCommand({ TableName: write.table, Item: write.put }));
+
+    // Assess
+    expect((await app.users.get(user.id))?.lastLogin).toBe(app.clock().toISOString());
+    expect((await app.users.list()).find((listed) => listed.id === user.id)?.lastLogin).toBe(app.clock().toISOString());
+  });
+
+  it('rehashes a password only over the hash and session epoch it read', async () => {
+    // Prepare: a set-password lands between the login's read and its rehash
+    const user = await createUser(app);
+    const read = (await app.users.get(user.id))!;
+    await app.users.setPasswordHash(user.id, '$2b$04$abcdefghijklmnopqrstuuGZ4V7lQyQ1m3y3uY1dH3j2g0m1n2o3p', app.clock());
+
+    // Act
+    const written = await app.users.rehashPassword(user.id, read, '$2b$05$rehashrehashrehashrehuGZ4V7lQyQ1m3y3uY1dH3j2g0m1n2o3p');
+
+    // Assess: the new password stays
+    expect(written).toBe(false);
+    expect((await app.users.get(user.id))?.passwordHash).toBe('$2b$04$abcdefghijklmnopqrstuuGZ4V7lQyQ1m3y3uY1dH3j2g0m1n2o3p');
+    const current = (await app.users.get(user.id))!;
+    expect(await app.users.rehashPassword(user.id, current, '$2b$05$rehashrehashrehashrehuGZ4V7lQyQ1m3y3uY1dH3j2g0m1n2o3p')).toBe(true);
   });
 
   it('ends every session when a user is disabled, when the password changes and on revoke-all; enabling does not revive them', async () => {

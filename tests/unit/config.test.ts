@@ -45,6 +45,7 @@ describe('loadConfig', () => {
       accessTokenTtlSeconds: 3600,
       refreshTokenTtlSeconds: 2_592_000,
       refreshReuseGraceSeconds: 10,
+      deviceTokenTtlSeconds: 31_536_000,
       requireHttps: false,
       corsOrigins: [],
       loginLimits: { maxFailures: 5, lockoutSeconds: 900, accountMaxFailuresPerHour: 100, ipMaxFailures: 100 },
@@ -128,6 +129,12 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({ stage: 'qa', usersTable: 'u', sessionsTable: 's' });
   });
 
+  it('reads the per-account cap and the device-token lifetime', () => {
+    const config = loadConfig({ JWT_SECRET: SECRET, LOGIN_ACCOUNT_MAX_FAILURES: '250', DEVICE_TOKEN_TTL_SECONDS: '86400' });
+    expect(config.loginLimits.accountMaxFailuresPerHour).toBe(250);
+    expect(config.deviceTokenTtlSeconds).toBe(86_400);
+  });
+
   it('falls back to AWS_DEFAULT_REGION', () => {
     expect(loadConfig({ JWT_SECRET: SECRET, AWS_DEFAULT_REGION: 'ap-south-1' }).region).toBe('ap-south-1');
   });
@@ -146,6 +153,10 @@ describe('loadConfig', () => {
     ['LOGIN_MAX_FAILURES', '0'],
     ['LOGIN_LOCKOUT_SECONDS', 'forever'],
     ['LOGIN_IP_MAX_FAILURES', '0'],
+    ['LOGIN_ACCOUNT_MAX_FAILURES', '0'],
+    ['LOGIN_ACCOUNT_MAX_FAILURES', 'many'],
+    ['DEVICE_TOKEN_TTL_SECONDS', '59'],
+    ['DEVICE_TOKEN_TTL_SECONDS', '63072001'],
     ['CORS_ORIGINS', '*'],
     ['CORS_ORIGINS', 'https://app.example.com/'],
     ['CORS_ORIGINS', 'app.example.com'],
