@@ -48,8 +48,8 @@ function roleResources(service, stage) {
       ...Object.entries(tables).map(([table, actions]) => ({ Effect: 'Allow', Action: actions, Resource: { 'Fn::GetAtt': [table, 'Arn'] } })),
     ];
     if (KEY_READERS.includes(fn)) {
-      // Encrypted with the account's aws/ssm key, whose key policy lets SSM decrypt for any role
-      // allowed GetParameter; a customer-managed key would also need kms:Decrypt here.
+      // Encrypted with the stage's own KMS key (infra/signing-keys.js), whose key policy grants
+      // these roles kms:Decrypt through SSM directly: no KMS statement is needed here.
       statements.push({
         Effect: 'Allow',
         Action: ['ssm:GetParameter'],

@@ -1,1 +1,6 @@
+/** `/vpn-auth/<stage>/jwt-signing-keys`: the SSM SecureString holding a stage's JWT signing keys. */
 export function signingKeyParameter(stage: string): string;
+/** `alias/vpn-auth-<stage>-signing-keys`: the KMS key that parameter is encrypted with. */
+export function signingKeyAlias(stage: string): string;
+/** The KMS key and alias resources; `readers` are the logical ids of the roles that may decrypt. */
+export function signingKeyResources(stage: string, readers: string[]): Record<string, { Type: string; Properties: Record<string, unknown> }>;

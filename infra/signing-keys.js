@@ -1,6 +1,14 @@
 'use strict';
 // The SSM SecureString parameter that holds a stage's JWT signing keys: read by the Lambdas
-// (JWT_SECRET_PARAMETER), granted in infra/iam.js, written by `npm run keys -- ... --aws`.
+// (JWT_SECRET_PARAMETER), granted in infra/iam.js, written by `npm run keys -- ... --aws`; and the
+// customer-managed KMS key it is encrypted with.
+//
+// Why a key of our own: a SecureString under the AWS-managed `aws/ssm` key can be decrypted by any
+// principal of the account that may call ssm:GetParameter (a ReadOnlyAccess role, say), and with
+// the HS256 keys anyone can mint an admin token. Under this key, SSM can decrypt the parameter
+// only for the functions that verify or sign tokens, and for the operators the account's IAM
+// policies allow to use KMS keys (the keys CLI reads the ring to rotate it); the account's
+// administrators manage the key. Every use must come through SSM, for this parameter only.
 const { SERVICE } = require('./tables.js');
 
 /** `/vpn-auth/<stage>/jwt-signing-keys` */
@@ -8,4 +16,66 @@ function signingKeyParameter(stage) {
   return `/${SERVICE}/${stage}/jwt-signing-keys`;
 }
 
-module.exports = { signingKeyParameter };
+/** `alias/vpn-auth-<stage>-signing-keys`: what the keys CLI names when it writes the parameter. */
+function signingKeyAlias(stage) {
+  return `alias/${SERVICE}-${stage}-signing-keys`;
+}
+
+const KEY_ADMINISTRATION = [
+  'kms:Create*', 'kms:Describe*', 'kms:Enable*', 'kms:List*', 'kms:Put*', 'kms:Update*', 'kms:Revoke*', 'kms:Disable*',
+  'kms:Get*', 'kms:Delete*', 'kms:TagResource', 'kms:UntagResource', 'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion', 'kms:RotateKeyOnDemand',
+];
+
+/**
+ * The key and its alias. `readers` are the logical ids of the roles that may decrypt (the
+ * functions that verify or sign tokens). Kept when the stack is removed (a deleted key makes its
+ * ciphertext unreadable for good); yearly rotation on.
+ */
+function signingKeyResources(stage, readers) {
+  const root = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
+  const throughSsmForTheParameter = {
+    StringEquals: {
+      'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' },
+      'kms:EncryptionContext:PARAMETER_ARN': { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${signingKeyParameter(stage)}` },
+    },
+  };
+  return {
+    SigningKeysKey: {
+      Type: 'AWS::KMS::Key',
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        Description: `Encrypts ${signingKeyParameter(stage)} (JWT signing keys of ${SERVICE} ${stage})`,
+        EnableKeyRotation: true,
+        KeyPolicy: {
+          Version: '2012-10-17',
+          Statement: [
+            { Sid: 'AdministratorsManage', Effect: 'Allow', Principal: { AWS: root }, Action: KEY_ADMINISTRATION, Resource: '*' },
+            {
+              Sid: 'TokenFunctionsDecryptThroughSsm',
+              Effect: 'Allow',
+              Principal: { AWS: readers.map((role) => ({ 'Fn::GetAtt': [role, 'Arn'] })) },
+              Action: 'kms:Decrypt',
+              Resource: '*',
+              Condition: throughSsmForTheParameter,
+            },
+            {
+              Sid: 'OperatorsWriteAndReadThroughSsm',
+              Effect: 'Allow',
+              Principal: { AWS: root },
+              Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'],
+              Resource: '*',
+              Condition: throughSsmForTheParameter,
+            },
+          ],
+        },
+      },
+    },
+    SigningKeysKeyAlias: {
+      Type: 'AWS::KMS::Alias',
+      Properties: { AliasName: signingKeyAlias(stage), TargetKeyId: { Ref: 'SigningKeysKey' } },
+    },
+  };
+}
+
+module.exports = { signingKeyParameter, signingKeyAlias, signingKeyResources };

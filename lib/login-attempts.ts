@@ -1,7 +1,7 @@
-import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LoginLimits } from './config.js';
 import { deviceKey, type DeviceItem, type DeviceToken } from './device-tokens.js';
-import { batchGetAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
+import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
 import { epochSeconds } from './sessions.js';
 import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
@@ -41,8 +41,16 @@ function ipWindow(ip: string, now: number) {
   return { pk: `IP#${ip}#${quarter}`, windowEnd: quarter + QUARTER_HOUR };
 }
 
-const accountAttribute = (hour: number) => `login_attempts_${hour}`;
-export const ACCOUNT_ATTRIBUTE_PREFIX = 'login_attempts_';
+const ACCOUNT_ATTRIBUTE_PREFIX = 'login_attempts_';
+const accountAttribute = (hour: number) => `${ACCOUNT_ATTRIBUTE_PREFIX}${hour}`;
+
+/**
+ * A lock already in force is seen in the first read and answered with its own Retry-After. A
+ * reservation refused after that was refused because requests in flight hold the last slots:
+ * each of them ends as a success (giving its slot back) or a failure within a bcrypt's time, so
+ * the client is told to try again in a second, when the counter says which it was.
+ */
+const CONTENDED_RETRY_AFTER_SECONDS = 1;
 
 export interface Lock {
   /** Seconds until a login may be tried again. */
@@ -145,7 +153,7 @@ export class LoginAttempts {
     const { item } = device;
     const read = item.failures_until === undefined ? undefined : { failures: item.failures ?? 0, until: item.failures_until };
     const reserved = await this.reserveSliding({ table: this.table, key: deviceKey(device.token.hash), failures: 'failures', until: 'failures_until' }, read, at);
-    return reserved ? undefined : { by: 'device', retryAfterSeconds: this.refusedRetryAfter(read, at) };
+    return reserved ? undefined : { by: 'device', retryAfterSeconds: CONTENDED_RETRY_AFTER_SECONDS };
   }
 
   /**
@@ -164,10 +172,7 @@ export class LoginAttempts {
     ]);
     if (!pairReserved || !ipReserved) {
       await Promise.all([pairReserved ? this.giveBackPair(pair) : undefined, ipReserved ? this.giveBackIp(held) : undefined]);
-      const lock: Lock = !pairReserved
-        ? { by: 'pair', retryAfterSeconds: this.refusedRetryAfter(state.pair, at) }
-        : { by: 'ip', retryAfterSeconds: Math.max(1, window.windowEnd - now) };
-      return { ...held, lock };
+      return { ...held, lock: { by: pairReserved ? 'ip' : 'pair', retryAfterSeconds: CONTENDED_RETRY_AFTER_SECONDS } };
     }
     const account = await this.reserveAccountAttempt(email, state.userId, at);
     if (account.lock) {
@@ -273,15 +278,6 @@ export class LoginAttempts {
     });
   }
 
-  /**
-   * Retry-After for a sliding counter that refused: a full lockout, since the failure that filled it
-   * has just pushed its end that far; a second when it refused because a stale counter was being
-   * restarted by a racing request.
-   */
-  private refusedRetryAfter(read: SlidingCounter | undefined, at: Date): number {
-    return read !== undefined && read.until <= epochSeconds(at) ? 1 : this.limits.lockoutSeconds;
-  }
-
   private async conditional(input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
     try {
       await storeCall(this.db.send(new UpdateCommand(input)));
@@ -291,4 +287,59 @@ export class LoginAttempts {
       throw error;
     }
   }
+}
+
+/**
+ * `npm run users -- unlock`: clear every counter of one account. Its pair counters (every IP) and
+ * its hourly attempts (on the user item, and any counted while the email had no user), and the
+ * failure counters of its device tokens. The IP counters are left alone: they are the addresses',
+ * not the account's. An operator command: it scans the attempts table.
+ */
+export async function unlockAccount(
+  db: DynamoDBDocumentClient,
+  tables: { attemptsTable: string; usersTable: string },
+  email: string,
+  userId: string,
+): Promise<{ counters: number; devices: number }> {
+  const prefixes = [`PAIR#${normalizeEmail(email)}#`, `ACCT#${normalizeEmail(email)}#`];
+  const counters: Array<Record<string, unknown>> = [];
+  const devices: Array<Record<string, unknown>> = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await storeCall(
+      db.send(
+        new ScanCommand({
+          TableName: tables.attemptsTable,
+          FilterExpression: 'begins_with(pk, :pair) OR begins_with(pk, :account) OR (begins_with(pk, :device) AND user_id = :user)',
+          ExpressionAttributeValues: { ':pair': prefixes[0], ':account': prefixes[1], ':device': 'DEVICE#', ':user': userId },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      ),
+    );
+    for (const item of page.Items ?? []) ((item.pk as string).startsWith('DEVICE#') ? devices : counters).push({ pk: item.pk });
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  for (let i = 0; i < counters.length; i += 25) {
+    await batchWriteAll(db, counters.slice(i, i + 25).map((key) => ({ table: tables.attemptsTable, deleteKey: key })));
+  }
+  for (const key of devices) {
+    await storeCall(db.send(new UpdateCommand({ TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until' })));
+  }
+  const { Item } = await storeCall(db.send(new GetCommand({ TableName: tables.usersTable, Key: userKey(userId), ConsistentRead: true })));
+  const hours = Object.keys(Item ?? {}).filter((name) => name.startsWith(ACCOUNT_ATTRIBUTE_PREFIX));
+  if (hours.length > 0) {
+    await storeCall(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.usersTable,
+          Key: userKey(userId),
+          UpdateExpression: `REMOVE ${hours.map((_, i) => `#h${i}`).join(', ')}`,
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: Object.fromEntries(hours.map((name, i) => [`#h${i}`, name])),
+        }),
+      ),
+    );
+  }
+  return { counters: counters.length + hours.length, devices: devices.length };
 }

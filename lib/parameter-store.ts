@@ -57,13 +57,18 @@ export class ParameterStore {
     return value;
   }
 
-  /** Write a SecureString; without `overwrite` an existing parameter is an error (ParameterAlreadyExists). Returns the new version. */
-  async putSecureString(name: string, value: string, options: { overwrite: boolean; description?: string }): Promise<number> {
+  /**
+   * Write a SecureString, encrypted with `keyId` (a KMS key id or alias; SSM's own aws/ssm key
+   * when absent); without `overwrite` an existing parameter is an error (ParameterAlreadyExists).
+   * Returns the new version.
+   */
+  async putSecureString(name: string, value: string, options: { overwrite: boolean; description?: string; keyId?: string }): Promise<number> {
     const reply = (await this.call('PutParameter', {
       Name: name,
       Value: value,
       Type: 'SecureString',
       Overwrite: options.overwrite,
+      ...(options.keyId ? { KeyId: options.keyId } : {}),
       ...(options.description ? { Description: options.description } : {}),
     }, false)) as { Version?: number };
     return reply.Version ?? 0;

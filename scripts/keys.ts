@@ -3,9 +3,9 @@
  * Edits the local stack's key ring (.data/jwt-secret) by default, or with `--aws` the stage's
  * SSM SecureString parameter the Lambdas read (region and credentials from the usual AWS env).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { signingKeyParameter } from '../infra/signing-keys.js';
+import { signingKeyAlias, signingKeyParameter } from '../infra/signing-keys.js';
 import { ConfigError, loadKeyTimings, loadStoreConfig, signingKeyEntries } from '../lib/config.js';
 import { createDocumentClient } from '../lib/dynamo.js';
 import { ParameterStore, ParameterStoreError } from '../lib/parameter-store.js';
@@ -14,6 +14,7 @@ import { CLOCK_TOLERANCE_SECONDS } from '../lib/tokens.js';
 import { UsageError, audit, runCli, type ArgSpec, type Args } from './cli.js';
 import { KeyRingError, formatRing, kidCreatedAt, newKid, newSecret, retire, rotate, type RingEntries } from './key-ring.js';
 import { DATA_DIR } from './local-stack.js';
+import { FileExistsError, ensurePrivateDir, writePrivateFile } from './private-files.js';
 
 const USAGE = `Usage: npm run keys -- <command> [options]
 
@@ -49,12 +50,14 @@ function localStore(file = join(DATA_DIR, 'jwt-secret')): RingStore {
     where: file,
     read: async () => (existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined),
     write: async (text, { create }) => {
-      if (create && existsSync(file)) throw new KeyRingError(`${file} already exists`);
       // Owner-only, and whole or not at all: a half-written ring would stop the stack signing in anyone.
-      mkdirSync(dirname(file), { recursive: true });
-      writeFileSync(`${file}.tmp`, `${text}\n`, { mode: 0o600 });
-      chmodSync(`${file}.tmp`, 0o600); // a stale .tmp keeps its old mode otherwise
-      renameSync(`${file}.tmp`, file);
+      ensurePrivateDir(dirname(file), { tighten: dirname(file) === DATA_DIR });
+      try {
+        writePrivateFile(file, `${text}\n`, { create });
+      } catch (error) {
+        if (error instanceof FileExistsError) throw new KeyRingError(error.message);
+        throw error;
+      }
     },
     afterChange: 'Restart `npm start` to use it.',
   };
@@ -74,7 +77,8 @@ function ssmStore(stage: string): RingStore {
         throw error;
       }),
     write: async (text, { create }) => {
-      await parameters.putSecureString(name, text, { overwrite: !create, description: 'JWT signing keys of the VPN Enterprise auth API (npm run keys)' });
+      // Under the stage's own KMS key (deployed with the stack), never SSM's account-wide aws/ssm.
+      await parameters.putSecureString(name, text, { overwrite: !create, keyId: signingKeyAlias(stage), description: 'JWT signing keys of the VPN Enterprise auth API (npm run keys)' });
     },
     afterChange: 'Running Lambdas use it within JWT_SECRET_CACHE_SECONDS (default 300 s), and at once when they meet a token it signed.',
   };

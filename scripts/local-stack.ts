@@ -5,12 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { FileExistsError, ensurePrivateDir, writePrivateFile } from './private-files.js';
 import { tableResources } from '../infra/tables.js';
 import type { StoreConfig } from '../lib/config.js';
 import { createDocumentClient } from '../lib/dynamo.js';
@@ -31,7 +32,11 @@ export interface RunningDynalite {
 
 /** dynalite on 127.0.0.1; in memory, or kept in a LevelDB folder when `path` is given. */
 export async function startDynalite(port: number, path?: string): Promise<RunningDynalite> {
-  if (path) mkdirSync(path, { recursive: true });
+  if (path) {
+    // The local data folder (.data/) holds the signing key and the tables: owner-only.
+    ensurePrivateDir(dirname(path), { tighten: dirname(path) === DATA_DIR });
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+  }
   const server: Server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
@@ -95,11 +100,16 @@ export async function seedUser(store: StoreConfig, user: SeedUser): Promise<bool
 /** The local stack's signing secret: made once, random, kept in .data/ (git-ignored), owner-only. */
 export function localSigningSecret(dataDir = DATA_DIR): string {
   const file = join(dataDir, 'jwt-secret');
+  ensurePrivateDir(dataDir, { tighten: true });
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dataDir, { recursive: true });
   const secret = randomBytes(48).toString('base64url');
-  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
+  try {
+    writePrivateFile(file, `${secret}\n`, { create: true });
+  } catch (error) {
+    // Another `npm start` made it first: use that one.
+    if (!(error instanceof FileExistsError)) throw error;
+    return readFileSync(file, 'utf8').trim();
+  }
   return secret;
 }
 
@@ -139,10 +149,12 @@ export const SERVERLESS_BIN = join(PROJECT_ROOT, 'node_modules', 'serverless', '
  */
 export async function startOffline(options: OfflineOptions): Promise<RunningOffline> {
   const lambdaPort = await freePort();
+  // The Lambdas' BCRYPT_COST comes from the stage's params; the local stack's comes from its environment.
+  const params = options.env.BCRYPT_COST?.trim() ? ['--param', `bcryptCost=${options.env.BCRYPT_COST.trim()}`] : [];
   const child = spawn(
     process.execPath,
     [SERVERLESS_BIN, 'offline', 'start', '--stage', options.stage, '--host', '127.0.0.1',
-      '--httpPort', String(options.port), '--lambdaPort', String(lambdaPort), '--useInProcess'],
+      '--httpPort', String(options.port), '--lambdaPort', String(lambdaPort), '--useInProcess', ...params],
     { cwd: PROJECT_ROOT, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let output = '';

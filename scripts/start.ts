@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import { ConfigError, isProductionStage, loadConfig } from '../lib/config.js';
+import { bcryptCostFor } from './stage-params.js';
 import { DATA_DIR, ensureTables, localSigningSecret, seedUser, startDynalite, startOffline, type RunningDynalite } from './local-stack.js';
 
 function fail(message: string): never {
@@ -30,7 +31,8 @@ async function main(): Promise<void> {
   }
 
   let dynamo: RunningDynalite | undefined;
-  const env: NodeJS.ProcessEnv = { ...process.env, STAGE: stage, JWT_SECRET: jwtSecret };
+  // BCRYPT_COST from the environment, else the stage's param: the seed and the Lambdas agree.
+  const env: NodeJS.ProcessEnv = { ...process.env, STAGE: stage, JWT_SECRET: jwtSecret, BCRYPT_COST: bcryptCostFor(stage, { deployed: false }) };
   let config;
   try {
     // Validate everything before starting anything; the endpoint is filled in below.

@@ -6,12 +6,15 @@
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { ConfigError, loadStoreConfig, type StoreConfig } from '../lib/config.js';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lib/dynamo.js';
+import { unlockAccount } from '../lib/login-attempts.js';
 import { hashPassword, passwordProblem } from '../lib/passwords.js';
 import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/users.js';
 import { isEmail } from '../lib/validation.js';
 import { UsageError, audit, required, runCli, type ArgSpec, type Args } from './cli.js';
 import { DATA_DIR, ensureTables, startDynalite, type RunningDynalite } from './local-stack.js';
+import { bcryptCostFor } from './stage-params.js';
 
 const USAGE = `Usage: npm run users -- <command> [options]
 
@@ -21,7 +24,8 @@ Commands:
   disable --email E          block sign-in and end all the user's sessions
   enable --email E
   set-password --email E [--password-stdin]   (ends all the user's sessions)
-  revoke-sessions --email E  end all the user's sessions
+  revoke-sessions --email E  end all the user's sessions (and device tokens)
+  unlock --email E           clear the account's brute-force counters (every IP, the hourly cap, its device tokens' locks)
 
 Options:
   --stage S          stage whose tables to use (default: $STAGE or dev)
@@ -103,7 +107,8 @@ async function userByEmail(users: UsersRepository, email: string): Promise<User>
   return user;
 }
 
-async function run(args: Args, users: UsersRepository, store: StoreConfig): Promise<string> {
+async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig): Promise<string> {
+  const users = new UsersRepository(db, store.usersTable);
   const now = new Date();
   switch (args.command) {
     case 'create': {
@@ -134,6 +139,12 @@ async function run(args: Args, users: UsersRepository, store: StoreConfig): Prom
       await users.setPasswordHash(user.id, await hashPassword(password, store.bcryptCost), now);
       audit('users-cli', 'password_changed', { userId: user.id });
       return `Password changed for ${user.email}; all of their sessions have ended.`;
+    }
+    case 'unlock': {
+      const user = await userByEmail(users, emailOption(args));
+      const cleared = await unlockAccount(db, store, user.email, user.id);
+      audit('users-cli', 'account_unlocked', { userId: user.id, counters: cleared.counters, devices: cleared.devices });
+      return `Unlocked ${user.email}: ${cleared.counters} counter(s) cleared, ${cleared.devices} device token(s) reset.`;
     }
     case 'revoke-sessions': {
       const user = await userByEmail(users, emailOption(args));
@@ -175,10 +186,12 @@ runCli({
     if (args.options.has('aws')) endpoint = undefined;
     else if (!endpoint) ({ endpoint, owned } = await localEndpoint(stage));
     try {
-      const store = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: endpoint ?? '' });
+      // New hashes at the stage's own cost (serverless.yml params), not whatever the shell says.
+      const bcryptCost = bcryptCostFor(stage, { deployed: endpoint === undefined });
+      const store = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: endpoint ?? '', BCRYPT_COST: bcryptCost });
       const db = createDocumentClient(store);
       try {
-        return await run(args, new UsersRepository(db, store.usersTable), store);
+        return await run(args, db, store);
       } finally {
         db.destroy();
       }

@@ -1,10 +1,18 @@
-import { describe, expect, it } from 'vitest';
-import { e2eApp, requestFrom, type SourcedReply } from '../support/http.js';
-import { createUser } from '../support/store.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signingKeyParameter } from '../../infra/signing-keys.js';
+import { createApp } from '../../lib/app.js';
+import { loadConfig } from '../../lib/config.js';
+import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
+import { newSecret } from '../../scripts/key-ring.js';
+import { apiEnv, dynamoEndpoint } from '../support/context.js';
+import { e2eApp, e2eParameterStore, requestFrom, type SourcedReply } from '../support/http.js';
+import { createUser, uniqueEmail } from '../support/store.js';
 
-function loginFrom(sourceIp: string, body: unknown, headers: Record<string, string> = {}): Promise<SourcedReply> {
-  return requestFrom(sourceIp, 'POST', '/login', { body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+function loginFrom(sourceIp: string, body: unknown, headers: Record<string, string> = {}, baseUrl?: string): Promise<SourcedReply> {
+  return requestFrom(sourceIp, 'POST', '/login', { body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers }, baseUrl });
 }
+
+const codeOf = (reply: SourcedReply) => (reply.status === 200 ? 'ok' : (reply.body?.error?.code as string));
 
 describe('brute-force lockout over HTTP', () => {
   it('locks the account for the attacking IP only: 429 with Retry-After, even with the right password', async () => {
@@ -42,5 +50,97 @@ describe('brute-force lockout over HTTP', () => {
       expect((await loginFrom('127.0.0.24', { email: user.email, password: i })).status).toBe(400);
     }
     expect((await loginFrom('127.0.0.24', { email: user.email, password: user.password })).status).toBe(200);
+  });
+
+  it('holds LOGIN_MAX_FAILURES=5 under concurrency: 20 simultaneous wrong passwords from one IP, at most 5 invalid_credentials, the rest 429 with Retry-After', async () => {
+    // Prepare
+    const user = await createUser(e2eApp());
+
+    // Act
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => loginFrom('127.0.0.25', { email: user.email, password: `guess-${i}` })));
+
+    // Assess
+    const codes = replies.map(codeOf);
+    expect(codes.filter((code) => code === 'invalid_credentials').length).toBeLessThanOrEqual(5);
+    expect(codes.filter((code) => code !== 'invalid_credentials').every((code) => code === 'too_many_attempts')).toBe(true);
+    for (const reply of replies.filter((candidate) => candidate.status === 429)) expect(Number(reply.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+  });
+});
+
+/**
+ * The limits that need small numbers to reach (the per-IP cap, the account's hourly cap), on an
+ * API of their own: LOGIN_IP_MAX_FAILURES=5, LOGIN_ACCOUNT_MAX_FAILURES=10, every client on its
+ * own loopback address.
+ */
+describe('per-IP and per-account caps, and device tokens, over HTTP', () => {
+  let api: RunningOffline;
+  const env = () => ({ ...apiEnv(), STAGE: 'limits', LOGIN_IP_MAX_FAILURES: '5', LOGIN_ACCOUNT_MAX_FAILURES: '10' });
+  const limitsApp = () => createApp(loadConfig(env()));
+  const from = (sourceIp: string, body: unknown) => loginFrom(sourceIp, body, {}, api.url);
+
+  beforeAll(async () => {
+    await ensureTables(dynamoEndpoint(), 'limits');
+    await e2eParameterStore().putSecureString(signingKeyParameter('limits'), newSecret(), { overwrite: true });
+    api = await startOffline({ stage: 'limits', port: await freePort(), env: { ...process.env, ...env(), ESBUILD_WORK_FOLDER: '.esbuild-limits' } });
+  });
+  afterAll(async () => {
+    await api?.stop();
+  });
+
+  it('holds LOGIN_IP_MAX_FAILURES under concurrency: 20 simultaneous failures across emails from one IP, at most 5 invalid_credentials', async () => {
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => from('127.0.1.30', { email: uniqueEmail(`spray${i}`), password: 'wrong-password' })));
+    const codes = replies.map(codeOf);
+    expect(codes.filter((code) => code === 'invalid_credentials').length).toBeLessThanOrEqual(5);
+    expect(codes.filter((code) => code !== 'invalid_credentials').every((code) => code === 'too_many_attempts')).toBe(true);
+    for (const reply of replies.filter((candidate) => candidate.status === 429)) expect(Number(reply.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+  });
+
+  it('lets the owner in with the device token of an earlier sign-in once strangers have used up the account, from any address; without it, 429', async () => {
+    // Prepare: the owner signs in once (and keeps the device token), then strangers on 10 addresses use up the hour
+    const user = await createUser(limitsApp());
+    const first = await from('127.0.1.40', { email: user.email, password: user.password });
+    expect(first.status).toBe(200);
+    const deviceToken = first.body.device_token as string;
+    expect(deviceToken).toMatch(/^dt_[A-Za-z0-9_-]{64}$/);
+    for (let i = 0; i < 9; i++) expect(codeOf(await from(`127.0.1.${50 + i}`, { email: user.email, password: `guess-${i}` }))).toBe('invalid_credentials');
+
+    // Act
+    const withoutDevice = await from('127.0.1.41', { email: user.email, password: user.password });
+    const withDevice = await from('127.0.1.42', { email: user.email, password: user.password, device_token: deviceToken });
+    const movedAgain = await from('127.0.1.43', { email: user.email, password: user.password, device_token: deviceToken });
+
+    // Assess
+    expect(withoutDevice.status).toBe(429);
+    expect(codeOf(withoutDevice)).toBe('too_many_attempts');
+    expect(Number(withoutDevice.headers['retry-after'])).toBeGreaterThan(0);
+    expect(withDevice.status).toBe(200);
+    expect(withDevice.body.device_token).toBe(deviceToken);
+    expect(movedAgain.status).toBe(200);
+  });
+
+  it('locks a device token after 5 failures with it, affecting no one else; failures never return a device token', async () => {
+    const user = await createUser(limitsApp());
+    const { device_token: deviceToken } = (await from('127.0.1.60', { email: user.email, password: user.password })).body;
+    for (let i = 0; i < 5; i++) {
+      const failed = await from(`127.0.1.${61 + i}`, { email: user.email, password: `guess-${i}`, device_token: deviceToken });
+      expect(codeOf(failed)).toBe('invalid_credentials');
+      expect(failed.text).not.toContain('dt_');
+    }
+    const locked = await from('127.0.1.66', { email: user.email, password: user.password, device_token: deviceToken });
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(890);
+    expect((await from('127.0.1.67', { email: user.email, password: user.password })).status).toBe(200);
+  });
+
+  it('refuses a device_token that is not a string with 400, and ignores one that is no live token', async () => {
+    const user = await createUser(limitsApp());
+    for (const bad of [42, null, ['dt_x'], { token: 'dt_x' }, true]) {
+      const reply = await from('127.0.1.70', { email: user.email, password: user.password, device_token: bad });
+      expect(reply.status).toBe(400);
+      expect(codeOf(reply)).toBe('invalid_request');
+    }
+    for (const ignored of ['', 'dt_unknown', `dt_${'A'.repeat(64)}`, 'x'.repeat(2000)]) {
+      expect((await from('127.0.1.71', { email: user.email, password: user.password, device_token: ignored })).status).toBe(200);
+    }
   });
 });

@@ -22,7 +22,7 @@ interface Invocation {
  */
 function invokeLocal(fn: string, eventPath: string): Promise<Invocation> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [SERVERLESS_BIN, 'invoke', 'local', '-f', fn, '-p', eventPath, '--stage', E2E_STAGE], {
+    const child = spawn(process.execPath, [SERVERLESS_BIN, 'invoke', 'local', '-f', fn, '-p', eventPath, '--stage', E2E_STAGE, '--param', `bcryptCost=${apiEnv().BCRYPT_COST}`], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, ...apiEnv(), ESBUILD_WORK_FOLDER: '.esbuild-invoke', LOG_LEVEL: 'info' },
     });

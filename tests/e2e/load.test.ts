@@ -11,11 +11,29 @@ describe('concurrency over HTTP', () => {
     expect(new Set(responses.map((response) => response.body.user.id))).toEqual(new Set([user.id]));
   });
 
-  it('serves 20 concurrent logins with zero errors, each its own session', async () => {
-    const user = await createUser(e2eApp());
-    const responses = await Promise.all(Array.from({ length: 20 }, () => call('POST', '/login', { body: { email: user.email, password: user.password } })));
+  it('serves 20 concurrent logins of 20 users from one address with zero errors, each its own session', async () => {
+    const users = await Promise.all(Array.from({ length: 20 }, () => createUser(e2eApp())));
+    const responses = await Promise.all(users.map((user) => call('POST', '/login', { body: { email: user.email, password: user.password } })));
     expect(responses.filter((response) => response.status !== 200).map((response) => response.text)).toEqual([]);
     const sessions = new Set(responses.map((response) => JSON.parse(Buffer.from(response.body.token.split('.')[1], 'base64url').toString()).sid));
     expect(sessions.size).toBe(20);
+  });
+
+  it('answers 20 concurrent right-password logins of one account from one address with 200, or 429 Retry-After 1 past the pair\'s 5 slots; the retry signs in', async () => {
+    // Prepare
+    const user = await createUser(e2eApp());
+
+    // Act
+    const responses = await Promise.all(Array.from({ length: 20 }, () => call('POST', '/login', { body: { email: user.email, password: user.password } })));
+
+    // Assess: every slot is reserved before bcrypt, so at most 5 are in flight at once; the rest wait a second
+    const refused = responses.filter((response) => response.status !== 200);
+    expect(responses.length - refused.length).toBeGreaterThanOrEqual(5);
+    for (const response of refused) {
+      expect(response.status).toBe(429);
+      expect(response.headers.get('retry-after')).toBe('1');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect((await call('POST', '/login', { body: { email: user.email, password: user.password } })).status).toBe(200);
   });
 });

@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { parseRefreshToken } from '../../lib/tokens.js';
-import { DEMO_USER } from '../support/context.js';
+import { DEMO_USER, apiUrl } from '../support/context.js';
 import { call, e2eApp, expectCommonHeaders, expectError } from '../support/http.js';
 import { createUser, uniqueEmail } from '../support/store.js';
 
@@ -14,7 +14,8 @@ describe('POST /v1/auth/login over HTTP', () => {
     expect(response.status).toBe(200);
     expectCommonHeaders(response);
     const body = response.body;
-    expect(Object.keys(body).sort()).toEqual(['expires_in', 'refresh_expires_in', 'refresh_token', 'success', 'token', 'token_type', 'user']);
+    expect(Object.keys(body).sort()).toEqual(['device_token', 'expires_in', 'refresh_expires_in', 'refresh_token', 'success', 'token', 'token_type', 'user']);
+    expect(body.device_token).toMatch(/^dt_[A-Za-z0-9_-]{64}$/);
     expect(body).toMatchObject({ success: true, token_type: 'Bearer', expires_in: 3600, refresh_expires_in: 2592000 });
     expect(body.token.startsWith('eyJhbGciOiJIUzI1NiIs')).toBe(true);
     const header = JSON.parse(Buffer.from(body.token.split('.')[0], 'base64url').toString());
@@ -94,8 +95,29 @@ describe('POST /v1/auth/login over HTTP', () => {
     expectError(response, 413, 'payload_too_large');
   });
 
+  it.each([
+    ['text/plain (what a web page can send without a preflight)', 'text/plain'],
+    ['a form', 'application/x-www-form-urlencoded'],
+    ['multipart', 'multipart/form-data; boundary=x'],
+    ['a near miss', 'application/jsonp'],
+  ])('refuses a JSON body sent as %s with 415 unsupported_media_type, before any attempt is counted', async (_label, type) => {
+    const user = await createUser(e2eApp());
+    for (let i = 0; i < 6; i++) {
+      expectError(await call('POST', '/login', { rawBody: JSON.stringify({ email: user.email, password: `guess-${i}` }), headers: { 'content-type': type } }), 415, 'unsupported_media_type');
+    }
+    expect((await call('POST', '/login', { body: { email: user.email, password: user.password } })).status).toBe(200);
+  });
+
+  it('refuses a body without a Content-Type with 415, and takes application/json in any case with parameters', async () => {
+    const bare = await fetch(`${apiUrl()}/v1/auth/login`, { method: 'POST', body: new TextEncoder().encode(JSON.stringify(DEMO_USER)) });
+    expect(bare.status).toBe(415);
+    expect(await bare.json()).toEqual({ success: false, error: { code: 'unsupported_media_type', message: expect.any(String) } });
+    expect((await call('POST', '/login', { rawBody: JSON.stringify(DEMO_USER), headers: { 'content-type': 'Application/JSON; Charset=UTF-8' } })).status).toBe(200);
+  });
+
   it('survives a 1 MiB body', async () => {
     expectError(await call('POST', '/login', { rawBody: 'x'.repeat(1024 * 1024) }), 413, 'payload_too_large');
+    expectError(await call('POST', '/login', { rawBody: 'x'.repeat(1024 * 1024), headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
   });
 
   it('accepts unicode and refuses NUL bytes in passwords as wrong credentials, not errors', async () => {

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { SignJWT, decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { apiUrl } from '../support/context.js';
 import { call, e2eApp, expectCommonHeaders, expectError, login, type ApiResponse } from '../support/http.js';
 import { createUser } from '../support/store.js';
 
@@ -177,6 +178,34 @@ describe('POST /v1/auth/logout over HTTP', () => {
     }
     const fresh = await login(user.email, user.password);
     expect((await call('GET', '/me', { token: fresh.token })).status).toBe(200);
+  });
+
+  it('answers a global logout from an already ended session with 401 invalid_token, ending nothing (a local one stays 200)', async () => {
+    // Prepare: the session ended (here by a local logout; a refresh-token reuse ends it the same way)
+    const user = await createUser(e2eApp());
+    const ended = await login(user.email, user.password);
+    const other = await login(user.email, user.password);
+    expect((await call('POST', '/logout', { token: ended.token })).status).toBe(200);
+
+    // Act
+    const global = await call('POST', '/logout', { token: ended.token, body: { scope: 'global' } });
+
+    // Assess
+    expectError(global, 401, 'invalid_token');
+    expectChallenge(global, true);
+    expect((await call('GET', '/me', { token: other.token })).status).toBe(200);
+    expect((await call('POST', '/logout', { token: ended.token, body: {} })).status).toBe(200);
+  });
+
+  it('needs no content type without a body, and refuses a body that is not application/json with 415', async () => {
+    const user = await createUser(e2eApp());
+    const a = await login(user.email, user.password);
+    const b = await login(user.email, user.password);
+    const plain = await call('POST', '/logout', { token: a.token, rawBody: '{"scope":"global"}', headers: { 'content-type': 'text/plain' } });
+    expectError(plain, 415, 'unsupported_media_type');
+    expect((await call('GET', '/me', { token: b.token })).status).toBe(200);
+    const bare = await fetch(`${apiUrl()}/v1/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${a.token}` } });
+    expect(bare.status).toBe(200);
   });
 
   it('rejects an unknown scope and a non-object body with 400', async () => {

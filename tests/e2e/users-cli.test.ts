@@ -1,7 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { loadStoreConfig } from '../../lib/config.js';
+import { createDocumentClient } from '../../lib/dynamo.js';
+import { UsersRepository } from '../../lib/users.js';
+import { ensureTables } from '../../scripts/local-stack.js';
+import { stageParam } from '../../scripts/stage-params.js';
 import { runScript, type CliResult } from '../support/cli.js';
-import { apiEnv } from '../support/context.js';
-import { call, expectError, login } from '../support/http.js';
+import { apiEnv, dynamoEndpoint } from '../support/context.js';
+import { call, expectError, login, requestFrom } from '../support/http.js';
 import { uniqueEmail } from '../support/store.js';
 
 /** `npm run users -- …` as an operator runs it, pointed at the API's store. */
@@ -72,5 +78,49 @@ describe('the users CLI against the running API', () => {
     expect((await users(['revoke-sessions', '--email', email])).code).toBe(0);
     expectError(await call('GET', '/me', { token: third.token }), 401, 'invalid_token');
     expectError(await call('POST', '/refresh', { body: { refresh_token: third.refresh_token } }), 401, 'invalid_refresh_token');
+  });
+
+  it('unlock clears the account\'s counters: the pair lock, the hourly cap and its device tokens\' locks (audited)', async () => {
+    // Prepare: the account locked from one address, and its device token locked
+    const email = uniqueEmail('locked');
+    expect((await users(['create', '--email', email, '--name', 'Locked', '--role', 'user', '--password-stdin'], 'right-password\n')).code).toBe(0);
+    const deviceToken = (await requestFrom('127.0.0.90', 'POST', '/login', { body: JSON.stringify({ email, password: 'right-password' }), headers: { 'content-type': 'application/json' } })).body.device_token as string;
+    for (let i = 0; i < 5; i++) {
+      await requestFrom('127.0.0.91', 'POST', '/login', { body: JSON.stringify({ email, password: `guess-${i}` }), headers: { 'content-type': 'application/json' } });
+      await requestFrom('127.0.0.92', 'POST', '/login', { body: JSON.stringify({ email, password: `guess-${i}`, device_token: deviceToken }), headers: { 'content-type': 'application/json' } });
+    }
+    const signIn = (ip: string, body: Record<string, string>) => requestFrom(ip, 'POST', '/login', { body: JSON.stringify({ email, password: 'right-password', ...body }), headers: { 'content-type': 'application/json' } });
+    expect((await signIn('127.0.0.91', {})).status).toBe(429);
+    expect((await signIn('127.0.0.92', { device_token: deviceToken })).status).toBe(429);
+
+    // Act
+    const unlocked = await users(['unlock', '--email', email]);
+
+    // Assess
+    expect(unlocked, unlocked.stderr).toMatchObject({ code: 0 });
+    expect(unlocked.stdout).toContain(`Unlocked ${email}`);
+    expect(unlocked.stderr).toContain('"event":"account_unlocked"');
+    expect((await signIn('127.0.0.91', {})).status).toBe(200);
+    expect((await signIn('127.0.0.92', { device_token: deviceToken })).status).toBe(200);
+  });
+
+  it("hashes with the stage's bcrypt cost from serverless.yml on --aws, whatever BCRYPT_COST the operator's shell holds", async () => {
+    // Prepare: "AWS" is the e2e dynalite, reached the way the SDK reaches any endpoint (AWS_ENDPOINT_URL_DYNAMODB)
+    const stage = `c${randomBytes(3).toString('hex')}`;
+    await ensureTables(dynamoEndpoint(), stage);
+    const email = uniqueEmail('cost');
+    const aws = { AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint(), DYNAMODB_ENDPOINT: undefined, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_REGION: 'us-east-1', AWS_PROFILE: undefined, BCRYPT_COST: '5' };
+
+    // Act
+    const created = await runScript('scripts/users.ts', ['create', '--aws', '--stage', stage, '--email', email, '--name', 'Cost', '--role', 'user', '--password-stdin'], { stdin: 'a-good-password\n', env: aws });
+
+    // Assess
+    expect(created, created.stderr).toMatchObject({ code: 0 });
+    const config = loadStoreConfig({ STAGE: stage, DYNAMODB_ENDPOINT: dynamoEndpoint() });
+    const db = createDocumentClient(config);
+    const user = await new UsersRepository(db, config.usersTable).findByEmail(email);
+    db.destroy();
+    expect(user?.passwordHash).toMatch(new RegExp(`^\\$2[aby]\\$${stageParam(stage, 'bcryptCost')}\\$`));
+    expect(stageParam(stage, 'bcryptCost')).toBe(12);
   });
 });

@@ -7,6 +7,7 @@ import { ApiError } from '../../lib/errors.js';
 import { loginService } from '../../lib/login-service.js';
 import { ParameterStore, ParameterStoreError } from '../../lib/parameter-store.js';
 import { LOCAL_CREDENTIALS, Sha256, startFakeSsm, type FakeSsm } from '../support/fake-ssm.js';
+import { runScript } from '../support/cli.js';
 import { TestClock, countCalls, createUser, testApp } from '../support/store.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.80', userAgent: 'vitest' };
@@ -269,4 +270,23 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
     expect(String((error as { cause?: Error }).cause?.message)).toContain('JWT_SECRET_PARAMETER keys must be at least 32 bytes');
   });
+});
+
+describe('npm run keys -- --aws: the KMS key the ring is encrypted with', () => {
+  it("writes the ring under the stage's own KMS key (alias/vpn-auth-<stage>-signing-keys), on init and on every rotation", async () => {
+    // Prepare
+    const stage = `t${randomBytes(4).toString('hex')}`;
+    const env = { SSM_ENDPOINT: ssm.endpoint, AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1', AWS_PROFILE: undefined };
+
+    // Act
+    const init = await runScript('scripts/keys.ts', ['init', '--aws', '--stage', stage], { env });
+    const afterInit = ssm.parameters.get(`/vpn-auth/${stage}/jwt-signing-keys`)?.keyId;
+    const rotate = await runScript('scripts/keys.ts', ['rotate', '--aws', '--stage', stage], { env });
+
+    // Assess
+    expect(init.code, init.stderr).toBe(0);
+    expect(rotate.code, rotate.stderr).toBe(0);
+    expect(afterInit).toBe(`alias/vpn-auth-${stage}-signing-keys`);
+    expect(ssm.parameters.get(`/vpn-auth/${stage}/jwt-signing-keys`)).toMatchObject({ version: 2, keyId: `alias/vpn-auth-${stage}-signing-keys` });
+  }, 30_000);
 });

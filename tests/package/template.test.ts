@@ -136,10 +136,18 @@ describe('the packaged CloudFormation template', () => {
     expect(KEY_READERS.sort()).toEqual(['authorizer', 'login', 'logout', 'me', 'refresh']);
   });
 
-  it('reserves no concurrency unless the stage parameters ask for it', () => {
-    for (const [id, fn] of byType(prod, 'AWS::Lambda::Function')) expect(fn.Properties.ReservedConcurrentExecutions, id).toBeUndefined();
-    const reservations = Object.fromEntries(byType(reserved, 'AWS::Lambda::Function').map(([id, fn]) => [id, fn.Properties.ReservedConcurrentExecutions]));
-    expect(reservations).toEqual({
+  it('reserves login 100 of the account\'s concurrency in prod by default, nothing elsewhere unless params ask', () => {
+    const concurrency = (template: Template) => Object.fromEntries(byType(template, 'AWS::Lambda::Function').map(([id, fn]) => [id, fn.Properties.ReservedConcurrentExecutions]));
+    expect(concurrency(prod)).toEqual({
+      LoginLambdaFunction: 100,
+      RefreshLambdaFunction: undefined,
+      LogoutLambdaFunction: undefined,
+      MeLambdaFunction: undefined,
+      AuthorizerLambdaFunction: undefined,
+      ExampleProtectedLambdaFunction: undefined,
+    });
+    for (const [id, reservation] of Object.entries(concurrency(dev))) expect(reservation, id).toBeUndefined();
+    expect(concurrency(reserved)).toEqual({
       LoginLambdaFunction: 50,
       RefreshLambdaFunction: 200,
       LogoutLambdaFunction: 200,
@@ -147,5 +155,39 @@ describe('the packaged CloudFormation template', () => {
       AuthorizerLambdaFunction: 200,
       ExampleProtectedLambdaFunction: undefined,
     });
+  });
+
+  it('takes the bcrypt cost from the stage params, never from the deploying shell', () => {
+    for (const template of [prod, dev]) {
+      for (const [id, fn] of byType(template, 'AWS::Lambda::Function')) expect(fn.Properties.Environment.Variables.BCRYPT_COST, id).toBe('12');
+    }
+  });
+
+  it('encrypts the signing keys with a KMS key of the stage: rotated yearly, retained, decryptable only by the token functions through SSM', () => {
+    for (const [template, stage] of [[prod, 'prod'], [dev, 'dev']] as const) {
+      const keys = byType(template, 'AWS::KMS::Key');
+      expect(keys).toHaveLength(1);
+      const [keyId, key] = keys[0]!;
+      expect(key).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain', Properties: { EnableKeyRotation: true } });
+      const [, alias] = byType(template, 'AWS::KMS::Alias')[0]!;
+      expect(alias.Properties).toEqual({ AliasName: `alias/vpn-auth-${stage}-signing-keys`, TargetKeyId: { Ref: keyId } });
+      const statements = key.Properties.KeyPolicy.Statement as any[];
+      const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/vpn-auth/${stage}/jwt-signing-keys` };
+      const root = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
+      // Who may decrypt: the five token functions' roles, and IAM-allowed operators, only through SSM for that parameter.
+      const decrypting = statements.filter((statement) => [statement.Action].flat().some((action: string) => ['kms:Decrypt', 'kms:*'].includes(action)));
+      expect(decrypting.map((statement) => statement.Sid).sort()).toEqual(['OperatorsWriteAndReadThroughSsm', 'TokenFunctionsDecryptThroughSsm']);
+      for (const statement of decrypting) {
+        expect(statement.Condition.StringEquals['kms:ViaService']).toEqual({ 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' });
+        expect(statement.Condition.StringEquals['kms:EncryptionContext:PARAMETER_ARN']).toEqual(parameterArn);
+      }
+      const functions = decrypting.find((statement) => statement.Sid === 'TokenFunctionsDecryptThroughSsm');
+      expect(functions.Principal.AWS.map((principal: any) => principal['Fn::GetAtt'][0]).sort()).toEqual(['AuthorizerRole', 'LoginRole', 'LogoutRole', 'MeRole', 'RefreshRole']);
+      expect(functions.Action).toBe('kms:Decrypt');
+      // The account's administrators manage the key, which gives them no decryption.
+      const admin = statements.find((statement) => statement.Sid === 'AdministratorsManage');
+      expect(admin.Principal).toEqual({ AWS: root });
+      for (const action of admin.Action) expect(['kms:Decrypt', 'kms:Encrypt', 'kms:*', 'kms:GenerateDataKey', 'kms:ReEncrypt*']).not.toContain(action);
+    }
   });
 });

@@ -28,8 +28,8 @@ export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local
 
 export interface FakeSsm {
   endpoint: string;
-  /** The stored parameters, by name. */
-  parameters: Map<string, { value: string; version: number }>;
+  /** The stored parameters, by name, with the KMS key each was encrypted with (SSM's default: alias/aws/ssm). */
+  parameters: Map<string, { value: string; version: number; keyId: string }>;
   /** Every value ever stored, including overwritten ones (for the tests' leak scan). */
   history: string[];
   /** Store a parameter directly, as an operator's earlier PutParameter would have. */
@@ -50,12 +50,12 @@ export interface FakeSsm {
  */
 export async function startFakeSsm(options: { region?: string; port?: number } = {}): Promise<FakeSsm> {
   const region = options.region ?? 'us-east-1';
-  const parameters = new Map<string, { value: string; version: number }>();
+  const parameters = new Map<string, { value: string; version: number; keyId: string }>();
   const calls = new Map<string, number>();
   const history: string[] = [];
   let lastHeaders: Record<string, string | string[] | undefined> = {};
-  const put = (name: string, value: string) => {
-    parameters.set(name, { value, version: (parameters.get(name)?.version ?? 0) + 1 });
+  const put = (name: string, value: string, keyId = 'alias/aws/ssm') => {
+    parameters.set(name, { value, version: (parameters.get(name)?.version ?? 0) + 1, keyId });
     history.push(value);
     return parameters.get(name)!.version;
   };
@@ -100,7 +100,7 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
       if (input.Type !== 'SecureString') return [400, { __type: 'ValidationException', message: 'Type must be SecureString' }];
       const stored = parameters.get(name);
       if (stored && input.Overwrite !== true) return [400, { __type: 'ParameterAlreadyExists', message: 'The parameter already exists.' }];
-      return [200, { Version: put(name, String(input.Value)), Tier: 'Standard' }];
+      return [200, { Version: put(name, String(input.Value), typeof input.KeyId === 'string' ? input.KeyId : undefined), Tier: 'Standard' }];
     }
     return [400, { __type: 'UnknownOperationException' }];
   }

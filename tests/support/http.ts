@@ -26,13 +26,12 @@ export interface CallOptions {
 export async function call(method: 'GET' | 'POST', path: string, options: CallOptions = {}): Promise<ApiResponse> {
   const headers: Record<string, string> = { ...options.headers };
   let body: string | Buffer | undefined = options.rawBody;
-  if (options.body !== undefined) {
-    body = JSON.stringify(options.body);
-    headers['content-type'] ??= 'application/json';
-  }
+  if (options.body !== undefined) body = JSON.stringify(options.body);
+  // A body is JSON unless a test says otherwise (any other type is 415).
+  if (body !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   const sent = options.body as Record<string, unknown> | undefined;
-  recordSecret(options.token, sent?.password, sent?.refresh_token);
+  recordSecret(options.token, sent?.password, sent?.refresh_token, sent?.device_token);
   const response = await fetch(`${apiUrl()}/v1/auth${path}`, { method, headers, body, signal: AbortSignal.timeout(20_000) });
   const text = await response.text();
   let parsed: unknown;
@@ -42,7 +41,7 @@ export async function call(method: 'GET' | 'POST', path: string, options: CallOp
     parsed = undefined;
   }
   const received = parsed as Record<string, unknown> | undefined;
-  recordSecret(received?.token, received?.refresh_token);
+  recordSecret(received?.token, received?.refresh_token, received?.device_token);
   expect(contractViolation(method, `/v1/auth${path}`, response.status, parsed)).toBeUndefined();
   return { status: response.status, headers: response.headers, body: parsed, text };
 }
@@ -97,9 +96,15 @@ export function requestFrom(
   sourceIp: string,
   method: string,
   path: string,
-  options: { body?: string | Buffer; headers?: Record<string, string> } = {},
+  options: { body?: string | Buffer; headers?: Record<string, string>; baseUrl?: string } = {},
 ): Promise<SourcedReply> {
-  const url = new URL(`${apiUrl()}/v1/auth${path}`);
+  const url = new URL(`${options.baseUrl ?? apiUrl()}/v1/auth${path}`);
+  try {
+    const sent = JSON.parse(String(options.body ?? '')) as Record<string, unknown>;
+    recordSecret(sent.password, sent.refresh_token, sent.device_token);
+  } catch {
+    /* not JSON: nothing to record */
+  }
   return new Promise((resolveReply, reject) => {
     const req = request(
       { host: url.hostname, port: url.port, path: url.pathname, method, localAddress: sourceIp, timeout: 20_000, headers: options.headers },
@@ -114,6 +119,8 @@ export function requestFrom(
           } catch {
             body = undefined;
           }
+          const received = body as Record<string, unknown> | undefined;
+          recordSecret(received?.token, received?.refresh_token, received?.device_token);
           const violation = contractViolation(method, url.pathname, res.statusCode!, body);
           if (violation) reject(new Error(`Response breaks openapi.yaml: ${violation}\n${text}`));
           else resolveReply({ status: res.statusCode!, headers: res.headers, body, text });

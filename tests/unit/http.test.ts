@@ -386,3 +386,49 @@ describe('bodyText with a body that is not a string (serverless-offline parses J
     expect(bodyText(httpEvent({ body: value as unknown as string }))).toBe(JSON.stringify(value));
   });
 });
+
+describe('the media type of a request body', () => {
+  const handler = httpHandler(async () => ok({ reached: true }));
+
+  it.each([
+    ['application/json'],
+    ['application/json; charset=utf-8'],
+    ['Application/JSON;Charset=UTF-8'],
+    [' application/json '],
+  ])('takes a body sent as %s', async (type) => {
+    const response = await handler(httpEvent({ headers: { 'content-type': type }, body: '{}' }), context);
+    expect(parsedBody(response)).toEqual({ success: true, reached: true });
+  });
+
+  it.each([
+    ['text/plain', { 'content-type': 'text/plain' }],
+    ['a form', { 'content-type': 'application/x-www-form-urlencoded' }],
+    ['application/jsonp', { 'content-type': 'application/jsonp' }],
+    ['application/json-patch+json', { 'content-type': 'application/json-patch+json' }],
+    ['no Content-Type at all', {}],
+  ])('refuses a body sent as %s with 415 unsupported_media_type, before the handler runs', async (_label, headers) => {
+    // Prepare
+    let reached = false;
+    const guarded = httpHandler(async () => {
+      reached = true;
+      return ok({});
+    });
+
+    // Act
+    const response = await guarded(httpEvent({ headers, body: '{"email":"a@b.co","password":"x"}' }), context);
+
+    // Assess
+    expect(response.statusCode).toBe(415);
+    expect(parsedBody(response)).toEqual({ success: false, error: { code: 'unsupported_media_type', message: expect.any(String) } });
+    expect(response.headers).toMatchObject(SECURITY_HEADERS);
+    expect(reached).toBe(false);
+  });
+
+  it('needs no content type when there is no body, or for a GET', async () => {
+    expect((await handler(httpEvent({ headers: {} }), context)).statusCode).toBe(200);
+    expect((await handler(httpEvent({ headers: {}, body: '' }), context)).statusCode).toBe(200);
+    const get = httpEvent({ headers: { 'content-type': 'text/plain' }, body: 'ignored' });
+    (get.requestContext.http as { method: string }).method = 'GET';
+    expect((await handler(get, context)).statusCode).toBe(200);
+  });
+});

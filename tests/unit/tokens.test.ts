@@ -2,6 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { parseSigningKeys, type SigningKeys } from '../../lib/config.js';
+import { newDeviceToken, parseDeviceToken } from '../../lib/device-tokens.js';
 import { ApiError } from '../../lib/errors.js';
 import { newSessionId, newUserId } from '../../lib/ids.js';
 import { FixedKeyRing } from '../../lib/signing-keys.js';
@@ -9,6 +10,8 @@ import {
   AccessTokens,
   formatRefreshToken,
   hashRefreshSecret,
+  isIssuedSecret,
+  issueRefreshSecret,
   newRefreshSecret,
   parseRefreshToken,
   refreshHashesEqual,
@@ -454,5 +457,45 @@ describe('refresh tokens', () => {
       expect(afterNext.equals(next)).toBe(false);
       expect(afterNext.equals(secret)).toBe(false);
     });
+  });
+});
+
+describe('issued refresh secrets carry a tag of the rotation key', () => {
+  const rotationKey = new TextEncoder().encode('a-rotation-key-of-at-least-32-bytes!!');
+  const sessionId = newSessionId();
+
+  it('vouches for every secret issued or derived for the session, and for nothing else', () => {
+    const issued = issueRefreshSecret(rotationKey, sessionId);
+    const next = successorSecret(rotationKey, sessionId, issued);
+    expect(issued).toHaveLength(32);
+    expect(isIssuedSecret(rotationKey, sessionId, issued)).toBe(true);
+    expect(isIssuedSecret(rotationKey, sessionId, next)).toBe(true);
+    expect(isIssuedSecret(rotationKey, sessionId, newRefreshSecret())).toBe(false);
+    expect(isIssuedSecret(rotationKey, newSessionId(), issued)).toBe(false);
+    expect(isIssuedSecret(new TextEncoder().encode('another-rotation-key-of-32-bytes!!!!'), sessionId, issued)).toBe(false);
+    const flipped = Buffer.from(issued);
+    flipped[0]! ^= 1;
+    expect(isIssuedSecret(rotationKey, sessionId, flipped)).toBe(false);
+    expect(isIssuedSecret(rotationKey, sessionId, issued.subarray(0, 31))).toBe(false);
+  });
+
+  it('issues a different secret every time', () => {
+    expect(issueRefreshSecret(rotationKey, sessionId).equals(issueRefreshSecret(rotationKey, sessionId))).toBe(false);
+  });
+});
+
+describe('device tokens', () => {
+  it('is dt_ + base64url(user id, 256 random bits), parsed back to the user and a hash of the whole token', () => {
+    const userId = newUserId();
+    const made = newDeviceToken(userId);
+    expect(made.token).toMatch(/^dt_[A-Za-z0-9_-]{64}$/);
+    expect(Buffer.from(made.token.slice(3), 'base64url').subarray(16)).toHaveLength(32);
+    expect(parseDeviceToken(made.token)).toEqual({ userId, hash: made.hash });
+    expect(made.hash).not.toContain(made.token.slice(3));
+    expect(newDeviceToken(userId).token).not.toBe(made.token);
+  });
+
+  it.each(['', 'dt_', 'dt_short', `rt_${'A'.repeat(64)}`, `dt_${'A'.repeat(63)}=`, `dt_${'A'.repeat(65)}`, `dt_${'A'.repeat(63)}+`, `dt_${'A'.repeat(63)}\n`])('refuses %j as no token', (value) => {
+    expect(parseDeviceToken(value)).toBeUndefined();
   });
 });
