@@ -4,18 +4,19 @@
 // the signing-key parameter is encrypted with (infra/signing-keys.js).
 const { tableNames, tableResources } = require('./tables.js');
 const { KEY_READERS, roleName, roleResources } = require('./iam.js');
-const { signingKeyParameter, signingKeyResources } = require('./signing-keys.js');
+const { parseOperators, signingKeyParameter, signingKeyResources } = require('./signing-keys.js');
 
 module.exports = async ({ resolveVariable }) => {
   const stage = await resolveVariable('sls:stage');
   const service = await resolveVariable('self:service');
+  const operators = parseOperators(await resolveVariable("param:signingKeyOperators, ''"));
   return {
     names: tableNames(stage),
     signingKeyParameter: signingKeyParameter(stage),
     resources: {
       ...tableResources(stage),
       ...roleResources(service, stage),
-      ...signingKeyResources(stage, KEY_READERS.map(roleName)),
+      ...signingKeyResources(stage, KEY_READERS.map(roleName), operators),
     },
   };
 };

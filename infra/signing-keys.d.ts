@@ -3,4 +3,6 @@ export function signingKeyParameter(stage: string): string;
 /** `alias/vpn-auth-<stage>-signing-keys`: the KMS key that parameter is encrypted with. */
 export function signingKeyAlias(stage: string): string;
 /** The KMS key and alias resources; `readers` are the logical ids of the roles that may decrypt. */
-export function signingKeyResources(stage: string, readers: string[]): Record<string, { Type: string; Properties: Record<string, unknown> }>;
+export function signingKeyResources(stage: string, readers: string[], operators?: string[]): Record<string, { Type: string; Properties: Record<string, unknown> }>;
+/** The `signingKeyOperators` param: comma-separated IAM role or user ARNs. */
+export function parseOperators(raw: unknown): string[];

@@ -5,9 +5,10 @@
 //
 // Why a key of our own: a SecureString under the AWS-managed `aws/ssm` key can be decrypted by any
 // principal of the account that may call ssm:GetParameter (a ReadOnlyAccess role, say), and with
-// the HS256 keys anyone can mint an admin token. Under this key, SSM can decrypt the parameter
-// only for the functions that verify or sign tokens, and for the operators the account's IAM
-// policies allow to use KMS keys (the keys CLI reads the ring to rotate it); the account's
+// the HS256 keys anyone can mint an admin token. Under this key, SSM decrypts the parameter only
+// for the functions that verify or sign tokens, and for the operator principals the stage names
+// (the `signingKeyOperators` param: the keys CLI reads the ring to rotate it); any principal the
+// account's IAM policies allow may *encrypt* (write a new ring), none may decrypt. The account's
 // administrators manage the key. Every use must come through SSM, for this parameter only.
 const { SERVICE } = require('./tables.js');
 
@@ -21,17 +22,24 @@ function signingKeyAlias(stage) {
   return `alias/${SERVICE}-${stage}-signing-keys`;
 }
 
+// Managing, not using: no kms:CreateGrant (a grant would let its grantee decrypt). The policy itself
+// can be changed by these administrators (kms:PutKeyPolicy: a key must stay manageable), which
+// CloudTrail records.
 const KEY_ADMINISTRATION = [
-  'kms:Create*', 'kms:Describe*', 'kms:Enable*', 'kms:List*', 'kms:Put*', 'kms:Update*', 'kms:Revoke*', 'kms:Disable*',
-  'kms:Get*', 'kms:Delete*', 'kms:TagResource', 'kms:UntagResource', 'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion', 'kms:RotateKeyOnDemand',
+  'kms:CreateAlias', 'kms:DeleteAlias', 'kms:UpdateAlias', 'kms:DescribeKey', 'kms:EnableKey', 'kms:DisableKey',
+  'kms:EnableKeyRotation', 'kms:DisableKeyRotation', 'kms:GetKeyPolicy', 'kms:GetKeyRotationStatus', 'kms:PutKeyPolicy',
+  'kms:ListAliases', 'kms:ListGrants', 'kms:ListKeyPolicies', 'kms:ListResourceTags', 'kms:RevokeGrant', 'kms:RetireGrant',
+  'kms:TagResource', 'kms:UntagResource', 'kms:UpdateKeyDescription', 'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion',
+  'kms:RotateKeyOnDemand',
 ];
 
 /**
  * The key and its alias. `readers` are the logical ids of the roles that may decrypt (the
- * functions that verify or sign tokens). Kept when the stack is removed (a deleted key makes its
- * ciphertext unreadable for good); yearly rotation on.
+ * functions that verify or sign tokens); `operators` the ARNs of the principals that may also
+ * decrypt, to rotate the ring (none by default). Kept when the stack is removed (a deleted key
+ * makes its ciphertext unreadable for good); yearly rotation on.
  */
-function signingKeyResources(stage, readers) {
+function signingKeyResources(stage, readers, operators = []) {
   const root = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
   const throughSsmForTheParameter = {
     StringEquals: {
@@ -60,13 +68,16 @@ function signingKeyResources(stage, readers) {
               Condition: throughSsmForTheParameter,
             },
             {
-              Sid: 'OperatorsWriteAndReadThroughSsm',
+              Sid: 'AccountWritesThroughSsm',
               Effect: 'Allow',
               Principal: { AWS: root },
-              Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'],
+              Action: ['kms:Encrypt', 'kms:GenerateDataKey'],
               Resource: '*',
               Condition: throughSsmForTheParameter,
             },
+            ...(operators.length > 0
+              ? [{ Sid: 'OperatorsReadThroughSsm', Effect: 'Allow', Principal: { AWS: operators }, Action: 'kms:Decrypt', Resource: '*', Condition: throughSsmForTheParameter }]
+              : []),
           ],
         },
       },
@@ -78,4 +89,13 @@ function signingKeyResources(stage, readers) {
   };
 }
 
-module.exports = { signingKeyParameter, signingKeyAlias, signingKeyResources };
+/** The `signingKeyOperators` param: comma-separated IAM principal ARNs, empty by default. */
+function parseOperators(raw) {
+  const operators = String(raw ?? '').split(',').map((arn) => arn.trim()).filter(Boolean);
+  for (const arn of operators) {
+    if (!/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/.test(arn)) throw new Error(`signingKeyOperators: not an IAM role or user ARN: "${arn}"`);
+  }
+  return operators;
+}
+
+module.exports = { signingKeyParameter, signingKeyAlias, signingKeyResources, parseOperators };

@@ -44,9 +44,6 @@ export interface AuthServiceDeps {
   clock: Clock;
 }
 
-/** How far back a spent refresh token is recognised; beyond that it is merely invalid. */
-const MAX_CHAIN_WALK = 10_000;
-
 /**
  * The rules of staying signed in: refresh, logout, me and the check behind the authorizer.
  * (Signing in is lib/login-service.ts, so that only the login function bundles bcrypt.) Handlers
@@ -123,21 +120,17 @@ export class AuthService {
   }
 
   /**
-   * Whether `secret` is a genuine earlier refresh secret of this session: successors are derived,
-   * so walking the chain forward from it must reach the current secret. A guess never does, so a
-   * party that merely knows the session's ids cannot get the session revoked; and a guess fails
-   * the tag every issued secret carries before any walk, so it costs one HMAC, whatever the
-   * session's depth (and its time says nothing about how often the session was refreshed).
+   * Whether `secret` is a genuine earlier refresh secret of this session. Every secret we issue
+   * carries a tag of the session's rotation key (lib/tokens.ts), and the only secrets ever
+   * computed for a session are the ones handed out (its first, then each successor of the current
+   * one), so a secret whose tag holds and that is not the current one was issued and then rotated
+   * out: spent. One HMAC, whatever the session's depth, so a forgery costs what a refresh costs and
+   * its time tells nothing; a guess fails the tag, so knowing a session's ids is not enough to
+   * end it.
    */
   private isSpentToken(session: Session, secret: Buffer, rotation: RotationKeys): boolean {
     const key = rotation.get(session.rotationKid);
-    if (!key || !isIssuedSecret(key, session.id, secret)) return false;
-    let candidate = secret;
-    for (let step = 0; step < Math.min(session.generation, MAX_CHAIN_WALK); step++) {
-      candidate = successorSecret(key, session.id, candidate);
-      if (refreshHashesEqual(hashRefreshSecret(candidate), session.refreshHash)) return true;
-    }
-    return false;
+    return key !== undefined && isIssuedSecret(key, session.id, secret);
   }
 
   private async replay(user: User, session: Session, successor: Buffer, now: Date, audit: Record<string, unknown>): Promise<TokenPair> {

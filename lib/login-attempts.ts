@@ -44,6 +44,12 @@ function ipWindow(ip: string, now: number) {
 const ACCOUNT_ATTRIBUTE_PREFIX = 'login_attempts_';
 const accountAttribute = (hour: number) => `${ACCOUNT_ATTRIBUTE_PREFIX}${hour}`;
 
+/** The hourly counters on a user item older than the ones every reservation clears itself. */
+function staleCounters(userItem: Record<string, unknown>, now: number): string[] {
+  const oldestCleared = Math.floor(now / HOUR) * HOUR - STALE_HOURS_CLEARED * HOUR;
+  return Object.keys(userItem).filter((name) => name.startsWith(ACCOUNT_ATTRIBUTE_PREFIX) && Number(name.slice(ACCOUNT_ATTRIBUTE_PREFIX.length)) < oldestCleared);
+}
+
 /**
  * A lock already in force is seen in the first read and answered with its own Retry-After. A
  * reservation refused after that was refused because requests in flight hold the last slots:
@@ -70,6 +76,8 @@ export interface TrustedDevice {
   token: DeviceToken;
   item: DeviceItem;
   user: User;
+  /** Hourly counters on the user item too old for a reservation's own clean-up (see `staleCounters`). */
+  staleCounters: string[];
 }
 
 /** What the first read of a sign-in found. */
@@ -87,6 +95,8 @@ export interface Reservation {
   lock: Lock | undefined;
   /** The user, read by the same write that reserved the account's attempt. */
   user: User | undefined;
+  /** Hourly counters on the user item too old for the reservation's own clean-up. */
+  staleCounters: string[];
   pairKey: Record<string, unknown>;
   ipKey: Record<string, unknown>;
 }
@@ -121,7 +131,9 @@ export class LoginAttempts {
       const item = byKey.get(deviceKey(token.hash).pk) as DeviceItem | undefined;
       const userItem = byKey.get(userKey(token.userId).pk);
       const user = userItem ? userFromItem(userItem) : undefined;
-      if (item && user && item.user_id === user.id && item.expires_at > now && item.user_epoch === user.sessionEpoch) device = { token, item, user };
+      if (item && user && item.user_id === user.id && item.expires_at > now && item.user_epoch === user.sessionEpoch) {
+        device = { token, item, user, staleCounters: staleCounters(userItem!, now) };
+      }
     }
     return {
       userId,
@@ -152,7 +164,7 @@ export class LoginAttempts {
   async reserveDevice(device: TrustedDevice, at: Date): Promise<Lock | undefined> {
     const { item } = device;
     const read = item.failures_until === undefined ? undefined : { failures: item.failures ?? 0, until: item.failures_until };
-    const reserved = await this.reserveSliding({ table: this.table, key: deviceKey(device.token.hash), failures: 'failures', until: 'failures_until' }, read, at);
+    const reserved = await this.reserveSliding({ table: this.table, key: deviceKey(device.token.hash), failures: 'failures', until: 'failures_until', mustExist: true }, read, at);
     return reserved ? undefined : { by: 'device', retryAfterSeconds: CONTENDED_RETRY_AFTER_SECONDS };
   }
 
@@ -165,34 +177,72 @@ export class LoginAttempts {
     const now = epochSeconds(at);
     const pair = pairKey(email, ip);
     const window = ipWindow(ip, now);
-    const held: Reservation = { lock: undefined, user: undefined, pairKey: pair, ipKey: { pk: window.pk } };
-    const [pairReserved, ipReserved] = await Promise.all([
-      this.reserveSliding({ table: this.table, key: pair, failures: 'failures', until: 'expires_at' }, state.pair, at),
+    const held: Reservation = { lock: undefined, user: undefined, staleCounters: [], pairKey: pair, ipKey: { pk: window.pk } };
+    const [pairReserved, ipReserved] = await Promise.allSettled([
+      this.reserveSliding({ table: this.table, key: pair, failures: 'failures', until: 'expires_at', mustExist: false }, state.pair, at),
       this.reserveWindow(window.pk, window.windowEnd),
     ]);
-    if (!pairReserved || !ipReserved) {
-      await Promise.all([pairReserved ? this.giveBackPair(pair) : undefined, ipReserved ? this.giveBackIp(held) : undefined]);
-      return { ...held, lock: { by: pairReserved ? 'ip' : 'pair', retryAfterSeconds: CONTENDED_RETRY_AFTER_SECONDS } };
+    const gotPair = pairReserved.status === 'fulfilled' && pairReserved.value;
+    const gotIp = ipReserved.status === 'fulfilled' && ipReserved.value;
+    if (!gotPair || !gotIp) {
+      await this.giveBack({ pair: gotPair, ip: gotIp }, held);
+      // A store fault is the answer (503), with whatever was reserved given back.
+      for (const settled of [pairReserved, ipReserved]) if (settled.status === 'rejected') throw settled.reason;
+      return { ...held, lock: { by: gotPair ? 'ip' : 'pair', retryAfterSeconds: CONTENDED_RETRY_AFTER_SECONDS } };
     }
-    const account = await this.reserveAccountAttempt(email, state.userId, at);
+    let account: Awaited<ReturnType<LoginAttempts['reserveAccountAttempt']>>;
+    try {
+      account = await this.reserveAccountAttempt(email, state.userId, at);
+    } catch (error) {
+      await this.giveBack({ pair: true, ip: true }, held);
+      throw error;
+    }
     if (account.lock) {
-      await Promise.all([this.giveBackPair(pair), this.giveBackIp(held)]);
+      await this.giveBack({ pair: true, ip: true }, held);
       return { ...held, lock: account.lock };
     }
-    return { ...held, user: account.user };
+    return { ...held, user: account.user, staleCounters: account.staleCounters };
   }
 
   /** A stranger's success gives its IP slot back (its pair counter is deleted with the new session). */
   async giveBackIp(reservation: Pick<Reservation, 'ipKey'>): Promise<void> {
-    await storeCall(
-      this.db.send(new UpdateCommand({ TableName: this.table, Key: reservation.ipKey, UpdateExpression: 'ADD failures :minus', ExpressionAttributeValues: { ':minus': -1 } })),
-    );
+    await this.undoOne(reservation.ipKey);
   }
 
-  private async giveBackPair(key: Record<string, unknown>): Promise<void> {
-    await storeCall(
-      this.db.send(new UpdateCommand({ TableName: this.table, Key: key, UpdateExpression: 'ADD failures :minus', ExpressionAttributeValues: { ':minus': -1 } })),
-    );
+  /** Give back what a refused request reserved; best effort (a fault here must not hide the answer). */
+  private async giveBack(taken: { pair: boolean; ip: boolean }, reservation: Reservation): Promise<void> {
+    await Promise.allSettled([taken.pair ? this.undoOne(reservation.pairKey) : undefined, taken.ip ? this.undoOne(reservation.ipKey) : undefined]);
+  }
+
+  /**
+   * One failure fewer, only on a counter that still has one: a counter deleted meanwhile (a success
+   * cleared the pair) or already at zero is left alone, so a give-back can never create a counter or
+   * push one below zero (which would hand out extra attempts, or leave an item without expiry).
+   */
+  private async undoOne(key: Record<string, unknown>): Promise<void> {
+    await this.conditional({
+      TableName: this.table,
+      Key: key,
+      UpdateExpression: 'ADD failures :minus',
+      ConditionExpression: 'failures > :zero',
+      ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
+    });
+  }
+
+  /**
+   * Clear hourly counters of the user item older than a reservation clears by itself (a user who
+   * signs in every few days leaves one behind each time). Made where a sign-in has a round trip to
+   * spare: a stranger's failure, a device token's sign-in. Best effort.
+   */
+  async clearStaleCounters(userId: string, names: string[]): Promise<void> {
+    if (names.length === 0) return;
+    await this.conditional({
+      TableName: this.usersTable,
+      Key: userKey(userId),
+      UpdateExpression: `REMOVE ${names.map((_, i) => `#s${i}`).join(', ')}`,
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeNames: Object.fromEntries(names.map((name, i) => [`#s${i}`, name])),
+    }).catch(() => false);
   }
 
   /**
@@ -201,7 +251,7 @@ export class LoginAttempts {
    * email with no user, a counter item of its own. Successes count too: nobody signs in a hundred
    * times an hour without a device token.
    */
-  private async reserveAccountAttempt(email: string, userId: string | undefined, at: Date): Promise<{ lock?: Lock; user?: User }> {
+  private async reserveAccountAttempt(email: string, userId: string | undefined, at: Date): Promise<{ lock?: Lock; user?: User; staleCounters: string[] }> {
     const now = epochSeconds(at);
     const window = accountWindow(email, now);
     const lock = (attempts: number): Lock | undefined =>
@@ -223,10 +273,12 @@ export class LoginAttempts {
             }),
           ),
         );
-        return { lock: lock(Number(Attributes![accountAttribute(window.hour)])), user: userFromItem(Attributes!) };
+        return { lock: lock(Number(Attributes![accountAttribute(window.hour)])), user: userFromItem(Attributes!), staleCounters: staleCounters(Attributes!, now) };
       } catch (error) {
-        // A claim whose user is gone: counted like an unknown email, below.
+        // A claim whose user is gone (a creation that failed half-way): there is no account to
+        // protect; the pair and IP counters still hold, and the request costs what an unknown email's does.
         if (!isConditionalCheckFailed(error)) throw error;
+        return { staleCounters: [] };
       }
     }
     const { Attributes } = await storeCall(
@@ -240,7 +292,7 @@ export class LoginAttempts {
         }),
       ),
     );
-    return { lock: lock(Number(Attributes?.attempts ?? 0)) };
+    return { lock: lock(Number(Attributes?.attempts ?? 0)), staleCounters: [] };
   }
 
   /** One failure in a fixed window, only while the window is under the IP limit. False: refused. */
@@ -262,17 +314,20 @@ export class LoginAttempts {
    * is refused for a second rather than written twice. False: refused.
    */
   private async reserveSliding(
-    target: { table: string; key: Record<string, unknown>; failures: string; until: string },
+    target: { table: string; key: Record<string, unknown>; failures: string; until: string; mustExist: boolean },
     read: SlidingCounter | undefined,
     at: Date,
   ): Promise<boolean> {
     const now = epochSeconds(at);
     const stale = read !== undefined && read.until <= now;
+    const exists = target.mustExist ? 'attribute_exists(pk) AND ' : '';
     return this.conditional({
       TableName: target.table,
       Key: target.key,
       UpdateExpression: stale ? 'SET #f = :one, #u = :until' : 'ADD #f :one SET #u = :until',
-      ConditionExpression: stale ? '#u <= :now' : 'attribute_not_exists(#f) OR (#u > :now AND #f < :max)',
+      ConditionExpression: stale
+        ? `${exists}(attribute_not_exists(#u) OR #u <= :now)`
+        : `${exists}(attribute_not_exists(#f) OR (#u > :now AND #f < :max))`,
       ExpressionAttributeNames: { '#f': target.failures, '#u': target.until },
       ExpressionAttributeValues: { ':one': 1, ':until': now + this.limits.lockoutSeconds, ':now': now, ...(stale ? {} : { ':max': this.limits.maxFailures }) },
     });
@@ -324,7 +379,11 @@ export async function unlockAccount(
     await batchWriteAll(db, counters.slice(i, i + 25).map((key) => ({ table: tables.attemptsTable, deleteKey: key })));
   }
   for (const key of devices) {
-    await storeCall(db.send(new UpdateCommand({ TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until' })));
+    await storeCall(
+      db.send(new UpdateCommand({ TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until', ConditionExpression: 'attribute_exists(pk)' })),
+    ).catch((error: unknown) => {
+      if (!isConditionalCheckFailed(error)) throw error;
+    });
   }
   const { Item } = await storeCall(db.send(new GetCommand({ TableName: tables.usersTable, Key: userKey(userId), ConsistentRead: true })));
   const hours = Object.keys(Item ?? {}).filter((name) => name.startsWith(ACCOUNT_ATTRIBUTE_PREFIX));

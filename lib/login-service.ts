@@ -70,8 +70,11 @@ export class LoginService {
     }
     const user = device ? device.user : reservation!.user;
     const passwordMatches = await verifyPassword(password, user?.passwordHash, config.bcryptCost);
+    const staleCounters = device ? device.staleCounters : reservation!.staleCounters;
     if (!user || !passwordMatches || user.status !== 'active') {
-      // Already counted: the reservation was the failure's count.
+      // Already counted: the reservation was the failure's count. A failure has a round trip to
+      // spare for clearing old hourly counters from the user item.
+      if (user) await attempts.clearStaleCounters(user.id, staleCounters);
       const reason = !user ? 'unknown_user' : !passwordMatches ? 'bad_password' : 'disabled';
       log.info('login_failed', { reason, userId: user?.id, device: device !== undefined, ...caller });
       throw new ApiError('invalid_credentials');
@@ -92,11 +95,12 @@ export class LoginService {
     // One more write besides the session's batch: a hash at another cost is replaced, or else a
     // stranger's IP slot is given back. (After a change of BCRYPT_COST, a user's first sign-in
     // from a stranger's address keeps its IP slot: the one case that would otherwise take a 7th call.)
+    // With a device token there is a round trip to spare, for old hourly counters on the user item.
     const bookkeeping = needsRehash(user.passwordHash, config.bcryptCost)
       ? this.rehash(user, password)
       : reservation
         ? attempts.giveBackIp(reservation)
-        : Promise.resolve();
+        : attempts.clearStaleCounters(user.id, staleCounters);
     const [created, kept] = await Promise.allSettled([
       this.deps.sessions.create(
         {

@@ -1,3 +1,4 @@
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
@@ -218,6 +219,24 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
       expect(await errorCode(app.auth.refresh(t0.refresh_token, caller))).toBe('refresh_token_reused');
       expect(await errorCode(app.auth.refresh(t2.refresh_token, caller))).toBe('invalid_refresh_token');
       expect(await errorCode(app.auth.me(t2.token))).toBe('invalid_token');
+    });
+
+    it('proves a genuine spent token in one step however deep the session is (no walk), and ends the session', async () => {
+      // Prepare: a token from generation 0, then the session's counter says it was refreshed 20,000 times
+      const user = await createUser(app);
+      const first = await loginService(app).login(user.email, user.password, caller);
+      let pair: { refresh_token: string; token: string } = first;
+      for (let i = 0; i < 3; i++) pair = await app.auth.refresh(pair.refresh_token, caller);
+      const sid = decodeJwt(first.token).sid as string;
+      await app.db.send(new UpdateCommand({ TableName: app.sessions.table, Key: { pk: `SESSION#${sid}` }, UpdateExpression: 'SET generation = :deep', ExpressionAttributeValues: { ':deep': 20_000 } }));
+      app.testClock.advance(60);
+
+      // Act
+      const reused = await errorCode(app.auth.refresh(first.refresh_token, caller));
+
+      // Assess
+      expect(reused).toBe('refresh_token_reused');
+      expect(await errorCode(app.auth.refresh(pair.refresh_token, caller))).toBe('invalid_refresh_token');
     });
 
     it('does not let a guessed token with the right ids end the session', async () => {

@@ -1,4 +1,4 @@
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth-service.js';
 import { ApiError } from '../../lib/errors.js';
@@ -195,5 +195,63 @@ describe('brute-force lockout, against dynalite with an injected clock', () => {
     const user = await createUser(app);
     for (let i = 0; i < 7; i++) await fail(app, user.email, `10.1.0.${i}`, 1);
     expect(await attempt(app, user.email, user.password, '10.1.0.99')).toEqual({ code: 'too_many_attempts', retryAfter: '1800' });
+  });
+
+  it('never leaves a stub behind when a refused request gives back a slot of a pair a success has just cleared', async () => {
+    // Prepare: the account's hour is used up, so the next stranger request reserves its pair slot and is
+    // then refused; a success of the same pair deletes the counter in between (a SDK middleware plays it)
+    const app = await testApp(undefined, { LOGIN_ACCOUNT_MAX_FAILURES: '1' });
+    const user = await createUser(app);
+    await fail(app, user.email, '198.51.100.35', 1);
+    const pair = { pk: `PAIR#${user.email}#198.51.100.35` };
+    app.db.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string; Key?: { pk?: string } };
+        if (context.commandName === 'UpdateItemCommand' && input.Key?.pk === `USER#${user.id}`) {
+          await app.db.send(new DeleteCommand({ TableName: app.attempts.table, Key: pair }));
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'a-success-clears-the-pair' },
+    );
+
+    // Act
+    const refused = await attempt(app, user.email, user.password, '198.51.100.35');
+
+    // Assess: refused by the account cap, and no counter without expiry (or below zero) was created
+    expect(refused).toMatchObject({ code: 'too_many_attempts' });
+    const { Item } = await app.db.send(new GetCommand({ TableName: app.attempts.table, Key: pair }));
+    expect(Item).toBeUndefined();
+  });
+
+  it('treats a counter without an expiry as stale, so a leftover item can never lock a pair for good', async () => {
+    const app = await testApp();
+    const user = await createUser(app);
+    await app.db.send(new PutCommand({ TableName: app.attempts.table, Item: { pk: `PAIR#${user.email}#198.51.100.36`, failures: -1 } }));
+    expect(await attempt(app, user.email, user.password, '198.51.100.36')).toBe('ok');
+  });
+
+  it("clears hourly counters older than a day from the user item at a failure (a reservation clears the last day's itself)", async () => {
+    // Prepare: counters left from two days ago and from an hour ago
+    const app = await testApp();
+    const user = await createUser(app);
+    const hour = Math.floor(app.clock().getTime() / 3_600_000) * 3600;
+    await app.db.send(
+      new UpdateCommand({
+        TableName: app.users.table,
+        Key: { pk: `USER#${user.id}` },
+        UpdateExpression: 'SET #old = :n, #recent = :n',
+        ExpressionAttributeNames: { '#old': `login_attempts_${hour - 48 * 3600}`, '#recent': `login_attempts_${hour - 3600}` },
+        ExpressionAttributeValues: { ':n': 3 },
+      }),
+    );
+
+    // Act
+    await fail(app, user.email, '198.51.100.37', 1);
+
+    // Assess
+    const { Item } = await app.db.send(new GetCommand({ TableName: app.users.table, Key: { pk: `USER#${user.id}` } }));
+    expect(Object.keys(Item!).filter((name) => name.startsWith('login_attempts_'))).toEqual([`login_attempts_${hour}`]);
+    expect(Item![`login_attempts_${hour}`]).toBe(1);
   });
 });

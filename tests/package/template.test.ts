@@ -22,6 +22,7 @@ async function packaged(stage: string, params: string[] = []): Promise<Template>
 }
 
 const DEPLOYER_SECRET = 'a-signing-key-in-the-deployers-shell-0123456789';
+const OPERATOR = 'arn:aws:iam::123456789012:role/SecurityAdmin';
 
 const byType = (template: Template, type: string) => Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 
@@ -33,7 +34,7 @@ describe('the packaged CloudFormation template', () => {
     // One after the other: two packagings of one service at once trip over each other.
     prod = await packaged('prod');
     dev = await packaged('dev');
-    reserved = await packaged('prod', ['loginReservedConcurrency=50', 'reservedConcurrency=200']);
+    reserved = await packaged('prod', ['loginReservedConcurrency=50', 'reservedConcurrency=200', `signingKeyOperators=${OPERATOR}`]);
   }, 180_000);
 
   it('keeps every table on demand, encrypted, point-in-time recoverable, with TTL on expires_at where records expire', () => {
@@ -174,20 +175,27 @@ describe('the packaged CloudFormation template', () => {
       const statements = key.Properties.KeyPolicy.Statement as any[];
       const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/vpn-auth/${stage}/jwt-signing-keys` };
       const root = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
-      // Who may decrypt: the five token functions' roles, and IAM-allowed operators, only through SSM for that parameter.
-      const decrypting = statements.filter((statement) => [statement.Action].flat().some((action: string) => ['kms:Decrypt', 'kms:*'].includes(action)));
-      expect(decrypting.map((statement) => statement.Sid).sort()).toEqual(['OperatorsWriteAndReadThroughSsm', 'TokenFunctionsDecryptThroughSsm']);
-      for (const statement of decrypting) {
-        expect(statement.Condition.StringEquals['kms:ViaService']).toEqual({ 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' });
-        expect(statement.Condition.StringEquals['kms:EncryptionContext:PARAMETER_ARN']).toEqual(parameterArn);
-      }
-      const functions = decrypting.find((statement) => statement.Sid === 'TokenFunctionsDecryptThroughSsm');
+      const uses = (statement: any, action: string) => [statement.Action].flat().some((granted: string) => granted === action || granted === 'kms:*' || (granted.endsWith('*') && action.startsWith(granted.slice(0, -1))));
+      // Decrypt: the five token functions' roles only, and only through SSM for that parameter.
+      const decrypting = statements.filter((statement) => uses(statement, 'kms:Decrypt') || uses(statement, 'kms:CreateGrant') || uses(statement, 'kms:ReEncryptFrom'));
+      expect(decrypting.map((statement) => statement.Sid)).toEqual(['TokenFunctionsDecryptThroughSsm']);
+      const functions = decrypting[0];
       expect(functions.Principal.AWS.map((principal: any) => principal['Fn::GetAtt'][0]).sort()).toEqual(['AuthorizerRole', 'LoginRole', 'LogoutRole', 'MeRole', 'RefreshRole']);
       expect(functions.Action).toBe('kms:Decrypt');
-      // The account's administrators manage the key, which gives them no decryption.
+      // Every use, decrypting or encrypting, comes through SSM for that one parameter.
+      for (const statement of statements.filter((candidate) => candidate.Sid !== 'AdministratorsManage')) {
+        expect(statement.Condition.StringEquals['kms:ViaService'], statement.Sid).toEqual({ 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' });
+        expect(statement.Condition.StringEquals['kms:EncryptionContext:PARAMETER_ARN'], statement.Sid).toEqual(parameterArn);
+      }
+      // The account may write a ring (encrypt), and its administrators manage the key: neither decrypts.
+      const writing = statements.find((statement) => statement.Sid === 'AccountWritesThroughSsm');
+      expect(writing).toMatchObject({ Principal: { AWS: root }, Action: ['kms:Encrypt', 'kms:GenerateDataKey'] });
       const admin = statements.find((statement) => statement.Sid === 'AdministratorsManage');
       expect(admin.Principal).toEqual({ AWS: root });
-      for (const action of admin.Action) expect(['kms:Decrypt', 'kms:Encrypt', 'kms:*', 'kms:GenerateDataKey', 'kms:ReEncrypt*']).not.toContain(action);
+      for (const action of ['kms:Decrypt', 'kms:Encrypt', 'kms:CreateGrant', 'kms:ReEncryptFrom', 'kms:GenerateDataKey']) expect(uses(admin, action), action).toBe(false);
     }
+    // Operators named by the stage's params may decrypt too (to rotate), through SSM only.
+    const operators = (byType(reserved, 'AWS::KMS::Key')[0]![1].Properties.KeyPolicy.Statement as any[]).find((statement) => statement.Sid === 'OperatorsReadThroughSsm');
+    expect(operators).toMatchObject({ Principal: { AWS: [OPERATOR] }, Action: 'kms:Decrypt', Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' } } } });
   });
 });
