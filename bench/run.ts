@@ -219,8 +219,10 @@ async function main(): Promise<void> {
     // At the build step the input is what goes on the wire (marshalled), so it replays as a plain DynamoDB command.
     { step: 'build', name: 'bench-record' },
   );
+  // A user of its own: the replayed calls count its attempts, which would lock out a user of the login loop.
+  const replayed = await app.users.create({ email: 'bench-replay@example.com', name: 'Bench replay', role: 'user', passwordHash }, new Date());
   recording = true;
-  await loginService(app).login(users[59]!.email, password, { requestId: 'bench', sourceIp: '10.255.0.1', userAgent: 'bench' });
+  await loginService(app).login(replayed.email, password, { requestId: 'bench', sourceIp: '10.255.0.1', userAgent: 'bench' });
   recording = false;
   const replay = ({ command, input }: { command: string; input: unknown }) => {
     if (command === 'BatchGetItemCommand') return app.db.send(new BatchGetItemCommand(input as BatchGetItemCommandInput));
