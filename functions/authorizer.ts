@@ -2,7 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayRequestAuthorizerEventV2, APIGatewaySimpleAuthorizerWithContextResult } from 'aws-lambda';
 import { app } from '../lib/app.js';
-import { bearerFromHeader } from '../lib/http.js';
+import { TIMEOUT_MARGIN_MS, bearerFromHeader } from '../lib/http.js';
 import { describeError, log, logger } from '../lib/log.js';
 
 const { auth } = app();
@@ -23,7 +23,11 @@ const DENY: AuthorizerResult = { isAuthorized: false, context: {} };
  * a disabled user is refused at once. Attach with a result cache TTL of 0 to keep it that way.
  * Anything that goes wrong, a DynamoDB outage included, denies (fails closed).
  */
-export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResult>()
+export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResult>({
+  // Out of time before an answer (a stuck dependency): deny, before the platform fails the call.
+  timeoutEarlyInMillis: TIMEOUT_MARGIN_MS,
+  timeoutEarlyResponse: () => DENY,
+})
   // logEvent: false whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the token.
   .use(injectLambdaContext(logger, { logEvent: false }))
   .handler(async (event): Promise<AuthorizerResult> => {

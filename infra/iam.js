@@ -1,5 +1,6 @@
 'use strict';
 const { signingKeyParameter } = require('./signing-keys.js');
+const { isProductionStage } = require('./tables.js');
 // Least privilege: one IAM role per function, allowed exactly the DynamoDB actions on the tables
 // its code uses (no dynamodb:*, no Resource "*"), reading the signing-key parameter only where it
 // verifies or signs tokens, and writing only its own log group.
@@ -28,6 +29,7 @@ const ACCESS = {
     UsersTable: ['dynamodb:BatchGetItem'],
     SessionsTable: ['dynamodb:BatchGetItem'],
   },
+  notFound: {},
   exampleProtected: {},
 };
 
@@ -39,6 +41,8 @@ const roleName = (fn) => `${fn.charAt(0).toUpperCase()}${fn.slice(1)}Role`;
 function roleResources(service, stage) {
   const resources = {};
   for (const [fn, tables] of Object.entries(ACCESS)) {
+    // The example route is not deployed to production (infra/example-route.js), nor is its role.
+    if (fn === 'exampleProtected' && isProductionStage(stage)) continue;
     const statements = [
       {
         Effect: 'Allow',

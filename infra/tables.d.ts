@@ -4,6 +4,8 @@ export interface TableNames {
   attempts: string;
 }
 export const SERVICE: string;
+/** `prod` and `production`. */
+export function isProductionStage(stage: string): boolean;
 export function tableNames(stage: string): TableNames;
 export function tableResources(stage: string): Record<string, { Type: string; Properties: Record<string, unknown> }>;
 export const TTL_ATTRIBUTE: string;

@@ -6,6 +6,11 @@
 
 const SERVICE = 'vpn-auth';
 
+/** `prod` and `production` are production stages: data retained, HTTPS required, no demo user, no example route. */
+function isProductionStage(stage) {
+  return stage === 'prod' || stage === 'production';
+}
+
 /** Table names for a stage; the Lambdas receive them as USERS_TABLE / SESSIONS_TABLE. */
 function tableNames(stage) {
   return {
@@ -21,7 +26,7 @@ const TTL_ATTRIBUTE = 'expires_at';
 /** CloudFormation resources for a stage: `Type` + `Properties` for each table. */
 function tableResources(stage) {
   const names = tableNames(stage);
-  const production = stage === 'prod' || stage === 'production';
+  const production = isProductionStage(stage);
   // In production the data outlives the stack: no deletion by accident or by `serverless remove`.
   const retain = production ? { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' } : {};
   const keySchema = {
@@ -59,4 +64,4 @@ function tableResources(stage) {
   };
 }
 
-module.exports = { SERVICE, tableNames, tableResources, TTL_ATTRIBUTE };
+module.exports = { SERVICE, isProductionStage, tableNames, tableResources, TTL_ATTRIBUTE };

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { tableNames } from '../infra/tables.js';
+import { isProductionStage, tableNames } from '../infra/tables.js';
+
+export { isProductionStage };
 
 /** A configuration value that is missing or malformed; the message names the variable. */
 export class ConfigError extends Error {
@@ -23,17 +25,24 @@ export interface StoreConfig {
   usersTable: string;
   sessionsTable: string;
   attemptsTable: string;
-  /** Set for the local stack (dynalite); unset in AWS. */
+  /** Set for the local stack (dynalite); unset in AWS. DYNAMODB_ENDPOINT, or the SDK's own AWS_ENDPOINT_URL_DYNAMODB. */
   dynamodbEndpoint: string | undefined;
+  /**
+   * Sign requests to that endpoint with placeholder credentials (dynalite checks that there are
+   * some, not which): always for DYNAMODB_ENDPOINT (the local stack's own variable); for the SDK's
+   * AWS_ENDPOINT_URL_DYNAMODB only when no credentials are configured (no AWS_ACCESS_KEY_ID or AWS_PROFILE).
+   */
+  placeholderCredentials: boolean;
   bcryptCost: number;
 }
 
-/** What every HTTP response and request is held to. */
+/**
+ * What every HTTP response and request is held to. (CORS is API Gateway's alone: infra/cors.js;
+ * it ignores CORS headers a Lambda would send.)
+ */
 export interface HttpPolicy {
   /** Refuse anything that did not reach API Gateway over HTTPS, and send HSTS. */
   requireHttps: boolean;
-  /** Browser origins allowed to call the API (CORS); none by default. */
-  corsOrigins: readonly string[];
 }
 
 /** Brute-force limits: failed logins counted in DynamoDB, checked before bcrypt runs. */
@@ -150,7 +159,8 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
   const stage = read(env, 'STAGE') ?? 'dev';
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new ConfigError('STAGE', `must be lower-case letters, digits and dashes, got "${stage}"`);
   const defaults = tableNames(stage);
-  const endpoint = endpointUrl(env, 'DYNAMODB_ENDPOINT');
+  const local = endpointUrl(env, 'DYNAMODB_ENDPOINT');
+  const endpoint = local ?? endpointUrl(env, 'AWS_ENDPOINT_URL_DYNAMODB');
   return {
     stage,
     region: read(env, 'AWS_REGION') ?? read(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
@@ -158,6 +168,7 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
     sessionsTable: read(env, 'SESSIONS_TABLE') ?? defaults.sessions,
     attemptsTable: read(env, 'ATTEMPTS_TABLE') ?? defaults.attempts,
     dynamodbEndpoint: endpoint,
+    placeholderCredentials: local !== undefined || (endpoint !== undefined && read(env, 'AWS_ACCESS_KEY_ID') === undefined && read(env, 'AWS_PROFILE') === undefined),
     bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
   };
 }
@@ -197,7 +208,7 @@ export function loadSigningKeySource(env: Env = process.env): SigningKeySource {
     kind: 'parameter',
     name,
     cacheSeconds: loadKeyTimings(env).keyCacheSeconds,
-    ssmEndpoint: endpointUrl(env, 'SSM_ENDPOINT'),
+    ssmEndpoint: endpointUrl(env, 'SSM_ENDPOINT') ?? endpointUrl(env, 'AWS_ENDPOINT_URL_SSM'),
   };
 }
 
@@ -209,26 +220,10 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `must be true or false, got "${raw}"`);
 }
 
-/** CORS_ORIGINS: comma-separated exact origins such as https://app.example.com; never a wildcard. */
-export function parseCorsOrigins(raw: string | undefined): string[] {
-  if (raw === undefined) return [];
-  return raw
-    .split(',')
-    .map((origin) => origin.trim())
-    .filter(Boolean)
-    .map((origin) => {
-      if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(origin)) {
-        throw new ConfigError('CORS_ORIGINS', `must list exact origins like https://app.example.com (no wildcard, path or trailing slash), got "${origin}"`);
-      }
-      return origin.toLowerCase();
-    });
-}
-
 export function loadHttpPolicy(env: Env = process.env): HttpPolicy {
   const stage = read(env, 'STAGE') ?? 'dev';
   return {
     requireHttps: boolean(env, 'REQUIRE_HTTPS', isProductionStage(stage)),
-    corsOrigins: parseCorsOrigins(read(env, 'CORS_ORIGINS')),
   };
 }
 
@@ -251,8 +246,4 @@ export function loadConfig(env: Env = process.env): Config {
       ipMaxFailures: integer(env, 'LOGIN_IP_MAX_FAILURES', 100, 1, 1_000_000),
     },
   };
-}
-
-export function isProductionStage(stage: string): boolean {
-  return stage === 'prod' || stage === 'production';
 }

@@ -6,18 +6,15 @@ export interface DynamoOptions {
   region: string;
   /** The local stack's dynalite; unset in AWS. */
   dynamodbEndpoint: string | undefined;
+  /** dynalite checks that requests are signed, not by whom. */
+  placeholderCredentials: boolean;
 }
 
 export function createDocumentClient(options: DynamoOptions): DynamoDBDocumentClient {
   const client = new DynamoDBClient({
     region: options.region,
-    ...(options.dynamodbEndpoint
-      ? {
-          endpoint: options.dynamodbEndpoint,
-          // dynalite checks that credentials are present, not what they are.
-          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-        }
-      : {}),
+    ...(options.dynamodbEndpoint ? { endpoint: options.dynamodbEndpoint } : {}),
+    ...(options.placeholderCredentials ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
     maxAttempts: 3,
     // DynamoDB answers in milliseconds; a stuck connection must fail (and be retried) well
     // inside the Lambda timeout, not hold the request until the Lambda is killed.
@@ -29,12 +26,6 @@ export function createDocumentClient(options: DynamoOptions): DynamoDBDocumentCl
   });
 }
 
-/**
- * What the SDK raises when DynamoDB is slow, throttled or unreachable: the client may retry.
- * Named errors from DynamoDB itself, the SDK's own request timeout (`TimeoutError`) and an aborted
- * request (`AbortError`, as the HTTP handler raises it when the request's time runs out under a
- * starved event loop), socket errors by code, and any 5xx or retryable SDK error.
- */
 const UNAVAILABLE_ERRORS = new Set([
   'ProvisionedThroughputExceededException',
   'ThrottlingException',

@@ -10,6 +10,7 @@ export const ERRORS = {
   invalid_refresh_token: { status: 401, message: 'The refresh token is invalid, expired or revoked.' },
   refresh_token_reused: { status: 401, message: 'The refresh token was already used; the session has been ended. Sign in again.' },
   https_required: { status: 403, message: 'HTTPS is required.' },
+  not_found: { status: 404, message: 'No such endpoint.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'The request body must be sent as application/json.' },
   too_many_attempts: { status: 429, message: 'Too many failed sign-in attempts. Try again later.' },

@@ -2,7 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { HttpPolicy } from './config.js';
-import { ApiError, bearerError } from './errors.js';
+import { ApiError, bearerError, unavailable } from './errors.js';
 import { describeError, log, logger } from './log.js';
 import { MAX_BODY_BYTES } from './validation.js';
 
@@ -75,18 +75,11 @@ export function requestInfo(event: HttpEvent, context?: Context): RequestInfo {
 }
 
 const HSTS = 'max-age=31536000; includeSubDomains';
-const NO_POLICY: HttpPolicy = { requireHttps: false, corsOrigins: [] };
+const NO_POLICY: HttpPolicy = { requireHttps: false };
 
-/** The fixed headers, HSTS when HTTPS is required, and CORS for listed origins only. */
-function policyHeaders(event: HttpEvent, policy: HttpPolicy): Record<string, string> {
-  const headers: Record<string, string> = { ...RESPONSE_HEADERS };
-  if (policy.requireHttps) headers['Strict-Transport-Security'] = HSTS;
-  if (policy.corsOrigins.length > 0) {
-    headers.Vary = 'Origin';
-    const origin = headerValue(event, 'origin')?.toLowerCase();
-    if (origin && policy.corsOrigins.includes(origin)) headers['Access-Control-Allow-Origin'] = origin;
-  }
-  return headers;
+/** The fixed headers, and HSTS when HTTPS is required. (CORS is API Gateway's: infra/cors.js.) */
+function policyHeaders(policy: HttpPolicy): Record<string, string> {
+  return policy.requireHttps ? { ...RESPONSE_HEADERS, 'Strict-Transport-Security': HSTS } : { ...RESPONSE_HEADERS };
 }
 
 function withResponseHeaders(response: HttpResult, headers: Record<string, string>): HttpResult {
@@ -125,7 +118,7 @@ function jsonApi(policy: HttpPolicy): MiddlewareObj<HttpEvent, HttpResult, Error
       if (!isJsonOrEmpty(request.event)) throw new ApiError('unsupported_media_type');
     },
     after: (request) => {
-      if (request.response) request.response = withResponseHeaders(request.response, policyHeaders(request.event, policy));
+      if (request.response) request.response = withResponseHeaders(request.response, policyHeaders(policy));
     },
     onError: (request) => {
       const error = request.error;
@@ -137,11 +130,26 @@ function jsonApi(policy: HttpPolicy): MiddlewareObj<HttpEvent, HttpResult, Error
         apiError = new ApiError('internal_error');
         log.error('unhandled_error', { ...requestInfo(request.event, request.context), ...describeError(error) });
       }
-      request.response = withResponseHeaders(json(apiError.status, apiError.toBody(), apiError.headers), policyHeaders(request.event, policy));
+      request.response = withResponseHeaders(json(apiError.status, apiError.toBody(), apiError.headers), policyHeaders(policy));
     },
   };
 }
 
+/**
+ * How long before the Lambda's own timeout a request gives up and answers 503: a request stuck on a
+ * slow dependency, or starved of CPU, gets our JSON error with Retry-After instead of the
+ * platform's error for a function that ran out of time (API Gateway's 500, serverless-offline's).
+ */
+export const TIMEOUT_MARGIN_MS = 500;
+
 export function httpHandler(handler: (event: HttpEvent, context: Context) => Promise<HttpResult>, policy: HttpPolicy = NO_POLICY) {
-  return middy<HttpEvent, HttpResult, Error, Context>().use(injectLambdaContext(logger, { logEvent: false })).use(jsonApi(policy)).handler(handler);
+  return middy<HttpEvent, HttpResult, Error, Context>({
+    timeoutEarlyInMillis: TIMEOUT_MARGIN_MS,
+    timeoutEarlyResponse: () => {
+      throw Object.assign(unavailable(), { cause: new Error(`no answer ${TIMEOUT_MARGIN_MS} ms before the function's timeout`) });
+    },
+  })
+    .use(injectLambdaContext(logger, { logEvent: false }))
+    .use(jsonApi(policy))
+    .handler(handler);
 }

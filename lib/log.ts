@@ -8,17 +8,27 @@ import { Logger } from '@aws-lambda-powertools/logger';
  */
 type Fields = Record<string, unknown>;
 
-const LEVELS = { info: 'INFO', warn: 'WARN', error: 'ERROR', silent: 'SILENT' } as const;
+const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'] as const;
+type Level = (typeof LEVELS)[number];
 
-/** LOG_LEVEL: info (default), warn, error or silent; an unknown value logs everything (INFO). */
-function levelFromEnv(): (typeof LEVELS)[keyof typeof LEVELS] {
-  const raw = process.env.LOG_LEVEL?.trim().toLowerCase() ?? '';
-  return LEVELS[raw as keyof typeof LEVELS] ?? 'INFO';
+/**
+ * POWERTOOLS_LOG_LEVEL (Powertools' own variable; the template sets it from the stage's `logLevel`
+ * param), or LOG_LEVEL as an alias: TRACE, DEBUG, INFO (default), WARN, ERROR, CRITICAL or SILENT,
+ * any case. An unknown value logs everything from INFO up. (Lambda's AWS_LAMBDA_LOG_LEVEL, when set,
+ * is applied by Powertools itself.)
+ */
+export function logLevelFrom(env: Record<string, string | undefined>): Level {
+  const raw = (env.POWERTOOLS_LOG_LEVEL?.trim() || env.LOG_LEVEL?.trim() || 'INFO').toUpperCase();
+  return (LEVELS as readonly string[]).includes(raw) ? (raw as Level) : 'INFO';
 }
 
-export const logger = new Logger({ serviceName: 'vpn-auth', logLevel: levelFromEnv() });
+/** The service every line names: POWERTOOLS_SERVICE_NAME (the template sets it from the service name). */
+export const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME?.trim() || 'vpn-auth';
+
+export const logger = new Logger({ serviceName: SERVICE_NAME, logLevel: logLevelFrom(process.env) });
 
 export const log = {
+  debug: (event: string, fields: Fields = {}) => logger.debug(event, fields),
   info: (event: string, fields: Fields = {}) => logger.info(event, fields),
   warn: (event: string, fields: Fields = {}) => logger.warn(event, fields),
   error: (event: string, fields: Fields = {}) => logger.error(event, fields),

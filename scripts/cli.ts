@@ -1,11 +1,14 @@
 /** The argument handling the operator CLIs (`npm run users`, `npm run keys`) share. */
+import { parseArgs as parseNodeArgs } from 'node:util';
+import { SERVICE_NAME } from '../lib/log.js';
 
 /**
- * The operators' audit trail: one JSON line on stderr per change, apart from the command's output.
- * Identifiers only, never a password, hash or key.
+ * The operators' audit trail: one JSON line on stderr per change, apart from the command's output,
+ * in the Lambdas' shape (Powertools Logger: `level`, `message` = the event, `timestamp`, `service`),
+ * so that one log query finds both. Identifiers only, never a password, hash or key.
  */
 export function audit(actor: string, event: string, fields: Record<string, unknown>): void {
-  console.error(JSON.stringify({ level: 'info', event, time: new Date().toISOString(), ...fields, actor, osUser: process.env.USER }));
+  console.error(JSON.stringify({ level: 'INFO', message: event, timestamp: new Date().toISOString(), service: SERVICE_NAME, ...fields, actor, osUser: process.env.USER }));
 }
 
 /** Wrong use of the command: printed with the usage, exit code 2. */
@@ -24,30 +27,38 @@ export interface ArgSpec {
   refused?: Readonly<Record<string, string>>;
 }
 
+/** What node:util's parser says, in the words of this CLI's usage errors. */
+function usageMessage(error: { code?: string; message: string }): string {
+  const option = /'(-[^']*)'/.exec(error.message)?.[1];
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `Unknown option ${option ?? ''}`.trim();
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${option?.split(' ')[0] ?? 'An option'} needs a value`;
+  return error.message;
+}
+
+/** The command (one positional) and its options, by node:util `parseArgs` (strict: unknown options refused). */
 export function parseArgs(argv: string[], spec: ArgSpec): Args {
-  const options = new Map<string, string | true>();
-  let command: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) {
-      if (command !== undefined) throw new UsageError(`Unexpected argument "${arg}"`);
-      command = arg;
-      continue;
-    }
-    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    const refusal = spec.refused?.[name];
-    if (refusal) throw new UsageError(refusal);
-    if (spec.flags.has(name)) {
-      options.set(name, true);
-    } else if (spec.values.has(name)) {
-      const value = inline ?? argv[++i];
-      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
-      options.set(name, value);
-    } else {
-      throw new UsageError(`Unknown option --${name}`);
+  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const name of spec.values) options[name] = { type: 'string' };
+  for (const name of spec.flags) options[name] = { type: 'boolean' };
+  for (const name of Object.keys(spec.refused ?? {})) options[name] ??= { type: 'string' };
+  let parsed: ReturnType<typeof parseNodeArgs>;
+  try {
+    parsed = parseNodeArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError(usageMessage(error as { code?: string; message: string }));
+  }
+  for (const [name, message] of Object.entries(spec.refused ?? {})) if (parsed.values[name] !== undefined) throw new UsageError(message);
+  if (parsed.positionals.length > 1) throw new UsageError(`Unexpected argument "${parsed.positionals[1]}"`);
+  const values = new Map<string, string | true>();
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (value === true) values.set(name, true);
+    else if (typeof value === 'string') {
+      // `--email --aws`: a value that is an option is a missing value.
+      if (value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
+      values.set(name, value);
     }
   }
-  return { command, options };
+  return { command: parsed.positionals[0], options: values };
 }
 
 export function required(args: Args, name: string): string {

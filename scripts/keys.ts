@@ -66,7 +66,7 @@ function localStore(file = join(DATA_DIR, 'jwt-secret')): RingStore {
 function ssmStore(stage: string): RingStore {
   const config = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: '' });
   const name = signingKeyParameter(stage);
-  const ssmEndpoint = process.env.SSM_ENDPOINT?.trim() || undefined;
+  const ssmEndpoint = process.env.SSM_ENDPOINT?.trim() || process.env.AWS_ENDPOINT_URL_SSM?.trim() || undefined;
   // The DynamoDB client is only borrowed for the SDK's default credential chain.
   const parameters = ParameterStore.sharingCredentialsWith(createDocumentClient(config), config.region, ssmEndpoint);
   return {

@@ -5,13 +5,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { FileExistsError, ensurePrivateDir, writePrivateFile } from './private-files.js';
+import { paramArguments } from '../infra/settings.js';
 import { tableResources } from '../infra/tables.js';
 import type { StoreConfig } from '../lib/config.js';
 import { createDocumentClient } from '../lib/dynamo.js';
@@ -133,6 +134,8 @@ export interface OfflineOptions {
   stage: string;
   port: number;
   env: NodeJS.ProcessEnv;
+  /** Params beyond those the environment gives (`name=value`), such as a test's short `lambdaTimeout`. */
+  params?: string[];
   /** Where to echo the child's output as it comes (npm start shows it; tests keep it quiet). */
   echo?: (chunk: string) => void;
   startTimeoutMs?: number;
@@ -140,21 +143,17 @@ export interface OfflineOptions {
 
 export const SERVERLESS_BIN = join(PROJECT_ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
 
-/**
- * serverless-offline in its own process group, resolved once it says the server is ready.
- * `--useInProcess`: by default serverless-offline starts a worker thread (a fresh copy of the
- * bundle) for every concurrent request, like Lambda starting containers; on a 2-core machine a
- * burst of 200 requests then means 200 cold starts at once and requests that time out. In-process,
- * concurrent requests share one warm module, as they share one container's module in AWS.
- */
+/** serverless-offline in its own process group, resolved once it says the server is ready. */
 export async function startOffline(options: OfflineOptions): Promise<RunningOffline> {
   const lambdaPort = await freePort();
-  // The Lambdas' BCRYPT_COST comes from the stage's params; the local stack's comes from its environment.
-  const params = options.env.BCRYPT_COST?.trim() ? ['--param', `bcryptCost=${options.env.BCRYPT_COST.trim()}`] : [];
+  // The deployed Lambdas' settings come from the stage's params; the local stack's from its
+  // environment, passed on as the same params (infra/settings.js). How serverless-offline runs
+  // (in-process, on 127.0.0.1) is in serverless.yml, as for a plain `npx serverless offline`.
   const child = spawn(
     process.execPath,
-    [SERVERLESS_BIN, 'offline', 'start', '--stage', options.stage, '--host', '127.0.0.1',
-      '--httpPort', String(options.port), '--lambdaPort', String(lambdaPort), '--useInProcess', ...params],
+    [SERVERLESS_BIN, 'offline', 'start', '--stage', options.stage,
+      '--httpPort', String(options.port), '--lambdaPort', String(lambdaPort), ...paramArguments(options.env),
+      ...(options.params ?? []).flatMap((param) => ['--param', param])],
     { cwd: PROJECT_ROOT, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let output = '';
@@ -208,4 +207,22 @@ export async function startOffline(options: OfflineOptions): Promise<RunningOffl
     throw error;
   });
   return { url, process: child, output: () => output, stop };
+}
+
+/** `.env.<stage>`: what the framework loads for that stage (`useDotenv`), so `invoke local` reaches the running stack. */
+export const localEnvFile = (stage: string) => join(PROJECT_ROOT, `.env.${stage}`);
+
+/**
+ * Write the running local stack's environment (endpoints, key) for the tools that start on their
+ * own, `serverless invoke local` above all; owner-only, since it may hold the local signing key.
+ */
+export function writeLocalEnv(stage: string, variables: Record<string, string | undefined>): void {
+  const lines = Object.entries(variables)
+    .filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== '')
+    .map(([name, value]) => `${name}=${value}`);
+  writePrivateFile(localEnvFile(stage), `# Written by the local stack while it runs; removed when it stops.\n${lines.join('\n')}\n`);
+}
+
+export function removeLocalEnv(stage: string): void {
+  rmSync(localEnvFile(stage), { force: true });
 }

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { ConfigError, isProductionStage, loadConfig } from '../lib/config.js';
 import { bcryptCostFor } from './stage-params.js';
-import { DATA_DIR, ensureTables, localSigningSecret, seedUser, startDynalite, startOffline, type RunningDynalite } from './local-stack.js';
+import { DATA_DIR, ensureTables, localSigningSecret, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv, type RunningDynalite } from './local-stack.js';
 
 function fail(message: string): never {
   console.error(`npm start: ${message}`);
@@ -75,6 +75,9 @@ async function main(): Promise<void> {
     throw error;
   });
 
+  // For `npx serverless invoke local -f <fn> -p events/<fn>.json` (after `npm run events`).
+  writeLocalEnv(stage, { DYNAMODB_ENDPOINT: env.DYNAMODB_ENDPOINT, JWT_SECRET: jwtSecret, PORT: String(httpPort) });
+
   const base = `http://localhost:${httpPort}/v1`;
   console.log(`
   VPN Enterprise auth API (stage ${stage}) is running
@@ -93,6 +96,7 @@ ${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: stopping serverless-offline and dynalite...`);
+    removeLocalEnv(stage);
     await offline.stop();
     await dynamo?.close();
     process.exit(0);
@@ -102,6 +106,7 @@ ${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}
   offline.process.once('exit', (code) => {
     if (stopping) return;
     console.error(`serverless-offline exited (code ${code}); stopping.`);
+    removeLocalEnv(stage);
     void dynamo?.close().then(() => process.exit(1));
   });
 }

@@ -181,7 +181,7 @@ runCli({
   run: async (args) => {
     const stage = (args.options.get('stage') as string | undefined) ?? (process.env.STAGE?.trim() || 'dev');
     loadStoreConfig({ STAGE: stage }); // validates the stage before it names a folder under .data/
-    let endpoint = process.env.DYNAMODB_ENDPOINT?.trim() || undefined;
+    let endpoint = process.env.DYNAMODB_ENDPOINT?.trim() || process.env.AWS_ENDPOINT_URL_DYNAMODB?.trim() || undefined;
     let owned: RunningDynalite | undefined;
     if (args.options.has('aws')) endpoint = undefined;
     else if (!endpoint) ({ endpoint, owned } = await localEndpoint(stage));

@@ -1,12 +1,14 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { paramArguments } from '../../infra/settings.js';
 import { PROJECT_ROOT, SERVERLESS_BIN } from '../../scripts/local-stack.js';
 import { E2E_STAGE } from '../support/api-setup.js';
-import { apiEnv } from '../support/context.js';
+import { apiEnv, apiUrl } from '../support/context.js';
+import { runScript } from '../support/cli.js';
 
 interface Invocation {
   statusCode: number;
@@ -22,9 +24,11 @@ interface Invocation {
  */
 function invokeLocal(fn: string, eventPath: string): Promise<Invocation> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [SERVERLESS_BIN, 'invoke', 'local', '-f', fn, '-p', eventPath, '--stage', E2E_STAGE, '--param', `bcryptCost=${apiEnv().BCRYPT_COST}`], {
+    const child = spawn(process.execPath, [SERVERLESS_BIN, 'invoke', 'local', '-f', fn, '-p', eventPath, '--stage', E2E_STAGE, ...paramArguments(apiEnv())], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, ...apiEnv(), ESBUILD_WORK_FOLDER: '.esbuild-invoke', LOG_LEVEL: 'info' },
+      // Nothing of the stack's environment: the framework loads .env.test, as it loads .env.dev
+      // that `npm start` writes (useDotenv).
+      env: { ...process.env, ESBUILD_WORK_FOLDER: '.esbuild-invoke', LOG_LEVEL: 'info' },
     });
     let stdout = '';
     let stderr = '';
@@ -57,6 +61,37 @@ function eventWith(fn: string, change: (event: any) => void): string {
   writeFileSync(path, JSON.stringify(event));
   return path;
 }
+
+describe('serverless invoke local -f <fn> -p events/<fn>.json, after the one helper `npm run events`', () => {
+  it('works for every function against the running stack', async () => {
+    // Prepare: the committed events, filled in by the helper (into a copy, to leave the checkout alone)
+    const dir = mkdtempSync(join(tmpdir(), 'vpn-auth-events-'));
+    cpSync(join(PROJECT_ROOT, 'events'), dir, { recursive: true });
+    const helper = await runScript('scripts/events.ts', ['--dir', dir], { env: { PORT: new URL(apiUrl()).port } });
+    expect(helper.code, helper.stderr).toBe(0);
+    const invoke = (fn: string, file: string) => invokeLocal(fn, join(dir, `${file}.json`));
+
+    // Act, one function after the other
+    const me = await invoke('me', 'me');
+    const authorizer = (await invoke('authorizer', 'authorizer')) as unknown as { isAuthorized: boolean };
+    const example = await invoke('exampleProtected', 'example-protected');
+    const notFound = await invoke('notFound', 'not-found');
+    const refresh = await invoke('refresh', 'refresh');
+    const logout = await invoke('logout', 'logout');
+    const login = await invoke('login', 'login');
+
+    // Assess
+    expect(me.statusCode).toBe(200);
+    expect(authorizer).toMatchObject({ isAuthorized: true });
+    expect(example.statusCode).toBe(200);
+    expect(example.body.caller.sub).toBe(me.body.user.id);
+    expect(notFound.statusCode).toBe(404);
+    expect(notFound.body.error.code).toBe('not_found');
+    expect(refresh.statusCode).toBe(200);
+    expect(logout.statusCode).toBe(200);
+    expect(login.statusCode).toBe(200);
+  });
+});
 
 describe('serverless invoke local with the committed API Gateway v2 events', () => {
   it('runs login, me, refresh and logout end to end', async () => {

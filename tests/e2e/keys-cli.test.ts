@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { signingKeyParameter } from '../../infra/signing-keys.js';
 import { loadConfig, signingKeyEntries } from '../../lib/config.js';
 import { E2E_STAGE } from '../support/api-setup.js';
-import { runScript } from '../support/cli.js';
+import { auditLine, runScript } from '../support/cli.js';
 import { DEMO_USER, apiEnv } from '../support/context.js';
 import { LOCAL_CREDENTIALS } from '../support/fake-ssm.js';
 import { call, e2eParameterStore, login } from '../support/http.js';
@@ -55,7 +55,7 @@ describe('npm run keys -- … --aws: the signing-key ring in SSM', () => {
     expect(afterRetire).toEqual([afterRotation[0]]);
     expect(listed.stdout).toContain(`${afterRotation[0]![0]}  current (signs and verifies)`);
     // The audit trail on stderr names kids, never keys; no output ever shows a key.
-    expect(rotated.stderr).toContain('"event":"signing_key_rotated"');
+    expect(auditLine(rotated.stderr, 'signing_key_rotated')).toMatchObject({ actor: 'keys-cli' });
     const output = [init, rotated, forced, listed].map((result) => result.stdout + result.stderr).join('\n');
     for (const [, secret] of afterRotation) expect(output).not.toContain(secret);
   });

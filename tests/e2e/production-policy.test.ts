@@ -56,22 +56,29 @@ describe('the prod stage over HTTP: HTTPS only, HSTS, CORS for listed origins', 
     expect(denied.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
   });
 
-  it('answers CORS for the listed origin only', async () => {
+  it('answers CORS as API Gateway does: the listed origin only, on every response and preflight, never credentials', async () => {
+    // Act
     const allowed = await send('/me', { headers: { ...https, origin: APP_ORIGIN } });
-    expect(allowed.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
-    // (serverless-offline echoes any Origin on non-preflight responses, which API Gateway does
-    // not; that the Lambdas themselves answer unlisted origins with no CORS header is proven in
-    // tests/unit/http.test.ts.)
+    const unlisted = await send('/me', { headers: { ...https, origin: 'https://evil.example.com' } });
     const preflight = await send('/login', {
       method: 'OPTIONS',
       headers: { origin: APP_ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
     });
-    expect(preflight.status).toBeLessThan(300);
+    const foreignPreflight = await send('/login', { method: 'OPTIONS', headers: { origin: 'https://evil.example.com', 'access-control-request-method': 'POST' } });
+
+    // Assess
+    expect(allowed.status).toBe(401);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
+    expect(corsHeaders(unlisted)).toEqual([]);
+    expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
-    const foreignPreflight = await send('/login', {
-      method: 'OPTIONS',
-      headers: { origin: 'https://evil.example.com', 'access-control-request-method': 'POST' },
-    });
-    expect(foreignPreflight.headers.get('access-control-allow-origin')).toBeNull();
+    expect(preflight.headers.get('access-control-allow-methods')).toBe('GET,POST,DELETE,OPTIONS');
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('Content-Type,Authorization');
+    expect(preflight.headers.get('access-control-max-age')).toBe('600');
+    expect(foreignPreflight.status).toBe(204);
+    expect(corsHeaders(foreignPreflight)).toEqual([]);
+    for (const response of [allowed, unlisted, preflight, foreignPreflight]) expect(response.headers.get('access-control-allow-credentials')).toBeNull();
   });
 });
+
+const corsHeaders = (response: Response) => [...response.headers.keys()].filter((name) => name.startsWith('access-control-'));

@@ -5,7 +5,7 @@ import { createDocumentClient } from '../../lib/dynamo.js';
 import { UsersRepository } from '../../lib/users.js';
 import { ensureTables } from '../../scripts/local-stack.js';
 import { stageParam } from '../../scripts/stage-params.js';
-import { runScript, type CliResult } from '../support/cli.js';
+import { auditLine, runScript, type CliResult } from '../support/cli.js';
 import { apiEnv, dynamoEndpoint } from '../support/context.js';
 import { call, expectError, login, requestFrom } from '../support/http.js';
 import { uniqueEmail } from '../support/store.js';
@@ -99,7 +99,7 @@ describe('the users CLI against the running API', () => {
     // Assess
     expect(unlocked, unlocked.stderr).toMatchObject({ code: 0 });
     expect(unlocked.stdout).toContain(`Unlocked ${email}`);
-    expect(unlocked.stderr).toContain('"event":"account_unlocked"');
+    expect(auditLine(unlocked.stderr, 'account_unlocked')).toMatchObject({ actor: 'users-cli', userId: expect.stringMatching(/^usr_/) });
     expect((await signIn('127.0.0.91', {})).status).toBe(200);
     expect((await signIn('127.0.0.92', { device_token: deviceToken })).status).toBe(200);
   });

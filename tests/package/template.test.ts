@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACCESS, KEY_READERS } from '../../infra/iam.js';
+import { SETTINGS } from '../../infra/settings.js';
+import { stageParam } from '../../scripts/stage-params.js';
 import { PROJECT_ROOT, SERVERLESS_BIN } from '../../scripts/local-stack.js';
 
 type Template = { Resources: Record<string, { Type: string; DeletionPolicy?: string; Properties: Record<string, any> }> };
@@ -15,7 +17,16 @@ async function packaged(stage: string, params: string[] = []): Promise<Template>
   await promisify(execFile)(process.execPath, [SERVERLESS_BIN, 'package', '--stage', stage, '--package', out, ...params.map((param) => `--param=${param}`)], {
     cwd: PROJECT_ROOT,
     // A deployer's shell may well hold a key or a local endpoint: neither may reach the template.
-    env: { ...process.env, ESBUILD_WORK_FOLDER: `.esbuild-package-${stage}`, JWT_SECRET: DEPLOYER_SECRET, DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000' },
+    env: {
+      ...process.env,
+      ESBUILD_WORK_FOLDER: `.esbuild-package-${stage}`,
+      JWT_SECRET: DEPLOYER_SECRET,
+      DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000',
+      // Whatever the shell says must not reach the template.
+      ...Object.fromEntries(Object.keys(SETTINGS).map((variable) => [variable, '3'])),
+      CORS_ORIGINS: 'https://shell.example.com',
+      LOG_LEVEL: 'DEBUG',
+    },
     timeout: 120_000,
   });
   return JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
@@ -34,7 +45,7 @@ describe('the packaged CloudFormation template', () => {
     // One after the other: two packagings of one service at once trip over each other.
     prod = await packaged('prod');
     dev = await packaged('dev');
-    reserved = await packaged('prod', ['loginReservedConcurrency=50', 'reservedConcurrency=200', `signingKeyOperators=${OPERATOR}`]);
+    reserved = await packaged('prod', ['loginReservedConcurrency=50', 'reservedConcurrency=200', `signingKeyOperators=${OPERATOR}`, 'loginMaxFailures=7', 'corsOrigins=https://app.example.com']);
   }, 180_000);
 
   it('keeps every table on demand, encrypted, point-in-time recoverable, with TTL on expires_at where records expire', () => {
@@ -62,9 +73,11 @@ describe('the packaged CloudFormation template', () => {
   });
 
   it('gives each function its own role with only the DynamoDB actions it uses, never a wildcard', () => {
+    // Every function but the example route, which prod does not get.
     const functions = byType(prod, 'AWS::Lambda::Function');
-    expect(functions.length).toBe(Object.keys(ACCESS).length);
-    expect(byType(prod, 'AWS::IAM::Role').length).toBe(Object.keys(ACCESS).length);
+    expect(functions.length).toBe(Object.keys(ACCESS).length - 1);
+    expect(byType(prod, 'AWS::IAM::Role').length).toBe(Object.keys(ACCESS).length - 1);
+    expect(byType(dev, 'AWS::Lambda::Function').length).toBe(Object.keys(ACCESS).length);
     for (const [id, fn] of functions) {
       const roleId = fn.Properties.Role['Fn::GetAtt'][0] as string;
       const statements = prod.Resources[roleId]!.Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
@@ -92,7 +105,7 @@ describe('the packaged CloudFormation template', () => {
     for (const [id, fn] of byType(prod, 'AWS::Lambda::Function')) {
       expect(fn.Properties, id).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Timeout: 10 });
       expect(fn.Properties.Environment.Variables.NODE_OPTIONS, id).toBe('--enable-source-maps');
-      expect(fn.Properties.MemorySize, id).toBe(id === 'LoginLambdaFunction' ? 1769 : 1024);
+      expect(fn.Properties.MemorySize, id).toBe({ LoginLambdaFunction: 1769, NotFoundLambdaFunction: 256 }[id] ?? 1024);
     }
   });
 
@@ -145,7 +158,7 @@ describe('the packaged CloudFormation template', () => {
       LogoutLambdaFunction: undefined,
       MeLambdaFunction: undefined,
       AuthorizerLambdaFunction: undefined,
-      ExampleProtectedLambdaFunction: undefined,
+      NotFoundLambdaFunction: undefined,
     });
     for (const [id, reservation] of Object.entries(concurrency(dev))) expect(reservation, id).toBeUndefined();
     expect(concurrency(reserved)).toEqual({
@@ -154,7 +167,7 @@ describe('the packaged CloudFormation template', () => {
       LogoutLambdaFunction: 200,
       MeLambdaFunction: 200,
       AuthorizerLambdaFunction: 200,
-      ExampleProtectedLambdaFunction: undefined,
+      NotFoundLambdaFunction: undefined,
     });
   });
 
@@ -197,5 +210,46 @@ describe('the packaged CloudFormation template', () => {
     // Operators named by the stage's params may decrypt too (to rotate), through SSM only.
     const operators = (byType(reserved, 'AWS::KMS::Key')[0]![1].Properties.KeyPolicy.Statement as any[]).find((statement) => statement.Sid === 'OperatorsReadThroughSsm');
     expect(operators).toMatchObject({ Principal: { AWS: [OPERATOR] }, Action: 'kms:Decrypt', Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' } } } });
+  });
+
+  it("gives every function its stage's settings from the params in serverless.yml, never from the deploying shell", () => {
+    // The deploying shell exports other values for all of them (see `packaged`).
+    for (const [template, stage] of [[prod, 'prod'], [dev, 'dev']] as const) {
+      for (const [id, fn] of byType(template, 'AWS::Lambda::Function')) {
+        const variables = fn.Properties.Environment.Variables;
+        for (const [variable, param] of Object.entries(SETTINGS)) {
+          expect(variables[variable], `${id} ${variable}`).toBe(String(stageParam(stage, param)));
+        }
+        expect(variables.POWERTOOLS_SERVICE_NAME, id).toBe('vpn-auth');
+        expect(Object.keys(variables), id).not.toContain('CORS_ORIGINS');
+        expect(Object.keys(variables), id).not.toContain('LOG_LEVEL');
+      }
+    }
+    expect(stageParam('prod', 'requireHttps')).toBe(true);
+    expect(stageParam('dev', 'requireHttps')).toBe(false);
+    expect(stageParam('production', 'loginReservedConcurrency')).toBe(100);
+  });
+
+  it('lets --param override a setting at deploy time', () => {
+    for (const [id, fn] of byType(reserved, 'AWS::Lambda::Function')) expect(fn.Properties.Environment.Variables.LOGIN_MAX_FAILURES, id).toBe('7');
+  });
+
+  it('takes CORS from the corsOrigins param alone: none by default, the listed origins when set, never credentials', () => {
+    const cors = (template: Template) => byType(template, 'AWS::ApiGatewayV2::Api')[0]![1].Properties.CorsConfiguration;
+    expect(cors(prod)).toBeUndefined();
+    expect(cors(dev)).toBeUndefined();
+    expect(cors(reserved)).toEqual({
+      AllowOrigins: ['https://app.example.com'],
+      AllowHeaders: ['Content-Type', 'Authorization'],
+      AllowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      MaxAge: 600,
+    });
+  });
+
+  it('routes any other path or method to the not-found function ($default), and deploys no example route to prod', () => {
+    const routes = (template: Template) => byType(template, 'AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties.RouteKey as string).sort();
+    expect(routes(prod)).toEqual(['$default', 'GET /v1/auth/me', 'POST /v1/auth/login', 'POST /v1/auth/logout', 'POST /v1/auth/refresh']);
+    expect(routes(dev)).toContain('GET /v1/example/protected');
+    expect(routes(dev)).toContain('$default');
   });
 });

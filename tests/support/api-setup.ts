@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { signingKeyParameter } from '../../infra/signing-keys.js';
 import { loadStoreConfig } from '../../lib/config.js';
-import { PROJECT_ROOT, ensureTables, freePort, seedUser, startDynalite, startOffline } from '../../scripts/local-stack.js';
+import { PROJECT_ROOT, ensureTables, freePort, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
 import { startFakeSsm } from './fake-ssm.js';
 import { leakedLines, resetSecrets } from './secrets.js';
@@ -18,6 +18,8 @@ export const E2E_STAGE = 'test';
  */
 export default async function setup(project: TestProject) {
   resetSecrets();
+  // A stale one (a run that was killed) would give the Lambdas below a key instead of SSM.
+  removeLocalEnv(E2E_STAGE);
   const dynamo = await startDynalite(0);
   await ensureTables(dynamo.endpoint, E2E_STAGE);
   const ssm = await startFakeSsm();
@@ -55,6 +57,8 @@ export default async function setup(project: TestProject) {
     await ssm.close();
     throw error;
   }
+  // As `npm start` does: what a plain `serverless invoke local --stage test` loads (useDotenv).
+  writeLocalEnv(E2E_STAGE, env);
   project.provide('dynamoEndpoint', dynamo.endpoint);
   project.provide('apiUrl', offline.url);
   project.provide('apiEnv', env);
@@ -62,6 +66,7 @@ export default async function setup(project: TestProject) {
     const output = offline.output();
     mkdirSync(join(PROJECT_ROOT, '.test-output'), { recursive: true });
     writeFileSync(join(PROJECT_ROOT, '.test-output', 'serverless-offline.log'), output);
+    removeLocalEnv(E2E_STAGE);
     await offline.stop();
     await dynamo.close();
     // Every key any ring held during the run, rotations included.

@@ -38,6 +38,7 @@ describe('loadConfig', () => {
       sessionsTable: 'vpn-auth-dev-sessions',
       attemptsTable: 'vpn-auth-dev-attempts',
       dynamodbEndpoint: undefined,
+      placeholderCredentials: false,
       bcryptCost: 12,
       signingKeySource: { kind: 'inline', keys: { currentKid: kidFor(SECRET), keys: new Map([[kidFor(SECRET), new TextEncoder().encode(SECRET)]]) } },
       jwtIssuer: 'vpn-enterprise-auth',
@@ -47,7 +48,6 @@ describe('loadConfig', () => {
       refreshReuseGraceSeconds: 10,
       deviceTokenTtlSeconds: 31_536_000,
       requireHttps: false,
-      corsOrigins: [],
       loginLimits: { maxFailures: 5, lockoutSeconds: 900, accountMaxFailuresPerHour: 100, ipMaxFailures: 100 },
     });
   });
@@ -57,13 +57,6 @@ describe('loadConfig', () => {
     expect(loadConfig({ JWT_SECRET: SECRET, STAGE: 'staging' }).requireHttps).toBe(false);
     expect(loadConfig({ JWT_SECRET: SECRET, STAGE: 'prod', REQUIRE_HTTPS: 'false' }).requireHttps).toBe(false);
     expect(loadConfig({ JWT_SECRET: SECRET, STAGE: 'dev', REQUIRE_HTTPS: 'true' }).requireHttps).toBe(true);
-  });
-
-  it('reads CORS_ORIGINS as a list of exact, lower-cased origins', () => {
-    expect(loadConfig({ JWT_SECRET: SECRET, CORS_ORIGINS: ' https://App.example.com , http://localhost:5173,' }).corsOrigins).toEqual([
-      'https://app.example.com',
-      'http://localhost:5173',
-    ]);
   });
 
   it('treats empty and blank strings as unset (serverless passes unset variables as "")', () => {
@@ -157,9 +150,6 @@ describe('loadConfig', () => {
     ['LOGIN_ACCOUNT_MAX_FAILURES', 'many'],
     ['DEVICE_TOKEN_TTL_SECONDS', '59'],
     ['DEVICE_TOKEN_TTL_SECONDS', '63072001'],
-    ['CORS_ORIGINS', '*'],
-    ['CORS_ORIGINS', 'https://app.example.com/'],
-    ['CORS_ORIGINS', 'app.example.com'],
     ['REFRESH_REUSE_GRACE_SECONDS', 'ten'],
     ['REFRESH_TOKEN_TTL_SECONDS', '59'],
     ['STAGE', 'Prod!'],
@@ -369,8 +359,23 @@ describe('loadStoreConfig', () => {
       sessionsTable: 'vpn-auth-dev-sessions',
       attemptsTable: 'vpn-auth-dev-attempts',
       dynamodbEndpoint: undefined,
+      placeholderCredentials: false,
       bcryptCost: 12,
     });
+  });
+
+  it.each([
+    ['DYNAMODB_ENDPOINT, always with placeholder credentials', { DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000', AWS_PROFILE: 'dev' }, true],
+    ["the SDK's AWS_ENDPOINT_URL_DYNAMODB, with placeholders when no credentials are configured", { AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:8000' }, true],
+    ['AWS_ENDPOINT_URL_DYNAMODB with the credentials configured', { AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:8000', AWS_ACCESS_KEY_ID: 'AKIA' }, false],
+  ])('takes the DynamoDB endpoint from %s', (_label, env, placeholders) => {
+    expect(loadStoreConfig(env)).toMatchObject({ dynamodbEndpoint: 'http://127.0.0.1:8000', placeholderCredentials: placeholders });
+  });
+
+  it('prefers DYNAMODB_ENDPOINT, and takes the SSM endpoint from SSM_ENDPOINT or AWS_ENDPOINT_URL_SSM', () => {
+    expect(loadStoreConfig({ DYNAMODB_ENDPOINT: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:2' }).dynamodbEndpoint).toBe('http://127.0.0.1:1');
+    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: '/p', AWS_ENDPOINT_URL_SSM: 'http://127.0.0.1:3' })).toMatchObject({ ssmEndpoint: 'http://127.0.0.1:3' });
+    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: '/p', SSM_ENDPOINT: 'http://127.0.0.1:4', AWS_ENDPOINT_URL_SSM: 'http://127.0.0.1:3' })).toMatchObject({ ssmEndpoint: 'http://127.0.0.1:4' });
   });
 
   it('validates its own variables', () => {

@@ -365,19 +365,28 @@ describe('the HTTP policy (REQUIRE_HTTPS, CORS_ORIGINS)', () => {
     expect(response.headers).not.toHaveProperty('Strict-Transport-Security');
   });
 
-  it('allows listed origins only, case-insensitively, and always varies on Origin', async () => {
-    const handler = httpHandler(async () => ok({}), { requireHttps: false, corsOrigins: ['https://app.example.com'] });
-    const listed = await handler(httpEvent({ headers: { origin: 'https://APP.example.com' } }), context);
-    const other = await handler(httpEvent({ headers: { origin: 'https://evil.example.com' } }), context);
-    expect(listed.headers).toMatchObject({ 'Access-Control-Allow-Origin': 'https://app.example.com', Vary: 'Origin' });
-    expect(other.headers).not.toHaveProperty('Access-Control-Allow-Origin');
-    expect(other.headers).toMatchObject({ Vary: 'Origin' });
-  });
-
-  it('sends no CORS header at all when no origin is configured', async () => {
+  it('sends no CORS header of its own, whatever the Origin: CORS is API Gateway\'s (infra/cors.js)', async () => {
     const response = await httpHandler(async () => ok({}))(httpEvent({ headers: { origin: 'https://app.example.com' } }), context);
-    expect(response.headers).not.toHaveProperty('Access-Control-Allow-Origin');
+    expect(Object.keys(response.headers!).filter((name) => name.toLowerCase().startsWith('access-control-'))).toEqual([]);
     expect(response.headers).not.toHaveProperty('Vary');
+  });
+});
+
+describe('a request that runs out of time', () => {
+  it('answers 503 service_unavailable with Retry-After in our JSON before the function\'s own timeout', async () => {
+    // Prepare: 700 ms left, a handler that never answers
+    const started = Date.now();
+    const stuck = httpHandler(() => new Promise<HttpResult>(() => undefined));
+    const shortOfTime = { ...context, getRemainingTimeInMillis: () => 700 - (Date.now() - started) } as unknown as Context;
+
+    // Act
+    const response = await stuck(httpEvent(), shortOfTime);
+
+    // Assess
+    expect(Date.now() - started).toBeLessThan(700);
+    expect(response.statusCode).toBe(503);
+    expect(parsedBody(response)).toEqual({ success: false, error: { code: 'service_unavailable', message: expect.any(String) } });
+    expect(response.headers).toMatchObject({ ...SECURITY_HEADERS, 'Retry-After': expect.stringMatching(/^\d+$/) });
   });
 });
 

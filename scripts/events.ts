@@ -1,0 +1,65 @@
+/**
+ * `npm run events`: fresh credentials in the committed API Gateway events, so that
+ * `npx serverless invoke local -f <fn> -p events/<fn>.json` works for every function against the
+ * running `npm start`. Signs the demo user in over HTTP (PORT, DEMO_USER_EMAIL, DEMO_USER_PASSWORD
+ * as `npm start` takes them) and writes the new access token into the Authorization header of
+ * me, logout and the authorizer, the refresh token into refresh's body, and what the authorizer
+ * would pass on into the example route's context. (`git checkout events/` puts the placeholders back.)
+ * `npm start` writes `.env.<stage>`, which the framework loads (`useDotenv`), so invoke local reads
+ * the same tables and key as the running stack.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { UsageError, runCli } from './cli.js';
+import { PROJECT_ROOT } from './local-stack.js';
+
+const USAGE = `Usage: npm run events [-- --dir D]
+
+Signs the demo user in against the running npm start (PORT, default 3000) and writes fresh tokens
+into the API Gateway events in events/ (or D), for \`npx serverless invoke local -f <fn> -p events/<fn>.json\`.`;
+
+type Event = { headers: Record<string, string>; body?: string; identitySource?: string[]; requestContext: Record<string, any> };
+
+function edit(dir: string, fn: string, change: (event: Event) => void): void {
+  const file = join(dir, `${fn}.json`);
+  const event = JSON.parse(readFileSync(file, 'utf8')) as Event;
+  change(event);
+  writeFileSync(file, `${JSON.stringify(event, null, 2)}\n`);
+}
+
+runCli({
+  usage: USAGE,
+  spec: { values: new Set(['dir']), flags: new Set(['help']) },
+  refusals: [],
+  run: async (args) => {
+    if (args.command !== undefined) throw new UsageError(`Unexpected argument "${args.command}"`);
+    const dir = (args.options.get('dir') as string | undefined) ?? join(PROJECT_ROOT, 'events');
+    const port = process.env.PORT?.trim() || '3000';
+    const email = process.env.DEMO_USER_EMAIL?.trim() || 'user@company.com';
+    const password = process.env.DEMO_USER_PASSWORD || 'secure_password';
+    const response = await fetch(`http://127.0.0.1:${port}/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password }),
+      signal: AbortSignal.timeout(20_000),
+    }).catch(() => {
+      throw new UsageError(`No API answers on http://127.0.0.1:${port}: start it with npm start (or set PORT)`);
+    });
+    const body = (await response.json()) as { token?: string; refresh_token?: string; user?: { id: string; role: string }; error?: { code: string } };
+    if (!response.ok || !body.token) throw new Error(`Signing ${email} in failed: ${response.status} ${body.error?.code ?? ''}`);
+    const bearer = `Bearer ${body.token}`;
+    for (const fn of ['me', 'logout']) edit(dir, fn, (event) => (event.headers.authorization = bearer));
+    edit(dir, 'authorizer', (event) => {
+      event.headers.authorization = bearer;
+      event.identitySource = [bearer];
+    });
+    edit(dir, 'refresh', (event) => (event.body = JSON.stringify({ refresh_token: body.refresh_token })));
+    edit(dir, 'example-protected', (event) => {
+      event.headers.authorization = bearer;
+      event.requestContext.authorizer = { lambda: { sub: body.user!.id, sid: decodeJwt(body.token!).sid, role: body.user!.role } };
+    });
+    return `Fresh tokens for ${email} in ${dir}: me, logout, authorizer, refresh, example-protected.\n` +
+      'Try: npx serverless invoke local -f me -p events/me.json';
+  },
+});
