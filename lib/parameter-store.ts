@@ -10,7 +10,7 @@ export interface ParameterStoreOptions {
   sha256: ChecksumConstructor | HashConstructor;
   /** Per attempt (default 1 s): a parameter read is one small request, and a cold start waits for it. */
   timeoutMs?: number;
-  /** Attempts in all (default 2): reads retry throttling, 5xx and network failures; writes only throttling. */
+  /** Attempts in all (default 2): a read is retried after throttling, a 5xx or a network failure. */
   maxAttempts?: number;
 }
 
@@ -26,14 +26,13 @@ export class ParameterStoreError extends Error {
   }
 }
 
-/** Refusals that say the request was not applied: safe to send again, even a write. */
-const THROTTLING_CODES = new Set(['ThrottlingException', 'TooManyUpdates']);
-const RETRYABLE_CODES = new Set([...THROTTLING_CODES, 'InternalServerError', 'ServiceUnavailable']);
+const RETRYABLE_CODES = new Set(['ThrottlingException', 'TooManyUpdates', 'InternalServerError', 'ServiceUnavailable']);
 
 /**
- * GetParameter and PutParameter of SSM Parameter Store over its JSON protocol, signed (SigV4)
- * with the credentials and SHA-256 the DynamoDB client has already resolved. These two calls are
- * all the service needs; `@aws-sdk/client-ssm` would add about 210 kB (+40 %) to every bundle.
+ * GetParameter of SSM Parameter Store over its JSON protocol, signed (SigV4) with the credentials
+ * and SHA-256 the DynamoDB client has already resolved: the one call the Lambdas make (they read
+ * their signing keys), for which `@aws-sdk/client-ssm` would add about 210 kB (+40 %) to every
+ * bundle. Writing the ring is the keys CLI's, with the SDK's client (scripts/keys.ts).
  */
 export class ParameterStore {
   private readonly signer: SignatureV4;
@@ -51,43 +50,20 @@ export class ParameterStore {
 
   /** The decrypted value of a (SecureString) parameter. */
   async get(name: string): Promise<string> {
-    const reply = (await this.call('GetParameter', { Name: name, WithDecryption: true }, true)) as { Parameter?: { Value?: unknown } };
+    const reply = (await this.call('GetParameter', { Name: name, WithDecryption: true })) as { Parameter?: { Value?: unknown } };
     const value = reply.Parameter?.Value;
     if (typeof value !== 'string') throw new ParameterStoreError('InvalidResponse', `SSM returned no value for ${name}`, false);
     return value;
   }
 
-  /**
-   * Write a SecureString, encrypted with `keyId` (a KMS key id or alias; SSM's own aws/ssm key
-   * when absent); without `overwrite` an existing parameter is an error (ParameterAlreadyExists).
-   * Returns the new version.
-   */
-  async putSecureString(name: string, value: string, options: { overwrite: boolean; description?: string; keyId?: string }): Promise<number> {
-    const reply = (await this.call('PutParameter', {
-      Name: name,
-      Value: value,
-      Type: 'SecureString',
-      Overwrite: options.overwrite,
-      ...(options.keyId ? { KeyId: options.keyId } : {}),
-      ...(options.description ? { Description: options.description } : {}),
-    }, false)) as { Version?: number };
-    return reply.Version ?? 0;
-  }
-
-  /**
-   * One SSM action, retried while that is safe: a read on any transient failure; a write only when
-   * SSM said it was throttled (after a timeout or a 5xx the write may have happened, and a create
-   * sent again would report "already exists" for the operator's own success).
-   */
-  private async call(action: string, input: Record<string, unknown>, idempotent: boolean): Promise<unknown> {
+  /** One SSM read, retried on any transient failure. */
+  private async call(action: string, input: Record<string, unknown>): Promise<unknown> {
     const maxAttempts = this.options.maxAttempts ?? 2;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.attempt(action, input);
       } catch (error) {
-        const retryable = idempotent
-          ? !(error instanceof ParameterStoreError) || error.retryable
-          : error instanceof ParameterStoreError && THROTTLING_CODES.has(error.code);
+        const retryable = !(error instanceof ParameterStoreError) || error.retryable;
         if (!retryable || attempt >= maxAttempts) throw error instanceof ParameterStoreError ? error : networkError(error);
         // Full jitter on 50 ms, 100 ms, ...: what the SDK's standard retry strategy does.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * 2 ** (attempt - 1)));

@@ -5,10 +5,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { GetParameterCommand, ParameterAlreadyExists, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { signingKeyAlias, signingKeyParameter } from '../infra/signing-keys.js';
 import { ConfigError, loadKeyTimings, loadStoreConfig, signingKeyEntries } from '../lib/config.js';
-import { createDocumentClient } from '../lib/dynamo.js';
-import { ParameterStore, ParameterStoreError } from '../lib/parameter-store.js';
 import { MIN_REFETCH_SECONDS } from '../lib/signing-keys.js';
 import { CLOCK_TOLERANCE_SECONDS } from '../lib/tokens.js';
 import { UsageError, audit, runCli, type ArgSpec, type Args } from './cli.js';
@@ -64,21 +63,45 @@ function localStore(file = join(DATA_DIR, 'jwt-secret')): RingStore {
 }
 
 function ssmStore(stage: string): RingStore {
-  const config = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: '' });
+  const { region } = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: '' });
   const name = signingKeyParameter(stage);
-  const ssmEndpoint = process.env.SSM_ENDPOINT?.trim() || process.env.AWS_ENDPOINT_URL_SSM?.trim() || undefined;
-  // The DynamoDB client is only borrowed for the SDK's default credential chain.
-  const parameters = ParameterStore.sharingCredentialsWith(createDocumentClient(config), config.region, ssmEndpoint);
+  const endpoint = process.env.SSM_ENDPOINT?.trim() || process.env.AWS_ENDPOINT_URL_SSM?.trim() || undefined;
+  // The SDK's own client (the Lambdas read with a signed fetch of their own, lib/parameter-store.ts,
+  // to keep their bundles small; the CLI is not bundled). Its standard retries cover throttling
+  // and transient faults.
+  const ssm = new SSMClient({ region, ...(endpoint ? { endpoint } : {}), maxAttempts: 3 });
+  const read = async (): Promise<string | undefined> => {
+    try {
+      const { Parameter } = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+      return Parameter?.Value;
+    } catch (error) {
+      if (error instanceof ParameterNotFound) return undefined;
+      throw error;
+    }
+  };
   return {
-    where: `SSM parameter ${name} (${config.region})`,
-    read: () =>
-      parameters.get(name).catch((error: unknown) => {
-        if (error instanceof ParameterStoreError && error.code === 'ParameterNotFound') return undefined;
-        throw error;
-      }),
+    where: `SSM parameter ${name} (${region})`,
+    read,
     write: async (text, { create }) => {
-      // Under the stage's own KMS key (deployed with the stack), never SSM's account-wide aws/ssm.
-      await parameters.putSecureString(name, text, { overwrite: !create, keyId: signingKeyAlias(stage), description: 'JWT signing keys of the VPN Enterprise auth API (npm run keys)' });
+      try {
+        // Under the stage's own KMS key (deployed with the stack), never SSM's account-wide aws/ssm.
+        await ssm.send(
+          new PutParameterCommand({
+            Name: name,
+            Value: text,
+            Type: 'SecureString',
+            KeyId: signingKeyAlias(stage),
+            Overwrite: !create,
+            Description: 'JWT signing keys of the VPN Enterprise auth API (npm run keys)',
+          }),
+        );
+      } catch (error) {
+        // A create the SDK sent again after a timeout may have landed the first time: ours, not a conflict.
+        const retried = ((error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) > 1;
+        if (error instanceof ParameterAlreadyExists && retried && (await read()) === text) return;
+        if (error instanceof ParameterAlreadyExists) throw new KeyRingError(`${name} already exists`);
+        throw error;
+      }
     },
     afterChange: 'Running Lambdas use it within JWT_SECRET_CACHE_SECONDS (default 300 s), and at once when they meet a token it signed.',
   };
@@ -145,7 +168,7 @@ async function run(args: Args, store: RingStore): Promise<string> {
 runCli({
   usage: USAGE,
   spec: ARGS,
-  refusals: [KeyRingError, ConfigError, ParameterStoreError],
+  refusals: [KeyRingError, ConfigError],
   run: async (args) => {
     if (args.options.has('stage') && !args.options.has('aws')) throw new UsageError('--stage goes with --aws (the local stack has one key ring)');
     if (args.options.has('file') && args.options.has('aws')) throw new UsageError('--file is for a local ring, not with --aws');

@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signingKeyParameter } from '../../infra/signing-keys.js';
 import { createApp } from '../../lib/app.js';
 import { loadConfig } from '../../lib/config.js';
 import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
-import { newSecret } from '../../scripts/key-ring.js';
 import { apiEnv, dynamoEndpoint } from '../support/context.js';
-import { e2eApp, e2eParameterStore, requestFrom, type SourcedReply } from '../support/http.js';
+import { e2eApp, putSigningKeys, requestFrom, type SourcedReply } from '../support/http.js';
 import { createUser, uniqueEmail } from '../support/store.js';
 
 function loginFrom(sourceIp: string, body: unknown, headers: Record<string, string> = {}, baseUrl?: string): Promise<SourcedReply> {
@@ -80,7 +78,7 @@ describe('per-IP and per-account caps, and device tokens, over HTTP', () => {
 
   beforeAll(async () => {
     await ensureTables(dynamoEndpoint(), 'limits');
-    await e2eParameterStore().putSecureString(signingKeyParameter('limits'), newSecret(), { overwrite: true });
+    await putSigningKeys('limits');
     api = await startOffline({ stage: 'limits', port: await freePort(), env: { ...process.env, ...env(), ESBUILD_WORK_FOLDER: '.esbuild-limits' } });
   });
   afterAll(async () => {

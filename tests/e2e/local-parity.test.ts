@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signingKeyParameter } from '../../infra/signing-keys.js';
 import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
-import { newSecret } from '../../scripts/key-ring.js';
 import { apiEnv, apiUrl, dynamoEndpoint } from '../support/context.js';
-import { e2eParameterStore } from '../support/http.js';
+import { putSigningKeys } from '../support/http.js';
 
 const corsHeaders = (response: Response) => [...response.headers.keys()].filter((name) => name.startsWith('access-control-'));
 const send = (base: string, path: string, init: RequestInit = {}) => fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
@@ -50,7 +48,7 @@ describe('a function past its timeout', () => {
 
   beforeAll(async () => {
     await ensureTables(dynamoEndpoint(), 'slow');
-    await e2eParameterStore().putSecureString(signingKeyParameter('slow'), newSecret(), { overwrite: true });
+    await putSigningKeys('slow');
     api = await startOffline({ stage: 'slow', port: await freePort(), env: { ...process.env, ...env(), ESBUILD_WORK_FOLDER: '.esbuild-slow' }, params: ['lambdaTimeout=1'] });
   });
   afterAll(async () => {

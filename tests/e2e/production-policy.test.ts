@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signingKeyParameter } from '../../infra/signing-keys.js';
 import { createApp } from '../../lib/app.js';
 import { loadConfig } from '../../lib/config.js';
 import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
-import { newSecret } from '../../scripts/key-ring.js';
 import { apiEnv, dynamoEndpoint } from '../support/context.js';
-import { e2eParameterStore } from '../support/http.js';
+import { putSigningKeys } from '../support/http.js';
 import { createUser } from '../support/store.js';
 
 const APP_ORIGIN = 'https://app.example.com';
@@ -23,7 +21,7 @@ describe('the prod stage over HTTP: HTTPS only, HSTS, CORS for listed origins', 
   beforeAll(async () => {
     await ensureTables(dynamoEndpoint(), 'prod');
     // What `npm run keys -- init --aws --stage prod` does before a first deploy.
-    await e2eParameterStore().putSecureString(signingKeyParameter('prod'), newSecret(), { overwrite: true });
+    await putSigningKeys('prod');
     user = await createUser(createApp(loadConfig(env())));
     api = await startOffline({ stage: 'prod', port: await freePort(), env: { ...process.env, ...env(), ESBUILD_WORK_FOLDER: '.esbuild-prod' } });
   });

@@ -48,27 +48,17 @@ function ssmApp(name: string, clock = new TestClock()) {
   return testApp(clock, { JWT_SECRET: '', JWT_SECRET_PARAMETER: name, SSM_ENDPOINT: ssm.endpoint, JWT_SECRET_CACHE_SECONDS: '300' });
 }
 
-describe('ParameterStore (SigV4-signed SSM calls)', () => {
-  it('writes a SecureString and reads it back decrypted; a second create of the same name is refused', async () => {
-    // Prepare
+describe('ParameterStore (the Lambdas\' SigV4-signed SSM read)', () => {
+  it('reads a SecureString back decrypted', async () => {
     const name = newParameter();
-
-    // Act
-    const version = await store().putSecureString(name, 'value-1', { overwrite: false });
-    const again = await failure(store().putSecureString(name, 'value-2', { overwrite: false }));
-    const overwritten = await store().putSecureString(name, 'value-3', { overwrite: true });
-
-    // Assess
-    expect(version).toBe(1);
-    expect(again).toMatchObject({ name: 'ParameterStoreError', code: 'ParameterAlreadyExists' });
-    expect(overwritten).toBe(2);
-    await expect(store().get(name)).resolves.toBe('value-3');
+    ssm.put(name, 'value-1');
+    await expect(store().get(name)).resolves.toBe('value-1');
   });
 
   it('signs the session token of temporary credentials (a Lambda role) and the hash of the body', async () => {
     // Prepare
     const name = newParameter();
-    await store().putSecureString(name, 'with-session', { overwrite: false });
+    ssm.put(name, 'with-session');
 
     // Act
     const value = await store({ sessionToken: 'a-session-token' }).get(name);
@@ -81,7 +71,7 @@ describe('ParameterStore (SigV4-signed SSM calls)', () => {
   it('is refused when its signature is wrong: another region or another secret key', async () => {
     // Prepare
     const name = newParameter();
-    await store().putSecureString(name, 'v', { overwrite: false });
+    ssm.put(name, 'v');
 
     // Act
     const wrongRegion = await failure(store({ region: 'eu-west-1' }).get(name));
@@ -95,7 +85,7 @@ describe('ParameterStore (SigV4-signed SSM calls)', () => {
   it('retries throttling and 5xx, but not a missing parameter', async () => {
     // Prepare
     const name = newParameter();
-    await store().putSecureString(name, 'v', { overwrite: false });
+    ssm.put(name, 'v');
     const before = gets();
 
     // Act
@@ -111,33 +101,13 @@ describe('ParameterStore (SigV4-signed SSM calls)', () => {
     expect(missing).toMatchObject({ code: 'ParameterNotFound', retryable: false });
     expect(gets() - afterRetries).toBe(1);
   });
-
-  it('sends a write again only when SSM said it was throttled', async () => {
-    // Prepare
-    const name = newParameter();
-    const puts = () => ssm.calls.get('PutParameter') ?? 0;
-    const before = puts();
-
-    // Act
-    ssm.failNext(1, 500, 'InternalServerError');
-    const ambiguous = await failure(store().putSecureString(name, 'v1', { overwrite: false }));
-    const afterAmbiguous = puts();
-    ssm.failNext(1, 400, 'ThrottlingException');
-    const version = await store().putSecureString(name, 'v2', { overwrite: false });
-
-    // Assess
-    expect(ambiguous).toMatchObject({ code: 'InternalServerError' });
-    expect(afterAmbiguous - before).toBe(1);
-    expect(version).toBe(1);
-    expect(puts() - afterAmbiguous).toBe(2);
-  });
 });
 
 describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
   it('reads the ring once at the first request and reuses it until the cache expires', async () => {
     // Prepare
     const name = newParameter();
-    await store().putSecureString(name, JSON.stringify({ k1: secret() }), { overwrite: false });
+    ssm.put(name, JSON.stringify({ k1: secret() }));
     const app = await ssmApp(name);
     const user = await createUser(app);
     const before = gets();
@@ -159,11 +129,11 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
     // Prepare: two Lambdas share the parameter; A has cached the old ring
     const name = newParameter();
     const oldSecret = secret();
-    await store().putSecureString(name, JSON.stringify({ k1: oldSecret }), { overwrite: false });
+    ssm.put(name, JSON.stringify({ k1: oldSecret }));
     const lambdaA = await ssmApp(name);
     const user = await createUser(lambdaA);
     const oldPair = await loginService(lambdaA).login(user.email, user.password, caller);
-    await store().putSecureString(name, JSON.stringify({ k2: secret(), k1: oldSecret }), { overwrite: true });
+    ssm.put(name, JSON.stringify({ k2: secret(), k1: oldSecret }));
     const lambdaB = createApp(lambdaA.config, new TestClock().now);
     const newPair = await loginService(lambdaB).login(user.email, user.password, caller);
     const before = gets();
@@ -188,7 +158,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
   it('answers 503 while SSM cannot be read at a cold start, and recovers without a restart', async () => {
     // Prepare
     const name = newParameter();
-    await store().putSecureString(name, secret(), { overwrite: false });
+    ssm.put(name, secret());
     const app = await ssmApp(name);
     const user = await createUser(app);
 
@@ -213,7 +183,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
   it('answers 503 on every endpoint while a cold container cannot read SSM; login spends no attempt on it', async () => {
     // Prepare: a session made by a container that has the keys; this one has none yet
     const name = newParameter();
-    await store().putSecureString(name, secret(), { overwrite: false });
+    ssm.put(name, secret());
     const app = await ssmApp(name);
     const user = await createUser(app);
     const pair = await loginService(createApp(app.config, new TestClock().now)).login(user.email, user.password, caller);
@@ -238,7 +208,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
   it('keeps using the ring it holds when a later refetch fails', async () => {
     // Prepare
     const name = newParameter();
-    await store().putSecureString(name, secret(), { overwrite: false });
+    ssm.put(name, secret());
     const app = await ssmApp(name);
     const user = await createUser(app);
     const pair = await loginService(app).login(user.email, user.password, caller);
@@ -259,7 +229,7 @@ describe('signing keys read from SSM (JWT_SECRET_PARAMETER)', () => {
   it('answers 503, not 500, when the parameter holds no usable key, and names the problem in the log only', async () => {
     // Prepare
     const name = newParameter();
-    await store().putSecureString(name, 'too-short', { overwrite: false });
+    ssm.put(name, 'too-short');
     const app = await ssmApp(name);
     const user = await createUser(app);
 
@@ -288,5 +258,29 @@ describe('npm run keys -- --aws: the KMS key the ring is encrypted with', () => 
     expect(rotate.code, rotate.stderr).toBe(0);
     expect(afterInit).toBe(`alias/vpn-auth-${stage}-signing-keys`);
     expect(ssm.parameters.get(`/vpn-auth/${stage}/jwt-signing-keys`)).toMatchObject({ version: 2, keyId: `alias/vpn-auth-${stage}-signing-keys` });
+  }, 30_000);
+
+  it("writes with the SDK's SSM client, whose retries ride out a throttled SSM; every request is signed", async () => {
+    // Prepare
+    const stage = `t${randomBytes(4).toString('hex')}`;
+    const env = { SSM_ENDPOINT: ssm.endpoint, AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1', AWS_PROFILE: undefined };
+    const calls = () => (ssm.calls.get('PutParameter') ?? 0) + (ssm.calls.get('GetParameter') ?? 0);
+    const before = calls();
+
+    // Act: the first request (init's read) is throttled
+    ssm.failNext(1, 400, 'ThrottlingException');
+    const init = await runScript('scripts/keys.ts', ['init', '--aws', '--stage', stage], { env });
+    const initCalls = calls() - before;
+    const again = await runScript('scripts/keys.ts', ['init', '--aws', '--stage', stage], { env });
+    const wrongKey = await runScript('scripts/keys.ts', ['list', '--aws', '--stage', stage], { env: { ...env, AWS_SECRET_ACCESS_KEY: 'not-the-key' } });
+
+    // Assess
+    expect(init.code, init.stderr).toBe(0);
+    // read throttled, read again (not found), one write
+    expect(initCalls).toBe(3);
+    expect(again).toMatchObject({ code: 1, stderr: expect.stringContaining('already exists') });
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.stderr).toMatch(/signature/i);
+    expect(ssm.parameters.get(`/vpn-auth/${stage}/jwt-signing-keys`)?.version).toBe(1);
   }, 30_000);
 });

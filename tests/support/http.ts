@@ -1,10 +1,14 @@
 import { request } from 'node:http';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { expect } from 'vitest';
+import { signingKeyParameter } from '../../infra/signing-keys.js';
 import { createApp, type App } from '../../lib/app.js';
 import { loadConfig } from '../../lib/config.js';
 import { ParameterStore } from '../../lib/parameter-store.js';
 import { apiEnv, apiUrl } from './context.js';
 import { contractViolation } from './openapi.js';
+import { newSecret } from '../../scripts/key-ring.js';
+import { LOCAL_CREDENTIALS } from './fake-ssm.js';
 import { recordSecret } from './secrets.js';
 
 export interface ApiResponse {
@@ -66,6 +70,16 @@ export async function login(email: string, password: string): Promise<{ token: s
   const response = await call('POST', '/login', { body: { email, password } });
   expect(response.status, response.text).toBe(200);
   return response.body;
+}
+
+/**
+ * A new signing key for `stage` in the SSM the running Lambdas read (a fake on loopback), written
+ * as an operator's `npm run keys -- init --aws` would, with the SDK's client.
+ */
+export async function putSigningKeys(stage: string): Promise<void> {
+  const ssm = new SSMClient({ region: e2eApp().config.region, endpoint: apiEnv().SSM_ENDPOINT, credentials: LOCAL_CREDENTIALS });
+  await ssm.send(new PutParameterCommand({ Name: signingKeyParameter(stage), Value: newSecret(), Type: 'SecureString', Overwrite: true }));
+  ssm.destroy();
 }
 
 /** The SSM the running Lambdas read their signing keys from (a fake on loopback), as operators reach it. */
