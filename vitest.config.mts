@@ -12,6 +12,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['tests/integration/**/*.test.ts'],
+          // The services' metrics lines (EMF on stdout) would only be noise here; unit and e2e check them.
+          env: { POWERTOOLS_METRICS_DISABLED: 'true' },
           globalSetup: ['tests/support/dynamo-setup.ts'],
           testTimeout: 20_000,
         },

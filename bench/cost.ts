@@ -1,8 +1,8 @@
 /**
- * `npx tsx bench/cost.ts`: what this stack costs on AWS per month for 1,000, 10,000 and 100,000 users
+ * `npm run bench:cost`: what this stack costs on AWS per month for 1,000, 10,000 and 100,000 users
  * under the usage profile below, next to Amazon Cognito's and Auth0's published per-MAU prices.
  * us-east-1 list prices, no free tier applied (the account is shared with the other VPN Enterprise
- * APIs). Every price is a named constant with its source; the README's "What it costs per month"
+ * APIs). Every price is a named constant with its source; docs/performance.md's "What it costs per month"
  * section gives the dates and what could not be confirmed. Nothing here calls AWS.
  */
 
@@ -11,7 +11,7 @@ const DAYS_PER_MONTH = 30;
 const PER_USER_PER_DAY = { login: 2, refresh: 10, me: 2, authorizer: 300 };
 const USER_COUNTS = [1_000, 10_000, 100_000];
 
-// ---- What one call uses (README "Lambda sizing" and "DynamoDB calls"; items < 1 KB) -------------
+// ---- What one call uses (docs/performance.md "Lambda sizing", docs/design.md "A request, in DynamoDB calls"; items < 1 KB) -------------
 type Fn = keyof typeof PER_USER_PER_DAY;
 interface Call { memoryMb: number; durationMs: number; rru: number; wru: number; logKb: number; viaApiGateway: boolean }
 const CALLS: Record<Fn, Call> = {
@@ -87,7 +87,7 @@ function bill(users: number, fns: Fn[] = Object.keys(CALLS) as Fn[]): Line[] {
     { component: 'DynamoDB reads', quantity: rru / 1e6, unit: 'M RRU', unitPrice: DYNAMODB_PER_MILLION_RRU, cost: 0 },
     { component: 'DynamoDB writes', quantity: wru / 1e6, unit: 'M WRU', unitPrice: DYNAMODB_PER_MILLION_WRU, cost: 0 },
     { component: 'CloudWatch Logs ingestion', quantity: logGb, unit: 'GB', unitPrice: LOGS_INGESTION_PER_GB, cost: 0 },
-    { component: `KMS decrypts (${containers} warm containers)`, quantity: decrypts / 1e4, unit: '10k requests', unitPrice: KMS_PER_10K_REQUESTS, cost: 0 },
+    { component: `KMS decrypts (${containers} warm containers)`, quantity: decrypts / 1e6, unit: 'M requests', unitPrice: KMS_PER_10K_REQUESTS * 100, cost: 0 },
   ];
   if (fns.length === Object.keys(CALLS).length) lines.push({ component: 'KMS key', quantity: 1, unit: 'key-month', unitPrice: KMS_KEY_PER_MONTH, cost: 0 });
   return lines.map((line) => ({ ...line, cost: line.quantity * line.unitPrice }));
@@ -109,7 +109,8 @@ const cognitoPlus = (mau: number) => mau * COGNITO_PLUS_PER_MAU;
 // ---- Output -------------------------------------------------------------------------------------
 const usd = (n: number | string) =>
   typeof n === 'string' ? n : `$${n.toLocaleString('en-US', { minimumFractionDigits: n < 100 ? 2 : 0, maximumFractionDigits: n < 100 ? 2 : 0 })}`;
-const count = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: n < 100 ? 2 : 0 });
+const count = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: n < 1000 ? 2 : 0 });
+const price = (n: number) => `$${n.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 10 })}`;
 const row = (cells: string[]) => console.log(`| ${cells.join(' | ')} |`);
 
 const perUser = Object.entries(PER_USER_PER_DAY).map(([fn, n]) => `${n} ${fn}`).join(', ');
@@ -127,6 +128,6 @@ console.log(`\nThis stack at ${count(breakdownUsers)} users, line by line:\n`);
 row(['Component', 'Quantity per month', 'Unit price', 'Cost']);
 row(['---', '---:', '---:', '---:']);
 for (const line of bill(breakdownUsers)) {
-  row([line.component, `${count(line.quantity)} ${line.unit}`, `$${line.unitPrice} per ${line.unit}`, usd(line.cost)]);
+  row([line.component, `${count(line.quantity)} ${line.unit}`, `${price(line.unitPrice)} per ${line.unit}`, usd(line.cost)]);
 }
 row(['**Total**', '', '', `**${usd(total(bill(breakdownUsers)))}**`]);

@@ -168,6 +168,15 @@ async function main(): Promise<void> {
   const verifyFirst = () => jwtVerify(first.token, key, { issuer: app.config.jwtIssuer, audience: app.config.jwtAudience, algorithms: ['HS256'] });
 
   const meOp = async () => expectStatus(await handlers.me!(meEvent, context), 200);
+  // The shared authorizer runs on every request of every other API: against verify + the same reads.
+  const authorize = (await import('../functions/authorizer.js')).handler as unknown as (event: unknown, context: unknown) => Promise<{ isAuthorized: boolean }>;
+  const authorizerEvent = event('authorizer', (e) => {
+    e.headers.authorization = `Bearer ${first.token}`;
+    e.identitySource = [e.headers.authorization];
+  });
+  const authorizerOp = async () => {
+    if (!(await authorize(authorizerEvent, context)).isAuthorized) throw new Error('the authorizer denied a valid token');
+  };
   const meFloor = async () => {
     await verifyFirst();
     await app.db.send(new GetCommand({ TableName: app.config.usersTable, Key: { pk: `USER#${first.user.id}` } }));
@@ -236,14 +245,15 @@ async function main(): Promise<void> {
 
   // Everything warm before anything is measured: the code they share (the SDK above all) is
   // optimised by the JIT over seconds, and the first pair measured would otherwise pay for it.
-  for (const op of [meOp, meFloor, meSameReadsFloor, refreshOp, refreshFloor, forgedOp, loginSameCallsFloor]) await rate(op, WARM_UP_SECONDS);
+  for (const op of [meOp, meFloor, meSameReadsFloor, authorizerOp, refreshOp, refreshFloor, forgedOp, loginSameCallsFloor]) await rate(op, WARM_UP_SECONDS);
   const me = await versus(meOp, meFloor, 1);
   const meSameReads = await versus(meOp, meSameReadsFloor, 1);
+  const authorizer = await versus(authorizerOp, meSameReadsFloor, 1);
   const refresh = await versus(refreshOp, refreshFloor, 1);
   const forgedRefresh = await versus(forgedOp, refreshOp, 1);
   const login = await versus(loginOp, loginFloor, 2);
   const loginSameCalls = await versus(loginOp, loginSameCallsFloor, 2);
-  results.warm = { me, refresh, login, meSameReads, forgedRefresh, loginSameCalls };
+  results.warm = { me, refresh, login, authorizer, meSameReads, forgedRefresh, loginSameCalls };
 
   // Bundles and cold starts.
   const files = await bundles();
@@ -286,6 +296,8 @@ async function main(): Promise<void> {
     const warm = (results.warm as Record<string, { ops: number; floor: number }>)[name]!;
     rows.push([`${name} handler, warm, ops/s`, warm.ops.toFixed(0), warm.floor.toFixed(0), ratio(warm.ops, warm.floor), target]);
   }
+  const authorizerWarm = (results.warm as Record<string, { ops: number; floor: number }>).authorizer!;
+  rows.push(['authorizer handler, warm, ops/s (floor: verify + its session and user read)', authorizerWarm.ops.toFixed(0), authorizerWarm.floor.toFixed(0), ratio(authorizerWarm.ops, authorizerWarm.floor), '>= 0.75']);
   // The floor here is our own normal refresh: a forgery may cost at most twice one (ratio >= 0.5).
   const forged = (results.warm as Record<string, { ops: number; floor: number }>).forgedRefresh!;
   rows.push(['forged refresh, session 10,000 deep, ops/s (floor: a normal refresh)', forged.ops.toFixed(0), forged.floor.toFixed(0), ratio(forged.ops, forged.floor), '>= 0.50']);

@@ -4,6 +4,7 @@ import type { APIGatewayRequestAuthorizerEventV2, APIGatewaySimpleAuthorizerWith
 import { app } from '../lib/app.js';
 import { TIMEOUT_MARGIN_MS, bearerFromHeader } from '../lib/http.js';
 import { describeError, log, logger } from '../lib/log.js';
+import { METRIC, countMetric, publishMetrics } from '../lib/metrics.js';
 
 const { auth } = app();
 
@@ -30,13 +31,18 @@ export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResul
 })
   // logEvent: false whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the token.
   .use(injectLambdaContext(logger, { logEvent: false }))
+  .use(publishMetrics())
   .handler(async (event): Promise<AuthorizerResult> => {
     try {
       const token = bearerFromHeader(event.headers?.authorization ?? event.identitySource?.[0]);
       const { user, sessionId } = await auth.authenticate(token);
+      countMetric(METRIC.authorizerAllowed);
       return { isAuthorized: true, context: { sub: user.id, sid: sessionId, role: user.role } };
     } catch (error) {
-      if ((error as { status?: number }).status !== 401) log.warn('authorizer_error', { requestId: event.requestContext?.requestId, ...describeError(error) });
+      const status = (error as { status?: number }).status;
+      if (status !== 401) log.warn('authorizer_error', { requestId: event.requestContext?.requestId, ...describeError(error) });
+      if (status === 503) countMetric(METRIC.serviceUnavailable);
+      countMetric(METRIC.authorizerDenied);
       return DENY;
     }
   });

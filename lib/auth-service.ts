@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
 import { ApiError, bearerError } from './errors.js';
 import { log } from './log.js';
+import { METRIC, countMetric } from './metrics.js';
 import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from './sessions.js';
 import {
   AccessTokens,
@@ -81,6 +82,7 @@ export class AuthService {
       const successor = successorSecret(rotation.get(kid)!, session!.id, parsed.secret);
       const rotated = await this.deps.sessions.rotate(session!.id, { fromHash: presentedHash, toHash: hashRefreshSecret(successor), rotationKid: kid, at: now });
       if (rotated) {
+        countMetric(METRIC.tokenRefreshed);
         log.info('token_refreshed', audit);
         return issueTokenPair(this.deps.tokens, user!, session!.id, successor, session!.expiresAt - epochSeconds(now));
       }
@@ -98,6 +100,7 @@ export class AuthService {
     if (successor) return this.replay(user!, session!, successor, now, audit);
     if (this.isSpentToken(session!, parsed.secret, rotation)) {
       await this.deps.sessions.revoke(session!.id, user!.id, now, 'refresh_token_reused');
+      countMetric(METRIC.refreshTokenReused);
       log.warn('refresh_token_reused', { ...audit, generation: session!.generation });
       throw new ApiError('refresh_token_reused');
     }
@@ -134,6 +137,7 @@ export class AuthService {
   }
 
   private async replay(user: User, session: Session, successor: Buffer, now: Date, audit: Record<string, unknown>): Promise<TokenPair> {
+    countMetric(METRIC.tokenRefreshed);
     log.info('token_refreshed', { ...audit, grace: true });
     return issueTokenPair(this.deps.tokens, user, session.id, successor, session.expiresAt - epochSeconds(now));
   }
@@ -154,6 +158,7 @@ export class AuthService {
       await this.deps.users.revokeAllSessions(claims.sub, now);
     }
     await this.deps.sessions.revoke(claims.sid, claims.sub, now);
+    countMetric(METRIC.logout, { name: 'scope', value: scope });
     log.info(scope === 'global' ? 'logout_all' : 'logout', { userId: claims.sub, sessionId: claims.sid, ...caller });
   }
 

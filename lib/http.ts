@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import type { HttpPolicy } from './config.js';
 import { ApiError, bearerError, unavailable } from './errors.js';
 import { describeError, log, logger } from './log.js';
+import { METRIC, countMetric, publishMetrics } from './metrics.js';
 import { MAX_BODY_BYTES } from './validation.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -126,6 +127,7 @@ function jsonApi(policy: HttpPolicy): MiddlewareObj<HttpEvent, HttpResult, Error
       if (error instanceof ApiError) {
         apiError = error;
         if (apiError.status >= 500) log.warn('request_failed', { ...requestInfo(request.event, request.context), code: apiError.code, ...describeError(error) });
+        if (apiError.status === 503) countMetric(METRIC.serviceUnavailable);
       } else {
         apiError = new ApiError('internal_error');
         log.error('unhandled_error', { ...requestInfo(request.event, request.context), ...describeError(error) });
@@ -150,6 +152,7 @@ export function httpHandler(handler: (event: HttpEvent, context: Context) => Pro
     },
   })
     .use(injectLambdaContext(logger, { logEvent: false }))
+    .use(publishMetrics())
     .use(jsonApi(policy))
     .handler(handler);
 }

@@ -5,6 +5,7 @@ import { deviceItem, newDeviceToken, parseDeviceToken } from './device-tokens.js
 import { ApiError } from './errors.js';
 import { newSessionId } from './ids.js';
 import { describeError, log } from './log.js';
+import { METRIC, countMetric } from './metrics.js';
 import type { Lock, LoginAttempts, Reservation } from './login-attempts.js';
 import { oncePer } from './memo.js';
 import { bcryptHash, needsRehash, verifyPassword } from './passwords.js';
@@ -46,7 +47,7 @@ export class LoginService {
    * first (lib/login-attempts.ts), and a refusal is 429. With a live device token for the account
    * only that token's own counter applies, so strangers exhausting the account's or an IP's
    * attempts cannot lock the owner's device out. DynamoDB calls: at most 6 without a device
-   * token, at most 4 with one (README, "A request, in DynamoDB calls").
+   * token, at most 4 with one (docs/design.md, "A request, in DynamoDB calls").
    */
   async login(email: string, password: string, caller: Caller, presentedDevice?: string): Promise<SignIn> {
     const { attempts, config } = this.deps;
@@ -65,6 +66,7 @@ export class LoginService {
       lock = reservation.lock;
     }
     if (lock) {
+      countMetric(METRIC.signInLockedOut, { name: 'limit', value: lock.by });
       log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, device: device !== undefined, ...caller });
       throw tooManyAttempts(lock);
     }
@@ -76,6 +78,7 @@ export class LoginService {
       // spare for clearing old hourly counters from the user item.
       if (user) await attempts.clearStaleCounters(user.id, staleCounters);
       const reason = !user ? 'unknown_user' : !passwordMatches ? 'bad_password' : 'disabled';
+      countMetric(METRIC.signInFailed, { name: 'reason', value: reason });
       log.info('login_failed', { reason, userId: user?.id, device: device !== undefined, ...caller });
       throw new ApiError('invalid_credentials');
     }
@@ -118,6 +121,7 @@ export class LoginService {
     ]);
     if (created.status === 'rejected') throw created.reason;
     if (kept.status === 'rejected') log.warn('login_bookkeeping_failed', { userId: user.id, sessionId, ...describeError(kept.reason) });
+    countMetric(METRIC.signInSucceeded);
     log.info('login_succeeded', { userId: user.id, sessionId, device: device !== undefined, ...caller });
     const pair = await issueTokenPair(this.deps.tokens, { ...user, lastLogin: now.toISOString() }, sessionId, secret, config.refreshTokenTtlSeconds);
     return { ...pair, device_token: issued.token };

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACCESS, KEY_READERS } from '../../infra/iam.js';
 import { SETTINGS } from '../../infra/settings.js';
+import { METRIC, METRICS_NAMESPACE } from '../../lib/metrics.js';
 import { stageParam } from '../../scripts/stage-params.js';
 import { PROJECT_ROOT, SERVERLESS_BIN } from '../../scripts/local-stack.js';
 
@@ -45,7 +46,7 @@ describe('the packaged CloudFormation template', () => {
     // One after the other: two packagings of one service at once trip over each other.
     prod = await packaged('prod');
     dev = await packaged('dev');
-    reserved = await packaged('prod', ['loginReservedConcurrency=50', 'reservedConcurrency=200', `signingKeyOperators=${OPERATOR}`, 'loginMaxFailures=7', 'corsOrigins=https://app.example.com']);
+    reserved = await packaged('prod', ['loginReservedConcurrency=50', 'reservedConcurrency=200', `signingKeyOperators=${OPERATOR}`, 'loginMaxFailures=7', 'corsOrigins=https://app.example.com', 'alarmEmail=oncall@example.com']);
   }, 180_000);
 
   it('keeps every table on demand, encrypted, point-in-time recoverable, with TTL on expires_at where records expire', () => {
@@ -251,5 +252,45 @@ describe('the packaged CloudFormation template', () => {
     expect(routes(prod)).toEqual(['$default', 'GET /v1/auth/me', 'POST /v1/auth/login', 'POST /v1/auth/logout', 'POST /v1/auth/refresh']);
     expect(routes(dev)).toContain('GET /v1/example/protected');
     expect(routes(dev)).toContain('$default');
+  });
+
+  it('alarms in prod, to an SNS topic, on refresh-token reuse, failed sign-ins, lockouts, 503s, 5xx, every function\'s errors, DynamoDB throttling and the authorizer\'s p99', () => {
+    const alarms = Object.fromEntries(byType(prod, 'AWS::CloudWatch::Alarm'));
+    const watched = (id: string) => {
+      const { Namespace, MetricName, Metrics } = alarms[id]!.Properties;
+      return Namespace ? `${Namespace}/${MetricName}` : Metrics.filter((metric: any) => metric.MetricStat).map((metric: any) => `${metric.MetricStat.Metric.Namespace}/${metric.MetricStat.Metric.MetricName}`).join('+');
+    };
+    expect(watched('RefreshTokenReusedAlarm')).toBe('VpnEnterprise/Auth/RefreshTokenReused');
+    expect(alarms.RefreshTokenReusedAlarm!.Properties.Threshold).toBe(1);
+    expect(watched('SignInFailuresAlarm')).toBe('VpnEnterprise/Auth/SignInFailed');
+    expect(watched('LockoutsAlarm')).toBe('VpnEnterprise/Auth/SignInLockedOut');
+    expect(watched('ServiceUnavailableAlarm')).toBe('VpnEnterprise/Auth/ServiceUnavailable');
+    expect(watched('ApiServerErrorsAlarm')).toBe('AWS/ApiGateway/5xx');
+    expect(alarms.AuthorizerLatencyAlarm!.Properties).toMatchObject({ Namespace: 'AWS/Lambda', MetricName: 'Duration', ExtendedStatistic: 'p99', Dimensions: [{ Name: 'FunctionName', Value: 'vpn-auth-prod-authorizer' }] });
+    for (const fn of ['Login', 'Refresh', 'Logout', 'Me', 'Authorizer', 'NotFound']) expect(watched(`${fn}ErrorsAlarm`)).toBe('AWS/Lambda/Errors');
+    for (const table of ['UsersTable', 'SessionsTable', 'AttemptsTable']) expect(watched(`${table}ThrottlingAlarm`)).toBe('AWS/DynamoDB/ReadThrottleEvents+AWS/DynamoDB/WriteThrottleEvents');
+    // Every alarm notifies the topic, when it fires and when it recovers; no data is not an alarm.
+    for (const [id, alarm] of Object.entries(alarms)) {
+      expect(alarm.Properties, id).toMatchObject({ AlarmActions: [{ Ref: 'AlarmsTopic' }], OKActions: [{ Ref: 'AlarmsTopic' }], TreatMissingData: 'notBreaching' });
+    }
+    expect(prod.Resources.AlarmsTopic!.Type).toBe('AWS::SNS::Topic');
+    // The custom metrics alarmed on are the ones the code emits (lib/metrics.ts).
+    for (const id of ['RefreshTokenReusedAlarm', 'SignInFailuresAlarm', 'LockoutsAlarm', 'ServiceUnavailableAlarm']) {
+      expect(Object.values(METRIC)).toContain(alarms[id]!.Properties.MetricName);
+      expect(alarms[id]!.Properties.Namespace).toBe(METRICS_NAMESPACE);
+    }
+    expect(byType(dev, 'AWS::CloudWatch::Alarm')).toEqual([]);
+    expect(byType(dev, 'AWS::SNS::Topic')).toEqual([]);
+  });
+
+  it('subscribes the alarmEmail param to the alarms, and builds the on-call dashboard in prod', () => {
+    expect(byType(prod, 'AWS::SNS::Subscription')).toEqual([]);
+    const [, subscription] = byType(reserved, 'AWS::SNS::Subscription')[0]!;
+    expect(subscription.Properties).toEqual({ TopicArn: { Ref: 'AlarmsTopic' }, Protocol: 'email', Endpoint: 'oncall@example.com' });
+    const [, dashboard] = byType(prod, 'AWS::CloudWatch::Dashboard')[0]!;
+    const body = JSON.parse(dashboard.Properties.DashboardBody['Fn::Sub']);
+    const titles = body.widgets.map((widget: any) => widget.properties.title);
+    expect(titles).toEqual(expect.arrayContaining(['Alarms', 'API 5xx and 503s', 'Function errors', 'Sign-ins: succeeded, failed by reason', 'Lockouts by limit', 'Authorizer duration p50 / p99 (ms)', 'DynamoDB throttle events']));
+    expect(byType(dev, 'AWS::CloudWatch::Dashboard')).toEqual([]);
   });
 });

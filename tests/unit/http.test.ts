@@ -55,7 +55,7 @@ afterEach(() => {
  * The JSON lines the logger writes from now on (Powertools writes to stdout and stderr through
  * a Console of its own, so console spies would not see them), kept off the test output.
  */
-function captureLog(): () => Array<Record<string, unknown>> {
+function captureLog(): (() => Array<Record<string, unknown>>) & { metrics: () => Array<Record<string, unknown>> } {
   const lines: string[] = [];
   for (const stream of [process.stdout, process.stderr]) {
     vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
@@ -63,7 +63,9 @@ function captureLog(): () => Array<Record<string, unknown>> {
       return true;
     });
   }
-  return () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  const parsed = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  // Log lines, and apart from them the metrics (CloudWatch EMF records, lib/metrics.ts).
+  return Object.assign(() => parsed().filter((line) => !('_aws' in line)), { metrics: () => parsed().filter((line) => '_aws' in line) });
 }
 
 describe('httpHandler', () => {
@@ -140,6 +142,7 @@ describe('httpHandler', () => {
     expect(result.headers).toMatchObject({ ...SECURITY_HEADERS, 'Retry-After': '7' });
     expect((parsedBody(result) as { error: { code: string } }).error.code).toBe('service_unavailable');
     expect(logged()).toEqual([expect.objectContaining({ level: 'WARN', message: 'request_failed', code: 'service_unavailable' })]);
+    expect(logged.metrics()).toEqual([expect.objectContaining({ ServiceUnavailable: 1, service: 'vpn-auth' })]);
   });
 
   it('turns any other error into a bare 500 whose cause is logged, never sent', async () => {

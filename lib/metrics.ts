@@ -1,0 +1,51 @@
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { MiddlewareObj } from '@middy/core';
+import { SERVICE_NAME } from './log.js';
+
+/**
+ * Operational metrics: Powertools Metrics in CloudWatch's embedded metric format, one JSON line on
+ * stdout that CloudWatch Logs turns into metrics (no SDK call, no IAM). Namespace
+ * `VpnEnterprise/Auth`, dimension `service`, plus at most one more of bounded cardinality (a
+ * reason, a limit, a scope): never a user, an email, an IP or a session.
+ */
+export const METRICS_NAMESPACE = 'VpnEnterprise/Auth';
+
+export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
+
+/** Every metric the service emits, and the one dimension each may carry. */
+export const METRIC = {
+  signInSucceeded: 'SignInSucceeded',
+  /** reason: unknown_user | bad_password | disabled */
+  signInFailed: 'SignInFailed',
+  /** limit: pair | ip | account | device */
+  signInLockedOut: 'SignInLockedOut',
+  tokenRefreshed: 'TokenRefreshed',
+  refreshTokenReused: 'RefreshTokenReused',
+  /** scope: local | global */
+  logout: 'Logout',
+  authorizerAllowed: 'AuthorizerAllowed',
+  authorizerDenied: 'AuthorizerDenied',
+  serviceUnavailable: 'ServiceUnavailable',
+} as const;
+
+type MetricName = (typeof METRIC)[keyof typeof METRIC];
+
+/**
+ * Count one event. With a dimension it is counted twice: in total (what the alarms watch) and by
+ * that dimension (what the dashboard breaks down), the latter in an EMF record of its own.
+ */
+export function countMetric(name: MetricName, dimension?: { name: 'reason' | 'limit' | 'scope'; value: string }): void {
+  metrics.addMetric(name, MetricUnit.Count, 1);
+  if (!dimension) return;
+  const single = metrics.singleMetric();
+  single.addDimension(dimension.name, dimension.value);
+  single.addMetric(name, MetricUnit.Count, 1);
+}
+
+/** Publish what a request counted when it ends (and nothing, no warning, when it counted nothing). */
+export function publishMetrics<E, R>(): MiddlewareObj<E, R> {
+  const publish = () => {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  };
+  return { after: publish, onError: publish };
+}
