@@ -116,10 +116,14 @@ async function coldInit(file: string, invocation: string, env: NodeJS.ProcessEnv
   const script = `const t0 = performance.now(); const { handler } = require(${JSON.stringify(file)});
 Promise.resolve(handler(${invocation}, { awsRequestId: 'cold', getRemainingTimeInMillis: () => 10000 })).then((r) => {
   if (r && r.statusCode !== 200 && r.statusCode !== undefined) throw new Error(r.statusCode + ' ' + r.body);
-  process.stdout.write(String(performance.now() - t0));
+  process.stdout.write('\\ncold-init-ms=' + (performance.now() - t0) + '\\n');
   process.exit(0); // the SDK's keep-alive sockets would hold the process open
 });`;
-  return Number((await run(process.execPath, ['-e', script], { env, encoding: 'utf8', timeout: 60_000 })).stdout);
+  // The handler's own output (its metrics, in EMF, say) comes first; the figure is on its own line.
+  const { stdout } = await run(process.execPath, ['-e', script], { env, encoding: 'utf8', timeout: 60_000 });
+  const measured = /^cold-init-ms=([\d.]+)$/m.exec(stdout);
+  if (!measured) throw new Error(`cold init of ${file}: no figure in\n${stdout}`);
+  return Number(measured[1]);
 }
 
 /** Cold init of every bundle, median of COLD_ROUNDS; round-robin, so that drift falls on all bundles alike. */

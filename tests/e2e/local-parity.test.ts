@@ -16,9 +16,10 @@ describe('the local stack behaves like API Gateway', () => {
       await send(apiUrl(), '/v1/auth/login', { method: 'OPTIONS', headers: { origin: 'https://anywhere.example.com', 'access-control-request-method': 'POST' } }),
     ];
 
-    // Assess
+    // Assess: and the function's own Content-Type, as API Gateway passes it (no charset added)
     for (const response of responses) expect(corsHeaders(response)).toEqual([]);
     expect(responses.map((response) => response.status)).toEqual([400, 401, 404]);
+    for (const response of responses) expect(response.headers.get('content-type')).toBe('application/json');
   });
 
   it.each([
