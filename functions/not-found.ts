@@ -6,6 +6,10 @@ import { httpHandler } from '../lib/http.js';
 const policy = loadHttpPolicy();
 
 /** The HTTP API's $default route: any path or method no other route takes is 404 in our error shape. */
-export const handler = httpHandler(async () => {
-  throw new ApiError('not_found');
-}, policy);
+export const handler = httpHandler(
+  async () => {
+    throw new ApiError('not_found');
+  },
+  policy,
+  { readsBody: false },
+);

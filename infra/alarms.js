@@ -23,7 +23,8 @@ const DEFAULT_THRESHOLDS = {
   authorizerP99AlarmMs: 500,
 };
 
-const serviceMetric = (name) => ({ Namespace: NAMESPACE, MetricName: name, Dimensions: [{ Name: 'service', Value: SERVICE }] });
+/** The service's own metrics of this stage (a dev stage in the same account never feeds prod's alarms). */
+const serviceMetric = (stage, name) => ({ Namespace: NAMESPACE, MetricName: name, Dimensions: [{ Name: 'service', Value: SERVICE }, { Name: 'stage', Value: stage }] });
 const functionName = (stage, fn) => `${SERVICE}-${stage}-${fn}`;
 
 function alarm(description, metric, { threshold, statistic = 'Sum', periods = 1 }) {
@@ -32,8 +33,8 @@ function alarm(description, metric, { threshold, statistic = 'Sum', periods = 1 
     Properties: {
       AlarmDescription: description,
       ...metric,
-      ...(statistic.startsWith('p') ? { ExtendedStatistic: statistic } : { Statistic: statistic }),
-      Period: FIVE_MINUTES,
+      // A metric-math alarm carries its statistic and period in its Metrics, and may not have them here.
+      ...(metric.Metrics ? {} : statistic.startsWith('p') ? { ExtendedStatistic: statistic, Period: FIVE_MINUTES } : { Statistic: statistic, Period: FIVE_MINUTES }),
       EvaluationPeriods: periods,
       DatapointsToAlarm: periods,
       Threshold: threshold,
@@ -57,11 +58,12 @@ function metricMath(id, expression, metrics) {
 function alarmResources(stage, thresholds, alarmEmail) {
   const t = { ...DEFAULT_THRESHOLDS, ...thresholds };
   const resources = {
-    AlarmsTopic: { Type: 'AWS::SNS::Topic', Properties: { TopicName: `${SERVICE}-${stage}-alarms`, KmsMasterKeyId: 'alias/aws/sns' } },
-    RefreshTokenReusedAlarm: alarm('A spent refresh token came back: a stolen token, or a client bug. Any at all is worth a look.', serviceMetric('RefreshTokenReused'), { threshold: 1 }),
-    SignInFailuresAlarm: alarm(`A surge of failed sign-ins (${t.signInFailureAlarmThreshold} in 5 minutes): password guessing or credential stuffing.`, serviceMetric('SignInFailed'), { threshold: t.signInFailureAlarmThreshold }),
-    LockoutsAlarm: alarm(`Many sign-ins refused by the brute-force limits (${t.lockoutAlarmThreshold} in 5 minutes).`, serviceMetric('SignInLockedOut'), { threshold: t.lockoutAlarmThreshold }),
-    ServiceUnavailableAlarm: alarm('The service answered 503: DynamoDB or SSM throttled, slow or unreachable.', serviceMetric('ServiceUnavailable'), { threshold: 5 }),
+    // Not encrypted with the AWS-managed aws/sns key: CloudWatch could not publish to it.
+    AlarmsTopic: { Type: 'AWS::SNS::Topic', Properties: { TopicName: `${SERVICE}-${stage}-alarms` } },
+    RefreshTokenReusedAlarm: alarm('A spent refresh token came back: a stolen token, or a client bug. Any at all is worth a look.', serviceMetric(stage, 'RefreshTokenReused'), { threshold: 1 }),
+    SignInFailuresAlarm: alarm(`A surge of failed sign-ins (${t.signInFailureAlarmThreshold} in 5 minutes): password guessing or credential stuffing.`, serviceMetric(stage, 'SignInFailed'), { threshold: t.signInFailureAlarmThreshold }),
+    LockoutsAlarm: alarm(`Many sign-ins refused by the brute-force limits (${t.lockoutAlarmThreshold} in 5 minutes).`, serviceMetric(stage, 'SignInLockedOut'), { threshold: t.lockoutAlarmThreshold }),
+    ServiceUnavailableAlarm: alarm('The service answered 503: DynamoDB or SSM throttled, slow or unreachable.', serviceMetric(stage, 'ServiceUnavailable'), { threshold: 5 }),
     ApiServerErrorsAlarm: alarm(
       `The API answered ${t.serverErrorAlarmThreshold} 5xx in 5 minutes.`,
       { Namespace: 'AWS/ApiGateway', MetricName: '5xx', Dimensions: [{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }, { Name: 'Stage', Value: '$default' }] },
@@ -100,8 +102,8 @@ function alarmResources(stage, thresholds, alarmEmail) {
 
 /** The graphs an on-call engineer looks at first, top to bottom: is it failing, is it attacked, is it slow. */
 function dashboardBody(stage) {
-  const service = (name, stat = 'Sum') => [NAMESPACE, name, 'service', SERVICE, { stat }];
-  const byDimension = (name, dimension, values) => values.map((value) => [NAMESPACE, name, 'service', SERVICE, dimension, value, { stat: 'Sum' }]);
+  const service = (name, stat = 'Sum') => [NAMESPACE, name, 'service', SERVICE, 'stage', stage, { stat }];
+  const byDimension = (name, dimension, values) => values.map((value) => [NAMESPACE, name, 'service', SERVICE, 'stage', stage, dimension, value, { stat: 'Sum' }]);
   const lambda = (metric, stat) => FUNCTIONS.map((fn) => ['AWS/Lambda', metric, 'FunctionName', functionName(stage, fn), { stat }]);
   const widget = (x, y, title, metrics, extra = {}) => ({
     type: 'metric',

@@ -111,12 +111,12 @@ function isHttps(event: HttpEvent): boolean {
  * whose cause goes to the log only. (serverless-offline would answer 200 to a thrown error,
  * and middy's stock handler answers text/plain, hence our own.)
  */
-function jsonApi(policy: HttpPolicy): MiddlewareObj<HttpEvent, HttpResult, Error, Context> {
+function jsonApi(policy: HttpPolicy, readsBody: boolean): MiddlewareObj<HttpEvent, HttpResult, Error, Context> {
   return {
     before: (request) => {
       // Before any other work: not even the body is looked at over plain HTTP.
       if (policy.requireHttps && !isHttps(request.event)) throw new ApiError('https_required');
-      if (!isJsonOrEmpty(request.event)) throw new ApiError('unsupported_media_type');
+      if (readsBody && !isJsonOrEmpty(request.event)) throw new ApiError('unsupported_media_type');
     },
     after: (request) => {
       if (request.response) request.response = withResponseHeaders(request.response, policyHeaders(policy));
@@ -144,7 +144,8 @@ function jsonApi(policy: HttpPolicy): MiddlewareObj<HttpEvent, HttpResult, Error
  */
 export const TIMEOUT_MARGIN_MS = 500;
 
-export function httpHandler(handler: (event: HttpEvent, context: Context) => Promise<HttpResult>, policy: HttpPolicy = NO_POLICY) {
+/** `readsBody: false` for a handler that never reads the body (the $default route): no 415 then. */
+export function httpHandler(handler: (event: HttpEvent, context: Context) => Promise<HttpResult>, policy: HttpPolicy = NO_POLICY, { readsBody = true } = {}) {
   return middy<HttpEvent, HttpResult, Error, Context>({
     timeoutEarlyInMillis: TIMEOUT_MARGIN_MS,
     timeoutEarlyResponse: () => {
@@ -153,6 +154,6 @@ export function httpHandler(handler: (event: HttpEvent, context: Context) => Pro
   })
     .use(injectLambdaContext(logger, { logEvent: false }))
     .use(publishMetrics())
-    .use(jsonApi(policy))
+    .use(jsonApi(policy, readsBody))
     .handler(handler);
 }

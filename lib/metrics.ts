@@ -5,12 +5,13 @@ import { SERVICE_NAME } from './log.js';
 /**
  * Operational metrics: Powertools Metrics in CloudWatch's embedded metric format, one JSON line on
  * stdout that CloudWatch Logs turns into metrics (no SDK call, no IAM). Namespace
- * `VpnEnterprise/Auth`, dimension `service`, plus at most one more of bounded cardinality (a
- * reason, a limit, a scope): never a user, an email, an IP or a session.
+ * `VpnEnterprise/Auth`, dimensions `service` and `stage`, plus at most one more of bounded
+ * cardinality (a reason, a limit, a scope): never a user, an email, an IP or a session.
  */
 export const METRICS_NAMESPACE = 'VpnEnterprise/Auth';
 
-export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
+/** `stage` too (bounded: a handful of stages), so that a dev stage in the same account never feeds prod's alarms. */
+export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME, defaultDimensions: { stage: process.env.STAGE?.trim() || 'dev' } });
 
 /** Every metric the service emits, and the one dimension each may carry. */
 export const METRIC = {

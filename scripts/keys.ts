@@ -13,6 +13,7 @@ import { CLOCK_TOLERANCE_SECONDS } from '../lib/tokens.js';
 import { UsageError, audit, runCli, type ArgSpec, type Args } from './cli.js';
 import { KeyRingError, formatRing, kidCreatedAt, newKid, newSecret, retire, rotate, type RingEntries } from './key-ring.js';
 import { DATA_DIR } from './local-stack.js';
+import { stageParam } from './stage-params.js';
 import { FileExistsError, ensurePrivateDir, writePrivateFile } from './private-files.js';
 
 const USAGE = `Usage: npm run keys -- <command> [options]
@@ -23,8 +24,9 @@ Commands:
   rotate    add a new key that signs from now on; the previous keys still verify
   retire [--kid K] [--force]
             remove the previous keys (or only K) once every token they signed has expired:
-            refused until ACCESS_TOKEN_TTL_SECONDS + JWT_SECRET_CACHE_SECONDS + 35 s after the
-            rotation (set both here as the stage is deployed; defaults 3600 and 300)
+            refused until the access-token lifetime + the key cache time + 35 s after the
+            rotation (with --aws, the stage's params; locally, ACCESS_TOKEN_TTL_SECONDS and
+            JWT_SECRET_CACHE_SECONDS; defaults 3600 and 300)
 
 Options:
   --aws        the stage's SSM parameter /vpn-auth/<stage>/jwt-signing-keys in AWS
@@ -38,6 +40,8 @@ const ARGS: ArgSpec = { values: new Set(['stage', 'kid', 'file']), flags: new Se
 /** Where a ring is kept: read as text (undefined when there is none), written whole. */
 interface RingStore {
   where: string;
+  /** The deployed stage whose ring it is; undefined for a local ring. */
+  stage?: string;
   read(): Promise<string | undefined>;
   write(text: string, options: { create: boolean }): Promise<void>;
   /** What an operator does next for the change to reach the running API. */
@@ -81,6 +85,7 @@ function ssmStore(stage: string): RingStore {
   };
   return {
     where: `SSM parameter ${name} (${region})`,
+    stage,
     read,
     write: async (text, { create }) => {
       try {
@@ -146,9 +151,13 @@ async function run(args: Args, store: RingStore): Promise<string> {
       if (kid === true) throw new UsageError('--kid needs a value');
       // The last token an old key can sign is signed just before the last container's cache
       // expires and its background refresh lands; it is accepted until its exp plus the leeway.
-      const { accessTokenTtlSeconds: ttl, keyCacheSeconds: cache } = loadKeyTimings();
+      // A deployed stage's timings are its params (what its Lambdas run with); a local ring's, the environment's.
+      const timings = store.stage === undefined ? process.env : { ACCESS_TOKEN_TTL_SECONDS: String(stageParam(store.stage, 'accessTokenTtlSeconds') ?? ''), JWT_SECRET_CACHE_SECONDS: String(stageParam(store.stage, 'jwtSecretCacheSeconds') ?? '') };
+      const { accessTokenTtlSeconds: ttl, keyCacheSeconds: cache } = loadKeyTimings(timings);
       const minAgeSeconds = ttl + cache + MIN_REFETCH_SECONDS + CLOCK_TOLERANCE_SECONDS;
-      const assumed = `(assuming the stage runs with ACCESS_TOKEN_TTL_SECONDS=${ttl} and JWT_SECRET_CACHE_SECONDS=${cache}; set them here as deployed)`;
+      const assumed = store.stage === undefined
+        ? `(assuming ACCESS_TOKEN_TTL_SECONDS=${ttl} and JWT_SECRET_CACHE_SECONDS=${cache}, as the local stack runs)`
+        : `(the stage's params: accessTokenTtlSeconds=${ttl}, jwtSecretCacheSeconds=${cache})`;
       let result: ReturnType<typeof retire>;
       try {
         result = retire(await existingRing(store), { kid, now, minAgeSeconds, force: args.options.has('force') });

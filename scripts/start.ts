@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const stage = process.env.STAGE?.trim() || 'dev';
   const httpPort = port('PORT', 3000);
   const dynamoPort = port('DYNAMODB_PORT', 8000);
-  const external = process.env.DYNAMODB_ENDPOINT?.trim();
+  const external = process.env.DYNAMODB_ENDPOINT?.trim() || process.env.AWS_ENDPOINT_URL_DYNAMODB?.trim();
   let jwtSecret = process.env.JWT_SECRET?.trim();
   if (!jwtSecret) {
     if (isProductionStage(stage)) fail(`Invalid configuration: JWT_SECRET is required for stage "${stage}"`);

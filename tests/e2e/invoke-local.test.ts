@@ -131,7 +131,7 @@ describe('serverless invoke local with the committed API Gateway v2 events', () 
     });
     // Its metrics, in CloudWatch's embedded metric format: counted, under the service only.
     const emf = (invocation: Invocation) => invocation.logs.split('\n').filter((line) => line.includes('"_aws"')).map((line) => JSON.parse(line));
-    expect(emf(login)).toContainEqual(expect.objectContaining({ SignInSucceeded: 1, service: 'vpn-auth', _aws: expect.objectContaining({ CloudWatchMetrics: [expect.objectContaining({ Namespace: 'VpnEnterprise/Auth', Dimensions: [['service']] })] }) }));
+    expect(emf(login)).toContainEqual(expect.objectContaining({ SignInSucceeded: 1, service: 'vpn-auth', stage: E2E_STAGE, _aws: expect.objectContaining({ CloudWatchMetrics: [expect.objectContaining({ Namespace: 'VpnEnterprise/Auth', Dimensions: [['service', 'stage']] })] }) }));
     expect(emf(refresh)).toContainEqual(expect.objectContaining({ TokenRefreshed: 1 }));
     expect(emf(logout)).toContainEqual(expect.objectContaining({ Logout: 1, scope: 'local' }));
     for (const secret of ['secure_password', login.body.token, login.body.refresh_token, refresh.body.token, refresh.body.refresh_token]) {

@@ -28,8 +28,10 @@ describe('the local stack behaves like API Gateway', () => {
     ['a known path with another method', 'GET', '/v1/auth/login'],
     ['DELETE on a known path', 'DELETE', '/v1/auth/me'],
     ['a path outside the API', 'POST', '/admin'],
+    ['a form posted to a path outside the API', 'POST', '/v1/upload'],
   ])('answers %s with 404 not_found in our error shape, listing nothing', async (_label, method, path) => {
-    const response = await send(apiUrl(), path, { method });
+    const init = method === 'POST' ? { method, body: 'a=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } } : { method };
+    const response = await send(apiUrl(), path, init);
     expect(response.status).toBe(404);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
     expect(response.headers.get('cache-control')).toBe('no-store');

@@ -269,10 +269,18 @@ describe('the packaged CloudFormation template', () => {
     expect(alarms.AuthorizerLatencyAlarm!.Properties).toMatchObject({ Namespace: 'AWS/Lambda', MetricName: 'Duration', ExtendedStatistic: 'p99', Dimensions: [{ Name: 'FunctionName', Value: 'vpn-auth-prod-authorizer' }] });
     for (const fn of ['Login', 'Refresh', 'Logout', 'Me', 'Authorizer', 'NotFound']) expect(watched(`${fn}ErrorsAlarm`)).toBe('AWS/Lambda/Errors');
     for (const table of ['UsersTable', 'SessionsTable', 'AttemptsTable']) expect(watched(`${table}ThrottlingAlarm`)).toBe('AWS/DynamoDB/ReadThrottleEvents+AWS/DynamoDB/WriteThrottleEvents');
-    // Every alarm notifies the topic, when it fires and when it recovers; no data is not an alarm.
+    // Every alarm notifies the topic, when it fires and when it recovers; no data is not an alarm. A
+    // metric-math alarm has its statistic and period in its metrics only (CloudFormation refuses both).
     for (const [id, alarm] of Object.entries(alarms)) {
       expect(alarm.Properties, id).toMatchObject({ AlarmActions: [{ Ref: 'AlarmsTopic' }], OKActions: [{ Ref: 'AlarmsTopic' }], TreatMissingData: 'notBreaching' });
+      const { Metrics, MetricName, Statistic, ExtendedStatistic, Period } = alarm.Properties;
+      if (Metrics) expect({ id, MetricName, Statistic, ExtendedStatistic, Period }).toEqual({ id, MetricName: undefined, Statistic: undefined, ExtendedStatistic: undefined, Period: undefined });
+      else expect([Statistic, ExtendedStatistic].filter(Boolean), id).toHaveLength(1);
     }
+    // The service's metrics of this stage only: a dev stage in the account never feeds prod's alarms.
+    expect(alarms.RefreshTokenReusedAlarm!.Properties.Dimensions).toEqual([{ Name: 'service', Value: 'vpn-auth' }, { Name: 'stage', Value: 'prod' }]);
+    // The topic is not under the AWS-managed aws/sns key, which CloudWatch cannot publish through.
+    expect(prod.Resources.AlarmsTopic!.Properties.KmsMasterKeyId).toBeUndefined();
     expect(prod.Resources.AlarmsTopic!.Type).toBe('AWS::SNS::Topic');
     // The custom metrics alarmed on are the ones the code emits (lib/metrics.ts).
     for (const id of ['RefreshTokenReusedAlarm', 'SignInFailuresAlarm', 'LockoutsAlarm', 'ServiceUnavailableAlarm']) {

@@ -142,7 +142,7 @@ describe('httpHandler', () => {
     expect(result.headers).toMatchObject({ ...SECURITY_HEADERS, 'Retry-After': '7' });
     expect((parsedBody(result) as { error: { code: string } }).error.code).toBe('service_unavailable');
     expect(logged()).toEqual([expect.objectContaining({ level: 'WARN', message: 'request_failed', code: 'service_unavailable' })]);
-    expect(logged.metrics()).toEqual([expect.objectContaining({ ServiceUnavailable: 1, service: 'vpn-auth' })]);
+    expect(logged.metrics()).toEqual([expect.objectContaining({ ServiceUnavailable: 1, service: 'vpn-auth', stage: 'dev' })]);
   });
 
   it('turns any other error into a bare 500 whose cause is logged, never sent', async () => {
@@ -331,8 +331,8 @@ describe('headerValue', () => {
   });
 });
 
-describe('the HTTP policy (REQUIRE_HTTPS, CORS_ORIGINS)', () => {
-  const production = { requireHttps: true, corsOrigins: ['https://app.example.com'] };
+describe('the HTTP policy (REQUIRE_HTTPS)', () => {
+  const production = { requireHttps: true };
 
   it('refuses plain HTTP with 403 https_required before the handler runs, and still sends HSTS', async () => {
     // Prepare

@@ -21,7 +21,7 @@ afterEach(() => {
 });
 
 describe('metrics (CloudWatch embedded metric format)', () => {
-  it('counts an event in VpnEnterprise/Auth with the service as its only dimension', () => {
+  it('counts an event in VpnEnterprise/Auth with the service and the stage as its dimensions', () => {
     // Act
     const records = emitted(() => {
       countMetric(METRIC.signInSucceeded);
@@ -32,9 +32,9 @@ describe('metrics (CloudWatch embedded metric format)', () => {
     // Assess
     expect(records).toHaveLength(1);
     const [record] = records;
-    expect(record!._aws.CloudWatchMetrics[0]).toMatchObject({ Namespace: METRICS_NAMESPACE, Dimensions: [['service']] });
+    expect(record!._aws.CloudWatchMetrics[0]).toMatchObject({ Namespace: METRICS_NAMESPACE, Dimensions: [['service', 'stage']] });
     expect(record!._aws.CloudWatchMetrics[0].Metrics.map((metric: { Name: string }) => metric.Name).sort()).toEqual(['SignInSucceeded', 'TokenRefreshed']);
-    expect(record).toMatchObject({ service: 'vpn-auth', SignInSucceeded: 1, TokenRefreshed: 1 });
+    expect(record).toMatchObject({ service: 'vpn-auth', stage: 'dev', SignInSucceeded: 1, TokenRefreshed: 1 });
   });
 
   it('counts an event with a reason, a limit or a scope in total and, in a record of its own, by it; nothing else is a dimension', () => {
@@ -47,12 +47,12 @@ describe('metrics (CloudWatch embedded metric format)', () => {
 
     // Assess
     expect(records.map((record) => [record._aws.CloudWatchMetrics[0].Dimensions, record.reason ?? record.limit ?? null])).toEqual([
-      [[['service', 'reason']], 'bad_password'],
-      [[['service', 'limit']], 'device'],
-      [[['service']], null],
+      [[['service', 'stage', 'reason']], 'bad_password'],
+      [[['service', 'stage', 'limit']], 'device'],
+      [[['service', 'stage']], null],
     ]);
     expect(records[2]).toMatchObject({ SignInFailed: 1, SignInLockedOut: 1 });
-    const allowed = new Set(['_aws', 'service', 'reason', 'limit', 'scope', ...Object.values(METRIC)]);
+    const allowed = new Set(['_aws', 'service', 'stage', 'reason', 'limit', 'scope', ...Object.values(METRIC)]);
     for (const record of records) for (const key of Object.keys(record)) expect(allowed.has(key), key).toBe(true);
   });
 });
