@@ -1,7 +1,7 @@
 /** What `npm run bench` and `npm run bench:sizing` share. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HttpEvent, HttpResult } from '../lib/http.js';
+import type { HttpEvent, HttpResult } from '../lib/http/http.js';
 import { PROJECT_ROOT } from '../scripts/local-stack.js';
 
 /** A function's handler, invoked directly as Lambda would. */

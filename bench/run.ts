@@ -23,11 +23,11 @@ import bcrypt from 'bcryptjs';
 import { build } from 'esbuild';
 import { SignJWT, jwtVerify } from 'jose';
 import { createApp } from '../lib/app.js';
-import { loadConfig } from '../lib/config.js';
-import type { HttpResult } from '../lib/http.js';
-import { loginService } from '../lib/login-service.js';
-import { hashPassword } from '../lib/passwords.js';
-import { formatRefreshToken, newRefreshSecret } from '../lib/tokens.js';
+import { loadConfig } from '../lib/platform/config.js';
+import type { HttpResult } from '../lib/http/http.js';
+import { loginService } from '../lib/auth/login-service.js';
+import { hashPassword } from '../lib/auth/passwords.js';
+import { formatRefreshToken, newRefreshSecret } from '../lib/auth/tokens.js';
 import { ensureTables, freePort, PROJECT_ROOT, startDynalite, startOffline } from '../scripts/local-stack.js';
 import { event, median, type Handler } from './common.js';
 

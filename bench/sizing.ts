@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import bcrypt from 'bcryptjs';
-import { loadStoreConfig } from '../lib/config.js';
-import type { HttpEvent } from '../lib/http.js';
+import { loadStoreConfig } from '../lib/platform/config.js';
+import type { HttpEvent } from '../lib/http/http.js';
 import { ensureTables, seedUser, startDynalite } from '../scripts/local-stack.js';
 import { event, median, type Handler } from './common.js';
 

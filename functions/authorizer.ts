@@ -2,9 +2,9 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayRequestAuthorizerEventV2, APIGatewaySimpleAuthorizerWithContextResult } from 'aws-lambda';
 import { app } from '../lib/app.js';
-import { TIMEOUT_MARGIN_MS, bearerFromHeader } from '../lib/http.js';
-import { describeError, log, logger } from '../lib/log.js';
-import { METRIC, countMetric, publishMetrics } from '../lib/metrics.js';
+import { TIMEOUT_MARGIN_MS, bearerFromHeader } from '../lib/http/http.js';
+import { describeError, log, logger } from '../lib/platform/log.js';
+import { METRIC, countMetric, publishMetrics } from '../lib/platform/metrics.js';
 
 const { auth } = app();
 

@@ -1,7 +1,7 @@
 import { app } from '../lib/app.js';
-import { bodyText, httpHandler, ok, requestInfo } from '../lib/http.js';
-import { loginService } from '../lib/login-service.js';
-import { MAX_PASSWORD_INPUT_LENGTH, optionalAnyString, parseJsonObject, requiredEmail, requiredString } from '../lib/validation.js';
+import { bodyText, httpHandler, ok, requestInfo } from '../lib/http/http.js';
+import { loginService } from '../lib/auth/login-service.js';
+import { MAX_PASSWORD_INPUT_LENGTH, optionalAnyString, parseJsonObject, requiredEmail, requiredString } from '../lib/http/validation.js';
 
 const { config } = app();
 const service = loginService(app());

@@ -1,7 +1,7 @@
-import { ApiError } from '../lib/errors.js';
-import { bearerToken, bodyText, httpHandler, ok, requestInfo } from '../lib/http.js';
+import { ApiError } from '../lib/platform/errors.js';
+import { bearerToken, bodyText, httpHandler, ok, requestInfo } from '../lib/http/http.js';
 import { app } from '../lib/app.js';
-import { optionalString, parseJsonObject } from '../lib/validation.js';
+import { optionalString, parseJsonObject } from '../lib/http/validation.js';
 
 const { auth, config } = app();
 

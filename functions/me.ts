@@ -1,5 +1,5 @@
 import { app } from '../lib/app.js';
-import { bearerToken, httpHandler, ok } from '../lib/http.js';
+import { bearerToken, httpHandler, ok } from '../lib/http/http.js';
 
 const { auth, config } = app();
 

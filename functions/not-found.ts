@@ -1,6 +1,6 @@
-import { loadHttpPolicy } from '../lib/config.js';
-import { ApiError } from '../lib/errors.js';
-import { httpHandler } from '../lib/http.js';
+import { loadHttpPolicy } from '../lib/platform/config.js';
+import { ApiError } from '../lib/platform/errors.js';
+import { httpHandler } from '../lib/http/http.js';
 
 /** Only the HTTP policy: this function needs no keys and no tables. */
 const policy = loadHttpPolicy();

@@ -1,6 +1,6 @@
 import { app } from '../lib/app.js';
-import { bodyText, httpHandler, ok, requestInfo } from '../lib/http.js';
-import { MAX_REFRESH_TOKEN_INPUT_LENGTH, parseJsonObject, requiredString } from '../lib/validation.js';
+import { bodyText, httpHandler, ok, requestInfo } from '../lib/http/http.js';
+import { MAX_REFRESH_TOKEN_INPUT_LENGTH, parseJsonObject, requiredString } from '../lib/http/validation.js';
 
 const { auth, config } = app();
 

@@ -2,7 +2,7 @@
 // What tells operators something is wrong, in production stages: CloudWatch alarms to an SNS topic
 // (the `alarmEmail` param subscribes an address) and a dashboard. Thresholds and their reasons are
 // in docs/operating.md; every alarm also notifies when it recovers. The service's own metrics come
-// from lib/metrics.ts (namespace VpnEnterprise/Auth, dimension service).
+// from lib/platform/metrics.ts (namespace VpnEnterprise/Auth, dimension service).
 const { SERVICE, isProductionStage } = require('./tables.js');
 
 const NAMESPACE = 'VpnEnterprise/Auth';

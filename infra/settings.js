@@ -1,7 +1,7 @@
 'use strict';
 // The settings a deployed stage takes from its params in serverless.yml (overridable with
 // `--param="name=value"`), never from the deploying shell, each with the environment variable the
-// Lambdas read it from (lib/config.ts validates them all at cold start). The local stack takes the
+// Lambdas read it from (lib/platform/config.ts validates them all at cold start). The local stack takes the
 // same settings from its own environment: `npm start` and the tests pass each variable that is set
 // on to serverless-offline as the matching `--param` (scripts/local-stack.ts), so the Lambdas there
 // get exactly what the template would give them.

@@ -1,13 +1,13 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { AuthService } from './auth-service.js';
-import { loadConfig, parseSigningKeys, type Config } from './config.js';
-import { createDocumentClient } from './dynamo.js';
-import { LoginAttempts } from './login-attempts.js';
-import { ParameterStore } from './parameter-store.js';
-import { SessionsRepository } from './sessions.js';
-import { FetchedKeyRing, FixedKeyRing, type KeyRing } from './signing-keys.js';
-import { AccessTokens, type Clock } from './tokens.js';
-import { UsersRepository } from './users.js';
+import { AuthService } from './auth/auth-service.js';
+import { loadConfig, parseSigningKeys, type Config } from './platform/config.js';
+import { createDocumentClient } from './platform/dynamo.js';
+import { LoginAttempts } from './store/login-attempts.js';
+import { ParameterStore } from './platform/parameter-store.js';
+import { SessionsRepository } from './store/sessions.js';
+import { FetchedKeyRing, FixedKeyRing, type KeyRing } from './auth/signing-keys.js';
+import { AccessTokens, type Clock } from './auth/tokens.js';
+import { UsersRepository } from './store/users.js';
 
 /** Everything a handler or the CLI needs, wired once per process. */
 export interface App {

@@ -1,6 +1,6 @@
 /** The argument handling the operator CLIs (`npm run users`, `npm run keys`) share. */
 import { parseArgs as parseNodeArgs } from 'node:util';
-import { SERVICE_NAME } from '../lib/log.js';
+import { SERVICE_NAME } from '../lib/platform/log.js';
 
 /**
  * The operators' audit trail: one JSON line on stderr per change, apart from the command's output,

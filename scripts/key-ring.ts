@@ -1,6 +1,6 @@
 /**
  * The signing-key ring as operators edit it: the JSON text `{"kid": "secret", ...}` that
- * JWT_SECRET or the SSM parameter holds, current key first (lib/config.ts reads it).
+ * JWT_SECRET or the SSM parameter holds, current key first (lib/platform/config.ts reads it).
  */
 import { randomBytes } from 'node:crypto';
 

@@ -7,9 +7,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GetParameterCommand, ParameterAlreadyExists, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { signingKeyAlias, signingKeyParameter } from '../infra/signing-keys.js';
-import { ConfigError, loadKeyTimings, loadStoreConfig, signingKeyEntries } from '../lib/config.js';
-import { MIN_REFETCH_SECONDS } from '../lib/signing-keys.js';
-import { CLOCK_TOLERANCE_SECONDS } from '../lib/tokens.js';
+import { ConfigError, loadKeyTimings, loadStoreConfig, signingKeyEntries } from '../lib/platform/config.js';
+import { MIN_REFETCH_SECONDS } from '../lib/auth/signing-keys.js';
+import { CLOCK_TOLERANCE_SECONDS } from '../lib/auth/tokens.js';
 import { UsageError, audit, runCli, type ArgSpec, type Args } from './cli.js';
 import { KeyRingError, formatRing, kidCreatedAt, newKid, newSecret, retire, rotate, type RingEntries } from './key-ring.js';
 import { DATA_DIR } from './local-stack.js';
@@ -70,7 +70,7 @@ function ssmStore(stage: string): RingStore {
   const { region } = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: '' });
   const name = signingKeyParameter(stage);
   const endpoint = process.env.SSM_ENDPOINT?.trim() || process.env.AWS_ENDPOINT_URL_SSM?.trim() || undefined;
-  // The SDK's own client (the Lambdas read with a signed fetch of their own, lib/parameter-store.ts,
+  // The SDK's own client (the Lambdas read with a signed fetch of their own, lib/platform/parameter-store.ts,
   // to keep their bundles small; the CLI is not bundled). Its standard retries cover throttling
   // and transient faults.
   const ssm = new SSMClient({ region, ...(endpoint ? { endpoint } : {}), maxAttempts: 3 });

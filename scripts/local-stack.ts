@@ -14,10 +14,10 @@ import dynalite from 'dynalite';
 import { FileExistsError, ensurePrivateDir, writePrivateFile } from './private-files.js';
 import { paramArguments } from '../infra/settings.js';
 import { tableResources } from '../infra/tables.js';
-import type { StoreConfig } from '../lib/config.js';
-import { createDocumentClient } from '../lib/dynamo.js';
-import { hashPassword } from '../lib/passwords.js';
-import { EmailTakenError, UsersRepository, type Role } from '../lib/users.js';
+import type { StoreConfig } from '../lib/platform/config.js';
+import { createDocumentClient } from '../lib/platform/dynamo.js';
+import { hashPassword } from '../lib/auth/passwords.js';
+import { EmailTakenError, UsersRepository, type Role } from '../lib/store/users.js';
 
 // Local tools run on Node 20 while Lambda runs Node 22; the SDK's notice about that is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

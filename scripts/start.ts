@@ -3,7 +3,7 @@
  * dynalite (data kept in .data/) -> tables -> demo user -> serverless-offline, stopped together.
  */
 import { join } from 'node:path';
-import { ConfigError, isProductionStage, loadConfig } from '../lib/config.js';
+import { ConfigError, isProductionStage, loadConfig } from '../lib/platform/config.js';
 import { bcryptCostFor } from './stage-params.js';
 import { DATA_DIR, ensureTables, localSigningSecret, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv, type RunningDynalite } from './local-stack.js';
 

@@ -5,13 +5,13 @@
  */
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { ConfigError, loadStoreConfig, type StoreConfig } from '../lib/config.js';
+import { ConfigError, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { createDocumentClient } from '../lib/dynamo.js';
-import { unlockAccount } from '../lib/login-attempts.js';
-import { hashPassword, passwordProblem } from '../lib/passwords.js';
-import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/users.js';
-import { isEmail } from '../lib/validation.js';
+import { createDocumentClient } from '../lib/platform/dynamo.js';
+import { unlockAccount } from '../lib/store/login-attempts.js';
+import { hashPassword, passwordProblem } from '../lib/auth/passwords.js';
+import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/store/users.js';
+import { isEmail } from '../lib/http/validation.js';
 import { UsageError, audit, required, runCli, type ArgSpec, type Args } from './cli.js';
 import { DATA_DIR, ensureTables, startDynalite, type RunningDynalite } from './local-stack.js';
 import { bcryptCostFor } from './stage-params.js';

@@ -1,4 +1,4 @@
-import { httpHandler, ok } from '../../lib/http.js';
+import { httpHandler, ok } from '../../lib/http/http.js';
 
 /**
  * A sample route of "another API" behind the shared authorizer: it trusts what the authorizer

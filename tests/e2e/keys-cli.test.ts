@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { signingKeyParameter } from '../../infra/signing-keys.js';
-import { loadConfig, signingKeyEntries } from '../../lib/config.js';
+import { loadConfig, signingKeyEntries } from '../../lib/platform/config.js';
 import { E2E_STAGE } from '../support/api-setup.js';
 import { auditLine, runScript } from '../support/cli.js';
 import { DEMO_USER, apiEnv } from '../support/context.js';

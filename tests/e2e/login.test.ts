@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { parseRefreshToken } from '../../lib/tokens.js';
+import { parseRefreshToken } from '../../lib/auth/tokens.js';
 import { DEMO_USER, apiUrl } from '../support/context.js';
 import { call, e2eApp, expectCommonHeaders, expectError } from '../support/http.js';
 import { createUser, uniqueEmail } from '../support/store.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../lib/app.js';
-import { loadConfig } from '../../lib/config.js';
+import { loadConfig } from '../../lib/platform/config.js';
 import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
 import { apiEnv, dynamoEndpoint } from '../support/context.js';
 import { putSigningKeys } from '../support/http.js';

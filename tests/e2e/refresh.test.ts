@@ -1,8 +1,8 @@
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { newSessionId } from '../../lib/ids.js';
-import { epochSeconds } from '../../lib/sessions.js';
-import { formatRefreshToken, hashRefreshSecret, newRefreshSecret } from '../../lib/tokens.js';
+import { newSessionId } from '../../lib/platform/ids.js';
+import { epochSeconds } from '../../lib/store/sessions.js';
+import { formatRefreshToken, hashRefreshSecret, newRefreshSecret } from '../../lib/auth/tokens.js';
 import { call, e2eApp, expectCommonHeaders, expectError, login } from '../support/http.js';
 import { createUser } from '../support/store.js';
 

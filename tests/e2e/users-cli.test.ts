@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { loadStoreConfig } from '../../lib/config.js';
-import { createDocumentClient } from '../../lib/dynamo.js';
-import { UsersRepository } from '../../lib/users.js';
+import { loadStoreConfig } from '../../lib/platform/config.js';
+import { createDocumentClient } from '../../lib/platform/dynamo.js';
+import { UsersRepository } from '../../lib/store/users.js';
 import { ensureTables } from '../../scripts/local-stack.js';
 import { stageParam } from '../../scripts/stage-params.js';
 import { auditLine, runScript, type CliResult } from '../support/cli.js';

@@ -1,10 +1,10 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Caller } from '../../lib/auth-service.js';
-import { ApiError } from '../../lib/errors.js';
-import { loginService } from '../../lib/login-service.js';
-import { formatRefreshToken, newRefreshSecret, parseRefreshToken } from '../../lib/tokens.js';
+import type { Caller } from '../../lib/auth/auth-service.js';
+import { ApiError } from '../../lib/platform/errors.js';
+import { loginService } from '../../lib/auth/login-service.js';
+import { formatRefreshToken, newRefreshSecret, parseRefreshToken } from '../../lib/auth/tokens.js';
 import { createUser, testApp } from '../support/store.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;

@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import type { Caller } from '../../lib/auth-service.js';
-import { ApiError } from '../../lib/errors.js';
-import { loginService } from '../../lib/login-service.js';
+import type { Caller } from '../../lib/auth/auth-service.js';
+import { ApiError } from '../../lib/platform/errors.js';
+import { loginService } from '../../lib/auth/login-service.js';
 import { freePort } from '../../scripts/local-stack.js';
 import { countCalls, createUser, testApp } from '../support/store.js';
 

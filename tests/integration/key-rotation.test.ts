@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../lib/app.js';
-import type { Caller } from '../../lib/auth-service.js';
-import { ApiError } from '../../lib/errors.js';
-import { loginService } from '../../lib/login-service.js';
+import type { Caller } from '../../lib/auth/auth-service.js';
+import { ApiError } from '../../lib/platform/errors.js';
+import { loginService } from '../../lib/auth/login-service.js';
 import { createUser, testApp } from '../support/store.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.70', userAgent: 'vitest' };

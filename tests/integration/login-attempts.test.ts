@@ -1,8 +1,8 @@
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
-import type { Caller } from '../../lib/auth-service.js';
-import { ApiError } from '../../lib/errors.js';
-import { loginService } from '../../lib/login-service.js';
+import type { Caller } from '../../lib/auth/auth-service.js';
+import { ApiError } from '../../lib/platform/errors.js';
+import { loginService } from '../../lib/auth/login-service.js';
 import { createUser, testApp, uniqueEmail } from '../support/store.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;

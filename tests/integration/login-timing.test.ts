@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../../lib/errors.js';
-import { loginService } from '../../lib/login-service.js';
-import { hashPassword } from '../../lib/passwords.js';
+import { ApiError } from '../../lib/platform/errors.js';
+import { loginService } from '../../lib/auth/login-service.js';
+import { hashPassword } from '../../lib/auth/passwords.js';
 import { testApp, uniqueEmail } from '../support/store.js';
 
 const COST = 10;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Caller } from '../../lib/auth-service.js';
-import { loginService } from '../../lib/login-service.js';
-import { hashPassword } from '../../lib/passwords.js';
+import type { Caller } from '../../lib/auth/auth-service.js';
+import { loginService } from '../../lib/auth/login-service.js';
+import { hashPassword } from '../../lib/auth/passwords.js';
 import { TEST_BCRYPT_COST } from '../support/context.js';
 import { countCalls, createUser, testApp, uniqueEmail } from '../support/store.js';
 

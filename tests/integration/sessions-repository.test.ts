@@ -1,8 +1,8 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { newSessionId } from '../../lib/ids.js';
-import { epochSeconds, isSessionLive, type Session } from '../../lib/sessions.js';
-import { hashRefreshSecret, newRefreshSecret } from '../../lib/tokens.js';
+import { newSessionId } from '../../lib/platform/ids.js';
+import { epochSeconds, isSessionLive, type Session } from '../../lib/store/sessions.js';
+import { hashRefreshSecret, newRefreshSecret } from '../../lib/auth/tokens.js';
 import { createUser, testApp } from '../support/store.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;

@@ -1,6 +1,6 @@
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { EmailTakenError, UserNotFoundError } from '../../lib/users.js';
+import { EmailTakenError, UserNotFoundError } from '../../lib/store/users.js';
 import { createUser, testApp, uniqueEmail } from '../support/store.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACCESS, KEY_READERS } from '../../infra/iam.js';
 import { SETTINGS } from '../../infra/settings.js';
-import { METRIC, METRICS_NAMESPACE } from '../../lib/metrics.js';
+import { METRIC, METRICS_NAMESPACE } from '../../lib/platform/metrics.js';
 import { stageParam } from '../../scripts/stage-params.js';
 import { PROJECT_ROOT, SERVERLESS_BIN } from '../../scripts/local-stack.js';
 
@@ -282,7 +282,7 @@ describe('the packaged CloudFormation template', () => {
     // The topic is not under the AWS-managed aws/sns key, which CloudWatch cannot publish through.
     expect(prod.Resources.AlarmsTopic!.Properties.KmsMasterKeyId).toBeUndefined();
     expect(prod.Resources.AlarmsTopic!.Type).toBe('AWS::SNS::Topic');
-    // The custom metrics alarmed on are the ones the code emits (lib/metrics.ts).
+    // The custom metrics alarmed on are the ones the code emits (lib/platform/metrics.ts).
     for (const id of ['RefreshTokenReusedAlarm', 'SignInFailuresAlarm', 'LockoutsAlarm', 'ServiceUnavailableAlarm']) {
       expect(Object.values(METRIC)).toContain(alarms[id]!.Properties.MetricName);
       expect(alarms[id]!.Properties.Namespace).toBe(METRICS_NAMESPACE);

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { signingKeyParameter } from '../../infra/signing-keys.js';
-import { loadStoreConfig } from '../../lib/config.js';
+import { loadStoreConfig } from '../../lib/platform/config.js';
 import { PROJECT_ROOT, ensureTables, freePort, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
 import { startFakeSsm } from './fake-ssm.js';

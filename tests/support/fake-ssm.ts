@@ -21,7 +21,7 @@ export class Sha256 {
 }
 
 /**
- * The placeholder credentials the local stack signs with (lib/dynamo.ts gives them to clients of
+ * The placeholder credentials the local stack signs with (lib/platform/dynamo.ts gives them to clients of
  * a local endpoint); the fake checks every signature against them.
  */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };

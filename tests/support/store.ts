@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createApp, type App } from '../../lib/app.js';
-import { loadConfig } from '../../lib/config.js';
-import { hashPassword } from '../../lib/passwords.js';
-import type { Role, User } from '../../lib/users.js';
+import { loadConfig } from '../../lib/platform/config.js';
+import { hashPassword } from '../../lib/auth/passwords.js';
+import type { Role, User } from '../../lib/store/users.js';
 import { ensureTables } from '../../scripts/local-stack.js';
 import { TEST_BCRYPT_COST, dynamoEndpoint } from './context.js';
 import { recordSecret } from './secrets.js';

@@ -9,7 +9,7 @@ import {
   loadStoreConfig,
   parseSigningKeys,
   signingKeyEntries,
-} from '../../lib/config.js';
+} from '../../lib/platform/config.js';
 
 const SECRET = 'a-perfectly-good-secret-of-40-bytes-long!';
 const OTHER_SECRET = 'another-perfectly-good-secret-of-44-bytes!!';

@@ -1,8 +1,8 @@
 import type { Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, bearerError, unavailable } from '../../lib/errors.js';
-import { bearerToken, bodyText, headerValue, httpHandler, json, ok, type HttpEvent, type HttpResult } from '../../lib/http.js';
-import { MAX_BODY_BYTES } from '../../lib/validation.js';
+import { ApiError, bearerError, unavailable } from '../../lib/platform/errors.js';
+import { bearerToken, bodyText, headerValue, httpHandler, json, ok, type HttpEvent, type HttpResult } from '../../lib/http/http.js';
+import { MAX_BODY_BYTES } from '../../lib/http/validation.js';
 
 const SECURITY_HEADERS = {
   'Content-Type': 'application/json',
@@ -64,7 +64,7 @@ function captureLog(): (() => Array<Record<string, unknown>>) & { metrics: () =>
     });
   }
   const parsed = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-  // Log lines, and apart from them the metrics (CloudWatch EMF records, lib/metrics.ts).
+  // Log lines, and apart from them the metrics (CloudWatch EMF records, lib/platform/metrics.ts).
   return Object.assign(() => parsed().filter((line) => !('_aws' in line)), { metrics: () => parsed().filter((line) => '_aws' in line) });
 }
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MIN_SECRET_BYTES, parseSigningKeys, signingKeyEntries } from '../../lib/config.js';
+import { MIN_SECRET_BYTES, parseSigningKeys, signingKeyEntries } from '../../lib/platform/config.js';
 import { KeyRingError, formatRing, kidCreatedAt, newKid, newSecret, retire, rotate, type RingEntries } from '../../scripts/key-ring.js';
 
 const SECRET_A = 'a-perfectly-good-secret-of-40-bytes-long!';
@@ -56,7 +56,7 @@ describe('newKid', () => {
     expect(kid).toBe(expected);
   });
 
-  it('makes kids that lib/config.ts accepts, with the new kid current', () => {
+  it('makes kids that lib/platform/config.ts accepts, with the new kid current', () => {
     // Prepare
     const kid = newKid(new Date('2026-11-26T09:41:00.123Z'), new Set());
 
@@ -68,7 +68,7 @@ describe('newKid', () => {
     expect([...keys.keys.keys()]).toEqual([kid]);
   });
 
-  it('makes kids lib/config.ts accepts and kidCreatedAt reads back, for any time from 1970 to 9999 (fast-check)', () => {
+  it('makes kids lib/platform/config.ts accepts and kidCreatedAt reads back, for any time from 1970 to 9999 (fast-check)', () => {
     fc.assert(
       fc.property(
         fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }),
@@ -124,7 +124,7 @@ describe('kidCreatedAt', () => {
 });
 
 describe('newSecret', () => {
-  it('is base64url of at least 32 random bytes, and long enough for lib/config.ts', () => {
+  it('is base64url of at least 32 random bytes, and long enough for lib/platform/config.ts', () => {
     // Act
     const secret = newSecret();
 
@@ -182,7 +182,7 @@ describe('rotate', () => {
 });
 
 describe('formatRing', () => {
-  it('writes JSON that lib/config.ts reads back with the same kids, in the same order, with the same secrets', () => {
+  it('writes JSON that lib/platform/config.ts reads back with the same kids, in the same order, with the same secrets', () => {
     // Prepare: kids whose alphabetical order is not the ring's
     const entries: RingEntries = [['k20261126T094100Z-2', SECRET_A], ...RING, ['custom-kid', 'a-hand-made-secret-of-more-than-32-bytes']];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { logLevelFrom } from '../../lib/log.js';
+import { logLevelFrom } from '../../lib/platform/log.js';
 import { auditLine, runScript } from '../support/cli.js';
 
 const lines = (output: string) => output.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { METRIC, METRICS_NAMESPACE, countMetric, metrics } from '../../lib/metrics.js';
+import { METRIC, METRICS_NAMESPACE, countMetric, metrics } from '../../lib/platform/metrics.js';
 
 /** The EMF records written to stdout while `act` runs. */
 function emitted(act: () => void): Array<Record<string, any>> {

@@ -7,7 +7,7 @@ import {
   passwordBytes,
   passwordProblem,
   verifyPassword,
-} from '../../lib/passwords.js';
+} from '../../lib/auth/passwords.js';
 
 const COST = 4;
 const PASSWORD = 'correct horse battery staple';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseSigningKeys } from '../../lib/config.js';
-import { ApiError } from '../../lib/errors.js';
-import { FetchedKeyRing, MAX_STALE_SECONDS, MIN_REFETCH_SECONDS } from '../../lib/signing-keys.js';
+import { parseSigningKeys } from '../../lib/platform/config.js';
+import { ApiError } from '../../lib/platform/errors.js';
+import { FetchedKeyRing, MAX_STALE_SECONDS, MIN_REFETCH_SECONDS } from '../../lib/auth/signing-keys.js';
 
 const KEY = (n: number) => `key-${n}-`.padEnd(40, 'x');
 const ring = (...kids: string[]) => JSON.stringify(Object.fromEntries(kids.map((kid, i) => [kid, KEY(i)])));

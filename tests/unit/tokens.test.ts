@@ -1,11 +1,11 @@
 import { createHash, createHmac } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { parseSigningKeys, type SigningKeys } from '../../lib/config.js';
-import { newDeviceToken, parseDeviceToken } from '../../lib/device-tokens.js';
-import { ApiError } from '../../lib/errors.js';
-import { newSessionId, newUserId } from '../../lib/ids.js';
-import { FixedKeyRing } from '../../lib/signing-keys.js';
+import { parseSigningKeys, type SigningKeys } from '../../lib/platform/config.js';
+import { newDeviceToken, parseDeviceToken } from '../../lib/store/device-tokens.js';
+import { ApiError } from '../../lib/platform/errors.js';
+import { newSessionId, newUserId } from '../../lib/platform/ids.js';
+import { FixedKeyRing } from '../../lib/auth/signing-keys.js';
 import {
   AccessTokens,
   formatRefreshToken,
@@ -16,7 +16,7 @@ import {
   parseRefreshToken,
   refreshHashesEqual,
   successorSecret,
-} from '../../lib/tokens.js';
+} from '../../lib/auth/tokens.js';
 
 const SECRET = 'unit-test-signing-secret-0123456789abcdef';
 const OTHER_SECRET = 'another-signing-secret-of-enough-bytes-42';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../../lib/errors.js';
+import { ApiError } from '../../lib/platform/errors.js';
 import {
   MAX_EMAIL_LENGTH,
   isEmail,
@@ -8,7 +8,7 @@ import {
   requiredEmail,
   requiredString,
   type JsonObject,
-} from '../../lib/validation.js';
+} from '../../lib/http/validation.js';
 
 /** Run `act` and return the invalid_request ApiError it must throw. */
 function invalidRequest(act: () => unknown): ApiError {

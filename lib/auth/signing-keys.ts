@@ -1,6 +1,6 @@
-import type { SigningKeys } from './config.js';
-import { unavailable } from './errors.js';
-import { describeError, log } from './log.js';
+import type { SigningKeys } from '../platform/config.js';
+import { unavailable } from '../platform/errors.js';
+import { describeError, log } from '../platform/log.js';
 import type { Clock } from './tokens.js';
 
 /**

@@ -1,6 +1,6 @@
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchGetAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
-import { newUserId } from './ids.js';
+import { batchGetAll, isConditionalCheckFailed, storeCall } from '../platform/dynamo.js';
+import { newUserId } from '../platform/ids.js';
 
 export const ROLES = ['admin', 'user'] as const;
 export type Role = (typeof ROLES)[number];

@@ -1,4 +1,4 @@
-import { ApiError } from './errors.js';
+import { ApiError } from '../platform/errors.js';
 
 /** Request bodies are small objects; anything larger is rejected before parsing. */
 export const MAX_BODY_BYTES = 64 * 1024;

@@ -1,8 +1,8 @@
-import type { Config } from './config.js';
-import { ApiError, bearerError } from './errors.js';
-import { log } from './log.js';
-import { METRIC, countMetric } from './metrics.js';
-import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from './sessions.js';
+import type { Config } from '../platform/config.js';
+import { ApiError, bearerError } from '../platform/errors.js';
+import { log } from '../platform/log.js';
+import { METRIC, countMetric } from '../platform/metrics.js';
+import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from '../store/sessions.js';
 import {
   AccessTokens,
   formatRefreshToken,
@@ -16,7 +16,7 @@ import {
   type RotationKeys,
 } from './tokens.js';
 import type { KeyRing } from './signing-keys.js';
-import { toPublicUser, type PublicUser, type User, type UsersRepository } from './users.js';
+import { toPublicUser, type PublicUser, type User, type UsersRepository } from '../store/users.js';
 
 export interface TokenPair {
   token: string;
@@ -47,7 +47,7 @@ export interface AuthServiceDeps {
 
 /**
  * The rules of staying signed in: refresh, logout, me and the check behind the authorizer.
- * (Signing in is lib/login-service.ts, so that only the login function bundles bcrypt.) Handlers
+ * (Signing in is lib/auth/login-service.ts, so that only the login function bundles bcrypt.) Handlers
  * parse and validate, then call one method here; everything that can go wrong leaves as an ApiError.
  */
 export class AuthService {
@@ -124,7 +124,7 @@ export class AuthService {
 
   /**
    * Whether `secret` is a genuine earlier refresh secret of this session. Every secret we issue
-   * carries a tag of the session's rotation key (lib/tokens.ts), and the only secrets ever
+   * carries a tag of the session's rotation key (lib/auth/tokens.ts), and the only secrets ever
    * computed for a session are the ones handed out (its first, then each successor of the current
    * one), so a secret whose tag holds and that is not the current one was issued and then rotated
    * out: spent. One HMAC, whatever the session's depth, so a forgery costs what a refresh costs and

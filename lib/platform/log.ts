@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 
 /**
  * The one logger: AWS Lambda Powertools Logger, one JSON line per event, carrying the service,
- * the function name, the request id and the cold-start flag (`injectLambdaContext` in lib/http.ts
+ * the function name, the request id and the cold-start flag (`injectLambdaContext` in lib/http/http.ts
  * and the authorizer). The event name is the line's `message`; callers add identifiers only:
  * never a password, a token, a hash or a secret.
  */

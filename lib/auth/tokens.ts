@@ -1,8 +1,8 @@
 import { createHash, createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { SignJWT, errors, jwtVerify, type JWTHeaderParameters } from 'jose';
-import type { SigningKeys } from './config.js';
-import { ApiError, bearerError } from './errors.js';
-import { oncePer } from './memo.js';
+import type { SigningKeys } from '../platform/config.js';
+import { ApiError, bearerError } from '../platform/errors.js';
+import { oncePer } from '../platform/memo.js';
 import type { KeyRing } from './signing-keys.js';
 import {
   ID_LENGTH_BYTES,
@@ -10,7 +10,7 @@ import {
   sessionIdToBytes,
   userIdFromBytes,
   userIdToBytes,
-} from './ids.js';
+} from '../platform/ids.js';
 
 export type Clock = () => Date;
 

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { userIdFromBytes, userIdToBytes, ID_LENGTH_BYTES } from './ids.js';
+import { userIdFromBytes, userIdToBytes, ID_LENGTH_BYTES } from '../platform/ids.js';
 
 /**
  * Device tokens (OWASP's "device cookies", for an API): every successful sign-in hands the client

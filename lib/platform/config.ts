@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isProductionStage, tableNames } from '../infra/tables.js';
+import { isProductionStage, tableNames } from '../../infra/tables.js';
 
 export { isProductionStage };
 

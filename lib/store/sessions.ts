@@ -1,5 +1,5 @@
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
+import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall } from '../platform/dynamo.js';
 import { lastLoginKey, userFromItem, userKey, type User } from './users.js';
 
 /**

@@ -1,10 +1,10 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import type { HttpPolicy } from './config.js';
-import { ApiError, bearerError, unavailable } from './errors.js';
-import { describeError, log, logger } from './log.js';
-import { METRIC, countMetric, publishMetrics } from './metrics.js';
+import type { HttpPolicy } from '../platform/config.js';
+import { ApiError, bearerError, unavailable } from '../platform/errors.js';
+import { describeError, log, logger } from '../platform/log.js';
+import { METRIC, countMetric, publishMetrics } from '../platform/metrics.js';
 import { MAX_BODY_BYTES } from './validation.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;

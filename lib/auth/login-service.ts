@@ -1,18 +1,18 @@
-import type { App } from './app.js';
+import type { App } from '../app.js';
 import { issueTokenPair, type Caller, type TokenPair } from './auth-service.js';
-import type { Config } from './config.js';
-import { deviceItem, newDeviceToken, parseDeviceToken } from './device-tokens.js';
-import { ApiError } from './errors.js';
-import { newSessionId } from './ids.js';
-import { describeError, log } from './log.js';
-import { METRIC, countMetric } from './metrics.js';
-import type { Lock, LoginAttempts, Reservation } from './login-attempts.js';
-import { oncePer } from './memo.js';
+import type { Config } from '../platform/config.js';
+import { deviceItem, newDeviceToken, parseDeviceToken } from '../store/device-tokens.js';
+import { ApiError } from '../platform/errors.js';
+import { newSessionId } from '../platform/ids.js';
+import { describeError, log } from '../platform/log.js';
+import { METRIC, countMetric } from '../platform/metrics.js';
+import type { Lock, LoginAttempts, Reservation } from '../store/login-attempts.js';
+import { oncePer } from '../platform/memo.js';
 import { bcryptHash, needsRehash, verifyPassword } from './passwords.js';
-import { epochSeconds, type SessionsRepository } from './sessions.js';
+import { epochSeconds, type SessionsRepository } from '../store/sessions.js';
 import type { KeyRing } from './signing-keys.js';
 import { hashRefreshSecret, issueRefreshSecret, rotationKeysOf, type AccessTokens, type Clock } from './tokens.js';
-import type { User, UsersRepository } from './users.js';
+import type { User, UsersRepository } from '../store/users.js';
 
 export interface LoginServiceDeps {
   config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'deviceTokenTtlSeconds'>;
@@ -44,7 +44,7 @@ export class LoginService {
    * Unknown email, wrong password, over-long password and disabled account all end in the same
    * 401 after the same single bcrypt comparison, so neither answer nor time tells them apart.
    * Brute force is stopped before bcrypt runs: every counter the request is held to is reserved
-   * first (lib/login-attempts.ts), and a refusal is 429. With a live device token for the account
+   * first (lib/store/login-attempts.ts), and a refusal is 429. With a live device token for the account
    * only that token's own counter applies, so strangers exhausting the account's or an IP's
    * attempts cannot lock the owner's device out. DynamoDB calls: at most 6 without a device
    * token, at most 4 with one (docs/design.md, "A request, in DynamoDB calls").

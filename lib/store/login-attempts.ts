@@ -1,7 +1,7 @@
 import { GetCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { LoginLimits } from './config.js';
+import type { LoginLimits } from '../platform/config.js';
 import { deviceKey, type DeviceItem, type DeviceToken } from './device-tokens.js';
-import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall } from './dynamo.js';
+import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall } from '../platform/dynamo.js';
 import { epochSeconds } from './sessions.js';
 import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
@@ -19,7 +19,7 @@ import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './us
  *   included: an attribute of the user item, `login_attempts_<hour start>`, so that reserving it
  *   also reads the user (one round trip); for an email with no user, ACCT#<email>#<hour> here,
  *   so that both cost the same and a refusal says nothing about existence.
- * - a device token's own consecutive failures (its item, lib/device-tokens.ts): a request with a
+ * - a device token's own consecutive failures (its item, lib/store/device-tokens.ts): a request with a
  *   live device token for the account is held to this counter *instead* of the three above.
  * A request refused by a counter is not a failure: what it reserved elsewhere is given back.
  */
