@@ -113,6 +113,8 @@ export class LoginService {
           rotationKid: ring.currentKid,
           userEpoch: user.sessionEpoch,
           createdAt: now.toISOString(),
+          sourceIp: caller.sourceIp,
+          userAgent: caller.userAgent,
           expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
         },
         writes,

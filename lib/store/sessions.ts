@@ -22,6 +22,9 @@ export interface Session {
   /** The user's session epoch when this session began; a bump of the user's epoch ends it. */
   userEpoch: number;
   createdAt: string;
+  /** Where the sign-in came from: API Gateway's source IP (never X-Forwarded-For) and User-Agent, cut to 256 characters. */
+  sourceIp: string | undefined;
+  userAgent: string | undefined;
   expiresAt: number;
   revokedAt: string | undefined;
   /** Why it ended: `logout`, or `refresh_token_reused` when a spent refresh token came back. */
@@ -29,6 +32,9 @@ export interface Session {
 }
 
 export const sessionKey = (id: string) => ({ pk: `SESSION#${id}` });
+
+/** A session keeps at most this much of the User-Agent it was signed in with (characters). */
+export const MAX_USER_AGENT_LENGTH = 256;
 
 interface SessionItem {
   pk: string;
@@ -41,6 +47,8 @@ interface SessionItem {
   rotation_kid: string;
   user_epoch: number;
   created_at: string;
+  ip?: string;
+  user_agent?: string;
   expires_at: number;
   revoked_at?: string;
   revoked_reason?: string;
@@ -58,6 +66,8 @@ function sessionFromItem(item: Record<string, unknown>): Session {
     rotationKid: row.rotation_kid,
     userEpoch: row.user_epoch,
     createdAt: row.created_at,
+    sourceIp: row.ip,
+    userAgent: row.user_agent,
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
     revokedReason: row.revoked_reason,
@@ -99,7 +109,8 @@ export class SessionsRepository {
    * bits, so it needs no existence condition (which BatchWriteItem could not carry).
    */
   async create(
-    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'revokedReason' | 'generation'>,
+    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent'> &
+      Partial<Pick<Session, 'sourceIp' | 'userAgent'>>,
     alsoWrite: Array<{ table: string; put?: Record<string, unknown>; deleteKey?: Record<string, unknown> }> = [],
   ): Promise<Session> {
     const item: SessionItem = {
@@ -111,6 +122,8 @@ export class SessionsRepository {
       rotation_kid: session.rotationKid,
       user_epoch: session.userEpoch,
       created_at: session.createdAt,
+      ...(session.sourceIp ? { ip: session.sourceIp } : {}),
+      ...(session.userAgent ? { user_agent: [...session.userAgent].slice(0, MAX_USER_AGENT_LENGTH).join('') } : {}),
       expires_at: session.expiresAt,
     };
     if (alsoWrite.length === 0) {

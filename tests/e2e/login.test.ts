@@ -2,7 +2,7 @@ import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { parseRefreshToken } from '../../lib/auth/tokens.js';
 import { DEMO_USER, apiUrl } from '../support/context.js';
-import { call, e2eApp, expectCommonHeaders, expectError } from '../support/http.js';
+import { call, e2eApp, expectCommonHeaders, expectError, requestFrom } from '../support/http.js';
 import { createUser, uniqueEmail } from '../support/store.js';
 
 describe('POST /v1/auth/login over HTTP', () => {
@@ -34,6 +34,22 @@ describe('POST /v1/auth/login over HTTP', () => {
       last_login: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/),
     });
     expect(Date.now() - Date.parse(body.user.last_login)).toBeLessThan(60_000);
+  });
+
+  it("records the session's source IP from API Gateway (never X-Forwarded-For) and its User-Agent", async () => {
+    // Prepare
+    const user = await createUser(e2eApp());
+
+    // Act
+    const reply = await requestFrom('127.0.0.61', 'POST', '/login', {
+      body: JSON.stringify({ email: user.email, password: user.password }),
+      headers: { 'content-type': 'application/json', 'user-agent': 'VPN Enterprise client/2.1 (macOS)', 'x-forwarded-for': '203.0.113.99' },
+    });
+
+    // Assess
+    expect(reply.status).toBe(200);
+    const session = await e2eApp().sessions.get(decodeJwt(reply.body.token).sid as string);
+    expect(session).toMatchObject({ sourceIp: '127.0.0.61', userAgent: 'VPN Enterprise client/2.1 (macOS)' });
   });
 
   it('trims the email and ignores its case', async () => {

@@ -66,6 +66,25 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     await expect(loginService(app).login(user.email, 'p'.repeat(72), caller)).resolves.toMatchObject({ token_type: 'Bearer' });
   });
 
+  it('records where a session was signed in from: the source IP and the User-Agent, cut to 256 characters; a refresh marks it used', async () => {
+    // Prepare
+    const user = await createUser(app);
+    const agent = `${'a'.repeat(250)}-éclair-🔐-and-more`;
+
+    // Act
+    const signIn = await loginService(app).login(user.email, user.password, { requestId: 'req', sourceIp: '198.51.100.77', userAgent: agent });
+    const sid = decodeJwt(signIn.token).sid as string;
+    const created = await app.sessions.get(sid);
+    app.testClock.advance(90);
+    await app.auth.refresh(signIn.refresh_token, caller);
+    const used = await app.sessions.get(sid);
+
+    // Assess
+    expect(created).toMatchObject({ sourceIp: '198.51.100.77', userAgent: [...agent].slice(0, 256).join(''), rotatedAt: undefined });
+    expect([...created!.userAgent!]).toHaveLength(256);
+    expect(used?.rotatedAt).toBe(app.clock().toISOString());
+  });
+
   it('refreshes within the session: same sid, new tokens, the old refresh token spent', async () => {
     // Prepare
     const user = await createUser(app);
