@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GetParameterCommand, ParameterAlreadyExists, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { signingKeyAlias, signingKeyParameter } from '../infra/signing-keys.js';
-import { ConfigError, loadKeyTimings, loadStoreConfig, signingKeyEntries } from '../lib/platform/config.js';
+import { ConfigError, loadKeyTimings, loadStoreConfig, signingKeyEntries, ssmEndpointFrom } from '../lib/platform/config.js';
 import { MIN_REFETCH_SECONDS } from '../lib/auth/signing-keys.js';
 import { CLOCK_TOLERANCE_SECONDS } from '../lib/auth/tokens.js';
 import { UsageError, audit, runCli, type ArgSpec, type Args } from './cli.js';
@@ -69,7 +69,7 @@ function localStore(file = join(DATA_DIR, 'jwt-secret')): RingStore {
 function ssmStore(stage: string): RingStore {
   const { region } = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: '' });
   const name = signingKeyParameter(stage);
-  const endpoint = process.env.SSM_ENDPOINT?.trim() || process.env.AWS_ENDPOINT_URL_SSM?.trim() || undefined;
+  const endpoint = ssmEndpointFrom();
   // The SDK's own client (the Lambdas read with a signed fetch of their own, lib/platform/parameter-store.ts,
   // to keep their bundles small; the CLI is not bundled). Its standard retries cover throttling
   // and transient faults.

@@ -3,7 +3,7 @@
  * dynalite (data kept in .data/) -> tables -> demo user -> serverless-offline, stopped together.
  */
 import { join } from 'node:path';
-import { ConfigError, isProductionStage, loadConfig } from '../lib/platform/config.js';
+import { ConfigError, dynamodbEndpointFrom, isProductionStage, loadConfig } from '../lib/platform/config.js';
 import { bcryptCostFor } from './stage-params.js';
 import { DATA_DIR, ensureTables, localSigningSecret, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv, type RunningDynalite } from './local-stack.js';
 
@@ -23,13 +23,19 @@ async function main(): Promise<void> {
   const stage = process.env.STAGE?.trim() || 'dev';
   const httpPort = port('PORT', 3000);
   const dynamoPort = port('DYNAMODB_PORT', 8000);
-  const external = process.env.DYNAMODB_ENDPOINT?.trim() || process.env.AWS_ENDPOINT_URL_DYNAMODB?.trim();
   let jwtSecret = process.env.JWT_SECRET?.trim();
   if (!jwtSecret) {
     if (isProductionStage(stage)) fail(`Invalid configuration: JWT_SECRET is required for stage "${stage}"`);
     jwtSecret = localSigningSecret();
   }
 
+  let external: string | undefined;
+  try {
+    external = dynamodbEndpointFrom();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
   let dynamo: RunningDynalite | undefined;
   // BCRYPT_COST from the environment, else the stage's param: the seed and the Lambdas agree.
   const env: NodeJS.ProcessEnv = { ...process.env, STAGE: stage, JWT_SECRET: jwtSecret, BCRYPT_COST: bcryptCostFor(stage, { deployed: false }) };

@@ -5,7 +5,7 @@
  */
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { ConfigError, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
+import { ConfigError, dynamodbEndpointFrom, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { unlockAccount } from '../lib/store/login-attempts.js';
@@ -181,7 +181,7 @@ runCli({
   run: async (args) => {
     const stage = (args.options.get('stage') as string | undefined) ?? (process.env.STAGE?.trim() || 'dev');
     loadStoreConfig({ STAGE: stage }); // validates the stage before it names a folder under .data/
-    let endpoint = process.env.DYNAMODB_ENDPOINT?.trim() || process.env.AWS_ENDPOINT_URL_DYNAMODB?.trim() || undefined;
+    let endpoint = dynamodbEndpointFrom();
     let owned: RunningDynalite | undefined;
     if (args.options.has('aws')) endpoint = undefined;
     else if (!endpoint) ({ endpoint, owned } = await localEndpoint(stage));

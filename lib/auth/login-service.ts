@@ -2,6 +2,7 @@ import type { App } from '../app.js';
 import { issueTokenPair, type Caller, type TokenPair } from './auth-service.js';
 import type { Config } from '../platform/config.js';
 import { deviceItem, newDeviceToken, parseDeviceToken } from '../store/device-tokens.js';
+import type { BatchWrite } from '../platform/dynamo.js';
 import { ApiError } from '../platform/errors.js';
 import { newSessionId } from '../platform/ids.js';
 import { describeError, log } from '../platform/log.js';
@@ -26,8 +27,6 @@ export interface LoginServiceDeps {
 
 /** A sign-in's answer: a token pair and the device token to present at the next sign-in. */
 export type SignIn = TokenPair & { device_token: string };
-
-type Write = { table: string; put?: Record<string, unknown>; deleteKey?: Record<string, unknown> };
 
 function tooManyAttempts(lock: Lock): ApiError {
   return new ApiError('too_many_attempts', undefined, { 'Retry-After': String(Math.max(1, lock.retryAfterSeconds)) });
@@ -59,7 +58,7 @@ export class LoginService {
     const state = await attempts.read(email, ip, presentedDevice === undefined ? undefined : parseDeviceToken(presentedDevice), now);
     const device = state.device;
     let reservation: Reservation | undefined;
-    let lock = attempts.settledLock(state, email, ip, now);
+    let lock = attempts.settledLock(state, ip, now);
     if (!lock && device) lock = await attempts.reserveDevice(device, now);
     if (!lock && !device) {
       reservation = await attempts.reserveStranger(email, ip, state, now);
@@ -89,7 +88,7 @@ export class LoginService {
     // The device token presented is renewed (its failures cleared, its life restarted); without
     // one, the client gets a new one.
     const issued = device ? { ...device.token, token: presentedDevice! } : newDeviceToken(user.id);
-    const writes: Write[] = [
+    const writes: BatchWrite[] = [
       this.deps.users.lastLoginWrite(user.id, now),
       { table: attempts.table, put: { ...deviceItem(issued, user.sessionEpoch, device?.item.created_at ?? now.toISOString(), expiresAt) } },
     ];

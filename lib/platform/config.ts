@@ -160,7 +160,7 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new ConfigError('STAGE', `must be lower-case letters, digits and dashes, got "${stage}"`);
   const defaults = tableNames(stage);
   const local = endpointUrl(env, 'DYNAMODB_ENDPOINT');
-  const endpoint = local ?? endpointUrl(env, 'AWS_ENDPOINT_URL_DYNAMODB');
+  const endpoint = dynamodbEndpointFrom(env);
   return {
     stage,
     region: read(env, 'AWS_REGION') ?? read(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
@@ -171,6 +171,16 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
     placeholderCredentials: local !== undefined || (endpoint !== undefined && read(env, 'AWS_ACCESS_KEY_ID') === undefined && read(env, 'AWS_PROFILE') === undefined),
     bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
   };
+}
+
+/** A DynamoDB endpoint other than AWS's: DYNAMODB_ENDPOINT (the local stack's), else the SDK's AWS_ENDPOINT_URL_DYNAMODB. */
+export function dynamodbEndpointFrom(env: Env = process.env): string | undefined {
+  return endpointUrl(env, 'DYNAMODB_ENDPOINT') ?? endpointUrl(env, 'AWS_ENDPOINT_URL_DYNAMODB');
+}
+
+/** An SSM endpoint other than AWS's: SSM_ENDPOINT (the tests' fake), else the SDK's AWS_ENDPOINT_URL_SSM. */
+export function ssmEndpointFrom(env: Env = process.env): string | undefined {
+  return endpointUrl(env, 'SSM_ENDPOINT') ?? endpointUrl(env, 'AWS_ENDPOINT_URL_SSM');
 }
 
 function endpointUrl(env: Env, name: string): string | undefined {
@@ -208,7 +218,7 @@ export function loadSigningKeySource(env: Env = process.env): SigningKeySource {
     kind: 'parameter',
     name,
     cacheSeconds: loadKeyTimings(env).keyCacheSeconds,
-    ssmEndpoint: endpointUrl(env, 'SSM_ENDPOINT') ?? endpointUrl(env, 'AWS_ENDPOINT_URL_SSM'),
+    ssmEndpoint: ssmEndpointFrom(env),
   };
 }
 

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unavailable } from './errors.js';
 
 export interface DynamoOptions {
@@ -104,17 +104,36 @@ export async function batchGetAll(db: DynamoDBDocumentClient, keys: Record<strin
   return found;
 }
 
-/** BatchWriteItem of puts and deletes across tables (no conditions). */
-export async function batchWriteAll(
-  db: DynamoDBDocumentClient,
-  writes: Array<{ table: string; put?: Item; deleteKey?: Item }>,
-): Promise<void> {
-  const request: Record<string, Array<Record<string, unknown>>> = {};
-  for (const write of writes) {
-    (request[write.table] ??= []).push(write.put ? { PutRequest: { Item: write.put } } : { DeleteRequest: { Key: write.deleteKey } });
+/** One write of a BatchWriteItem: a put or a delete, in any table. */
+export type BatchWrite = { table: string; put?: Item; deleteKey?: Item };
+
+/** What one BatchWriteItem request may carry. */
+const BATCH_WRITE_LIMIT = 25;
+
+/** BatchWriteItem of puts and deletes across tables (no conditions), 25 writes a request. */
+export async function batchWriteAll(db: DynamoDBDocumentClient, writes: BatchWrite[]): Promise<void> {
+  for (let start = 0; start < writes.length; start += BATCH_WRITE_LIMIT) {
+    const request: Record<string, Array<Record<string, unknown>>> = {};
+    for (const write of writes.slice(start, start + BATCH_WRITE_LIMIT)) {
+      (request[write.table] ??= []).push(write.put ? { PutRequest: { Item: write.put } } : { DeleteRequest: { Key: write.deleteKey } });
+    }
+    await untilProcessed(request, async (pending) => {
+      const { UnprocessedItems } = await storeCall(db.send(new BatchWriteCommand({ RequestItems: pending as never })));
+      return UnprocessedItems as typeof request | undefined;
+    });
   }
-  await untilProcessed(request, async (pending) => {
-    const { UnprocessedItems } = await storeCall(db.send(new BatchWriteCommand({ RequestItems: pending as never })));
-    return UnprocessedItems as typeof request | undefined;
-  });
+}
+
+/**
+ * An UpdateItem whose condition decides: true when it was written, false when its condition did
+ * not hold (ConditionalCheckFailed); any other failure is thrown (a store fault as 503).
+ */
+export async function updateIf(db: DynamoDBDocumentClient, input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
+  try {
+    await storeCall(db.send(new UpdateCommand(input)));
+    return true;
+  } catch (error) {
+    if (isConditionalCheckFailed(error)) return false;
+    throw error;
+  }
 }

@@ -1,7 +1,7 @@
 import { GetCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LoginLimits } from '../platform/config.js';
 import { deviceKey, type DeviceItem, type DeviceToken } from './device-tokens.js';
-import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall } from '../platform/dynamo.js';
+import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall, updateIf } from '../platform/dynamo.js';
 import { epochSeconds } from './sessions.js';
 import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
@@ -144,7 +144,7 @@ export class LoginAttempts {
   }
 
   /** A lock already in force when read (pair or IP; or the device's), refused without any write. */
-  settledLock(state: LoginState, email: string, ip: string, at: Date): Lock | undefined {
+  settledLock(state: LoginState, ip: string, at: Date): Lock | undefined {
     const now = epochSeconds(at);
     const { maxFailures, ipMaxFailures } = this.limits;
     if (state.device) {
@@ -220,7 +220,7 @@ export class LoginAttempts {
    * push one below zero (which would hand out extra attempts, or leave an item without expiry).
    */
   private async undoOne(key: Record<string, unknown>): Promise<void> {
-    await this.conditional({
+    await updateIf(this.db, {
       TableName: this.table,
       Key: key,
       UpdateExpression: 'ADD failures :minus',
@@ -235,14 +235,7 @@ export class LoginAttempts {
    * spare: a stranger's failure, a device token's sign-in. Best effort.
    */
   async clearStaleCounters(userId: string, names: string[]): Promise<void> {
-    if (names.length === 0) return;
-    await this.conditional({
-      TableName: this.usersTable,
-      Key: userKey(userId),
-      UpdateExpression: `REMOVE ${names.map((_, i) => `#s${i}`).join(', ')}`,
-      ConditionExpression: 'attribute_exists(pk)',
-      ExpressionAttributeNames: Object.fromEntries(names.map((name, i) => [`#s${i}`, name])),
-    }).catch(() => false);
+    await removeUserAttributes(this.db, this.usersTable, userId, names).catch(() => false);
   }
 
   /**
@@ -297,7 +290,7 @@ export class LoginAttempts {
 
   /** One failure in a fixed window, only while the window is under the IP limit. False: refused. */
   private async reserveWindow(pk: string, windowEnd: number): Promise<boolean> {
-    return this.conditional({
+    return updateIf(this.db, {
       TableName: this.table,
       Key: { pk },
       UpdateExpression: 'ADD failures :one SET expires_at = if_not_exists(expires_at, :end)',
@@ -321,7 +314,7 @@ export class LoginAttempts {
     const now = epochSeconds(at);
     const stale = read !== undefined && read.until <= now;
     const exists = target.mustExist ? 'attribute_exists(pk) AND ' : '';
-    return this.conditional({
+    return updateIf(this.db, {
       TableName: target.table,
       Key: target.key,
       UpdateExpression: stale ? 'SET #f = :one, #u = :until' : 'ADD #f :one SET #u = :until',
@@ -333,15 +326,6 @@ export class LoginAttempts {
     });
   }
 
-  private async conditional(input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
-    try {
-      await storeCall(this.db.send(new UpdateCommand(input)));
-      return true;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
-      throw error;
-    }
-  }
 }
 
 /**
@@ -375,30 +359,24 @@ export async function unlockAccount(
     for (const item of page.Items ?? []) ((item.pk as string).startsWith('DEVICE#') ? devices : counters).push({ pk: item.pk });
     startKey = page.LastEvaluatedKey;
   } while (startKey);
-  for (let i = 0; i < counters.length; i += 25) {
-    await batchWriteAll(db, counters.slice(i, i + 25).map((key) => ({ table: tables.attemptsTable, deleteKey: key })));
-  }
+  await batchWriteAll(db, counters.map((key) => ({ table: tables.attemptsTable, deleteKey: key })));
   for (const key of devices) {
-    await storeCall(
-      db.send(new UpdateCommand({ TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until', ConditionExpression: 'attribute_exists(pk)' })),
-    ).catch((error: unknown) => {
-      if (!isConditionalCheckFailed(error)) throw error;
-    });
+    await updateIf(db, { TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until', ConditionExpression: 'attribute_exists(pk)' });
   }
   const { Item } = await storeCall(db.send(new GetCommand({ TableName: tables.usersTable, Key: userKey(userId), ConsistentRead: true })));
   const hours = Object.keys(Item ?? {}).filter((name) => name.startsWith(ACCOUNT_ATTRIBUTE_PREFIX));
-  if (hours.length > 0) {
-    await storeCall(
-      db.send(
-        new UpdateCommand({
-          TableName: tables.usersTable,
-          Key: userKey(userId),
-          UpdateExpression: `REMOVE ${hours.map((_, i) => `#h${i}`).join(', ')}`,
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: Object.fromEntries(hours.map((name, i) => [`#h${i}`, name])),
-        }),
-      ),
-    );
-  }
+  await removeUserAttributes(db, tables.usersTable, userId, hours);
   return { counters: counters.length + hours.length, devices: devices.length };
+}
+
+/** Remove attributes (hourly counters) from a user item that still exists; nothing to do for none. */
+async function removeUserAttributes(db: DynamoDBDocumentClient, usersTable: string, userId: string, names: string[]): Promise<boolean> {
+  if (names.length === 0) return false;
+  return updateIf(db, {
+    TableName: usersTable,
+    Key: userKey(userId),
+    UpdateExpression: `REMOVE ${names.map((_, i) => `#a${i}`).join(', ')}`,
+    ConditionExpression: 'attribute_exists(pk)',
+    ExpressionAttributeNames: Object.fromEntries(names.map((name, i) => [`#a${i}`, name])),
+  });
 }

@@ -1,5 +1,5 @@
-import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall } from '../platform/dynamo.js';
+import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { batchGetAll, batchWriteAll, storeCall, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { lastLoginKey, userFromItem, userKey, type User } from './users.js';
 
 /**
@@ -111,7 +111,7 @@ export class SessionsRepository {
   async create(
     session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent'> &
       Partial<Pick<Session, 'sourceIp' | 'userAgent'>>,
-    alsoWrite: Array<{ table: string; put?: Record<string, unknown>; deleteKey?: Record<string, unknown> }> = [],
+    alsoWrite: BatchWrite[] = [],
   ): Promise<Session> {
     const item: SessionItem = {
       ...sessionKey(session.id),
@@ -155,31 +155,20 @@ export class SessionsRepository {
    * stands: of two racing rotations of one token exactly one succeeds. Returns false for the loser.
    */
   async rotate(sessionId: string, rotation: Rotation): Promise<boolean> {
-    try {
-      await storeCall(
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: sessionKey(sessionId),
-            UpdateExpression:
-              'SET refresh_hash = :to, previous_hash = :from, rotated_at = :at, rotation_kid = :kid ADD generation :one',
-            ConditionExpression: 'refresh_hash = :from AND attribute_not_exists(revoked_at) AND expires_at > :now',
-            ExpressionAttributeValues: {
-              ':from': rotation.fromHash,
-              ':to': rotation.toHash,
-              ':at': rotation.at.toISOString(),
-              ':kid': rotation.rotationKid,
-              ':one': 1,
-              ':now': epochSeconds(rotation.at),
-            },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
-      throw error;
-    }
+    return updateIf(this.db, {
+      TableName: this.table,
+      Key: sessionKey(sessionId),
+      UpdateExpression: 'SET refresh_hash = :to, previous_hash = :from, rotated_at = :at, rotation_kid = :kid ADD generation :one',
+      ConditionExpression: 'refresh_hash = :from AND attribute_not_exists(revoked_at) AND expires_at > :now',
+      ExpressionAttributeValues: {
+        ':from': rotation.fromHash,
+        ':to': rotation.toHash,
+        ':at': rotation.at.toISOString(),
+        ':kid': rotation.rotationKid,
+        ':one': 1,
+        ':now': epochSeconds(rotation.at),
+      },
+    });
   }
 
   /** The session alone, strongly consistent (after a lost rotation race). */
@@ -190,22 +179,12 @@ export class SessionsRepository {
 
   /** End a session of this user. Idempotent: the first revocation time and reason are kept. False if there is no such session. */
   async revoke(sessionId: string, userId: string, at: Date, reason = 'logout'): Promise<boolean> {
-    try {
-      await storeCall(
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: sessionKey(sessionId),
-            UpdateExpression: 'SET revoked_at = if_not_exists(revoked_at, :at), revoked_reason = if_not_exists(revoked_reason, :reason)',
-            ConditionExpression: 'attribute_exists(pk) AND user_id = :user',
-            ExpressionAttributeValues: { ':at': at.toISOString(), ':user': userId, ':reason': reason },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
-      throw error;
-    }
+    return updateIf(this.db, {
+      TableName: this.table,
+      Key: sessionKey(sessionId),
+      UpdateExpression: 'SET revoked_at = if_not_exists(revoked_at, :at), revoked_reason = if_not_exists(revoked_reason, :reason)',
+      ConditionExpression: 'attribute_exists(pk) AND user_id = :user',
+      ExpressionAttributeValues: { ':at': at.toISOString(), ':user': userId, ':reason': reason },
+    });
   }
 }

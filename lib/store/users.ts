@@ -1,5 +1,5 @@
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchGetAll, isConditionalCheckFailed, storeCall } from '../platform/dynamo.js';
+import { batchGetAll, isConditionalCheckFailed, storeCall, updateIf } from '../platform/dynamo.js';
 import { newUserId } from '../platform/ids.js';
 
 export const ROLES = ['admin', 'user'] as const;
@@ -179,23 +179,13 @@ export class UsersRepository {
    * this write must never be undone. False when it was not written.
    */
   async rehashPassword(id: string, read: { passwordHash: string; sessionEpoch: number }, newPasswordHash: string): Promise<boolean> {
-    try {
-      await storeCall(
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: userKey(id),
-            UpdateExpression: 'SET password_hash = :new',
-            ConditionExpression: 'password_hash = :old AND session_epoch = :epoch',
-            ExpressionAttributeValues: { ':new': newPasswordHash, ':old': read.passwordHash, ':epoch': read.sessionEpoch },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
-      throw error;
-    }
+    return updateIf(this.db, {
+      TableName: this.table,
+      Key: userKey(id),
+      UpdateExpression: 'SET password_hash = :new',
+      ConditionExpression: 'password_hash = :old AND session_epoch = :epoch',
+      ExpressionAttributeValues: { ':new': newPasswordHash, ':old': read.passwordHash, ':epoch': read.sessionEpoch },
+    });
   }
 
   async setStatus(id: string, status: UserStatus, at: Date): Promise<User> {
