@@ -130,6 +130,26 @@ describe('per-IP and per-account caps, and device tokens, over HTTP', () => {
     expect((await from('127.0.1.67', { email: user.email, password: user.password })).status).toBe(200);
   });
 
+  it('holds a device token\'s lock and the account\'s hourly cap under concurrency: 20 at once each, over HTTP', async () => {
+    // Prepare
+    const owner = await createUser(limitsApp());
+    const { device_token: deviceToken } = (await from('127.0.1.80', { email: owner.email, password: owner.password })).body;
+    const target = await createUser(limitsApp());
+
+    // Act: 20 wrong passwords with one device token; 20 from 20 addresses at one account (cap 10 an hour)
+    const [withDevice, strangers] = await Promise.all([
+      Promise.all(Array.from({ length: 20 }, (_, i) => from(`127.0.1.${81 + (i % 4)}`, { email: owner.email, password: `guess-${i}`, device_token: deviceToken }))),
+      Promise.all(Array.from({ length: 20 }, (_, i) => from(`127.0.2.${10 + i}`, { email: target.email, password: `guess-${i}` }))),
+    ]);
+
+    // Assess
+    expect(withDevice.map(codeOf).filter((code) => code === 'invalid_credentials').length).toBeLessThanOrEqual(5);
+    expect(withDevice.map(codeOf).filter((code) => code !== 'invalid_credentials').every((code) => code === 'too_many_attempts')).toBe(true);
+    expect(strangers.map(codeOf).filter((code) => code === 'invalid_credentials').length).toBeLessThanOrEqual(10);
+    expect(strangers.map(codeOf).filter((code) => code !== 'invalid_credentials').every((code) => code === 'too_many_attempts')).toBe(true);
+    for (const reply of [...withDevice, ...strangers].filter((candidate) => candidate.status === 429)) expect(Number(reply.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+  });
+
   it('refuses a device_token that is not a string with 400, and ignores one that is no live token', async () => {
     const user = await createUser(limitsApp());
     for (const bad of [42, null, ['dt_x'], { token: 'dt_x' }, true]) {
