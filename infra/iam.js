@@ -1,16 +1,39 @@
 'use strict';
 const { signingKeyParameter } = require('./signing-keys.js');
-const { isProductionStage } = require('./tables.js');
+const { isProductionStage, SESSIONS_BY_USER_INDEX } = require('./tables.js');
 // Least privilege: one IAM role per function, allowed exactly the DynamoDB actions on the tables
 // its code uses (no dynamodb:*, no Resource "*"), reading the signing-key parameter only where it
 // verifies or signs tokens, and writing only its own log group.
 // tests/package/template.test.ts reads the packaged template, so a change cannot widen these quietly.
 
-/** function name -> table logical id -> actions. `me` and the authorizer read only. */
+/** The sessions table's by-user index, as a key of ACCESS: `<table logical id>/index/<name>`. */
+const SESSIONS_BY_USER = `SessionsTable/index/${SESSIONS_BY_USER_INDEX}`;
+
+/**
+ * function name -> table (or `<table>/index/<name>`) logical id -> actions. `me` and the authorizer
+ * read only.
+ */
 const ACCESS = {
   login: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
-    SessionsTable: ['dynamodb:BatchWriteItem'],
+    // UpdateItem and the index: MAX_SESSIONS_PER_USER ends the least recently used sessions.
+    SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
+    [SESSIONS_BY_USER]: ['dynamodb:Query'],
+    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+  },
+  listSessions: {
+    UsersTable: ['dynamodb:BatchGetItem'],
+    SessionsTable: ['dynamodb:BatchGetItem'],
+    [SESSIONS_BY_USER]: ['dynamodb:Query'],
+  },
+  endSession: {
+    UsersTable: ['dynamodb:BatchGetItem'],
+    SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+  },
+  changePassword: {
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
+    [SESSIONS_BY_USER]: ['dynamodb:Query'],
     AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
   },
   refresh: {
@@ -34,7 +57,14 @@ const ACCESS = {
 };
 
 /** Functions that sign or verify tokens, and so read the stage's signing-key parameter. */
-const KEY_READERS = ['login', 'refresh', 'logout', 'me', 'authorizer'];
+const KEY_READERS = ['login', 'refresh', 'logout', 'me', 'authorizer', 'listSessions', 'endSession', 'changePassword'];
+
+/** The ARN of a table, or of one index of it (`<table>/index/<name>`). */
+function tableArn(name) {
+  const [table, index] = name.split('/index/');
+  const arn = { 'Fn::GetAtt': [table, 'Arn'] };
+  return index === undefined ? arn : { 'Fn::Join': ['', [arn, `/index/${index}`]] };
+}
 
 const roleName = (fn) => `${fn.charAt(0).toUpperCase()}${fn.slice(1)}Role`;
 
@@ -49,7 +79,7 @@ function roleResources(service, stage) {
         Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
         Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/${service}-${stage}-${fn}:*` },
       },
-      ...Object.entries(tables).map(([table, actions]) => ({ Effect: 'Allow', Action: actions, Resource: { 'Fn::GetAtt': [table, 'Arn'] } })),
+      ...Object.entries(tables).map(([table, actions]) => ({ Effect: 'Allow', Action: actions, Resource: tableArn(table) })),
     ];
     if (KEY_READERS.includes(fn)) {
       // Encrypted with the stage's own KMS key (infra/signing-keys.js), whose key policy grants
@@ -74,4 +104,4 @@ function roleResources(service, stage) {
   return resources;
 }
 
-module.exports = { ACCESS, KEY_READERS, roleName, roleResources };
+module.exports = { ACCESS, KEY_READERS, SESSIONS_BY_USER, roleName, roleResources, tableArn };

@@ -21,6 +21,9 @@ const SETTINGS = {
   LOGIN_IP_MAX_FAILURES: 'loginIpMaxFailures',
   LOGIN_ACCOUNT_MAX_FAILURES: 'loginAccountMaxFailures',
   DEVICE_TOKEN_TTL_SECONDS: 'deviceTokenTtlSeconds',
+  PASSWORD_MIN_LENGTH: 'passwordMinLength',
+  SESSION_IDLE_SECONDS: 'sessionIdleSeconds',
+  MAX_SESSIONS_PER_USER: 'maxSessionsPerUser',
   POWERTOOLS_LOG_LEVEL: 'logLevel',
 };
 

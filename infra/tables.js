@@ -23,6 +23,14 @@ function tableNames(stage) {
 /** The attribute DynamoDB TTL deletes by (epoch seconds); reads compare it with now too. */
 const TTL_ATTRIBUTE = 'expires_at';
 
+/**
+ * The sessions of a user, newest first: a global secondary index on the sessions table. It
+ * projects what listing and the session cap read, never the refresh hashes. Index reads are
+ * eventually consistent (DynamoDB offers nothing else on a GSI).
+ */
+const SESSIONS_BY_USER_INDEX = 'by-user';
+const SESSIONS_BY_USER_ATTRIBUTES = ['id', 'last_used_at', 'rotated_at', 'ip', 'user_agent', 'user_epoch', TTL_ATTRIBUTE, 'revoked_at'];
+
 /** CloudFormation resources for a stage: `Type` + `Properties` for each table. */
 function tableResources(stage) {
   const names = tableNames(stage);
@@ -49,6 +57,21 @@ function tableResources(stage) {
       Properties: {
         TableName: names.sessions,
         ...keySchema,
+        AttributeDefinitions: [
+          ...keySchema.AttributeDefinitions,
+          { AttributeName: 'user_id', AttributeType: 'S' },
+          { AttributeName: 'created_at', AttributeType: 'S' },
+        ],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: SESSIONS_BY_USER_INDEX,
+            KeySchema: [
+              { AttributeName: 'user_id', KeyType: 'HASH' },
+              { AttributeName: 'created_at', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: SESSIONS_BY_USER_ATTRIBUTES },
+          },
+        ],
         TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
       },
     },
@@ -64,4 +87,4 @@ function tableResources(stage) {
   };
 }
 
-module.exports = { SERVICE, isProductionStage, tableNames, tableResources, TTL_ATTRIBUTE };
+module.exports = { SERVICE, isProductionStage, tableNames, tableResources, TTL_ATTRIBUTE, SESSIONS_BY_USER_INDEX };

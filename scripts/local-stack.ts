@@ -9,7 +9,19 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { CreateTableCommand, DynamoDBClient, ResourceInUseException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteItemCommand,
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceInUseException,
+  ResourceNotFoundException,
+  ScanCommand,
+  type AttributeValue,
+  type CreateTableCommandInput,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { FileExistsError, ensurePrivateDir, writePrivateFile } from './private-files.js';
 import { paramArguments } from '../infra/settings.js';
@@ -54,6 +66,8 @@ export async function startDynalite(port: number, path?: string): Promise<Runnin
 /**
  * Create the stage's tables where missing, from the CloudFormation definition. Only what
  * dynalite understands is sent: keys, indexes and billing (it has no TTL, SSE or PITR API).
+ * A table made before an index was added to its definition is rebuilt with it, items kept
+ * (dynalite cannot add an index to a table; CloudFormation does that in AWS).
  */
 export async function ensureTables(endpoint: string, stage: string, region = 'us-east-1'): Promise<string[]> {
   const client = new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
@@ -62,17 +76,95 @@ export async function ensureTables(endpoint: string, stage: string, region = 'us
     for (const resource of Object.values(tableResources(stage))) {
       const { TableName, AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode } =
         resource.Properties as unknown as CreateTableCommandInput;
+      const definition: CreateTableCommandInput = { TableName, AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode };
+      await finishUpgrade(client, definition);
       try {
-        await client.send(new CreateTableCommand({ TableName, AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode }));
+        await createTable(client, definition);
         created.push(TableName!);
       } catch (error) {
         if (!(error instanceof ResourceInUseException)) throw error;
+        if (await lacksIndexes(client, definition)) await upgradeTable(client, definition);
       }
     }
   } finally {
     client.destroy();
   }
   return created;
+}
+
+const upgradeStagingName = (table: string) => `${table}-upgrading`;
+
+async function lacksIndexes(client: DynamoDBClient, definition: CreateTableCommandInput): Promise<boolean> {
+  const { Table } = await client.send(new DescribeTableCommand({ TableName: definition.TableName }));
+  const present = new Set((Table?.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
+  return (definition.GlobalSecondaryIndexes ?? []).some((index) => !present.has(index.IndexName));
+}
+
+/** Copy every item of one table into another (both dynalite tables of the local store). */
+async function copyItems(client: DynamoDBClient, from: string, to: string): Promise<void> {
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await client.send(new ScanCommand({ TableName: from, ExclusiveStartKey: startKey }));
+    const items = page.Items ?? [];
+    for (let start = 0; start < items.length; start += 25) {
+      let writes: Record<string, WriteRequest[]> | undefined = { [to]: items.slice(start, start + 25).map((Item) => ({ PutRequest: { Item } })) };
+      while (writes && Object.keys(writes).length > 0) writes = (await client.send(new BatchWriteItemCommand({ RequestItems: writes }))).UnprocessedItems;
+    }
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+}
+
+/**
+ * Rebuild a table under its new definition without a moment when its items exist nowhere: copy
+ * them into a staging table, drop the table, create it anew, copy them back, drop the staging
+ * table. An upgrade cut short is finished by the next start (finishUpgrade).
+ */
+async function upgradeTable(client: DynamoDBClient, definition: CreateTableCommandInput): Promise<void> {
+  const staging = upgradeStagingName(definition.TableName!);
+  await createTable(client, { ...definition, TableName: staging });
+  await copyItems(client, definition.TableName!, staging);
+  await client.send(new DeleteTableCommand({ TableName: definition.TableName }));
+  await finishUpgrade(client, definition);
+}
+
+/**
+ * Finish (or undo) an upgrade cut short, from what is left. The table gone: the staging copy is
+ * whole (the table is dropped only after it), so the table is made from it. The table still
+ * without its index: the copy may be partial, so it is dropped and the upgrade starts over. The
+ * table already rebuilt: the copy back may be partial, so it is made again (puts are idempotent).
+ */
+async function finishUpgrade(client: DynamoDBClient, definition: CreateTableCommandInput): Promise<void> {
+  const staging = upgradeStagingName(definition.TableName!);
+  if (!(await tableExists(client, staging))) return;
+  if (!(await tableExists(client, definition.TableName!))) {
+    await createTable(client, definition);
+  } else if (await lacksIndexes(client, definition)) {
+    await client.send(new DeleteTableCommand({ TableName: staging }));
+    return;
+  }
+  await copyItems(client, staging, definition.TableName!);
+  await client.send(new DeleteTableCommand({ TableName: staging }));
+}
+
+/** CreateTable, then wait until the table is ACTIVE (dynalite takes a tick; items cannot go in before). */
+async function createTable(client: DynamoDBClient, definition: CreateTableCommandInput): Promise<void> {
+  await client.send(new CreateTableCommand(definition));
+  for (let waited = 0; waited < 5000; waited += 10) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: definition.TableName }));
+    if (Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((resolveWait) => setTimeout(resolveWait, 10));
+  }
+  throw new Error(`Table ${definition.TableName} did not become ACTIVE`);
+}
+
+async function tableExists(client: DynamoDBClient, table: string): Promise<boolean> {
+  try {
+    await client.send(new DescribeTableCommand({ TableName: table }));
+    return true;
+  } catch (error) {
+    if (error instanceof ResourceNotFoundException) return false;
+    throw error;
+  }
 }
 
 export interface SeedUser {

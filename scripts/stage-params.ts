@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { SETTINGS } from '../infra/settings.js';
 import { PROJECT_ROOT } from './local-stack.js';
 
 type Params = Record<string, Record<string, unknown> | undefined>;
@@ -23,12 +24,21 @@ export function stageParam(stage: string, name: string): unknown {
 }
 
 /**
- * The bcrypt cost for a stage. Deployed (`--aws`): the stage's param, whatever the shell says.
- * Local: BCRYPT_COST from the environment when set (the local stack takes its settings from
+ * A setting of a stage, as its Lambdas get it. Deployed (`--aws`): the stage's param, whatever the
+ * shell says. Local: the environment variable when set (the local stack takes its settings from
  * there, and `npm start` passes the same value to its Lambdas), else the stage's param.
  */
-export function bcryptCostFor(stage: string, { deployed, env = process.env }: { deployed: boolean; env?: NodeJS.ProcessEnv }): string {
-  const local = env.BCRYPT_COST?.trim();
+export function stageSetting(
+  stage: string,
+  variable: keyof typeof SETTINGS,
+  { deployed, env = process.env }: { deployed: boolean; env?: NodeJS.ProcessEnv },
+): string {
+  const local = env[variable]?.trim();
   if (!deployed && local) return local;
-  return String(stageParam(stage, 'bcryptCost') ?? '');
+  return String(stageParam(stage, SETTINGS[variable]!) ?? '');
+}
+
+/** The bcrypt cost for a stage (stageSetting), so that every hash of a stage is made at the cost its login compares with. */
+export function bcryptCostFor(stage: string, options: { deployed: boolean; env?: NodeJS.ProcessEnv }): string {
+  return stageSetting(stage, 'BCRYPT_COST', options);
 }

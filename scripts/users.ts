@@ -5,16 +5,19 @@
  */
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { ConfigError, dynamodbEndpointFrom, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
+import { ConfigError, dynamodbEndpointFrom, loadSessionPolicy, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
+import { sessionIdToBytes } from '../lib/platform/ids.js';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { unlockAccount } from '../lib/store/login-attempts.js';
-import { hashPassword, passwordProblem } from '../lib/auth/passwords.js';
+import { passwordPolicyProblem } from '../lib/auth/password-policy.js';
+import { hashPassword, verifyPassword } from '../lib/auth/passwords.js';
+import { SessionsRepository, type SessionSummary } from '../lib/store/sessions.js';
 import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/store/users.js';
 import { isEmail } from '../lib/http/validation.js';
 import { UsageError, audit, required, runCli, type ArgSpec, type Args } from './cli.js';
 import { DATA_DIR, ensureTables, startDynalite, type RunningDynalite } from './local-stack.js';
-import { bcryptCostFor } from './stage-params.js';
+import { stageSetting } from './stage-params.js';
 
 const USAGE = `Usage: npm run users -- <command> [options]
 
@@ -24,6 +27,8 @@ Commands:
   disable --email E          block sign-in and end all the user's sessions
   enable --email E
   set-password --email E [--password-stdin]   (ends all the user's sessions)
+  sessions --email E [--json]  the user's live sessions, newest first
+  end-session --id ID        end one session
   revoke-sessions --email E  end all the user's sessions (and device tokens)
   unlock --email E           clear the account's brute-force counters (every IP, the hourly cap, its device tokens' locks)
 
@@ -31,11 +36,14 @@ Options:
   --stage S          stage whose tables to use (default: $STAGE or dev)
   --aws              use DynamoDB in AWS (AWS_REGION, AWS credentials) instead of the local store
   --password-stdin   read the password from the first line of standard input
-Without --password-stdin the password is asked for at a hidden prompt; it is never an argument.`;
+  --json             print JSON instead of a table
+Without --password-stdin the password is asked for at a hidden prompt; it is never an argument.
+New passwords are held to the password policy (README, "Password policy"); the command fails
+with the rule a refused one breaks.`;
 
 const ARGS: ArgSpec = {
-  values: new Set(['email', 'name', 'role', 'stage']),
-  flags: new Set(['password-stdin', 'aws', 'help']),
+  values: new Set(['email', 'name', 'role', 'stage', 'id']),
+  flags: new Set(['password-stdin', 'aws', 'help', 'json']),
   refused: { password: 'Passwords are never given on the command line: use --password-stdin or the prompt' },
 };
 
@@ -83,7 +91,8 @@ async function promptPasswords(prompts: string[]): Promise<string[]> {
   return answers;
 }
 
-async function newPassword(args: Args): Promise<string> {
+/** A new password from stdin or the prompt, held to the policy (the same rules as POST /auth/password). */
+async function newPassword(args: Args, store: StoreConfig, email: string, current?: User): Promise<string> {
   let password: string;
   if (args.options.has('password-stdin')) {
     password = await readPasswordFromStdin();
@@ -92,8 +101,9 @@ async function newPassword(args: Args): Promise<string> {
     if (first !== again) throw new UsageError('The passwords do not match');
     password = first!;
   }
-  const problem = passwordProblem(password);
-  if (problem) throw new UsageError(`The password ${problem}`);
+  const problem = passwordPolicyProblem(password, { minLength: store.passwordMinLength, email });
+  if (problem) throw new UsageError(problem);
+  if (current && (await verifyPassword(password, current.passwordHash, store.bcryptCost))) throw new UsageError('The new password must differ from the current one.');
   return password;
 }
 
@@ -107,7 +117,23 @@ async function userByEmail(users: UsersRepository, email: string): Promise<User>
   return user;
 }
 
-async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig): Promise<string> {
+/** What the sessions command shows of one session, as JSON (the API's field names). */
+function sessionJson(session: SessionSummary) {
+  return { id: session.id, created_at: session.createdAt, last_used_at: session.lastUsedAt, ip: session.sourceIp ?? null, user_agent: session.userAgent ?? null };
+}
+
+function sessionTable(sessions: SessionSummary[]): string {
+  const rows = [['ID', 'CREATED', 'LAST USED', 'IP', 'USER AGENT'], ...sessions.map((s) => [s.id, s.createdAt, s.lastUsedAt, s.sourceIp ?? '-', s.userAgent ?? '-'])];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')).join('\n');
+}
+
+/** The stage's settings the commands need beyond the store's. */
+interface StageSettings {
+  sessionIdleSeconds: number;
+}
+
+async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, settings: StageSettings): Promise<string> {
   const users = new UsersRepository(db, store.usersTable);
   const now = new Date();
   switch (args.command) {
@@ -117,7 +143,7 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig): 
       if (name.length > 200) throw new UsageError('--name must be at most 200 characters');
       const role = required(args, 'role');
       if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got "${role}"`);
-      const password = await newPassword(args);
+      const password = await newPassword(args, store, email);
       const user = await users.create({ email, name, role: role as Role, passwordHash: await hashPassword(password, store.bcryptCost) }, now);
       audit('users-cli', 'user_created', { userId: user.id });
       return `Created ${describe(user)}`;
@@ -135,7 +161,7 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig): 
     }
     case 'set-password': {
       const user = await userByEmail(users, emailOption(args));
-      const password = await newPassword(args);
+      const password = await newPassword(args, store, user.email, user);
       await users.setPasswordHash(user.id, await hashPassword(password, store.bcryptCost), now);
       audit('users-cli', 'password_changed', { userId: user.id });
       return `Password changed for ${user.email}; all of their sessions have ended.`;
@@ -145,6 +171,22 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig): 
       const cleared = await unlockAccount(db, store, user.email, user.id);
       audit('users-cli', 'account_unlocked', { userId: user.id, counters: cleared.counters, devices: cleared.devices });
       return `Unlocked ${user.email}: ${cleared.counters} counter(s) cleared, ${cleared.devices} device token(s) reset.`;
+    }
+    case 'sessions': {
+      const user = await userByEmail(users, emailOption(args));
+      const sessions = await new SessionsRepository(db, store.sessionsTable, store.usersTable).listLive(user, now, { idleSeconds: settings.sessionIdleSeconds, limit: Infinity });
+      audit('users-cli', 'sessions_listed', { userId: user.id, count: sessions.length });
+      if (args.options.has('json')) return JSON.stringify(sessions.map(sessionJson), null, 2);
+      return sessions.length === 0 ? `${user.email} has no live session.` : sessionTable(sessions);
+    }
+    case 'end-session': {
+      const id = required(args, 'id');
+      const sessions = new SessionsRepository(db, store.sessionsTable, store.usersTable);
+      const session = sessionIdToBytes(id) === undefined ? undefined : await sessions.get(id);
+      if (!session) throw new UsageError(`No session with id ${JSON.stringify(id)}`);
+      await sessions.revoke(session.id, session.userId, now, 'ended_by_operator');
+      audit('users-cli', 'session_ended', { userId: session.userId, endedSessionId: session.id });
+      return `Session ${session.id} has ended.`;
     }
     case 'revoke-sessions': {
       const user = await userByEmail(users, emailOption(args));
@@ -186,12 +228,19 @@ runCli({
     if (args.options.has('aws')) endpoint = undefined;
     else if (!endpoint) ({ endpoint, owned } = await localEndpoint(stage));
     try {
-      // New hashes at the stage's own cost (serverless.yml params), not whatever the shell says.
-      const bcryptCost = bcryptCostFor(stage, { deployed: endpoint === undefined });
-      const store = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: endpoint ?? '', BCRYPT_COST: bcryptCost });
+      // New hashes at the stage's own cost and under its own policy (serverless.yml params), not whatever the shell says.
+      const deployed = { deployed: endpoint === undefined };
+      const store = loadStoreConfig({
+        ...process.env,
+        STAGE: stage,
+        DYNAMODB_ENDPOINT: endpoint ?? '',
+        BCRYPT_COST: stageSetting(stage, 'BCRYPT_COST', deployed),
+        PASSWORD_MIN_LENGTH: stageSetting(stage, 'PASSWORD_MIN_LENGTH', deployed),
+      });
+      const sessionPolicy = loadSessionPolicy({ SESSION_IDLE_SECONDS: stageSetting(stage, 'SESSION_IDLE_SECONDS', deployed) });
       const db = createDocumentClient(store);
       try {
-        return await run(args, db, store);
+        return await run(args, db, store, { sessionIdleSeconds: sessionPolicy.idleSeconds });
       } finally {
         db.destroy();
       }

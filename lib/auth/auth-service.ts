@@ -2,7 +2,8 @@ import type { Config } from '../platform/config.js';
 import { ApiError, bearerError } from '../platform/errors.js';
 import { log } from '../platform/log.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
-import { epochSeconds, isSessionLive, type Session, type SessionsRepository } from '../store/sessions.js';
+import { epochSeconds, isSessionIdle, isSessionLive, type Session, type SessionsRepository } from '../store/sessions.js';
+import { sessionIdToBytes } from '../platform/ids.js';
 import {
   AccessTokens,
   formatRefreshToken,
@@ -36,8 +37,21 @@ export interface Caller {
 
 export type LogoutScope = 'local' | 'global';
 
+/** One of the caller's sessions, as GET /auth/sessions shows it. */
+export interface SessionView {
+  id: string;
+  created_at: string;
+  last_used_at: string;
+  ip: string | null;
+  user_agent: string | null;
+  current: boolean;
+}
+
+/** GET /auth/sessions shows at most this many, newest first. */
+export const MAX_LISTED_SESSIONS = 100;
+
 export interface AuthServiceDeps {
-  config: Pick<Config, 'refreshReuseGraceSeconds'>;
+  config: Pick<Config, 'refreshReuseGraceSeconds' | 'sessionPolicy'>;
   keyRing: KeyRing;
   users: UsersRepository;
   sessions: SessionsRepository;
@@ -70,6 +84,11 @@ export class AuthService {
     const audit = { sessionId: parsed.sessionId, userId: user?.id, ...caller };
     if (!isSessionLive(session, user, now)) {
       log.info('refresh_failed', { ...audit, reason: 'session_ended' });
+      throw new ApiError('invalid_refresh_token');
+    }
+    // Unused for SESSION_IDLE_SECONDS: over, whatever token is presented (its access token may live out its hour).
+    if (isSessionIdle(session!, this.deps.config.sessionPolicy.idleSeconds, now)) {
+      log.info('refresh_failed', { ...audit, reason: 'session_idle' });
       throw new ApiError('invalid_refresh_token');
     }
     const presentedHash = hashRefreshSecret(parsed.secret);
@@ -160,6 +179,45 @@ export class AuthService {
     await this.deps.sessions.revoke(claims.sid, claims.sub, now);
     countMetric(METRIC.logout, { name: 'scope', value: scope });
     log.info(scope === 'global' ? 'logout_all' : 'logout', { userId: claims.sub, sessionId: claims.sid, ...caller });
+  }
+
+  /**
+   * The caller's live sessions, newest first, at most 100: the caller's own session checked as
+   * /auth/me checks it, then one Query of the by-user index. 2 DynamoDB calls.
+   */
+  async listSessions(accessToken: string, caller: Caller): Promise<SessionView[]> {
+    const { user, sessionId } = await this.authenticate(accessToken);
+    const sessions = await this.deps.sessions.listLive(user, this.deps.clock(), {
+      idleSeconds: this.deps.config.sessionPolicy.idleSeconds,
+      limit: MAX_LISTED_SESSIONS,
+    });
+    log.info('sessions_listed', { userId: user.id, sessionId, count: sessions.length, ...caller });
+    return sessions.map((session) => ({
+      id: session.id,
+      created_at: session.createdAt,
+      last_used_at: session.lastUsedAt,
+      ip: session.sourceIp ?? null,
+      user_agent: session.userAgent ?? null,
+      current: session.id === sessionId,
+    }));
+  }
+
+  /**
+   * End one of the caller's sessions at once: its access tokens are refused from their next
+   * request (here, /auth/me, the authorizer) and its refresh token is dead. An id that is not
+   * one of the caller's sessions (unknown, malformed, another user's) is 404
+   * `session_not_found`, one answer for all three; one already ended is 200 (idempotent). The
+   * caller's own session may be ended: a local logout. 2 DynamoDB calls (1 for a malformed id).
+   */
+  async endSession(accessToken: string, targetId: string, caller: Caller): Promise<void> {
+    const { user, sessionId } = await this.authenticate(accessToken);
+    const ended = sessionIdToBytes(targetId) !== undefined && (await this.deps.sessions.revoke(targetId, user.id, this.deps.clock(), 'ended_by_user'));
+    if (!ended) {
+      log.info('session_end_refused', { userId: user.id, sessionId, reason: 'session_not_found', ...caller });
+      throw new ApiError('session_not_found');
+    }
+    countMetric(METRIC.sessionEnded);
+    log.info('session_ended', { userId: user.id, sessionId, endedSessionId: targetId, reason: 'ended_by_user', ...caller });
   }
 
   /** The signed-in user, read now: a revoked session, a disabled user or a changed epoch is refused. */

@@ -34,6 +34,8 @@ export interface StoreConfig {
    */
   placeholderCredentials: boolean;
   bcryptCost: number;
+  /** The fewest characters (Unicode code points) a new password may have (lib/auth/password-policy.ts). */
+  passwordMinLength: number;
 }
 
 /**
@@ -56,6 +58,14 @@ export interface LoginLimits {
   ipMaxFailures: number;
 }
 
+/** How long sessions last without use, and how many one user may hold. */
+export interface SessionPolicy {
+  /** A session not refreshed for this long has ended (0: no idle timeout). */
+  idleSeconds: number;
+  /** A sign-in that would leave more live sessions ends the least recently used (0: no cap). */
+  maxPerUser: number;
+}
+
 /**
  * Where the JWT signing keys come from: JWT_SECRET itself (the local stack, tests), or the SSM
  * SecureString parameter JWT_SECRET_PARAMETER names (AWS; the template never holds a key).
@@ -73,6 +83,7 @@ export type SigningKeySource =
 
 export interface Config extends StoreConfig, HttpPolicy {
   loginLimits: LoginLimits;
+  sessionPolicy: SessionPolicy;
   signingKeySource: SigningKeySource;
   jwtIssuer: string;
   jwtAudience: string;
@@ -170,6 +181,8 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
     dynamodbEndpoint: endpoint,
     placeholderCredentials: local !== undefined || (endpoint !== undefined && read(env, 'AWS_ACCESS_KEY_ID') === undefined && read(env, 'AWS_PROFILE') === undefined),
     bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
+    // NIST SP 800-63B: never fewer than 8; 64 at most, so that any minimum leaves room below bcrypt's 72 bytes.
+    passwordMinLength: integer(env, 'PASSWORD_MIN_LENGTH', 12, 8, 64),
   };
 }
 
@@ -237,6 +250,13 @@ export function loadHttpPolicy(env: Env = process.env): HttpPolicy {
   };
 }
 
+export function loadSessionPolicy(env: Env = process.env): SessionPolicy {
+  return {
+    idleSeconds: integer(env, 'SESSION_IDLE_SECONDS', 604_800, 0, 31_536_000),
+    maxPerUser: integer(env, 'MAX_SESSIONS_PER_USER', 0, 0, 1000),
+  };
+}
+
 /** Read and validate the whole configuration once; throws ConfigError naming the bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   return {
@@ -249,6 +269,7 @@ export function loadConfig(env: Env = process.env): Config {
     refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
     refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
     deviceTokenTtlSeconds: integer(env, 'DEVICE_TOKEN_TTL_SECONDS', 31_536_000, 60, 63_072_000),
+    sessionPolicy: loadSessionPolicy(env),
     loginLimits: {
       maxFailures: integer(env, 'LOGIN_MAX_FAILURES', 5, 1, 100),
       lockoutSeconds: integer(env, 'LOGIN_LOCKOUT_SECONDS', 900, 1, 86_400),

@@ -4,6 +4,7 @@
  */
 export const ERRORS = {
   invalid_request: { status: 400, message: 'The request is malformed.' },
+  weak_password: { status: 400, message: 'The new password does not meet the password policy.' },
   invalid_credentials: { status: 401, message: 'Invalid email or password.' },
   invalid_token: { status: 401, message: 'The access token is missing, invalid or revoked.' },
   token_expired: { status: 401, message: 'The access token has expired.' },
@@ -11,6 +12,7 @@ export const ERRORS = {
   refresh_token_reused: { status: 401, message: 'The refresh token was already used; the session has been ended. Sign in again.' },
   https_required: { status: 403, message: 'HTTPS is required.' },
   not_found: { status: 404, message: 'No such endpoint.' },
+  session_not_found: { status: 404, message: 'No such session.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'The request body must be sent as application/json.' },
   too_many_attempts: { status: 429, message: 'Too many failed sign-in attempts. Try again later.' },

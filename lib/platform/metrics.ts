@@ -24,6 +24,9 @@ export const METRIC = {
   refreshTokenReused: 'RefreshTokenReused',
   /** scope: local | global */
   logout: 'Logout',
+  /** A user ended one of their sessions (DELETE /auth/sessions/{id}). */
+  sessionEnded: 'SessionEnded',
+  passwordChanged: 'PasswordChanged',
   authorizerAllowed: 'AuthorizerAllowed',
   authorizerDenied: 'AuthorizerDenied',
   serviceUnavailable: 'ServiceUnavailable',

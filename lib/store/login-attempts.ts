@@ -98,7 +98,17 @@ export interface Reservation {
   /** Hourly counters on the user item too old for the reservation's own clean-up. */
   staleCounters: string[];
   pairKey: Record<string, unknown>;
-  ipKey: Record<string, unknown>;
+  /** Undefined when the IP's window was not counted (a signed-in user's password change). */
+  ipKey: Record<string, unknown> | undefined;
+}
+
+/**
+ * Which limits apply. A sign-in is held to all. A password change, made by a signed-in user, is
+ * held to the account's own (the pair and the account's hour), not to the IP's window, which is
+ * there for strangers spraying many accounts from one address.
+ */
+export interface LimitScope {
+  ip: boolean;
 }
 
 export class LoginAttempts {
@@ -144,7 +154,7 @@ export class LoginAttempts {
   }
 
   /** A lock already in force when read (pair or IP; or the device's), refused without any write. */
-  settledLock(state: LoginState, ip: string, at: Date): Lock | undefined {
+  settledLock(state: LoginState, ip: string, at: Date, scope: LimitScope = { ip: true }): Lock | undefined {
     const now = epochSeconds(at);
     const { maxFailures, ipMaxFailures } = this.limits;
     if (state.device) {
@@ -153,7 +163,7 @@ export class LoginAttempts {
     }
     const locks: Lock[] = [];
     if (state.pair && state.pair.until > now && state.pair.failures >= maxFailures) locks.push({ by: 'pair', retryAfterSeconds: state.pair.until - now });
-    if (state.ipFailures >= ipMaxFailures) locks.push({ by: 'ip', retryAfterSeconds: ipWindow(ip, now).windowEnd - now });
+    if (scope.ip && state.ipFailures >= ipMaxFailures) locks.push({ by: 'ip', retryAfterSeconds: ipWindow(ip, now).windowEnd - now });
     return locks.sort((a, b) => b.retryAfterSeconds - a.retryAfterSeconds)[0];
   }
 
@@ -173,14 +183,14 @@ export class LoginAttempts {
    * parallel), then the account's attempt for this hour, which also reads the user. The first
    * refusal gives back what was reserved and returns the lock. 2 to 5 round trips.
    */
-  async reserveStranger(email: string, ip: string, state: LoginState, at: Date): Promise<Reservation> {
+  async reserveStranger(email: string, ip: string, state: LoginState, at: Date, scope: LimitScope = { ip: true }): Promise<Reservation> {
     const now = epochSeconds(at);
     const pair = pairKey(email, ip);
     const window = ipWindow(ip, now);
-    const held: Reservation = { lock: undefined, user: undefined, staleCounters: [], pairKey: pair, ipKey: { pk: window.pk } };
+    const held: Reservation = { lock: undefined, user: undefined, staleCounters: [], pairKey: pair, ipKey: scope.ip ? { pk: window.pk } : undefined };
     const [pairReserved, ipReserved] = await Promise.allSettled([
       this.reserveSliding({ table: this.table, key: pair, failures: 'failures', until: 'expires_at', mustExist: false }, state.pair, at),
-      this.reserveWindow(window.pk, window.windowEnd),
+      scope.ip ? this.reserveWindow(window.pk, window.windowEnd) : true,
     ]);
     const gotPair = pairReserved.status === 'fulfilled' && pairReserved.value;
     const gotIp = ipReserved.status === 'fulfilled' && ipReserved.value;
@@ -206,12 +216,17 @@ export class LoginAttempts {
 
   /** A stranger's success gives its IP slot back (its pair counter is deleted with the new session). */
   async giveBackIp(reservation: Pick<Reservation, 'ipKey'>): Promise<void> {
-    await this.undoOne(reservation.ipKey);
+    if (reservation.ipKey) await this.undoOne(reservation.ipKey);
+  }
+
+  /** Give back both slots of a reservation whose password was right but whose request went no further (a lost race). */
+  async giveBackAll(reservation: Reservation): Promise<void> {
+    await this.giveBack({ pair: true, ip: true }, reservation);
   }
 
   /** Give back what a refused request reserved; best effort (a fault here must not hide the answer). */
   private async giveBack(taken: { pair: boolean; ip: boolean }, reservation: Reservation): Promise<void> {
-    await Promise.allSettled([taken.pair ? this.undoOne(reservation.pairKey) : undefined, taken.ip ? this.undoOne(reservation.ipKey) : undefined]);
+    await Promise.allSettled([taken.pair ? this.undoOne(reservation.pairKey) : undefined, taken.ip && reservation.ipKey ? this.undoOne(reservation.ipKey) : undefined]);
   }
 
   /**

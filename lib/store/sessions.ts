@@ -1,4 +1,5 @@
-import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { SESSIONS_BY_USER_INDEX } from '../../infra/tables.js';
 import { batchGetAll, batchWriteAll, storeCall, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { lastLoginKey, userFromItem, userKey, type User } from './users.js';
 
@@ -15,6 +16,8 @@ export interface Session {
   /** Hash of the refresh secret rotated out last, and when. */
   previousHash: string | undefined;
   rotatedAt: string | undefined;
+  /** The sign-in, then each refresh: what the idle timeout and the session cap go by. */
+  lastUsedAt: string;
   /** How many times the refresh token was rotated. */
   generation: number;
   /** kid of the key the current refresh secret was derived with (and its successor will be, while that key is in the ring). */
@@ -43,6 +46,8 @@ interface SessionItem {
   refresh_hash: string;
   previous_hash?: string;
   rotated_at?: string;
+  /** Absent on sessions made before it was recorded: their rotated_at, else created_at, stands in. */
+  last_used_at?: string;
   generation: number;
   rotation_kid: string;
   user_epoch: number;
@@ -62,6 +67,7 @@ function sessionFromItem(item: Record<string, unknown>): Session {
     refreshHash: row.refresh_hash,
     previousHash: row.previous_hash,
     rotatedAt: row.rotated_at,
+    lastUsedAt: row.last_used_at ?? row.rotated_at ?? row.created_at,
     generation: row.generation,
     rotationKid: row.rotation_kid,
     userEpoch: row.user_epoch,
@@ -75,6 +81,23 @@ function sessionFromItem(item: Record<string, unknown>): Session {
 }
 
 export const epochSeconds = (at: Date) => Math.floor(at.getTime() / 1000);
+
+/**
+ * Whether a session has gone unused (no refresh) for `idleSeconds` (0: never idle). An idle
+ * session has ended for refreshing and listing; its last access token may live out its hour.
+ */
+export function isSessionIdle(session: Pick<Session, 'lastUsedAt'>, idleSeconds: number, now: Date): boolean {
+  return idleSeconds > 0 && now.getTime() - Date.parse(session.lastUsedAt) >= idleSeconds * 1000;
+}
+
+/** What a user sees of one of their sessions (lists read it from the by-user index). */
+export interface SessionSummary {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  sourceIp: string | undefined;
+  userAgent: string | undefined;
+}
 
 /** Whether the session still stands at `now` for this user: not revoked, not expired, not superseded. */
 export function isSessionLive(session: Session | undefined, user: User | undefined, now: Date): boolean {
@@ -109,7 +132,7 @@ export class SessionsRepository {
    * bits, so it needs no existence condition (which BatchWriteItem could not carry).
    */
   async create(
-    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent'> &
+    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'lastUsedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent'> &
       Partial<Pick<Session, 'sourceIp' | 'userAgent'>>,
     alsoWrite: BatchWrite[] = [],
   ): Promise<Session> {
@@ -122,6 +145,7 @@ export class SessionsRepository {
       rotation_kid: session.rotationKid,
       user_epoch: session.userEpoch,
       created_at: session.createdAt,
+      last_used_at: session.createdAt,
       ...(session.sourceIp ? { ip: session.sourceIp } : {}),
       ...(session.userAgent ? { user_agent: [...session.userAgent].slice(0, MAX_USER_AGENT_LENGTH).join('') } : {}),
       expires_at: session.expiresAt,
@@ -158,7 +182,7 @@ export class SessionsRepository {
     return updateIf(this.db, {
       TableName: this.table,
       Key: sessionKey(sessionId),
-      UpdateExpression: 'SET refresh_hash = :to, previous_hash = :from, rotated_at = :at, rotation_kid = :kid ADD generation :one',
+      UpdateExpression: 'SET refresh_hash = :to, previous_hash = :from, rotated_at = :at, last_used_at = :at, rotation_kid = :kid ADD generation :one',
       ConditionExpression: 'refresh_hash = :from AND attribute_not_exists(revoked_at) AND expires_at > :now',
       ExpressionAttributeValues: {
         ':from': rotation.fromHash,
@@ -175,6 +199,46 @@ export class SessionsRepository {
   async get(sessionId: string): Promise<Session | undefined> {
     const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: sessionKey(sessionId), ConsistentRead: true })));
     return Item ? sessionFromItem(Item) : undefined;
+  }
+
+  /**
+   * The user's live sessions, newest first, at most `limit`: not revoked, not expired, of the
+   * user's current epoch, not idle. One Query of the by-user index per page (a page holds some
+   * thousands of sessions); the index is eventually consistent, so a session ended or begun in
+   * the last moment may be missing or still shown.
+   */
+  async listLive(user: Pick<User, 'id' | 'sessionEpoch'>, now: Date, { idleSeconds, limit }: { idleSeconds: number; limit: number }): Promise<SessionSummary[]> {
+    const live: SessionSummary[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await storeCall(
+        this.db.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: SESSIONS_BY_USER_INDEX,
+            KeyConditionExpression: 'user_id = :user',
+            FilterExpression: 'attribute_not_exists(revoked_at) AND expires_at > :now AND user_epoch = :epoch',
+            ExpressionAttributeValues: { ':user': user.id, ':now': epochSeconds(now), ':epoch': user.sessionEpoch },
+            ScanIndexForward: false,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const row = item as unknown as SessionItem;
+        const summary: SessionSummary = {
+          id: row.id,
+          createdAt: row.created_at,
+          lastUsedAt: row.last_used_at ?? row.rotated_at ?? row.created_at,
+          sourceIp: row.ip,
+          userAgent: row.user_agent,
+        };
+        if (!isSessionIdle(summary, idleSeconds, now)) live.push(summary);
+        if (live.length === limit) return live;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return live;
   }
 
   /** End a session of this user. Idempotent: the first revocation time and reason are kept. False if there is no such session. */

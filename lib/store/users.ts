@@ -188,6 +188,32 @@ export class UsersRepository {
     });
   }
 
+  /**
+   * A password change by the user: the new hash, and a new session epoch (every session ends),
+   * only if the hash and epoch are still those read when the current password was checked. Of
+   * two racing changes exactly one is written; undefined for the other.
+   */
+  async replacePassword(id: string, read: { passwordHash: string; sessionEpoch: number }, newPasswordHash: string, at: Date): Promise<User | undefined> {
+    try {
+      const { Attributes } = await storeCall(
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: userKey(id),
+            UpdateExpression: 'SET password_hash = :new, updated_at = :at ADD session_epoch :one',
+            ConditionExpression: 'password_hash = :old AND session_epoch = :epoch',
+            ExpressionAttributeValues: { ':new': newPasswordHash, ':old': read.passwordHash, ':epoch': read.sessionEpoch, ':at': at.toISOString(), ':one': 1 },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return userFromItem(Attributes!);
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return undefined;
+      throw error;
+    }
+  }
+
   async setStatus(id: string, status: UserStatus, at: Date): Promise<User> {
     // Disabling ends every session too; enabling does not bring old sessions back.
     const expression =

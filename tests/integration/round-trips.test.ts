@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth/auth-service.js';
 import { loginService } from '../../lib/auth/login-service.js';
+import { passwordService } from '../../lib/auth/password-service.js';
+import { parseRefreshToken } from '../../lib/auth/tokens.js';
 import { hashPassword } from '../../lib/auth/passwords.js';
 import { TEST_BCRYPT_COST } from '../support/context.js';
 import { countCalls, createUser, testApp, uniqueEmail } from '../support/store.js';
@@ -10,7 +12,7 @@ import { countCalls, createUser, testApp, uniqueEmail } from '../support/store.j
  * dynalite (every command the app's client sends, retries included). A change that adds a
  * call to a hot path fails here; the README lists what each call is.
  */
-const BUDGET = { me: 1, refresh: 2, logoutLocal: 2, login: 6, loginWithDevice: 4 };
+const BUDGET = { me: 1, refresh: 2, logoutLocal: 2, login: 6, loginWithDevice: 4, listSessions: 2, endSession: 2, changePassword: 7 };
 
 const caller = (ip: string): Caller => ({ requestId: 'req', sourceIp: ip, userAgent: 'vitest' });
 
@@ -87,5 +89,50 @@ describe('DynamoDB round trips per request', () => {
     expect(rehashDevice).toHaveLength(4);
     expect(me.length).toBe(BUDGET.me);
     expect(refresh.length).toBe(BUDGET.refresh);
+  });
+
+  it('keeps the session endpoints and the password change within budget', async () => {
+    // Prepare: a user with three sessions; and an app with a session cap of 2
+    const app = await testApp();
+    const counter = countCalls(app);
+    const user = await createUser(app);
+    const login = () => loginService(app).login(user.email, user.password, caller('198.51.100.60'));
+    const [first, second, third] = [await login(), await login(), await login()];
+    const capped = await testApp(undefined, { MAX_SESSIONS_PER_USER: '2' });
+    const cappedCounter = countCalls(capped);
+    const cappedUser = await createUser(capped);
+    const cappedLogin = () => loginService(capped).login(cappedUser.email, cappedUser.password, caller('198.51.100.61'));
+    await cappedLogin();
+    await cappedLogin();
+    const measure = async (action: () => Promise<unknown>) => {
+      counter.reset();
+      await action().catch(() => undefined);
+      return [...counter.calls];
+    };
+    const newPassword = 'a fresh and long passphrase';
+
+    // Act
+    const list = await measure(() => app.auth.listSessions(first.token, caller('198.51.100.60')));
+    const end = await measure(() => app.auth.endSession(first.token, parseRefreshToken(second.refresh_token)!.sessionId, caller('198.51.100.60')));
+    const endMalformed = await measure(() => app.auth.endSession(first.token, 'not-a-session', caller('198.51.100.60')));
+    const wrongCurrent = await measure(() => passwordService(app).changePassword(third.token, 'not-the-password', newPassword, caller('198.51.100.62')));
+    const weak = await measure(() => passwordService(app).changePassword(third.token, user.password, 'password1234', caller('198.51.100.62')));
+    const change = await measure(() => passwordService(app).changePassword(third.token, user.password, newPassword, caller('198.51.100.62')));
+    cappedCounter.reset();
+    await cappedLogin();
+    const cappedLoginCalls = [...cappedCounter.calls];
+
+    // Assess
+    expect(list).toEqual(['BatchGetItemCommand', 'QueryCommand']);
+    expect(end).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
+    expect(endMalformed).toEqual(['BatchGetItemCommand']);
+    expect(weak).toEqual(['BatchGetItemCommand']);
+    expect(wrongCurrent.length).toBeLessThanOrEqual(BUDGET.changePassword);
+    expect([...change].sort()).toEqual(['BatchGetItemCommand', 'BatchGetItemCommand', 'BatchWriteItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    expect(change.length).toBeLessThanOrEqual(BUDGET.changePassword);
+    // With MAX_SESSIONS_PER_USER: the login's own 6, a Query beside its batch, and one write per session it ends
+    expect([...cappedLoginCalls].sort()).toEqual(['BatchGetItemCommand', 'BatchWriteItemCommand', 'QueryCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    expect(list.length).toBeLessThanOrEqual(BUDGET.listSessions);
+    expect(end.length).toBeLessThanOrEqual(BUDGET.endSession);
   });
 });

@@ -64,6 +64,22 @@ describe('the packaged CloudFormation template', () => {
     }
   });
 
+  it("indexes sessions by user, newest last, projecting what a list shows and never a refresh hash", () => {
+    const sessions = prod.Resources.SessionsTable!.Properties;
+    expect(sessions.GlobalSecondaryIndexes).toHaveLength(1);
+    const [index] = sessions.GlobalSecondaryIndexes;
+    expect(index.IndexName).toBe('by-user');
+    expect(index.KeySchema).toEqual([
+      { AttributeName: 'user_id', KeyType: 'HASH' },
+      { AttributeName: 'created_at', KeyType: 'RANGE' },
+    ]);
+    expect(index.Projection.ProjectionType).toBe('INCLUDE');
+    expect(index.Projection.NonKeyAttributes).toEqual(expect.arrayContaining(['id', 'last_used_at', 'ip', 'user_agent', 'revoked_at', 'expires_at', 'user_epoch']));
+    expect(index.Projection.NonKeyAttributes).not.toContain('refresh_hash');
+    expect(index.Projection.NonKeyAttributes).not.toContain('previous_hash');
+    expect(sessions.AttributeDefinitions).toEqual(expect.arrayContaining([{ AttributeName: 'user_id', AttributeType: 'S' }, { AttributeName: 'created_at', AttributeType: 'S' }]));
+  });
+
   it('protects the tables from deletion in prod only', () => {
     for (const [id, table] of byType(prod, 'AWS::DynamoDB::Table')) {
       expect({ id, policy: table.DeletionPolicy, protection: table.Properties.DeletionProtectionEnabled }).toEqual({ id, policy: 'Retain', protection: true });
@@ -87,7 +103,10 @@ describe('the packaged CloudFormation template', () => {
         for (const action of [statement.Action].flat()) expect(action, id).not.toMatch(/\*/);
       }
       const dynamo = statements.filter((statement: any) => [statement.Action].flat().some((action: string) => action.startsWith('dynamodb:')));
-      const granted = Object.fromEntries(dynamo.map((statement: any) => [statement.Resource['Fn::GetAtt'][0], [statement.Action].flat().sort()]));
+      // A table's ARN, or one index of it (`<table>/index/<name>`), as infra/iam.js names them.
+      const resourceName = (resource: any): string =>
+        resource['Fn::GetAtt'] ? resource['Fn::GetAtt'][0] : `${resource['Fn::Join'][1][0]['Fn::GetAtt'][0]}${resource['Fn::Join'][1][1]}`;
+      const granted = Object.fromEntries(dynamo.map((statement: any) => [resourceName(statement.Resource), [statement.Action].flat().sort()]));
       const name = id.replace(/LambdaFunction$/, '');
       const expected = Object.entries(ACCESS).find(([fnName]) => fnName.toLowerCase() === name.toLowerCase())![1];
       expect(granted, id).toEqual(Object.fromEntries(Object.entries(expected).map(([table, actions]) => [table, [...actions].sort()])));
@@ -106,7 +125,7 @@ describe('the packaged CloudFormation template', () => {
     for (const [id, fn] of byType(prod, 'AWS::Lambda::Function')) {
       expect(fn.Properties, id).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Timeout: 10 });
       expect(fn.Properties.Environment.Variables.NODE_OPTIONS, id).toBe('--enable-source-maps');
-      expect(fn.Properties.MemorySize, id).toBe({ LoginLambdaFunction: 1769, NotFoundLambdaFunction: 256 }[id] ?? 1024);
+      expect(fn.Properties.MemorySize, id).toBe({ LoginLambdaFunction: 1769, ChangePasswordLambdaFunction: 1769, NotFoundLambdaFunction: 256 }[id] ?? 1024);
     }
   });
 
@@ -148,7 +167,7 @@ describe('the packaged CloudFormation template', () => {
           : [],
       );
     }
-    expect(KEY_READERS.sort()).toEqual(['authorizer', 'login', 'logout', 'me', 'refresh']);
+    expect([...KEY_READERS].sort()).toEqual(['authorizer', 'changePassword', 'endSession', 'listSessions', 'login', 'logout', 'me', 'refresh']);
   });
 
   it('reserves login 100 of the account\'s concurrency in prod by default, nothing elsewhere unless params ask', () => {
@@ -158,6 +177,9 @@ describe('the packaged CloudFormation template', () => {
       RefreshLambdaFunction: undefined,
       LogoutLambdaFunction: undefined,
       MeLambdaFunction: undefined,
+      ListSessionsLambdaFunction: undefined,
+      EndSessionLambdaFunction: undefined,
+      ChangePasswordLambdaFunction: undefined,
       AuthorizerLambdaFunction: undefined,
       NotFoundLambdaFunction: undefined,
     });
@@ -167,6 +189,9 @@ describe('the packaged CloudFormation template', () => {
       RefreshLambdaFunction: 200,
       LogoutLambdaFunction: 200,
       MeLambdaFunction: 200,
+      ListSessionsLambdaFunction: 200,
+      EndSessionLambdaFunction: 200,
+      ChangePasswordLambdaFunction: 200,
       AuthorizerLambdaFunction: 200,
       NotFoundLambdaFunction: undefined,
     });
@@ -190,11 +215,11 @@ describe('the packaged CloudFormation template', () => {
       const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/vpn-auth/${stage}/jwt-signing-keys` };
       const root = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
       const uses = (statement: any, action: string) => [statement.Action].flat().some((granted: string) => granted === action || granted === 'kms:*' || (granted.endsWith('*') && action.startsWith(granted.slice(0, -1))));
-      // Decrypt: the five token functions' roles only, and only through SSM for that parameter.
+      // Decrypt: the token functions' roles only, and only through SSM for that parameter.
       const decrypting = statements.filter((statement) => uses(statement, 'kms:Decrypt') || uses(statement, 'kms:CreateGrant') || uses(statement, 'kms:ReEncryptFrom'));
       expect(decrypting.map((statement) => statement.Sid)).toEqual(['TokenFunctionsDecryptThroughSsm']);
       const functions = decrypting[0];
-      expect(functions.Principal.AWS.map((principal: any) => principal['Fn::GetAtt'][0]).sort()).toEqual(['AuthorizerRole', 'LoginRole', 'LogoutRole', 'MeRole', 'RefreshRole']);
+      expect(functions.Principal.AWS.map((principal: any) => principal['Fn::GetAtt'][0]).sort()).toEqual(['AuthorizerRole', 'ChangePasswordRole', 'EndSessionRole', 'ListSessionsRole', 'LoginRole', 'LogoutRole', 'MeRole', 'RefreshRole']);
       expect(functions.Action).toBe('kms:Decrypt');
       // Every use, decrypting or encrypting, comes through SSM for that one parameter.
       for (const statement of statements.filter((candidate) => candidate.Sid !== 'AdministratorsManage')) {

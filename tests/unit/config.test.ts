@@ -40,6 +40,7 @@ describe('loadConfig', () => {
       dynamodbEndpoint: undefined,
       placeholderCredentials: false,
       bcryptCost: 12,
+      passwordMinLength: 12,
       signingKeySource: { kind: 'inline', keys: { currentKid: kidFor(SECRET), keys: new Map([[kidFor(SECRET), new TextEncoder().encode(SECRET)]]) } },
       jwtIssuer: 'vpn-enterprise-auth',
       jwtAudience: 'vpn-enterprise',
@@ -49,7 +50,14 @@ describe('loadConfig', () => {
       deviceTokenTtlSeconds: 31_536_000,
       requireHttps: false,
       loginLimits: { maxFailures: 5, lockoutSeconds: 900, accountMaxFailuresPerHour: 100, ipMaxFailures: 100 },
+      sessionPolicy: { idleSeconds: 604_800, maxPerUser: 0 },
     });
+  });
+
+  it('reads the password minimum, the idle timeout (0 turns it off) and the session cap', () => {
+    const config = loadConfig({ JWT_SECRET: SECRET, PASSWORD_MIN_LENGTH: '15', SESSION_IDLE_SECONDS: '0', MAX_SESSIONS_PER_USER: '3' });
+    expect(config.passwordMinLength).toBe(15);
+    expect(config.sessionPolicy).toEqual({ idleSeconds: 0, maxPerUser: 3 });
   });
 
   it('requires HTTPS by default in prod only, and lets REQUIRE_HTTPS say otherwise', () => {
@@ -151,6 +159,11 @@ describe('loadConfig', () => {
     ['DEVICE_TOKEN_TTL_SECONDS', '59'],
     ['DEVICE_TOKEN_TTL_SECONDS', '63072001'],
     ['REFRESH_REUSE_GRACE_SECONDS', 'ten'],
+    ['PASSWORD_MIN_LENGTH', '7'],
+    ['PASSWORD_MIN_LENGTH', '65'],
+    ['SESSION_IDLE_SECONDS', '-1'],
+    ['SESSION_IDLE_SECONDS', 'week'],
+    ['MAX_SESSIONS_PER_USER', '1001'],
     ['REFRESH_TOKEN_TTL_SECONDS', '59'],
     ['STAGE', 'Prod!'],
     ['STAGE', 'a-stage-name-longer-than-20'],
@@ -361,6 +374,7 @@ describe('loadStoreConfig', () => {
       dynamodbEndpoint: undefined,
       placeholderCredentials: false,
       bcryptCost: 12,
+      passwordMinLength: 12,
     });
   });
 

@@ -1,0 +1,11 @@
+import { app } from '../lib/app.js';
+import { bearerToken, httpHandler, ok, requestInfo } from '../lib/http/http.js';
+
+const { auth, config } = app();
+
+/** DELETE /v1/auth/sessions/{id} (Bearer) -> that session of the caller's ends at once. */
+export const handler = httpHandler(async (event, context) => {
+  const token = bearerToken(event);
+  await auth.endSession(token, event.pathParameters?.id ?? '', requestInfo(event, context));
+  return ok({});
+}, config);
