@@ -92,7 +92,11 @@ export class FetchedKeyRing implements KeyRing {
 
   async including(kid: string): Promise<SigningKeys> {
     const ring = await this.current();
-    if (ring.keys.has(kid) || this.secondsSince(this.attemptedAt) < MIN_REFETCH_SECONDS) return ring;
+    if (ring.keys.has(kid)) return ring;
+    // A fetch in flight (the background refresh current() may just have started) may be the very
+    // one that brings this kid: wait for it rather than refuse a token minted after a rotation.
+    if (this.inFlight) return this.usable(await this.inFlight);
+    if (this.secondsSince(this.attemptedAt) < MIN_REFETCH_SECONDS) return ring;
     return this.usable(await this.refetch());
   }
 

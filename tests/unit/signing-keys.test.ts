@@ -108,6 +108,29 @@ describe('FetchedKeyRing', () => {
     expect(ssm.state.fetches).toBe(2);
   });
 
+  it('waits for the background refresh in flight when a token names a kid the held ring lacks (a rotation seen by another container first)', async () => {
+    // Prepare: the cache has just expired, SSM now holds a rotated ring, and its read is slow
+    const clock = { now: 0 };
+    const ssm = source(ring('k1'));
+    const keys = keyRing(ssm.fetch, clock);
+    await keys.current();
+    ssm.state.value = ring('k2', 'k1');
+    ssm.state.hold = true;
+    clock.now = 301_000;
+
+    // Act: the next request starts the background refresh; a token of the new key arrives meanwhile
+    const served = await keys.current();
+    const waiting = keys.including('k2');
+    await flush();
+    ssm.release();
+    const withNewKey = await waiting;
+
+    // Assess: served by the held ring, the new kid found in the same fetch: one fetch, no refusal
+    expect(served.keys.has('k2')).toBe(false);
+    expect(withNewKey.keys.has('k2')).toBe(true);
+    expect(ssm.state.fetches).toBe(2);
+  });
+
   it('still holds forged kids to one fetch per MIN_REFETCH_SECONDS after a refresh has failed', async () => {
     // Prepare: a ring is held, its cache has expired, and SSM is down
     const clock = { now: 0 };
