@@ -17,7 +17,8 @@ import {
   type BatchWriteItemCommandInput,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { SESSIONS_BY_USER_INDEX } from '../infra/tables.js';
 import autocannon from 'autocannon';
 import bcrypt from 'bcryptjs';
 import { build } from 'esbuild';
@@ -41,6 +42,8 @@ const COLD_ROUNDS = Number(process.env.BENCH_COLD_ROUNDS ?? 11);
 const OUT = join(PROJECT_ROOT, 'bench');
 const BUILD = join(OUT, '.build');
 const FUNCTIONS = ['login', 'refresh', 'logout', 'me'] as const;
+/** Issue 10's functions: bundle and cold start shown for the record (the targets above are the first four's). */
+const SESSION_FUNCTIONS = ['list-sessions', 'end-session', 'change-password'] as const;
 
 /** Operations per second of `op` over `seconds`. */
 async function rate(op: () => Promise<unknown>, seconds: number): Promise<number> {
@@ -96,7 +99,7 @@ export const handler = async (event: { password: string; hash: string }) => ({ s
 `,
   );
   const entries: Record<string, string> = { 'sdk-only': floor, 'bcrypt-only': bcryptOnly };
-  for (const fn of FUNCTIONS) entries[fn] = join(PROJECT_ROOT, 'functions', `${fn}.ts`);
+  for (const fn of [...FUNCTIONS, ...SESSION_FUNCTIONS]) entries[fn] = join(PROJECT_ROOT, 'functions', `${fn}.ts`);
   const out: Record<string, string> = {};
   for (const [name, entry] of Object.entries(entries)) {
     const outfile = join(BUILD, `${name}.js`);
@@ -217,6 +220,19 @@ async function main(): Promise<void> {
   await app.db.send(new UpdateCommand({ TableName: app.config.sessionsTable, Key: { pk: `SESSION#${deepSid}` }, UpdateExpression: 'SET generation = :deep', ExpressionAttributeValues: { ':deep': 10_000 } }));
   const forgedEvent = event('refresh', (e) => (e.body = JSON.stringify({ refresh_token: formatRefreshToken({ sessionId: deepSid, userId: deep.user.id, secret: newRefreshSecret() }) })));
   const forgedOp = async () => expectStatus(await handlers.refresh!(forgedEvent, context), 401);
+  // Listing sessions: verify, the caller's session and user (as /auth/me), then one Query of the
+  // by-user index; against verify and that Query alone. The user has 5 live sessions.
+  const listSessions = (await import('../functions/list-sessions.js')).handler as Handler;
+  for (let i = 0; i < 4; i++) expectStatus(await handlers.login!(loginEvent(0), context), 200);
+  const listEvent = event('list-sessions', (e) => (e.headers.authorization = `Bearer ${first.token}`));
+  const listOp = async () => {
+    const result = expectStatus(await listSessions(listEvent, context), 200);
+    if (JSON.parse(result.body!).sessions.length < 5) throw new Error('list sessions: fewer than 5');
+  };
+  const listFloor = async () => {
+    await verifyFirst();
+    await app.db.send(new QueryCommand({ TableName: app.config.sessionsTable, IndexName: SESSIONS_BY_USER_INDEX, KeyConditionExpression: 'user_id = :u', ExpressionAttributeValues: { ':u': first.user.id }, ScanIndexForward: false }));
+  };
   let n = 0;
   const loginOp = async () => expectStatus(await handlers.login!(loginEvent(n++), context), 200);
   const loginFloor = () => bcrypt.compare(password, passwordHash);
@@ -249,15 +265,16 @@ async function main(): Promise<void> {
 
   // Everything warm before anything is measured: the code they share (the SDK above all) is
   // optimised by the JIT over seconds, and the first pair measured would otherwise pay for it.
-  for (const op of [meOp, meFloor, meSameReadsFloor, authorizerOp, refreshOp, refreshFloor, forgedOp, loginSameCallsFloor]) await rate(op, WARM_UP_SECONDS);
+  for (const op of [meOp, meFloor, meSameReadsFloor, authorizerOp, refreshOp, refreshFloor, forgedOp, listOp, listFloor, loginSameCallsFloor]) await rate(op, WARM_UP_SECONDS);
   const me = await versus(meOp, meFloor, 1);
   const meSameReads = await versus(meOp, meSameReadsFloor, 1);
   const authorizer = await versus(authorizerOp, meSameReadsFloor, 1);
   const refresh = await versus(refreshOp, refreshFloor, 1);
   const forgedRefresh = await versus(forgedOp, refreshOp, 1);
+  const listSessionsWarm = await versus(listOp, listFloor, 1);
   const login = await versus(loginOp, loginFloor, 2);
   const loginSameCalls = await versus(loginOp, loginSameCallsFloor, 2);
-  results.warm = { me, refresh, login, authorizer, meSameReads, forgedRefresh, loginSameCalls };
+  results.warm = { me, refresh, login, authorizer, meSameReads, forgedRefresh, listSessions: listSessionsWarm, loginSameCalls };
 
   // Bundles and cold starts.
   const files = await bundles();
@@ -280,6 +297,27 @@ async function main(): Promise<void> {
     me: async (round) => {
       const pair = await freshPair(round);
       return JSON.stringify(event('me', (e) => (e.headers.authorization = `Bearer ${pair.token}`)));
+    },
+    'list-sessions': async (round) => {
+      const pair = await freshPair(round);
+      return JSON.stringify(event('list-sessions', (e) => (e.headers.authorization = `Bearer ${pair.token}`)));
+    },
+    'end-session': async (round) => {
+      const pair = await freshPair(round);
+      const sessionId = JSON.parse(Buffer.from(pair.token.split('.')[1], 'base64url').toString()).sid as string;
+      return JSON.stringify(event('end-session', (e) => {
+        e.headers.authorization = `Bearer ${pair.token}`;
+        e.pathParameters = { id: sessionId };
+      }));
+    },
+    // A real change each round, so a user of its own each round.
+    'change-password': async (round) => {
+      const own = await app.users.create({ email: `bench-change-${round}-${randomBytes(4).toString('hex')}@example.com`, name: 'Bench', role: 'user', passwordHash }, new Date());
+      const pair = JSON.parse(expectStatus(await handlers.login!(event('login', (e) => (e.body = JSON.stringify({ email: own.email, password }))), context), 200).body!);
+      return JSON.stringify(event('change-password', (e) => {
+        e.headers.authorization = `Bearer ${pair.token}`;
+        e.body = JSON.stringify({ current_password: password, new_password: `a new bench passphrase ${round}` });
+      }));
     },
   };
   const cold = await coldInits(files, invocations, childEnv);
@@ -307,6 +345,10 @@ async function main(): Promise<void> {
   rows.push(['forged refresh, session 10,000 deep, ops/s (floor: a normal refresh)', forged.ops.toFixed(0), forged.floor.toFixed(0), ratio(forged.ops, forged.floor), '>= 0.50']);
   for (const fn of FUNCTIONS) rows.push([`${fn} bundle, KiB`, (sizes[fn]! / 1024).toFixed(0), (sizes['sdk-only']! / 1024).toFixed(0), ratio(sizes[fn]!, sizes['sdk-only']!), '<= 1.25']);
   for (const fn of FUNCTIONS) rows.push([`${fn} cold init, ms`, cold[fn]!.toFixed(0), cold['sdk-only']!.toFixed(0), ratio(cold[fn]!, cold['sdk-only']!), '<= 1.30']);
+  const listed = (results.warm as Record<string, { ops: number; floor: number }>).listSessions!;
+  rows.push(['list sessions handler, warm, ops/s (floor: verify + one Query)', listed.ops.toFixed(0), listed.floor.toFixed(0), ratio(listed.ops, listed.floor), '>= 0.50']);
+  for (const fn of SESSION_FUNCTIONS) rows.push([`${fn} bundle, KiB`, (sizes[fn]! / 1024).toFixed(0), (sizes['sdk-only']! / 1024).toFixed(0), ratio(sizes[fn]!, sizes['sdk-only']!), '']);
+  for (const fn of SESSION_FUNCTIONS) rows.push([`${fn} cold init, ms`, cold[fn]!.toFixed(0), cold['sdk-only']!.toFixed(0), ratio(cold[fn]!, cold['sdk-only']!), '']);
   const sameReads = (results.warm as { meSameReads: { ops: number; floor: number } }).meSameReads;
   const loginWithoutBcrypt = cold.login! - cold['bcrypt-only']!;
   rows.push(['(why) me vs its own reads, ops/s', sameReads.ops.toFixed(0), sameReads.floor.toFixed(0), ratio(sameReads.ops, sameReads.floor), '']);

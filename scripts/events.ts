@@ -3,8 +3,12 @@
  * `npx serverless invoke local -f <fn> -p events/<fn>.json` works for every function against the
  * running `npm start`. Signs the demo user in over HTTP (PORT, DEMO_USER_EMAIL, DEMO_USER_PASSWORD
  * as `npm start` takes them) and writes the new access token into the Authorization header of
- * me, logout and the authorizer, the refresh token into refresh's body, and what the authorizer
- * would pass on into the example route's context. (`git checkout events/` puts the placeholders back.)
+ * me, logout, list-sessions, end-session, change-password and the authorizer, the refresh token
+ * into refresh's body, a second sign-in's session id into end-session's path, and what the
+ * authorizer would pass on into the example route's context. change-password's event asks for the
+ * demo password as the new one, so invoking it is refused by the policy (400 weak_password) after
+ * every check but the write, and the demo user keeps its password; edit `new_password` to really
+ * change it. (`git checkout events/` puts the placeholders back.)
  * `npm start` writes `.env.<stage>`, which the framework loads (`useDotenv`), so invoke local reads
  * the same tables and key as the running stack.
  */
@@ -38,18 +42,30 @@ runCli({
     const port = process.env.PORT?.trim() || '3000';
     const email = process.env.DEMO_USER_EMAIL?.trim() || 'user@company.com';
     const password = process.env.DEMO_USER_PASSWORD || 'secure_password';
-    const response = await fetch(`http://127.0.0.1:${port}/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email, password }),
-      signal: AbortSignal.timeout(20_000),
-    }).catch(() => {
-      throw new UsageError(`No API answers on http://127.0.0.1:${port}: start it with npm start (or set PORT)`);
-    });
-    const body = (await response.json()) as { token?: string; refresh_token?: string; user?: { id: string; role: string }; error?: { code: string } };
-    if (!response.ok || !body.token) throw new Error(`Signing ${email} in failed: ${response.status} ${body.error?.code ?? ''}`);
+    const signIn = async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email, password }),
+        signal: AbortSignal.timeout(20_000),
+      }).catch(() => {
+        throw new UsageError(`No API answers on http://127.0.0.1:${port}: start it with npm start (or set PORT)`);
+      });
+      const reply = (await response.json()) as { token?: string; refresh_token?: string; user?: { id: string; role: string }; error?: { code: string } };
+      if (!response.ok || !reply.token) throw new Error(`Signing ${email} in failed: ${response.status} ${reply.error?.code ?? ''}`);
+      return reply;
+    };
+    const body = await signIn();
+    const other = await signIn();
     const bearer = `Bearer ${body.token}`;
-    for (const fn of ['me', 'logout']) edit(dir, fn, (event) => (event.headers.authorization = bearer));
+    for (const fn of ['me', 'logout', 'list-sessions', 'change-password']) edit(dir, fn, (event) => (event.headers.authorization = bearer));
+    edit(dir, 'end-session', (event) => {
+      const id = decodeJwt(other.token!).sid as string;
+      event.headers.authorization = bearer;
+      (event as Event & { pathParameters: Record<string, string> }).pathParameters = { id };
+      event.requestContext.http.path = `/v1/auth/sessions/${id}`;
+      (event as Event & { rawPath: string }).rawPath = `/v1/auth/sessions/${id}`;
+    });
     edit(dir, 'authorizer', (event) => {
       event.headers.authorization = bearer;
       event.identitySource = [bearer];
@@ -59,7 +75,7 @@ runCli({
       event.headers.authorization = bearer;
       event.requestContext.authorizer = { lambda: { sub: body.user!.id, sid: decodeJwt(body.token!).sid, role: body.user!.role } };
     });
-    return `Fresh tokens for ${email} in ${dir}: me, logout, authorizer, refresh, example-protected.\n` +
+    return `Fresh tokens for ${email} in ${dir}: me, logout, list-sessions, end-session, change-password, authorizer, refresh, example-protected.\n` +
       'Try: npx serverless invoke local -f me -p events/me.json';
   },
 });

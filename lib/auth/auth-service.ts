@@ -182,15 +182,19 @@ export class AuthService {
   }
 
   /**
-   * The caller's live sessions, newest first, at most 100: the caller's own session checked as
-   * /auth/me checks it, then one Query of the by-user index. 2 DynamoDB calls.
+   * The caller's live sessions, newest first, at most 100. The token is verified first; then the
+   * caller's own session is checked as /auth/me checks it while, beside it, one Query of the
+   * by-user index reads the user's sessions (the epoch they must share is the user's, known only
+   * from that check, so it is applied after). 2 DynamoDB calls, one round trip's time.
    */
   async listSessions(accessToken: string, caller: Caller): Promise<SessionView[]> {
-    const { user, sessionId } = await this.authenticate(accessToken);
-    const sessions = await this.deps.sessions.listLive(user, this.deps.clock(), {
-      idleSeconds: this.deps.config.sessionPolicy.idleSeconds,
-      limit: MAX_LISTED_SESSIONS,
-    });
+    const claims = await this.deps.tokens.verify(accessToken);
+    const now = this.deps.clock();
+    const [{ user, sessionId }, listed] = await Promise.all([
+      this.standing(claims),
+      this.deps.sessions.listLive({ id: claims.sub }, now, { idleSeconds: this.deps.config.sessionPolicy.idleSeconds, limit: Infinity }),
+    ]);
+    const sessions = listed.filter((session) => session.userEpoch === user.sessionEpoch).slice(0, MAX_LISTED_SESSIONS);
     log.info('sessions_listed', { userId: user.id, sessionId, count: sessions.length, ...caller });
     return sessions.map((session) => ({
       id: session.id,
@@ -230,7 +234,11 @@ export class AuthService {
    * unexpired token whose session still stands, with the user as stored now (current role).
    */
   async authenticate(accessToken: string, { lastLogin = false } = {}): Promise<{ user: User; sessionId: string }> {
-    const claims = await this.deps.tokens.verify(accessToken);
+    return this.standing(await this.deps.tokens.verify(accessToken), { lastLogin });
+  }
+
+  /** The session of verified claims, and its user, if the session still stands; else 401 `invalid_token`. */
+  private async standing(claims: { sub: string; sid: string }, { lastLogin = false } = {}): Promise<{ user: User; sessionId: string }> {
     const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub, { lastLogin });
     if (!isSessionLive(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
     return { user: user!, sessionId: claims.sid };

@@ -3,7 +3,7 @@ import { issueTokenPair, type Caller, type TokenPair } from './auth-service.js';
 import type { Config } from '../platform/config.js';
 import { deviceItem, newDeviceToken, parseDeviceToken } from '../store/device-tokens.js';
 import type { BatchWrite } from '../platform/dynamo.js';
-import { ApiError } from '../platform/errors.js';
+import { ApiError, bearerError } from '../platform/errors.js';
 import { newSessionId } from '../platform/ids.js';
 import { describeError, log } from '../platform/log.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
@@ -72,9 +72,17 @@ export class LoginService {
 
   /**
    * Hold the attempt to every limit, then compare the password: the verified user, or 429
-   * `too_many_attempts`, or 401 `invalid_credentials` (the failure stays counted).
+   * `too_many_attempts`, or 401 `invalid_credentials` (the failure stays counted). `sessionEpoch`
+   * (a signed-in user's password change): the user must still be at that epoch, or the caller's
+   * session has ended meanwhile (another change won): 401 `invalid_token`, before bcrypt, and
+   * the attempt given back.
    */
-  async verify(email: string, password: string, caller: Caller, { presentedDevice, scope }: { presentedDevice?: string; scope?: LimitScope } = {}): Promise<VerifiedPassword> {
+  async verify(
+    email: string,
+    password: string,
+    caller: Caller,
+    { presentedDevice, scope, sessionEpoch }: { presentedDevice?: string; scope?: LimitScope; sessionEpoch?: number } = {},
+  ): Promise<VerifiedPassword> {
     const { attempts, config } = this.deps;
     // First: while the signing keys cannot be read (503), no attempt is spent and no bcrypt runs.
     const ring = await this.deps.keyRing.current();
@@ -96,6 +104,11 @@ export class LoginService {
       throw tooManyAttempts(lock);
     }
     const user = device ? device.user : reservation!.user;
+    if (sessionEpoch !== undefined && user !== undefined && user.sessionEpoch !== sessionEpoch) {
+      if (reservation) await attempts.giveBackAll(reservation);
+      log.info('login_failed', { reason: 'session_ended', userId: user.id, ...caller });
+      throw bearerError('invalid_token', true);
+    }
     const passwordMatches = await verifyPassword(password, user?.passwordHash, config.bcryptCost);
     if (!user || !passwordMatches || user.status !== 'active') {
       // Already counted: the reservation was the failure's count. A failure has a round trip to

@@ -46,7 +46,7 @@ export class PasswordService {
     }
     let verified;
     try {
-      verified = await this.deps.login.verify(user.email, currentPassword, caller, { scope: { ip: false } });
+      verified = await this.deps.login.verify(user.email, currentPassword, caller, { scope: { ip: false }, sessionEpoch: user.sessionEpoch });
     } catch (error) {
       if (error instanceof ApiError && error.code === 'invalid_credentials') throw new ApiError('invalid_credentials', 'The current password is incorrect.');
       throw error;

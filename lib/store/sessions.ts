@@ -97,6 +97,8 @@ export interface SessionSummary {
   lastUsedAt: string;
   sourceIp: string | undefined;
   userAgent: string | undefined;
+  /** The user's epoch when it began: it stands only while the user's is still this. */
+  userEpoch: number;
 }
 
 /** Whether the session still stands at `now` for this user: not revoked, not expired, not superseded. */
@@ -202,13 +204,19 @@ export class SessionsRepository {
   }
 
   /**
-   * The user's live sessions, newest first, at most `limit`: not revoked, not expired, of the
-   * user's current epoch, not idle. One Query of the by-user index per page (a page holds some
-   * thousands of sessions); the index is eventually consistent, so a session ended or begun in
-   * the last moment may be missing or still shown.
+   * The user's live sessions, newest first, at most `limit`: not revoked, not expired, not idle,
+   * and of the user's current epoch when `sessionEpoch` is given (without it, each summary carries
+   * its epoch for the caller to filter by). One Query of the by-user index per page (a page holds
+   * thousands of sessions); the index is eventually consistent, so a session ended or begun in the
+   * last moment may be missing or still shown.
    */
-  async listLive(user: Pick<User, 'id' | 'sessionEpoch'>, now: Date, { idleSeconds, limit }: { idleSeconds: number; limit: number }): Promise<SessionSummary[]> {
+  async listLive(
+    user: { id: string; sessionEpoch?: number },
+    now: Date,
+    { idleSeconds, limit }: { idleSeconds: number; limit: number },
+  ): Promise<SessionSummary[]> {
     const live: SessionSummary[] = [];
+    const byEpoch = user.sessionEpoch !== undefined;
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await storeCall(
@@ -217,8 +225,8 @@ export class SessionsRepository {
             TableName: this.table,
             IndexName: SESSIONS_BY_USER_INDEX,
             KeyConditionExpression: 'user_id = :user',
-            FilterExpression: 'attribute_not_exists(revoked_at) AND expires_at > :now AND user_epoch = :epoch',
-            ExpressionAttributeValues: { ':user': user.id, ':now': epochSeconds(now), ':epoch': user.sessionEpoch },
+            FilterExpression: `attribute_not_exists(revoked_at) AND expires_at > :now${byEpoch ? ' AND user_epoch = :epoch' : ''}`,
+            ExpressionAttributeValues: { ':user': user.id, ':now': epochSeconds(now), ...(byEpoch ? { ':epoch': user.sessionEpoch } : {}) },
             ScanIndexForward: false,
             ExclusiveStartKey: startKey,
           }),
@@ -232,6 +240,7 @@ export class SessionsRepository {
           lastUsedAt: row.last_used_at ?? row.rotated_at ?? row.created_at,
           sourceIp: row.ip,
           userAgent: row.user_agent,
+          userEpoch: row.user_epoch,
         };
         if (!isSessionIdle(summary, idleSeconds, now)) live.push(summary);
         if (live.length === limit) return live;

@@ -76,6 +76,9 @@ describe('serverless invoke local -f <fn> -p events/<fn>.json, after the one hel
     const authorizer = (await invoke('authorizer', 'authorizer')) as unknown as { isAuthorized: boolean };
     const example = await invoke('exampleProtected', 'example-protected');
     const notFound = await invoke('notFound', 'not-found');
+    const sessions = await invoke('listSessions', 'list-sessions');
+    const endSession = await invoke('endSession', 'end-session');
+    const changePassword = await invoke('changePassword', 'change-password');
     const refresh = await invoke('refresh', 'refresh');
     const logout = await invoke('logout', 'logout');
     const login = await invoke('login', 'login');
@@ -87,6 +90,12 @@ describe('serverless invoke local -f <fn> -p events/<fn>.json, after the one hel
     expect(example.body.caller.sub).toBe(me.body.user.id);
     expect(notFound.statusCode).toBe(404);
     expect(notFound.body.error.code).toBe('not_found');
+    expect(sessions.statusCode).toBe(200);
+    expect(sessions.body.sessions.length).toBeGreaterThanOrEqual(2);
+    expect(endSession.statusCode).toBe(200);
+    // The committed event asks for the current password as the new one: refused, the demo user's kept
+    expect(changePassword.statusCode).toBe(400);
+    expect(changePassword.body.error.code).toBe('weak_password');
     expect(refresh.statusCode).toBe(200);
     expect(logout.statusCode).toBe(200);
     expect(login.statusCode).toBe(200);

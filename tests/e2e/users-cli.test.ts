@@ -37,7 +37,9 @@ describe('the users CLI against the running API', () => {
   it.each([
     ['a duplicate email', (email: string) => ['create', '--email', email, '--name', 'Again', '--role', 'user', '--password-stdin'], 'another-password\n', 1, /already exists/],
     ['an invalid role', (email: string) => ['create', '--email', `x${email}`, '--name', 'X', '--role', 'root', '--password-stdin'], 'long-enough-pw\n', 2, /--role must be one of admin, user/],
-    ['a short password', (email: string) => ['create', '--email', `y${email}`, '--name', 'Y', '--role', 'user', '--password-stdin'], 'short\n', 2, /at least 8 characters/],
+    ['a short password', (email: string) => ['create', '--email', `y${email}`, '--name', 'Y', '--role', 'user', '--password-stdin'], 'short\n', 2, /at least 12 characters/],
+    ['a common password', (email: string) => ['create', '--email', `v${email}`, '--name', 'V', '--role', 'user', '--password-stdin'], 'Password1234\n', 2, /too common/],
+    ['a password containing the email', () => ['create', '--email', 'jane.localpart@example.com', '--name', 'U', '--role', 'user', '--password-stdin'], 'my JANE.LOCALPART pass\n', 2, /email/],
     ['an over-long password', (email: string) => ['create', '--email', `z${email}`, '--name', 'Z', '--role', 'user', '--password-stdin'], `${'é'.repeat(37)}\n`, 2, /at most 72 bytes/],
     ['a password on the command line', (email: string) => ['create', '--email', `w${email}`, '--name', 'W', '--role', 'user', '--password', 'secret123'], '', 2, /never given on the command line/],
     ['a malformed email', () => ['create', '--email', 'not-an-email', '--name', 'N', '--role', 'user', '--password-stdin'], 'long-enough-pw\n', 2, /not an email address/],
@@ -78,6 +80,41 @@ describe('the users CLI against the running API', () => {
     expect((await users(['revoke-sessions', '--email', email])).code).toBe(0);
     expectError(await call('GET', '/me', { token: third.token }), 401, 'invalid_token');
     expectError(await call('POST', '/refresh', { body: { refresh_token: third.refresh_token } }), 401, 'invalid_refresh_token');
+  });
+
+  it('lists a user\'s live sessions as a table and as JSON, ends one by id, and refuses the current password as the new one (audited)', async () => {
+    // Prepare
+    const email = uniqueEmail('sessions');
+    expect((await users(['create', '--email', email, '--name', 'S', '--role', 'user', '--password-stdin'], 'first-password\n')).code).toBe(0);
+    const laptop = await requestFrom('127.0.0.1', 'POST', '/login', { body: JSON.stringify({ email, password: 'first-password' }), headers: { 'content-type': 'application/json', 'user-agent': 'Laptop/1.0' } });
+    const phone = await requestFrom('127.0.0.1', 'POST', '/login', { body: JSON.stringify({ email, password: 'first-password' }), headers: { 'content-type': 'application/json', 'user-agent': 'Phone/2.0' } });
+    const phoneSid = JSON.parse(Buffer.from(phone.body.token.split('.')[1], 'base64url').toString()).sid as string;
+
+    // Act
+    const table = await users(['sessions', '--email', email]);
+    const json = await users(['sessions', '--email', email, '--json']);
+    const ended = await users(['end-session', '--id', phoneSid]);
+    const unknown = await users(['end-session', '--id', 'AAAAAAAAAAAAAAAAAAAAAA']);
+    const same = await users(['set-password', '--email', email, '--password-stdin'], 'first-password\n');
+
+    // Assess
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^ID\s+CREATED\s+LAST USED\s+IP\s+USER AGENT/);
+    expect(table.stdout).toContain('Laptop/1.0');
+    expect(table.stdout).toContain(phoneSid);
+    expect(auditLine(table.stderr, 'sessions_listed')).toMatchObject({ count: 2 });
+    const sessions = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
+    expect(sessions.map((session) => session.user_agent)).toEqual(['Phone/2.0', 'Laptop/1.0']);
+    expect(Object.keys(sessions[0]!).sort()).toEqual(['created_at', 'id', 'ip', 'last_used_at', 'user_agent']);
+    expect(ended.code, ended.stderr).toBe(0);
+    expect(auditLine(ended.stderr, 'session_ended')).toMatchObject({ endedSessionId: phoneSid });
+    expectError(await call('GET', '/me', { token: phone.body.token }), 401, 'invalid_token');
+    expect((await call('GET', '/me', { token: laptop.body.token })).status).toBe(200);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/No session/);
+    expect(same.code).toBe(2);
+    expect(same.stderr).toMatch(/must differ from the current/);
+    expect((await call('GET', '/me', { token: laptop.body.token })).status).toBe(200);
   });
 
   it('unlock clears the account\'s counters: the pair lock, the hourly cap and its device tokens\' locks (audited)', async () => {

@@ -274,7 +274,16 @@ describe('the packaged CloudFormation template', () => {
 
   it('routes any other path or method to the not-found function ($default), and deploys no example route to prod', () => {
     const routes = (template: Template) => byType(template, 'AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties.RouteKey as string).sort();
-    expect(routes(prod)).toEqual(['$default', 'GET /v1/auth/me', 'POST /v1/auth/login', 'POST /v1/auth/logout', 'POST /v1/auth/refresh']);
+    expect(routes(prod)).toEqual([
+      '$default',
+      'DELETE /v1/auth/sessions/{id}',
+      'GET /v1/auth/me',
+      'GET /v1/auth/sessions',
+      'POST /v1/auth/login',
+      'POST /v1/auth/logout',
+      'POST /v1/auth/password',
+      'POST /v1/auth/refresh',
+    ]);
     expect(routes(dev)).toContain('GET /v1/example/protected');
     expect(routes(dev)).toContain('$default');
   });

@@ -48,7 +48,7 @@ export default async function setup(project: TestProject) {
   // One request per function, one at a time, so that the tests' first requests do not all
   // meet cold Lambdas at once (serverless-offline starts a worker per function lazily).
   try {
-    for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me']] as const) {
+    for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me'], ['GET', 'sessions'], ['DELETE', 'sessions/x'], ['POST', 'password']] as const) {
       await fetch(`${offline.url}/v1/auth/${path}`, { method, signal: AbortSignal.timeout(30_000) });
     }
   } catch (error) {

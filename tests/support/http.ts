@@ -27,7 +27,7 @@ export interface CallOptions {
 }
 
 /** One real HTTP request to the serverless-offline API started by the e2e global setup. */
-export async function call(method: 'GET' | 'POST', path: string, options: CallOptions = {}): Promise<ApiResponse> {
+export async function call(method: 'GET' | 'POST' | 'DELETE', path: string, options: CallOptions = {}): Promise<ApiResponse> {
   const headers: Record<string, string> = { ...options.headers };
   let body: string | Buffer | undefined = options.rawBody;
   if (options.body !== undefined) body = JSON.stringify(options.body);
@@ -35,7 +35,7 @@ export async function call(method: 'GET' | 'POST', path: string, options: CallOp
   if (body !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   const sent = options.body as Record<string, unknown> | undefined;
-  recordSecret(options.token, sent?.password, sent?.refresh_token, sent?.device_token);
+  recordSecret(options.token, sent?.password, sent?.current_password, sent?.new_password, sent?.refresh_token, sent?.device_token);
   const response = await fetch(`${apiUrl()}/v1/auth${path}`, { method, headers, body, signal: AbortSignal.timeout(20_000) });
   const text = await response.text();
   let parsed: unknown;
@@ -115,7 +115,7 @@ export function requestFrom(
   const url = new URL(`${options.baseUrl ?? apiUrl()}/v1/auth${path}`);
   try {
     const sent = JSON.parse(String(options.body ?? '')) as Record<string, unknown>;
-    recordSecret(sent.password, sent.refresh_token, sent.device_token);
+    recordSecret(sent.password, sent.current_password, sent.new_password, sent.refresh_token, sent.device_token);
   } catch {
     /* not JSON: nothing to record */
   }

@@ -15,8 +15,18 @@ ajv.addSchema(document, 'openapi');
 
 const pointerPart = (part: string) => part.replace(/~/g, '~0').replace(/\//g, '~1');
 
+/** The document's path template a concrete path falls under (`/v1/auth/sessions/abc` -> `/v1/auth/sessions/{id}`). */
+function templateOf(path: string): string {
+  if (document.paths?.[path]) return path;
+  const template = Object.keys(document.paths ?? {}).find((candidate) =>
+    new RegExp(`^${candidate.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^/}]+\}/g, '[^/]+')}$`).test(path),
+  );
+  return template ?? path;
+}
+
 /** Why the response does not match the document, or undefined when it does. */
-export function contractViolation(method: string, path: string, status: number, body: unknown): string | undefined {
+export function contractViolation(method: string, concretePath: string, status: number, body: unknown): string | undefined {
+  const path = templateOf(concretePath);
   const operation = document.paths?.[path]?.[method.toLowerCase()];
   if (!operation) return `${method} ${path} is not in openapi.yaml`;
   let response = operation.responses?.[String(status)];

@@ -18,3 +18,12 @@ describe('the openapi.yaml contract check used by the e2e tests', () => {
     expect(contractViolation('POST', '/v1/auth/refresh', 200, { success: true })).toMatch(/required/);
   });
 });
+
+describe('path templates', () => {
+  it('holds a concrete path to the template it falls under', () => {
+    expect(contractViolation('DELETE', '/v1/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA', 200, { success: true })).toBeUndefined();
+    expect(contractViolation('DELETE', '/v1/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA', 404, { success: false, error: { code: 'session_not_found', message: 'x' } })).toBeUndefined();
+    expect(contractViolation('DELETE', '/v1/auth/sessions/x', 200, { success: true, extra: 1 })).toMatch(/additional/);
+    expect(contractViolation('DELETE', '/v1/auth/sessions/a/b', 200, { success: true })).toMatch(/not in openapi.yaml/);
+  });
+});
