@@ -8,4 +8,5 @@ export const handler = httpHandler(async (event, context) => {
   const token = bearerToken(event);
   await auth.endSession(token, event.pathParameters?.id ?? '', requestInfo(event, context));
   return ok({});
-}, config);
+  // A DELETE carries nothing in its body: whatever is sent there is ignored, as by API Gateway (no 415).
+}, config, { readsBody: false });

@@ -123,7 +123,7 @@ async function upgradeTable(client: DynamoDBClient, definition: CreateTableComma
   const staging = upgradeStagingName(definition.TableName!);
   await createTable(client, { ...definition, TableName: staging });
   await copyItems(client, definition.TableName!, staging);
-  await client.send(new DeleteTableCommand({ TableName: definition.TableName }));
+  await deleteTable(client, definition.TableName!);
   await finishUpgrade(client, definition);
 }
 
@@ -139,11 +139,21 @@ async function finishUpgrade(client: DynamoDBClient, definition: CreateTableComm
   if (!(await tableExists(client, definition.TableName!))) {
     await createTable(client, definition);
   } else if (await lacksIndexes(client, definition)) {
-    await client.send(new DeleteTableCommand({ TableName: staging }));
+    await deleteTable(client, staging);
     return;
   }
   await copyItems(client, staging, definition.TableName!);
-  await client.send(new DeleteTableCommand({ TableName: staging }));
+  await deleteTable(client, staging);
+}
+
+/** DeleteTable, then wait until the table is gone (a table still DELETING would look like one without its index). */
+async function deleteTable(client: DynamoDBClient, table: string): Promise<void> {
+  await client.send(new DeleteTableCommand({ TableName: table }));
+  for (let waited = 0; waited < 5000; waited += 10) {
+    if (!(await tableExists(client, table))) return;
+    await new Promise((resolveWait) => setTimeout(resolveWait, 10));
+  }
+  throw new Error(`Table ${table} was not deleted`);
 }
 
 /** CreateTable, then wait until the table is ACTIVE (dynalite takes a tick; items cannot go in before). */

@@ -12,7 +12,7 @@ import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { unlockAccount } from '../lib/store/login-attempts.js';
 import { passwordPolicyProblem } from '../lib/auth/password-policy.js';
 import { hashPassword, verifyPassword } from '../lib/auth/passwords.js';
-import { SessionsRepository, type SessionSummary } from '../lib/store/sessions.js';
+import { MAX_SESSION_SECONDS, SessionsRepository, type SessionSummary } from '../lib/store/sessions.js';
 import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/store/users.js';
 import { isEmail } from '../lib/http/validation.js';
 import { UsageError, audit, required, runCli, type ArgSpec, type Args } from './cli.js';
@@ -174,7 +174,7 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, s
     }
     case 'sessions': {
       const user = await userByEmail(users, emailOption(args));
-      const sessions = await new SessionsRepository(db, store.sessionsTable, store.usersTable).listLive(user, now, { idleSeconds: settings.sessionIdleSeconds, limit: Infinity });
+      const sessions = await new SessionsRepository(db, store.sessionsTable, store.usersTable).listLive(user, now, { idleSeconds: settings.sessionIdleSeconds, limit: Infinity, maxAgeSeconds: MAX_SESSION_SECONDS });
       audit('users-cli', 'sessions_listed', { userId: user.id, count: sessions.length });
       if (args.options.has('json')) return JSON.stringify(sessions.map(sessionJson), null, 2);
       return sessions.length === 0 ? `${user.email} has no live session.` : sessionTable(sessions);

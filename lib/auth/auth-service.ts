@@ -51,7 +51,7 @@ export interface SessionView {
 export const MAX_LISTED_SESSIONS = 100;
 
 export interface AuthServiceDeps {
-  config: Pick<Config, 'refreshReuseGraceSeconds' | 'sessionPolicy'>;
+  config: Pick<Config, 'refreshReuseGraceSeconds' | 'refreshTokenTtlSeconds' | 'sessionPolicy'>;
   keyRing: KeyRing;
   users: UsersRepository;
   sessions: SessionsRepository;
@@ -192,7 +192,11 @@ export class AuthService {
     const now = this.deps.clock();
     const [{ user, sessionId }, listed] = await Promise.all([
       this.standing(claims),
-      this.deps.sessions.listLive({ id: claims.sub }, now, { idleSeconds: this.deps.config.sessionPolicy.idleSeconds, limit: Infinity }),
+      this.deps.sessions.listLive({ id: claims.sub }, now, {
+        idleSeconds: this.deps.config.sessionPolicy.idleSeconds,
+        limit: Infinity,
+        maxAgeSeconds: this.deps.config.refreshTokenTtlSeconds,
+      }),
     ]);
     const sessions = listed.filter((session) => session.userEpoch === user.sessionEpoch).slice(0, MAX_LISTED_SESSIONS);
     log.info('sessions_listed', { userId: user.id, sessionId, count: sessions.length, ...caller });

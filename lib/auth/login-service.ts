@@ -126,8 +126,9 @@ export class LoginService {
    * A new session for a verified password, with its device token, in one BatchWriteItem, and the
    * sign-in's bookkeeping beside it. `rehash`: replace a hash made at another bcrypt cost with
    * `password` (a sign-in); a password change has just written a new hash, so it passes nothing.
+   * `cap`: apply MAX_SESSIONS_PER_USER (not after a password change, which ended every other session).
    */
-  async openSession(verified: VerifiedPassword, caller: Caller, { rehash }: { rehash?: string } = {}): Promise<{ signIn: SignIn; sessionId: string }> {
+  async openSession(verified: VerifiedPassword, caller: Caller, { rehash, cap = true }: { rehash?: string; cap?: boolean } = {}): Promise<{ signIn: SignIn; sessionId: string }> {
     const { attempts, config } = this.deps;
     const { user, ring, now, device, reservation } = verified;
     const sessionId = newSessionId();
@@ -170,7 +171,7 @@ export class LoginService {
       ),
       bookkeeping,
       // Read beside the write: the new session is left out of the count whether the index shows it yet or not.
-      config.sessionPolicy.maxPerUser > 0 ? this.deps.sessions.listLive(user, now, { idleSeconds: config.sessionPolicy.idleSeconds, limit: Infinity }) : [],
+      cap && config.sessionPolicy.maxPerUser > 0 ? this.deps.sessions.listLive(user, now, { idleSeconds: config.sessionPolicy.idleSeconds, limit: Infinity, maxAgeSeconds: config.refreshTokenTtlSeconds }) : [],
     ]);
     if (created.status === 'rejected') throw created.reason;
     if (kept.status === 'rejected') log.warn('login_bookkeeping_failed', { userId: user.id, sessionId, ...describeError(kept.reason) });

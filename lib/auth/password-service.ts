@@ -33,9 +33,9 @@ export class PasswordService {
    * hash with a new session epoch in one conditional write, so every session of the user ends,
    * the caller's included, and so do the device tokens. The answer is a new session: the login
    * success shape. The limits are the account's (the account+IP pair, the account's hour), not
-   * the IP's window, which is for strangers. DynamoDB calls: 6 (the session, the attempts read,
-   * 2 reservations, the password write, the new session's batch; docs/design.md), plus
-   * MAX_SESSIONS_PER_USER's Query beside the batch when set: at most 7.
+   * the IP's window, which is for strangers. DynamoDB calls: at most 6 (the session, the attempts
+   * read, 2 reservations, the password write, the new session's batch; docs/design.md); the
+   * session cap has nothing to end, so its Query is not made.
    */
   async changePassword(accessToken: string, currentPassword: string, newPassword: string, caller: Caller): Promise<SignIn> {
     const { user, sessionId } = await this.deps.auth.authenticate(accessToken);
@@ -48,6 +48,10 @@ export class PasswordService {
     try {
       verified = await this.deps.login.verify(user.email, currentPassword, caller, { scope: { ip: false }, sessionEpoch: user.sessionEpoch });
     } catch (error) {
+      if (error instanceof ApiError && error.status < 500) {
+        const reason = error.code === 'invalid_credentials' ? 'bad_password' : error.code === 'too_many_attempts' ? 'locked' : 'session_ended';
+        log.info('password_change_refused', { userId: user.id, sessionId, reason, ...caller });
+      }
       if (error instanceof ApiError && error.code === 'invalid_credentials') throw new ApiError('invalid_credentials', 'The current password is incorrect.');
       throw error;
     }
@@ -59,7 +63,8 @@ export class PasswordService {
       log.info('password_change_refused', { userId: user.id, sessionId, reason: 'session_ended', ...caller });
       throw bearerError('invalid_token', true);
     }
-    const { signIn, sessionId: newSessionId } = await this.deps.login.openSession({ ...verified, user: changed }, caller);
+    // No session cap to apply: every other session has just ended.
+    const { signIn, sessionId: newSessionId } = await this.deps.login.openSession({ ...verified, user: changed }, caller, { cap: false });
     countMetric(METRIC.passwordChanged);
     log.info('password_changed', { userId: user.id, sessionId: newSessionId, previousSessionId: sessionId, ...caller });
     return signIn;

@@ -36,6 +36,9 @@ export interface Session {
 
 export const sessionKey = (id: string) => ({ pk: `SESSION#${id}` });
 
+/** The longest a session can ever last (REFRESH_TOKEN_TTL_SECONDS's upper bound): what an operator's listing reads back to. */
+export const MAX_SESSION_SECONDS = 31_536_000;
+
 /** A session keeps at most this much of the User-Agent it was signed in with (characters). */
 export const MAX_USER_AGENT_LENGTH = 256;
 
@@ -207,13 +210,14 @@ export class SessionsRepository {
    * The user's live sessions, newest first, at most `limit`: not revoked, not expired, not idle,
    * and of the user's current epoch when `sessionEpoch` is given (without it, each summary carries
    * its epoch for the caller to filter by). One Query of the by-user index per page (a page holds
-   * thousands of sessions); the index is eventually consistent, so a session ended or begun in the
+   * thousands of sessions), over the sign-ins of the last `maxAgeSeconds` (REFRESH_TOKEN_TTL_SECONDS:
+   * no older session can stand); the index is eventually consistent, so a session ended or begun in the
    * last moment may be missing or still shown.
    */
   async listLive(
     user: { id: string; sessionEpoch?: number },
     now: Date,
-    { idleSeconds, limit }: { idleSeconds: number; limit: number },
+    { idleSeconds, limit, maxAgeSeconds }: { idleSeconds: number; limit: number; maxAgeSeconds: number },
   ): Promise<SessionSummary[]> {
     const live: SessionSummary[] = [];
     const byEpoch = user.sessionEpoch !== undefined;
@@ -224,9 +228,15 @@ export class SessionsRepository {
           new QueryCommand({
             TableName: this.table,
             IndexName: SESSIONS_BY_USER_INDEX,
-            KeyConditionExpression: 'user_id = :user',
+            // Only sign-ins young enough to stand: older ones are not even read.
+            KeyConditionExpression: 'user_id = :user AND created_at > :oldest',
             FilterExpression: `attribute_not_exists(revoked_at) AND expires_at > :now${byEpoch ? ' AND user_epoch = :epoch' : ''}`,
-            ExpressionAttributeValues: { ':user': user.id, ':now': epochSeconds(now), ...(byEpoch ? { ':epoch': user.sessionEpoch } : {}) },
+            ExpressionAttributeValues: {
+              ':user': user.id,
+              ':oldest': new Date(now.getTime() - maxAgeSeconds * 1000).toISOString(),
+              ':now': epochSeconds(now),
+              ...(byEpoch ? { ':epoch': user.sessionEpoch } : {}),
+            },
             ScanIndexForward: false,
             ExclusiveStartKey: startKey,
           }),

@@ -190,10 +190,12 @@ export class UsersRepository {
 
   /**
    * A password change by the user: the new hash, and a new session epoch (every session ends),
-   * only if the hash and epoch are still those read when the current password was checked. Of
-   * two racing changes exactly one is written; undefined for the other.
+   * only if the epoch is still the one read when the current password was checked. Every change of
+   * password bumps the epoch, so of two racing changes exactly one is written (undefined for the
+   * other); a sign-in's rehash (same password, new cost) does not bump it and so does not make a
+   * change fail, while the rehash, conditional on the epoch too, cannot land after it.
    */
-  async replacePassword(id: string, read: { passwordHash: string; sessionEpoch: number }, newPasswordHash: string, at: Date): Promise<User | undefined> {
+  async replacePassword(id: string, read: { sessionEpoch: number }, newPasswordHash: string, at: Date): Promise<User | undefined> {
     try {
       const { Attributes } = await storeCall(
         this.db.send(
@@ -201,8 +203,8 @@ export class UsersRepository {
             TableName: this.table,
             Key: userKey(id),
             UpdateExpression: 'SET password_hash = :new, updated_at = :at ADD session_epoch :one',
-            ConditionExpression: 'password_hash = :old AND session_epoch = :epoch',
-            ExpressionAttributeValues: { ':new': newPasswordHash, ':old': read.passwordHash, ':epoch': read.sessionEpoch, ':at': at.toISOString(), ':one': 1 },
+            ConditionExpression: 'session_epoch = :epoch',
+            ExpressionAttributeValues: { ':new': newPasswordHash, ':epoch': read.sessionEpoch, ':at': at.toISOString(), ':one': 1 },
             ReturnValues: 'ALL_NEW',
           }),
         ),

@@ -99,7 +99,7 @@ describe('serverless invoke local -f <fn> -p events/<fn>.json, after the one hel
     expect(refresh.statusCode).toBe(200);
     expect(logout.statusCode).toBe(200);
     expect(login.statusCode).toBe(200);
-  });
+  }, 180_000);
 });
 
 describe('serverless invoke local with the committed API Gateway v2 events', () => {

@@ -170,7 +170,7 @@ describe('the packaged CloudFormation template', () => {
     expect([...KEY_READERS].sort()).toEqual(['authorizer', 'changePassword', 'endSession', 'listSessions', 'login', 'logout', 'me', 'refresh']);
   });
 
-  it('reserves login 100 of the account\'s concurrency in prod by default, nothing elsewhere unless params ask', () => {
+  it('reserves login 100 and the password change 20 of the account\'s concurrency in prod by default, nothing elsewhere unless params ask', () => {
     const concurrency = (template: Template) => Object.fromEntries(byType(template, 'AWS::Lambda::Function').map(([id, fn]) => [id, fn.Properties.ReservedConcurrentExecutions]));
     expect(concurrency(prod)).toEqual({
       LoginLambdaFunction: 100,
@@ -179,7 +179,7 @@ describe('the packaged CloudFormation template', () => {
       MeLambdaFunction: undefined,
       ListSessionsLambdaFunction: undefined,
       EndSessionLambdaFunction: undefined,
-      ChangePasswordLambdaFunction: undefined,
+      ChangePasswordLambdaFunction: 20,
       AuthorizerLambdaFunction: undefined,
       NotFoundLambdaFunction: undefined,
     });
@@ -191,7 +191,7 @@ describe('the packaged CloudFormation template', () => {
       MeLambdaFunction: 200,
       ListSessionsLambdaFunction: 200,
       EndSessionLambdaFunction: 200,
-      ChangePasswordLambdaFunction: 200,
+      ChangePasswordLambdaFunction: 20,
       AuthorizerLambdaFunction: 200,
       NotFoundLambdaFunction: undefined,
     });

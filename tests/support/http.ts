@@ -121,7 +121,17 @@ export function requestFrom(
   }
   return new Promise((resolveReply, reject) => {
     const req = request(
-      { host: url.hostname, port: url.port, path: url.pathname, method, localAddress: sourceIp, timeout: 20_000, headers: options.headers },
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method,
+        localAddress: sourceIp,
+        timeout: 20_000,
+        // Framed, whatever the method: Node sends a DELETE's body unframed (no length, not chunked),
+        // which the server would read as the start of the next request on the connection.
+        headers: options.body === undefined ? options.headers : { 'content-length': String(Buffer.byteLength(options.body)), ...options.headers },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
