@@ -196,24 +196,12 @@ export class UsersRepository {
    * change fail, while the rehash, conditional on the epoch too, cannot land after it.
    */
   async replacePassword(id: string, read: { sessionEpoch: number }, newPasswordHash: string, at: Date): Promise<User | undefined> {
-    try {
-      const { Attributes } = await storeCall(
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: userKey(id),
-            UpdateExpression: 'SET password_hash = :new, updated_at = :at ADD session_epoch :one',
-            ConditionExpression: 'session_epoch = :epoch',
-            ExpressionAttributeValues: { ':new': newPasswordHash, ':epoch': read.sessionEpoch, ':at': at.toISOString(), ':one': 1 },
-            ReturnValues: 'ALL_NEW',
-          }),
-        ),
-      );
-      return userFromItem(Attributes!);
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return undefined;
-      throw error;
-    }
+    return this.updateAndRead(id, 'SET password_hash = :new, updated_at = :at ADD session_epoch :one', 'session_epoch = :epoch', {
+      ':new': newPasswordHash,
+      ':epoch': read.sessionEpoch,
+      ':at': at.toISOString(),
+      ':one': 1,
+    });
   }
 
   async setStatus(id: string, status: UserStatus, at: Date): Promise<User> {
@@ -265,12 +253,14 @@ export class UsersRepository {
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.email.localeCompare(b.email));
   }
 
-  private async update(
-    id: string,
-    expression: string,
-    values: Record<string, unknown>,
-    names?: Record<string, string>,
-  ): Promise<User> {
+  private async update(id: string, expression: string, values: Record<string, unknown>, names?: Record<string, string>): Promise<User> {
+    const user = await this.updateAndRead(id, expression, 'attribute_exists(pk)', values, names);
+    if (!user) throw new UserNotFoundError(id);
+    return user;
+  }
+
+  /** The user item updated and read back (ALL_NEW) if `condition` holds; undefined if it does not. */
+  private async updateAndRead(id: string, expression: string, condition: string, values: Record<string, unknown>, names?: Record<string, string>): Promise<User | undefined> {
     try {
       const { Attributes } = await storeCall(
         this.db.send(
@@ -278,7 +268,7 @@ export class UsersRepository {
             TableName: this.table,
             Key: userKey(id),
             UpdateExpression: expression,
-            ConditionExpression: 'attribute_exists(pk)',
+            ConditionExpression: condition,
             ExpressionAttributeValues: values,
             ExpressionAttributeNames: names,
             ReturnValues: 'ALL_NEW',
@@ -287,7 +277,7 @@ export class UsersRepository {
       );
       return userFromItem(Attributes!);
     } catch (error) {
-      if (isConditionalCheckFailed(error)) throw new UserNotFoundError(id);
+      if (isConditionalCheckFailed(error)) return undefined;
       throw error;
     }
   }

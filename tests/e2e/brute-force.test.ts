@@ -1,9 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../lib/app.js';
-import { loadConfig } from '../../lib/platform/config.js';
-import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
-import { apiEnv, dynamoEndpoint } from '../support/context.js';
-import { e2eApp, putSigningKeys, requestFrom, type SourcedReply } from '../support/http.js';
+import { describe, expect, it } from 'vitest';
+import { e2eApp, requestFrom, type SourcedReply } from '../support/http.js';
+import { stageApi } from '../support/stage-api.js';
 import { createUser, uniqueEmail } from '../support/store.js';
 
 function loginFrom(sourceIp: string, body: unknown, headers: Record<string, string> = {}, baseUrl?: string): Promise<SourcedReply> {
@@ -71,19 +68,9 @@ describe('brute-force lockout over HTTP', () => {
  * own loopback address.
  */
 describe('per-IP and per-account caps, and device tokens, over HTTP', () => {
-  let api: RunningOffline;
-  const env = () => ({ ...apiEnv(), STAGE: 'limits', LOGIN_IP_MAX_FAILURES: '5', LOGIN_ACCOUNT_MAX_FAILURES: '10' });
-  const limitsApp = () => createApp(loadConfig(env()));
+  const api = stageApi('limits', { LOGIN_IP_MAX_FAILURES: '5', LOGIN_ACCOUNT_MAX_FAILURES: '10' });
+  const limitsApp = () => api.app();
   const from = (sourceIp: string, body: unknown) => loginFrom(sourceIp, body, {}, api.url);
-
-  beforeAll(async () => {
-    await ensureTables(dynamoEndpoint(), 'limits');
-    await putSigningKeys('limits');
-    api = await startOffline({ stage: 'limits', port: await freePort(), env: { ...process.env, ...env(), ESBUILD_WORK_FOLDER: '.esbuild-limits' } });
-  });
-  afterAll(async () => {
-    await api?.stop();
-  });
 
   it('holds LOGIN_IP_MAX_FAILURES under concurrency: 20 simultaneous failures across emails from one IP, at most 5 invalid_credentials', async () => {
     const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => from('127.0.1.30', { email: uniqueEmail(`spray${i}`), password: 'wrong-password' })));

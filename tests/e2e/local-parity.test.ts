@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
-import { apiEnv, apiUrl, dynamoEndpoint } from '../support/context.js';
-import { putSigningKeys } from '../support/http.js';
+import { describe, expect, it } from 'vitest';
+import { apiUrl } from '../support/context.js';
+import { stageApi } from '../support/stage-api.js';
 
 const corsHeaders = (response: Response) => [...response.headers.keys()].filter((name) => name.startsWith('access-control-'));
 const send = (base: string, path: string, init: RequestInit = {}) => fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
@@ -46,17 +45,7 @@ describe('the local stack behaves like API Gateway', () => {
  * backstop).
  */
 describe('a function past its timeout', () => {
-  let api: RunningOffline;
-  const env = () => ({ ...apiEnv(), STAGE: 'slow', BCRYPT_COST: '14' });
-
-  beforeAll(async () => {
-    await ensureTables(dynamoEndpoint(), 'slow');
-    await putSigningKeys('slow');
-    api = await startOffline({ stage: 'slow', port: await freePort(), env: { ...process.env, ...env(), ESBUILD_WORK_FOLDER: '.esbuild-slow' }, params: ['lambdaTimeout=1'] });
-  });
-  afterAll(async () => {
-    await api?.stop();
-  });
+  const api = stageApi('slow', { BCRYPT_COST: '14' }, { params: ['lambdaTimeout=1'] });
 
   it('answers an error status with a JSON body and no internals, never 200 and a stack trace', async () => {
     // Prepare: an email with no user, so the password is compared with the decoy at the stage's cost (14)

@@ -1,9 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../lib/app.js';
-import { loadConfig } from '../../lib/platform/config.js';
-import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
-import { apiEnv, dynamoEndpoint } from '../support/context.js';
-import { putSigningKeys } from '../support/http.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { stageApi } from '../support/stage-api.js';
 import { createUser } from '../support/store.js';
 
 const APP_ORIGIN = 'https://app.example.com';
@@ -14,19 +10,10 @@ const APP_ORIGIN = 'https://app.example.com';
  * test plays API Gateway and sets it.
  */
 describe('the prod stage over HTTP: HTTPS only, HSTS, CORS for listed origins', () => {
-  let api: RunningOffline;
+  const api = stageApi('prod', { CORS_ORIGINS: APP_ORIGIN });
   let user: Awaited<ReturnType<typeof createUser>>;
-  const env = () => ({ ...apiEnv(), STAGE: 'prod', CORS_ORIGINS: APP_ORIGIN });
-
   beforeAll(async () => {
-    await ensureTables(dynamoEndpoint(), 'prod');
-    // What `npm run keys -- init --aws --stage prod` does before a first deploy.
-    await putSigningKeys('prod');
-    user = await createUser(createApp(loadConfig(env())));
-    api = await startOffline({ stage: 'prod', port: await freePort(), env: { ...process.env, ...env(), ESBUILD_WORK_FOLDER: '.esbuild-prod' } });
-  });
-  afterAll(async () => {
-    await api?.stop();
+    user = await createUser(api.app());
   });
 
   const send = (path: string, init: RequestInit = {}) => fetch(`${api.url}/v1/auth${path}`, { ...init, signal: AbortSignal.timeout(20_000) });

@@ -1,10 +1,8 @@
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../lib/app.js';
-import { loadConfig } from '../../lib/platform/config.js';
-import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
-import { apiEnv, apiUrl, dynamoEndpoint } from '../support/context.js';
-import { call, e2eApp, expectCommonHeaders, expectError, putSigningKeys, requestFrom, type SourcedReply } from '../support/http.js';
+import { describe, expect, it } from 'vitest';
+import { apiUrl } from '../support/context.js';
+import { call, e2eApp, expectCommonHeaders, expectError, requestFrom, type SourcedReply } from '../support/http.js';
+import { stageApi } from '../support/stage-api.js';
 import { createUser } from '../support/store.js';
 
 const NEW_PASSWORD = 'a fresh and long passphrase';
@@ -251,18 +249,8 @@ describe('POST /v1/auth/password', () => {
  * MAX_SESSIONS_PER_USER=2.
  */
 describe('idle timeout and session cap, over HTTP', () => {
-  let api: RunningOffline;
-  const env = () => ({ ...apiEnv(), STAGE: 'sessions', SESSION_IDLE_SECONDS: '3', MAX_SESSIONS_PER_USER: '2' });
-  const sessionsApp = () => createApp(loadConfig(env()));
-
-  beforeAll(async () => {
-    await ensureTables(dynamoEndpoint(), 'sessions');
-    await putSigningKeys('sessions');
-    api = await startOffline({ stage: 'sessions', port: await freePort(), env: { ...process.env, ...env(), ESBUILD_WORK_FOLDER: '.esbuild-sessions' } });
-  });
-  afterAll(async () => {
-    await api?.stop();
-  });
+  const api = stageApi('sessions', { SESSION_IDLE_SECONDS: '3', MAX_SESSIONS_PER_USER: '2' });
+  const sessionsApp = () => api.app();
 
   it('ends a session not refreshed for SESSION_IDLE_SECONDS: refresh refused, off the list; its access token still works', async () => {
     // Prepare: two sessions; one is refreshed after 2 s, the other never
