@@ -12,6 +12,8 @@ export interface AuthorizerContext {
   sub: string;
   sid: string;
   role: string;
+  /** How the session was signed in, comma-separated RFC 8176 values (`pwd`, or `pwd,otp`): an API may demand two factors. */
+  amr: string;
 }
 
 type AuthorizerResult = APIGatewaySimpleAuthorizerWithContextResult<AuthorizerContext | Record<string, never>>;
@@ -35,9 +37,9 @@ export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResul
   .handler(async (event): Promise<AuthorizerResult> => {
     try {
       const token = bearerFromHeader(event.headers?.authorization ?? event.identitySource?.[0]);
-      const { user, sessionId } = await auth.authenticate(token);
+      const { user, sessionId, amr } = await auth.authenticate(token);
       countMetric(METRIC.authorizerAllowed);
-      return { isAuthorized: true, context: { sub: user.id, sid: sessionId, role: user.role } };
+      return { isAuthorized: true, context: { sub: user.id, sid: sessionId, role: user.role, amr: amr.join(',') } };
     } catch (error) {
       const status = (error as { status?: number }).status;
       if (status !== 401) log.warn('authorizer_error', { requestId: event.requestContext?.requestId, ...describeError(error) });

@@ -73,7 +73,8 @@ runCli({
     edit(dir, 'refresh', (event) => (event.body = JSON.stringify({ refresh_token: body.refresh_token })));
     edit(dir, 'example-protected', (event) => {
       event.headers.authorization = bearer;
-      event.requestContext.authorizer = { lambda: { sub: body.user!.id, sid: decodeJwt(body.token!).sid, role: body.user!.role } };
+      const claims = decodeJwt(body.token!);
+      event.requestContext.authorizer = { lambda: { sub: body.user!.id, sid: claims.sid, role: body.user!.role, amr: (claims.amr as string[]).join(',') } };
     });
     return `Fresh tokens for ${email} in ${dir}: me, logout, list-sessions, end-session, change-password, authorizer, refresh, example-protected.\n` +
       'Try: npx serverless invoke local -f me -p events/me.json';

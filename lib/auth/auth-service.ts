@@ -2,7 +2,7 @@ import type { Config } from '../platform/config.js';
 import { ApiError, bearerError } from '../platform/errors.js';
 import { log } from '../platform/log.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
-import { epochSeconds, isSessionIdle, isSessionLive, type Session, type SessionsRepository } from '../store/sessions.js';
+import { epochSeconds, isSessionIdle, isSessionLive, type AuthMethod, type Session, type SessionsRepository } from '../store/sessions.js';
 import { sessionIdToBytes } from '../platform/ids.js';
 import {
   AccessTokens,
@@ -103,7 +103,7 @@ export class AuthService {
       if (rotated) {
         countMetric(METRIC.tokenRefreshed);
         log.info('token_refreshed', audit);
-        return issueTokenPair(this.deps.tokens, user!, session!.id, successor, session!.expiresAt - epochSeconds(now));
+        return issueTokenPair(this.deps.tokens, user!, session!, successor, session!.expiresAt - epochSeconds(now));
       }
       // Another request rotated this very token a moment ago: it is now the previous one.
       const current = await this.deps.sessions.get(session!.id);
@@ -158,7 +158,7 @@ export class AuthService {
   private async replay(user: User, session: Session, successor: Buffer, now: Date, audit: Record<string, unknown>): Promise<TokenPair> {
     countMetric(METRIC.tokenRefreshed);
     log.info('token_refreshed', { ...audit, grace: true });
-    return issueTokenPair(this.deps.tokens, user, session.id, successor, session.expiresAt - epochSeconds(now));
+    return issueTokenPair(this.deps.tokens, user, session, successor, session.expiresAt - epochSeconds(now));
   }
 
   /** End the caller's session (`local`) or every session of the user (`global`). Idempotent. */
@@ -237,21 +237,28 @@ export class AuthService {
    * The one check every protected request gets (`/auth/me`, the shared authorizer): a genuine,
    * unexpired token whose session still stands, with the user as stored now (current role).
    */
-  async authenticate(accessToken: string, { lastLogin = false } = {}): Promise<{ user: User; sessionId: string }> {
+  async authenticate(accessToken: string, { lastLogin = false } = {}): Promise<{ user: User; sessionId: string; amr: AuthMethod[] }> {
     return this.standing(await this.deps.tokens.verify(accessToken), { lastLogin });
   }
 
   /** The session of verified claims, and its user, if the session still stands; else 401 `invalid_token`. */
-  private async standing(claims: { sub: string; sid: string }, { lastLogin = false } = {}): Promise<{ user: User; sessionId: string }> {
+  private async standing(claims: { sub: string; sid: string }, { lastLogin = false } = {}): Promise<{ user: User; sessionId: string; amr: AuthMethod[] }> {
     const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub, { lastLogin });
     if (!isSessionLive(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
-    return { user: user!, sessionId: claims.sid };
+    return { user: user!, sessionId: claims.sid, amr: session!.amr };
   }
 }
 
-/** The answer to a login or a refresh: a new access token and the session's refresh token. */
-export async function issueTokenPair(tokens: AccessTokens, user: User, sessionId: string, secret: Buffer, refreshExpiresIn: number): Promise<TokenPair> {
-  const token = await tokens.sign({ userId: user.id, sessionId, role: user.role });
+/** The answer to a login or a refresh: a new access token (saying how the session was signed in) and the session's refresh token. */
+export async function issueTokenPair(
+  tokens: AccessTokens,
+  user: User,
+  session: Pick<Session, 'id' | 'amr'>,
+  secret: Buffer,
+  refreshExpiresIn: number,
+): Promise<TokenPair> {
+  const sessionId = session.id;
+  const token = await tokens.sign({ userId: user.id, sessionId, role: user.role, amr: session.amr });
   return {
     token,
     token_type: 'Bearer',

@@ -10,7 +10,7 @@ import { METRIC, countMetric } from '../platform/metrics.js';
 import type { LimitScope, Lock, LoginAttempts, Reservation, TrustedDevice } from '../store/login-attempts.js';
 import { oncePer } from '../platform/memo.js';
 import { bcryptHash, needsRehash, verifyPassword } from './passwords.js';
-import { epochSeconds, type SessionSummary, type SessionsRepository } from '../store/sessions.js';
+import { PASSWORD_ONLY, epochSeconds, type SessionSummary, type SessionsRepository } from '../store/sessions.js';
 import type { KeyRing } from './signing-keys.js';
 import type { SigningKeys } from '../platform/config.js';
 import { hashRefreshSecret, issueRefreshSecret, rotationKeysOf, type AccessTokens, type Clock } from './tokens.js';
@@ -177,7 +177,7 @@ export class LoginService {
     if (kept.status === 'rejected') log.warn('login_bookkeeping_failed', { userId: user.id, sessionId, ...describeError(kept.reason) });
     if (others.status === 'rejected') log.warn('session_cap_failed', { userId: user.id, sessionId, ...describeError(others.reason) });
     else await this.endLeastRecentlyUsed(user, others.value.filter((session) => session.id !== sessionId), now, caller);
-    const pair = await issueTokenPair(this.deps.tokens, { ...user, lastLogin: now.toISOString() }, sessionId, secret, config.refreshTokenTtlSeconds);
+    const pair = await issueTokenPair(this.deps.tokens, { ...user, lastLogin: now.toISOString() }, { id: sessionId, amr: [...PASSWORD_ONLY] }, secret, config.refreshTokenTtlSeconds);
     return { signIn: { ...pair, device_token: issued.token }, sessionId };
   }
 

@@ -4,6 +4,7 @@ import type { SigningKeys } from '../platform/config.js';
 import { ApiError, bearerError } from '../platform/errors.js';
 import { oncePer } from '../platform/memo.js';
 import type { KeyRing } from './signing-keys.js';
+import { AUTH_METHODS, PASSWORD_ONLY, type AuthMethod } from '../store/sessions.js';
 import {
   ID_LENGTH_BYTES,
   sessionIdFromBytes,
@@ -14,10 +15,12 @@ import {
 
 export type Clock = () => Date;
 
+
 export interface AccessTokenClaims {
   sub: string;
   sid: string;
   role: string;
+  amr: AuthMethod[];
   jti: string;
   iat: number;
   exp: number;
@@ -50,12 +53,12 @@ export class AccessTokens {
     return this.options.ttlSeconds;
   }
 
-  async sign(subject: { userId: string; sessionId: string; role: string }): Promise<string> {
+  async sign(subject: { userId: string; sessionId: string; role: string; amr?: readonly AuthMethod[] }): Promise<string> {
     const ring = await this.options.keyRing.current();
     const kid = ring.currentKid;
     const iat = Math.floor(this.clock().getTime() / 1000);
     // Header members in this order so every token starts with the same bytes: {"alg":"HS256","typ":"JWT","kid":…}
-    return new SignJWT({ sid: subject.sessionId, role: subject.role })
+    return new SignJWT({ sid: subject.sessionId, role: subject.role, amr: [...(subject.amr ?? PASSWORD_ONLY)] })
       .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT', kid })
       .setIssuer(this.options.issuer)
       .setAudience(this.options.audience)
@@ -83,11 +86,12 @@ export class AccessTokens {
         maxTokenAge: this.options.ttlSeconds,
         currentDate: this.clock(),
       });
-      const { sub, sid, role, jti, iat, exp } = payload;
-      if (typeof sub !== 'string' || typeof sid !== 'string' || typeof role !== 'string' || typeof jti !== 'string') {
+      const { sub, sid, role, jti, iat, exp, amr = PASSWORD_ONLY } = payload;
+      const methods = Array.isArray(amr) && amr.length > 0 && amr.every((method) => (AUTH_METHODS as readonly unknown[]).includes(method)) ? (amr as AuthMethod[]) : undefined;
+      if (typeof sub !== 'string' || typeof sid !== 'string' || typeof role !== 'string' || typeof jti !== 'string' || !methods) {
         throw new errors.JWTClaimValidationFailed('unexpected claim types', payload);
       }
-      return { sub, sid, role, jti, iat: iat!, exp: exp! };
+      return { sub, sid, role, amr: [...methods], jti, iat: iat!, exp: exp! };
     } catch (error) {
       // The key ring could not be read (503): not the token's fault.
       if (error instanceof ApiError) throw error;

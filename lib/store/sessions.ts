@@ -3,6 +3,12 @@ import { SESSIONS_BY_USER_INDEX } from '../../infra/tables.js';
 import { batchGetAll, batchWriteAll, storeCall, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { lastLoginKey, userFromItem, userKey, type User } from './users.js';
 
+/** How a session was signed in (RFC 8176 `amr` values): a password, and a one-time code when there was one. */
+export const AUTH_METHODS = ['pwd', 'otp'] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+/** A session or token from before `amr` was recorded: signed in with a password alone. */
+export const PASSWORD_ONLY: readonly AuthMethod[] = ['pwd'];
+
 /**
  * A session: one login, kept alive by rotating its refresh token. Only the SHA-256 of the
  * current refresh secret is stored. `expires_at` is the absolute end of the session (epoch
@@ -24,6 +30,8 @@ export interface Session {
   rotationKid: string;
   /** The user's session epoch when this session began; a bump of the user's epoch ends it. */
   userEpoch: number;
+  /** How it was signed in; every token of the session, refreshed ones too, says so. */
+  amr: AuthMethod[];
   createdAt: string;
   /** Where the sign-in came from: API Gateway's source IP (never X-Forwarded-For) and User-Agent, cut to 256 characters. */
   sourceIp: string | undefined;
@@ -54,6 +62,8 @@ interface SessionItem {
   generation: number;
   rotation_kid: string;
   user_epoch: number;
+  /** Absent on sessions made before it was recorded: a password alone. */
+  amr?: AuthMethod[];
   created_at: string;
   ip?: string;
   user_agent?: string;
@@ -74,6 +84,7 @@ function sessionFromItem(item: Record<string, unknown>): Session {
     generation: row.generation,
     rotationKid: row.rotation_kid,
     userEpoch: row.user_epoch,
+    amr: row.amr ?? [...PASSWORD_ONLY],
     createdAt: row.created_at,
     sourceIp: row.ip,
     userAgent: row.user_agent,
@@ -137,8 +148,8 @@ export class SessionsRepository {
    * bits, so it needs no existence condition (which BatchWriteItem could not carry).
    */
   async create(
-    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'lastUsedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent'> &
-      Partial<Pick<Session, 'sourceIp' | 'userAgent'>>,
+    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'lastUsedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent' | 'amr'> &
+      Partial<Pick<Session, 'sourceIp' | 'userAgent' | 'amr'>>,
     alsoWrite: BatchWrite[] = [],
   ): Promise<Session> {
     const item: SessionItem = {
@@ -149,6 +160,7 @@ export class SessionsRepository {
       generation: 0,
       rotation_kid: session.rotationKid,
       user_epoch: session.userEpoch,
+      amr: [...(session.amr ?? PASSWORD_ONLY)],
       created_at: session.createdAt,
       last_used_at: session.createdAt,
       ...(session.sourceIp ? { ip: session.sourceIp } : {}),

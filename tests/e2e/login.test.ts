@@ -21,7 +21,8 @@ describe('POST /v1/auth/login over HTTP', () => {
     const header = JSON.parse(Buffer.from(body.token.split('.')[0], 'base64url').toString());
     expect(Object.keys(header)).toEqual(['alg', 'typ', 'kid']);
     const claims = decodeJwt(body.token);
-    expect(Object.keys(claims).sort()).toEqual(['aud', 'exp', 'iat', 'iss', 'jti', 'role', 'sid', 'sub']);
+    expect(Object.keys(claims).sort()).toEqual(['amr', 'aud', 'exp', 'iat', 'iss', 'jti', 'role', 'sid', 'sub']);
+    expect(claims.amr).toEqual(['pwd']);
     expect(claims.exp! - claims.iat!).toBe(3600);
     expect(body.refresh_token).toMatch(/^rt_[A-Za-z0-9_-]+$/);
     expect(parseRefreshToken(body.refresh_token)!.secret.length * 8).toBeGreaterThanOrEqual(256);

@@ -6,7 +6,7 @@ import { SESSIONS_BY_USER_INDEX, tableNames } from '../../infra/tables.js';
 import type { Caller } from '../../lib/auth/auth-service.js';
 import { loginService } from '../../lib/auth/login-service.js';
 import { passwordService } from '../../lib/auth/password-service.js';
-import { parseRefreshToken } from '../../lib/auth/tokens.js';
+import { formatRefreshToken, hashRefreshSecret, issueRefreshSecret, parseRefreshToken, rotationKeysOf } from '../../lib/auth/tokens.js';
 import { newSessionId } from '../../lib/platform/ids.js';
 import { ensureTables } from '../../scripts/local-stack.js';
 import { dynamoEndpoint } from '../support/context.js';
@@ -297,5 +297,37 @@ describe('the local store upgrade', () => {
     await expect(client.send(new DescribeTableCommand({ TableName: `${attempts}-upgrading` }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
     await expect(client.send(new DescribeTableCommand({ TableName: `${table}-upgrading` }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
     client.destroy();
+  });
+});
+
+describe('how a session was signed in (amr)', () => {
+  it('says pwd after a password alone, and every refresh keeps the session amr (a two-factor session stays one)', async () => {
+    // Prepare: a sign-in, and a session recorded as signed in with two factors
+    const { app, user, login } = await signedIn();
+    const pair = await login('Laptop/1.0');
+    const ring = await app.keyRing.current();
+    const otpSessionId = newSessionId();
+    const secret = issueRefreshSecret(rotationKeysOf(ring).get(ring.currentKid)!, otpSessionId);
+    const signedInWithOtp = await app.sessions.create({
+      id: otpSessionId,
+      userId: user.id,
+      refreshHash: hashRefreshSecret(secret),
+      rotationKid: ring.currentKid,
+      userEpoch: 0,
+      amr: ['pwd', 'otp'],
+      createdAt: app.clock().toISOString(),
+      expiresAt: Math.floor(app.clock().getTime() / 1000) + 3600,
+    });
+
+    // Act
+    const refreshed = await app.auth.refresh(pair.refresh_token, caller('Laptop/1.0'));
+
+    // Assess
+    expect((await app.tokens.verify(pair.token)).amr).toEqual(['pwd']);
+    expect((await app.tokens.verify(refreshed.token)).amr).toEqual(['pwd']);
+    expect((await app.sessions.get(signedInWithOtp.id))?.amr).toEqual(['pwd', 'otp']);
+    const twoFactor = await app.auth.refresh(formatRefreshToken({ sessionId: otpSessionId, userId: user.id, secret }), caller('Laptop/1.0'));
+    expect((await app.tokens.verify(twoFactor.token)).amr).toEqual(['pwd', 'otp']);
+    expect((await app.auth.authenticate(twoFactor.token)).amr).toEqual(['pwd', 'otp']);
   });
 });

@@ -99,6 +99,7 @@ describe('AccessTokens.sign and verify', () => {
       sub: SUBJECT.userId,
       sid: SUBJECT.sessionId,
       role: SUBJECT.role,
+      amr: ['pwd'],
       jti: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),
       iat: T0_SECONDS,
       exp: T0_SECONDS + TTL_SECONDS,
@@ -276,6 +277,25 @@ describe('AccessTokens.verify refuses forged or foreign tokens as invalid_token'
 
     // Act + Assess
     await expectInvalidToken(handSigned(VALID_HEADER, withoutSid));
+  });
+
+  it('says how the session was signed in (amr, RFC 8176): a password alone unless told otherwise', async () => {
+    // Prepare
+    const tokens = accessTokens();
+
+    // Act
+    const twoFactor = await tokens.sign({ ...SUBJECT, amr: ['pwd', 'otp'] });
+
+    // Assess
+    expect(JSON.parse(decodePart(twoFactor, 1)).amr).toEqual(['pwd', 'otp']);
+    expect((await tokens.verify(twoFactor)).amr).toEqual(['pwd', 'otp']);
+    expect(JSON.parse(decodePart(await tokens.sign(SUBJECT), 1)).amr).toEqual(['pwd']);
+    // A token from before amr was issued reads as a password alone
+    expect((await tokens.verify(handSigned(VALID_HEADER, validClaims()))).amr).toEqual(['pwd']);
+  });
+
+  it.each([[['pwd', 'sms']], [[]], ['pwd'], [[1]]])('refuses a token whose amr is %j', async (amr) => {
+    await expectInvalidToken(handSigned(VALID_HEADER, validClaims({ amr })));
   });
 
   it('refuses a token whose role is not a string', async () => {
