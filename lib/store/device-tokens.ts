@@ -1,5 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { userIdFromBytes, userIdToBytes, ID_LENGTH_BYTES } from '../platform/ids.js';
+import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
 
 /**
  * Device tokens (OWASP's "device cookies", for an API): every successful sign-in hands the client
@@ -14,33 +13,17 @@ import { userIdFromBytes, userIdToBytes, ID_LENGTH_BYTES } from '../platform/ids
  * expired, belongs to that user, and was issued under the user's current session epoch (so
  * set-password, disable, revoke-sessions and a global logout end every device token too).
  */
-export interface DeviceToken {
-  userId: string;
-  /** SHA-256 of the token, base64url: the only form stored. */
-  hash: string;
-}
+export type DeviceToken = UserToken;
 
 const PREFIX = 'dt_';
-const SECRET_BYTES = 32;
-const TOKEN_BYTES = ID_LENGTH_BYTES + SECRET_BYTES;
-const TOKEN_LENGTH = PREFIX.length + Math.ceil((TOKEN_BYTES * 4) / 3);
-
-function hashOf(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
-}
 
 export function newDeviceToken(userId: string): DeviceToken & { token: string } {
-  const token = PREFIX + Buffer.concat([userIdToBytes(userId)!, randomBytes(SECRET_BYTES)]).toString('base64url');
-  return { token, userId, hash: hashOf(token) };
+  return newUserToken(PREFIX, userId);
 }
 
 /** The parts of a well-formed device token; undefined for anything else (treated as no token). */
 export function parseDeviceToken(value: string): DeviceToken | undefined {
-  if (!value.startsWith(PREFIX) || value.length !== TOKEN_LENGTH) return undefined;
-  const body = value.slice(PREFIX.length);
-  const bytes = Buffer.from(body, 'base64url');
-  if (bytes.length !== TOKEN_BYTES || bytes.toString('base64url') !== body) return undefined;
-  return { userId: userIdFromBytes(bytes.subarray(0, ID_LENGTH_BYTES)), hash: hashOf(value) };
+  return parseUserToken(PREFIX, value);
 }
 
 export const deviceKey = (hash: string) => ({ pk: `DEVICE#${hash}` });

@@ -110,12 +110,15 @@ export function requestFrom(
   sourceIp: string,
   method: string,
   path: string,
-  options: { body?: string | Buffer; headers?: Record<string, string>; baseUrl?: string } = {},
+  options: { body?: string | Buffer; headers?: Record<string, string>; baseUrl?: string; recordSecrets?: boolean } = {},
 ): Promise<SourcedReply> {
   const url = new URL(`${options.baseUrl ?? apiUrl()}/v1/auth${path}`);
+  // Random fuzz bodies are not credentials: recorded, a random "password" could match a random
+  // path in the access log's lines and read as a leak.
+  const record = options.recordSecrets ?? true;
   try {
     const sent = JSON.parse(String(options.body ?? '')) as Record<string, unknown>;
-    recordSecret(sent.password, sent.current_password, sent.new_password, sent.refresh_token, sent.device_token);
+    if (record) recordSecret(sent.password, sent.current_password, sent.new_password, sent.refresh_token, sent.device_token);
   } catch {
     /* not JSON: nothing to record */
   }
