@@ -129,11 +129,19 @@ export async function batchWriteAll(db: DynamoDBDocumentClient, writes: BatchWri
  * not hold (ConditionalCheckFailed); any other failure is thrown (a store fault as 503).
  */
 export async function updateIf(db: DynamoDBDocumentClient, input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
+  return (await updateAndReadIf(db, input)) !== undefined;
+}
+
+/**
+ * The same, reading the item back as written (ALL_NEW): the item, or undefined when the condition
+ * did not hold.
+ */
+export async function updateAndReadIf(db: DynamoDBDocumentClient, input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<Record<string, unknown> | undefined> {
   try {
-    await storeCall(db.send(new UpdateCommand(input)));
-    return true;
+    const { Attributes } = await storeCall(db.send(new UpdateCommand({ ...input, ReturnValues: 'ALL_NEW' })));
+    return Attributes ?? {};
   } catch (error) {
-    if (isConditionalCheckFailed(error)) return false;
+    if (isConditionalCheckFailed(error)) return undefined;
     throw error;
   }
 }

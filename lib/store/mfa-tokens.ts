@@ -1,5 +1,5 @@
-import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionalCheckFailed, storeCall, updateIf } from '../platform/dynamo.js';
+import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
 import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
 import { epochSeconds } from './sessions.js';
 
@@ -79,24 +79,14 @@ export class MfaTokensRepository {
    * or undefined when it is unknown, another user's, expired, spent or out of attempts.
    */
   async reserveAttempt(token: MfaToken, at: Date): Promise<MfaTokenState | undefined> {
-    try {
-      const { Attributes } = await storeCall(
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: mfaTokenKey(token.hash),
-            UpdateExpression: 'ADD attempts :one',
-            ConditionExpression: 'user_id = :user AND expires_at > :now AND attribute_not_exists(spent_at) AND attempts < :max',
-            ExpressionAttributeValues: { ':one': 1, ':user': token.userId, ':now': epochSeconds(at), ':max': MAX_MFA_TOKEN_ATTEMPTS },
-            ReturnValues: 'ALL_NEW',
-          }),
-        ),
-      );
-      return stateFrom(Attributes!);
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return undefined;
-      throw error;
-    }
+    const item = await updateAndReadIf(this.db, {
+      TableName: this.table,
+      Key: mfaTokenKey(token.hash),
+      UpdateExpression: 'ADD attempts :one',
+      ConditionExpression: 'user_id = :user AND expires_at > :now AND attribute_not_exists(spent_at) AND attempts < :max',
+      ExpressionAttributeValues: { ':one': 1, ':user': token.userId, ':now': epochSeconds(at), ':max': MAX_MFA_TOKEN_ATTEMPTS },
+    });
+    return item && stateFrom(item);
   }
 
   /** Spend the token on its success; false when another request spent it first. */

@@ -1,5 +1,5 @@
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionalCheckFailed, storeCall, updateIf } from '../platform/dynamo.js';
+import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { isConditionalCheckFailed, storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
 
 /**
  * A user's second factor, one item beside the user in the users table: the TOTP secret (sealed,
@@ -121,24 +121,14 @@ export class MfaRepository {
 
   /** Spend one recovery code (by its MAC): how many are left, or undefined when it was not there (used, or never one). */
   async useRecoveryCode(userId: string, mac: string): Promise<number | undefined> {
-    try {
-      const { Attributes } = await storeCall(
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: mfaKey(userId),
-            UpdateExpression: 'DELETE recovery_macs :mac',
-            ConditionExpression: 'totp_status = :active AND contains(recovery_macs, :one)',
-            ExpressionAttributeValues: { ':mac': new Set([mac]), ':one': mac, ':active': 'active' },
-            ReturnValues: 'ALL_NEW',
-          }),
-        ),
-      );
-      return (Attributes?.recovery_macs as Set<string> | undefined)?.size ?? 0;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return undefined;
-      throw error;
-    }
+    const item = await updateAndReadIf(this.db, {
+      TableName: this.table,
+      Key: mfaKey(userId),
+      UpdateExpression: 'DELETE recovery_macs :mac',
+      ConditionExpression: 'totp_status = :active AND contains(recovery_macs, :one)',
+      ExpressionAttributeValues: { ':mac': new Set([mac]), ':one': mac, ':active': 'active' },
+    });
+    return item && ((item.recovery_macs as Set<string> | undefined)?.size ?? 0);
   }
 
   /** New recovery codes for active TOTP; the old ones die. False when TOTP is not active. */

@@ -1,5 +1,5 @@
-import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchGetAll, isConditionalCheckFailed, storeCall, updateIf } from '../platform/dynamo.js';
+import { DeleteCommand, GetCommand, PutCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { batchGetAll, isConditionalCheckFailed, storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
 import { newUserId } from '../platform/ids.js';
 
 export const ROLES = ['admin', 'user'] as const;
@@ -259,26 +259,16 @@ export class UsersRepository {
     return user;
   }
 
-  /** The user item updated and read back (ALL_NEW) if `condition` holds; undefined if it does not. */
+  /** The user item updated and read back if `condition` holds; undefined if it does not. */
   private async updateAndRead(id: string, expression: string, condition: string, values: Record<string, unknown>, names?: Record<string, string>): Promise<User | undefined> {
-    try {
-      const { Attributes } = await storeCall(
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: userKey(id),
-            UpdateExpression: expression,
-            ConditionExpression: condition,
-            ExpressionAttributeValues: values,
-            ExpressionAttributeNames: names,
-            ReturnValues: 'ALL_NEW',
-          }),
-        ),
-      );
-      return userFromItem(Attributes!);
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return undefined;
-      throw error;
-    }
+    const item = await updateAndReadIf(this.db, {
+      TableName: this.table,
+      Key: userKey(id),
+      UpdateExpression: expression,
+      ConditionExpression: condition,
+      ExpressionAttributeValues: values,
+      ExpressionAttributeNames: names,
+    });
+    return item && userFromItem(item);
   }
 }
