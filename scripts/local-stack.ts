@@ -149,22 +149,25 @@ async function finishUpgrade(client: DynamoDBClient, definition: CreateTableComm
 /** DeleteTable, then wait until the table is gone (a table still DELETING would look like one without its index). */
 async function deleteTable(client: DynamoDBClient, table: string): Promise<void> {
   await client.send(new DeleteTableCommand({ TableName: table }));
-  for (let waited = 0; waited < 5000; waited += 10) {
-    if (!(await tableExists(client, table))) return;
-    await new Promise((resolveWait) => setTimeout(resolveWait, 10));
-  }
-  throw new Error(`Table ${table} was not deleted`);
+  await waitUntil(async () => !(await tableExists(client, table)), `Table ${table} was not deleted`);
 }
 
 /** CreateTable, then wait until the table is ACTIVE (dynalite takes a tick; items cannot go in before). */
 async function createTable(client: DynamoDBClient, definition: CreateTableCommandInput): Promise<void> {
   await client.send(new CreateTableCommand(definition));
+  await waitUntil(
+    async () => (await client.send(new DescribeTableCommand({ TableName: definition.TableName }))).Table?.TableStatus === 'ACTIVE',
+    `Table ${definition.TableName} did not become ACTIVE`,
+  );
+}
+
+/** Poll `done` every 10 ms for up to 5 s (dynalite's table changes take a tick); throw `failure` after. */
+async function waitUntil(done: () => Promise<boolean>, failure: string): Promise<void> {
   for (let waited = 0; waited < 5000; waited += 10) {
-    const { Table } = await client.send(new DescribeTableCommand({ TableName: definition.TableName }));
-    if (Table?.TableStatus === 'ACTIVE') return;
+    if (await done()) return;
     await new Promise((resolveWait) => setTimeout(resolveWait, 10));
   }
-  throw new Error(`Table ${definition.TableName} did not become ACTIVE`);
+  throw new Error(failure);
 }
 
 async function tableExists(client: DynamoDBClient, table: string): Promise<boolean> {

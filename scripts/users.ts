@@ -5,14 +5,14 @@
  */
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { ConfigError, dynamodbEndpointFrom, loadSessionPolicy, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
+import { ConfigError, MAX_REFRESH_TOKEN_TTL_SECONDS, dynamodbEndpointFrom, loadSessionPolicy, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
 import { sessionIdToBytes } from '../lib/platform/ids.js';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { unlockAccount } from '../lib/store/login-attempts.js';
 import { passwordPolicyProblem } from '../lib/auth/password-policy.js';
 import { hashPassword, verifyPassword } from '../lib/auth/passwords.js';
-import { MAX_SESSION_SECONDS, SessionsRepository, type SessionSummary } from '../lib/store/sessions.js';
+import { SessionsRepository, toPublicSession, type SessionSummary } from '../lib/store/sessions.js';
 import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/store/users.js';
 import { isEmail } from '../lib/http/validation.js';
 import { UsageError, audit, required, runCli, type ArgSpec, type Args } from './cli.js';
@@ -117,11 +117,6 @@ async function userByEmail(users: UsersRepository, email: string): Promise<User>
   return user;
 }
 
-/** What the sessions command shows of one session, as JSON (the API's field names). */
-function sessionJson(session: SessionSummary) {
-  return { id: session.id, created_at: session.createdAt, last_used_at: session.lastUsedAt, ip: session.sourceIp ?? null, user_agent: session.userAgent ?? null };
-}
-
 function sessionTable(sessions: SessionSummary[]): string {
   const rows = [['ID', 'CREATED', 'LAST USED', 'IP', 'USER AGENT'], ...sessions.map((s) => [s.id, s.createdAt, s.lastUsedAt, s.sourceIp ?? '-', s.userAgent ?? '-'])];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
@@ -174,9 +169,9 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, s
     }
     case 'sessions': {
       const user = await userByEmail(users, emailOption(args));
-      const sessions = await new SessionsRepository(db, store.sessionsTable, store.usersTable).listLive(user, now, { idleSeconds: settings.sessionIdleSeconds, limit: Infinity, maxAgeSeconds: MAX_SESSION_SECONDS });
+      const sessions = await new SessionsRepository(db, store.sessionsTable, store.usersTable).listLive(user, now, { idleSeconds: settings.sessionIdleSeconds, limit: Infinity, maxAgeSeconds: MAX_REFRESH_TOKEN_TTL_SECONDS });
       audit('users-cli', 'sessions_listed', { userId: user.id, count: sessions.length });
-      if (args.options.has('json')) return JSON.stringify(sessions.map(sessionJson), null, 2);
+      if (args.options.has('json')) return JSON.stringify(sessions.map(toPublicSession), null, 2);
       return sessions.length === 0 ? `${user.email} has no live session.` : sessionTable(sessions);
     }
     case 'end-session': {

@@ -2,7 +2,16 @@ import type { Config } from '../platform/config.js';
 import { ApiError, bearerError } from '../platform/errors.js';
 import { log } from '../platform/log.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
-import { epochSeconds, isSessionIdle, isSessionLive, type AuthMethod, type Session, type SessionsRepository } from '../store/sessions.js';
+import {
+  epochSeconds,
+  isSessionIdle,
+  isSessionLive,
+  toPublicSession,
+  type AuthMethod,
+  type PublicSession,
+  type Session,
+  type SessionsRepository,
+} from '../store/sessions.js';
 import { sessionIdToBytes } from '../platform/ids.js';
 import {
   AccessTokens,
@@ -38,14 +47,7 @@ export interface Caller {
 export type LogoutScope = 'local' | 'global';
 
 /** One of the caller's sessions, as GET /auth/sessions shows it. */
-export interface SessionView {
-  id: string;
-  created_at: string;
-  last_used_at: string;
-  ip: string | null;
-  user_agent: string | null;
-  current: boolean;
-}
+export type SessionView = PublicSession & { current: boolean };
 
 /** GET /auth/sessions shows at most this many, newest first. */
 export const MAX_LISTED_SESSIONS = 100;
@@ -200,14 +202,7 @@ export class AuthService {
     ]);
     const sessions = listed.filter((session) => session.userEpoch === user.sessionEpoch).slice(0, MAX_LISTED_SESSIONS);
     log.info('sessions_listed', { userId: user.id, sessionId, count: sessions.length, ...caller });
-    return sessions.map((session) => ({
-      id: session.id,
-      created_at: session.createdAt,
-      last_used_at: session.lastUsedAt,
-      ip: session.sourceIp ?? null,
-      user_agent: session.userAgent ?? null,
-      current: session.id === sessionId,
-    }));
+    return sessions.map((session) => ({ ...toPublicSession(session), current: session.id === sessionId }));
   }
 
   /**

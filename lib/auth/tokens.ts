@@ -7,6 +7,7 @@ import type { KeyRing } from './signing-keys.js';
 import { AUTH_METHODS, PASSWORD_ONLY, type AuthMethod } from '../store/sessions.js';
 import {
   ID_LENGTH_BYTES,
+  digestsEqual,
   sessionIdFromBytes,
   sessionIdToBytes,
   userIdFromBytes,
@@ -188,11 +189,8 @@ export function hashRefreshSecret(secret: Buffer): string {
   return createHash('sha256').update(secret).digest('base64url');
 }
 
-export function refreshHashesEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
-}
+/** Two refresh-secret hashes compared in constant time. */
+export const refreshHashesEqual = digestsEqual;
 
 /**
  * The secret that replaces `secret` at rotation. Derived, not random, so that racing refreshes

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { macsEqual, recoveryCodeMac, type MfaKeys } from './secret-box.js';
+import { digestsEqual } from '../platform/ids.js';
+import { recoveryCodeMac, type MfaKeys } from './secret-box.js';
 
 /**
  * Recovery codes: ten single-use codes shown once, for when the authenticator is lost. Each is 12
@@ -40,6 +41,6 @@ export function matchRecoveryCode(keys: MfaKeys, stored: StoredRecoveryCodes, ty
   const code = normalizeRecoveryCode(typed);
   const mac = code === undefined ? undefined : recoveryCodeMac(keys, stored.kid, code);
   let match: string | undefined;
-  for (const candidate of stored.macs) if (mac !== undefined && macsEqual(candidate, mac)) match = candidate;
+  for (const candidate of stored.macs) if (mac !== undefined && digestsEqual(candidate, mac)) match = candidate;
   return match;
 }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type { SigningKeys } from '../platform/config.js';
 
 /**
@@ -59,11 +59,4 @@ export function sealedKid(sealed: string): string | undefined {
 export function recoveryCodeMac(keys: MfaKeys, kid: string, normalizedCode: string): string | undefined {
   const key = derivedKey(keys, kid, 'recovery-code');
   return key && createHmac('sha256', key).update(normalizedCode).digest('base64url');
-}
-
-/** Two MACs compared in constant time. */
-export function macsEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }

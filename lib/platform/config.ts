@@ -257,6 +257,9 @@ export function loadSessionPolicy(env: Env = process.env): SessionPolicy {
   };
 }
 
+/** The longest REFRESH_TOKEN_TTL_SECONDS allows: no session ever lasts longer (an operator's listing reads back this far). */
+export const MAX_REFRESH_TOKEN_TTL_SECONDS = 31_536_000;
+
 /** Read and validate the whole configuration once; throws ConfigError naming the bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   return {
@@ -266,7 +269,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtIssuer: read(env, 'JWT_ISSUER') ?? 'vpn-enterprise-auth',
     jwtAudience: read(env, 'JWT_AUDIENCE') ?? 'vpn-enterprise',
     accessTokenTtlSeconds: loadKeyTimings(env).accessTokenTtlSeconds,
-    refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, 31_536_000),
+    refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 60, MAX_REFRESH_TOKEN_TTL_SECONDS),
     refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
     deviceTokenTtlSeconds: integer(env, 'DEVICE_TOKEN_TTL_SECONDS', 31_536_000, 60, 63_072_000),
     sessionPolicy: loadSessionPolicy(env),

@@ -129,17 +129,22 @@ export async function batchWriteAll(db: DynamoDBDocumentClient, writes: BatchWri
  * not hold (ConditionalCheckFailed); any other failure is thrown (a store fault as 503).
  */
 export async function updateIf(db: DynamoDBDocumentClient, input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
-  return (await updateAndReadIf(db, input)) !== undefined;
+  return (await conditionalUpdate(db, input)) !== undefined;
 }
 
 /**
  * The same, reading the item back as written (ALL_NEW): the item, or undefined when the condition
- * did not hold.
+ * did not hold. (updateIf asks for nothing back: its callers are the hot paths.)
  */
 export async function updateAndReadIf(db: DynamoDBDocumentClient, input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<Record<string, unknown> | undefined> {
+  const output = await conditionalUpdate(db, { ...input, ReturnValues: 'ALL_NEW' });
+  return output && (output.Attributes ?? {});
+}
+
+/** The UpdateItem's output, or undefined when its condition did not hold. */
+async function conditionalUpdate(db: DynamoDBDocumentClient, input: ConstructorParameters<typeof UpdateCommand>[0]) {
   try {
-    const { Attributes } = await storeCall(db.send(new UpdateCommand({ ...input, ReturnValues: 'ALL_NEW' })));
-    return Attributes ?? {};
+    return await storeCall(db.send(new UpdateCommand(input)));
   } catch (error) {
     if (isConditionalCheckFailed(error)) return undefined;
     throw error;

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Ids are 128 random bits in base64url: unguessable, and packable into a refresh token. */
 const ID_BYTES = 16;
@@ -49,6 +49,13 @@ export interface UserToken {
 
 const USER_TOKEN_SECRET_BYTES = 32;
 const USER_TOKEN_BYTES = ID_BYTES + USER_TOKEN_SECRET_BYTES;
+
+/** Two secrets' digests (hashes, MACs) compared in constant time; different lengths are unequal, never a throw. */
+export function digestsEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
 
 function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('base64url');

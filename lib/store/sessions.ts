@@ -44,9 +44,6 @@ export interface Session {
 
 export const sessionKey = (id: string) => ({ pk: `SESSION#${id}` });
 
-/** The longest a session can ever last (REFRESH_TOKEN_TTL_SECONDS's upper bound): what an operator's listing reads back to. */
-export const MAX_SESSION_SECONDS = 31_536_000;
-
 /** A session keeps at most this much of the User-Agent it was signed in with (characters). */
 export const MAX_USER_AGENT_LENGTH = 256;
 
@@ -72,6 +69,9 @@ interface SessionItem {
   revoked_reason?: string;
 }
 
+/** A session's last use: recorded since last_used_at exists; before, its last rotation, else its sign-in. */
+const lastUsedOf = (row: SessionItem) => row.last_used_at ?? row.rotated_at ?? row.created_at;
+
 function sessionFromItem(item: Record<string, unknown>): Session {
   const row = item as unknown as SessionItem;
   return {
@@ -80,7 +80,7 @@ function sessionFromItem(item: Record<string, unknown>): Session {
     refreshHash: row.refresh_hash,
     previousHash: row.previous_hash,
     rotatedAt: row.rotated_at,
-    lastUsedAt: row.last_used_at ?? row.rotated_at ?? row.created_at,
+    lastUsedAt: lastUsedOf(row),
     generation: row.generation,
     rotationKid: row.rotation_kid,
     userEpoch: row.user_epoch,
@@ -113,6 +113,19 @@ export interface SessionSummary {
   userAgent: string | undefined;
   /** The user's epoch when it began: it stands only while the user's is still this. */
   userEpoch: number;
+}
+
+/** A session as shown outside the service (the API's list, the users CLI's JSON): where and when, never a hash. */
+export interface PublicSession {
+  id: string;
+  created_at: string;
+  last_used_at: string;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export function toPublicSession(session: SessionSummary): PublicSession {
+  return { id: session.id, created_at: session.createdAt, last_used_at: session.lastUsedAt, ip: session.sourceIp ?? null, user_agent: session.userAgent ?? null };
 }
 
 /** Whether the session still stands at `now` for this user: not revoked, not expired, not superseded. */
@@ -259,7 +272,7 @@ export class SessionsRepository {
         const summary: SessionSummary = {
           id: row.id,
           createdAt: row.created_at,
-          lastUsedAt: row.last_used_at ?? row.rotated_at ?? row.created_at,
+          lastUsedAt: lastUsedOf(row),
           sourceIp: row.ip,
           userAgent: row.user_agent,
           userEpoch: row.user_epoch,
