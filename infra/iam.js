@@ -1,5 +1,5 @@
 'use strict';
-const { signingKeyParameter } = require('./signing-keys.js');
+const { mfaKeyParameter, signingKeyParameter } = require('./signing-keys.js');
 const { isProductionStage, SESSIONS_BY_USER_INDEX } = require('./tables.js');
 // Least privilege: one IAM role per function, allowed exactly the DynamoDB actions on the tables
 // its code uses (no dynamodb:*, no Resource "*"), reading the signing-key parameter only where it
@@ -52,12 +52,42 @@ const ACCESS = {
     UsersTable: ['dynamodb:BatchGetItem'],
     SessionsTable: ['dynamodb:BatchGetItem'],
   },
+  // Second factors (the MFA state is on the user item; mfa_tokens are in the attempts table).
+  mfaSetup: {
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+    SessionsTable: ['dynamodb:BatchGetItem'],
+    AttemptsTable: ['dynamodb:GetItem'],
+  },
+  mfaActivate: {
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+  },
+  mfaVerify: {
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // UpdateItem and the index: MAX_SESSIONS_PER_USER ends the least recently used sessions.
+    SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
+    [SESSIONS_BY_USER]: ['dynamodb:Query'],
+    AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+  },
+  mfaRecoveryCodes: {
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+    SessionsTable: ['dynamodb:BatchGetItem'],
+  },
+  mfaTurnOff: {
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+    SessionsTable: ['dynamodb:BatchGetItem'],
+    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+  },
   notFound: {},
   exampleProtected: {},
 };
 
+/** The functions that seal or open TOTP secrets or make recovery codes, and so read the stage's MFA-key parameter. */
+const MFA_KEY_READERS = ['mfaSetup', 'mfaActivate', 'mfaVerify', 'mfaRecoveryCodes', 'mfaTurnOff'];
+
 /** Functions that sign or verify tokens, and so read the stage's signing-key parameter. */
-const KEY_READERS = ['login', 'refresh', 'logout', 'me', 'authorizer', 'listSessions', 'endSession', 'changePassword'];
+const KEY_READERS = ['login', 'refresh', 'logout', 'me', 'authorizer', 'listSessions', 'endSession', 'changePassword', ...MFA_KEY_READERS];
 
 /** The ARN of a table, or of one index of it (`<table>/index/<name>`). */
 function tableArn(name) {
@@ -81,13 +111,14 @@ function roleResources(service, stage) {
       },
       ...Object.entries(tables).map(([table, actions]) => ({ Effect: 'Allow', Action: actions, Resource: tableArn(table) })),
     ];
-    if (KEY_READERS.includes(fn)) {
-      // Encrypted with the stage's own KMS key (infra/signing-keys.js), whose key policy grants
-      // these roles kms:Decrypt through SSM directly: no KMS statement is needed here.
+    // Each encrypted with a KMS key of its own (infra/signing-keys.js), whose key policy grants
+    // these roles kms:Decrypt through SSM directly: no KMS statement is needed here.
+    for (const [readers, parameter] of [[KEY_READERS, signingKeyParameter(stage)], [MFA_KEY_READERS, mfaKeyParameter(stage)]]) {
+      if (!readers.includes(fn)) continue;
       statements.push({
         Effect: 'Allow',
         Action: ['ssm:GetParameter'],
-        Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${signingKeyParameter(stage)}` },
+        Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameter}` },
       });
     }
     resources[roleName(fn)] = {
@@ -104,4 +135,4 @@ function roleResources(service, stage) {
   return resources;
 }
 
-module.exports = { ACCESS, KEY_READERS, SESSIONS_BY_USER, roleName, roleResources, tableArn };
+module.exports = { ACCESS, KEY_READERS, MFA_KEY_READERS, SESSIONS_BY_USER, roleName, roleResources, tableArn };

@@ -1,11 +1,11 @@
 'use strict';
 // Everything serverless.yml deploys besides the functions: tables (infra/tables.js, also what
 // the local stack creates), one least-privilege role per function (infra/iam.js), and the KMS key
-// the signing-key parameter is encrypted with (infra/signing-keys.js); in production, alarms and a
+// the signing-key and MFA-key parameters are encrypted with (infra/signing-keys.js); in production, alarms and a
 // dashboard (infra/alarms.js).
 const { tableNames, tableResources } = require('./tables.js');
-const { KEY_READERS, roleName, roleResources } = require('./iam.js');
-const { parseOperators, signingKeyParameter, signingKeyResources } = require('./signing-keys.js');
+const { KEY_READERS, MFA_KEY_READERS, roleName, roleResources } = require('./iam.js');
+const { mfaKeyParameter, mfaKeyResources, parseOperators, signingKeyParameter, signingKeyResources } = require('./signing-keys.js');
 const { DEFAULT_THRESHOLDS, alarmResources } = require('./alarms.js');
 const { isProductionStage } = require('./tables.js');
 
@@ -26,10 +26,12 @@ module.exports = async ({ resolveVariable }) => {
   return {
     names: tableNames(stage),
     signingKeyParameter: signingKeyParameter(stage),
+    mfaKeyParameter: mfaKeyParameter(stage),
     resources: {
       ...tableResources(stage),
       ...roleResources(service, stage),
       ...signingKeyResources(stage, KEY_READERS.map(roleName), operators),
+      ...mfaKeyResources(stage, MFA_KEY_READERS.map(roleName), operators),
       ...alarms,
     },
   };

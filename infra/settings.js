@@ -24,6 +24,7 @@ const SETTINGS = {
   PASSWORD_MIN_LENGTH: 'passwordMinLength',
   SESSION_IDLE_SECONDS: 'sessionIdleSeconds',
   MAX_SESSIONS_PER_USER: 'maxSessionsPerUser',
+  MFA_REQUIRED_ROLES: 'mfaRequiredRoles',
   POWERTOOLS_LOG_LEVEL: 'logLevel',
 };
 

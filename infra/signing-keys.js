@@ -1,7 +1,9 @@
 'use strict';
-// The SSM SecureString parameter that holds a stage's JWT signing keys: read by the Lambdas
-// (JWT_SECRET_PARAMETER), granted in infra/iam.js, written by `npm run keys -- ... --aws`; and the
-// customer-managed KMS key it is encrypted with.
+// The SSM SecureString parameters that hold a stage's key rings, each with the customer-managed KMS
+// key it is encrypted with: the JWT signing keys (JWT_SECRET_PARAMETER) and the MFA keys that seal
+// TOTP secrets and recovery codes (MFA_KEY_PARAMETER; a ring of its own, so that retiring a signing
+// key never locks anyone out of their second factor). Read by the Lambdas, granted in
+// infra/iam.js, written by `npm run keys -- ... --aws [--ring mfa]`.
 //
 // Why a key of our own: a SecureString under the AWS-managed `aws/ssm` key can be decrypted by any
 // principal of the account that may call ssm:GetParameter (a ReadOnlyAccess role, say), and with
@@ -22,6 +24,16 @@ function signingKeyAlias(stage) {
   return `alias/${SERVICE}-${stage}-signing-keys`;
 }
 
+/** `/vpn-auth/<stage>/mfa-keys` */
+function mfaKeyParameter(stage) {
+  return `/${SERVICE}/${stage}/mfa-keys`;
+}
+
+/** `alias/vpn-auth-<stage>-mfa-keys` */
+function mfaKeyAlias(stage) {
+  return `alias/${SERVICE}-${stage}-mfa-keys`;
+}
+
 // Managing, not using: no kms:CreateGrant (a grant would let its grantee decrypt). The policy itself
 // can be changed by these administrators (kms:PutKeyPolicy: a key must stay manageable), which
 // CloudTrail records.
@@ -34,33 +46,61 @@ const KEY_ADMINISTRATION = [
 ];
 
 /**
- * The key and its alias. `readers` are the logical ids of the roles that may decrypt (the
- * functions that verify or sign tokens); `operators` the ARNs of the principals that may also
- * decrypt, to rotate the ring (none by default). Kept when the stack is removed (a deleted key
- * makes its ciphertext unreadable for good); yearly rotation on.
+ * The signing keys' KMS key and its alias. `readers` are the logical ids of the roles that may
+ * decrypt (the functions that verify or sign tokens); `operators` the ARNs of the principals that
+ * may also decrypt, to rotate the ring (none by default).
  */
 function signingKeyResources(stage, readers, operators = []) {
+  return parameterKeyResources({
+    id: 'SigningKeysKey',
+    parameter: signingKeyParameter(stage),
+    alias: signingKeyAlias(stage),
+    description: `Encrypts ${signingKeyParameter(stage)} (JWT signing keys of ${SERVICE} ${stage})`,
+    readersSid: 'TokenFunctionsDecryptThroughSsm',
+    readers,
+    operators,
+  });
+}
+
+/** The MFA keys' KMS key and its alias: decrypted only by the MFA functions (and the operators). */
+function mfaKeyResources(stage, readers, operators = []) {
+  return parameterKeyResources({
+    id: 'MfaKeysKey',
+    parameter: mfaKeyParameter(stage),
+    alias: mfaKeyAlias(stage),
+    description: `Encrypts ${mfaKeyParameter(stage)} (MFA keys of ${SERVICE} ${stage})`,
+    readersSid: 'MfaFunctionsDecryptThroughSsm',
+    readers,
+    operators,
+  });
+}
+
+/**
+ * A KMS key for one parameter, and its alias: kept when the stack is removed (a deleted key makes
+ * its ciphertext unreadable for good); yearly rotation on.
+ */
+function parameterKeyResources({ id, parameter, alias, description, readersSid, readers, operators }) {
   const root = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
   const throughSsmForTheParameter = {
     StringEquals: {
       'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' },
-      'kms:EncryptionContext:PARAMETER_ARN': { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${signingKeyParameter(stage)}` },
+      'kms:EncryptionContext:PARAMETER_ARN': { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameter}` },
     },
   };
   return {
-    SigningKeysKey: {
+    [id]: {
       Type: 'AWS::KMS::Key',
       DeletionPolicy: 'Retain',
       UpdateReplacePolicy: 'Retain',
       Properties: {
-        Description: `Encrypts ${signingKeyParameter(stage)} (JWT signing keys of ${SERVICE} ${stage})`,
+        Description: description,
         EnableKeyRotation: true,
         KeyPolicy: {
           Version: '2012-10-17',
           Statement: [
             { Sid: 'AdministratorsManage', Effect: 'Allow', Principal: { AWS: root }, Action: KEY_ADMINISTRATION, Resource: '*' },
             {
-              Sid: 'TokenFunctionsDecryptThroughSsm',
+              Sid: readersSid,
               Effect: 'Allow',
               Principal: { AWS: readers.map((role) => ({ 'Fn::GetAtt': [role, 'Arn'] })) },
               Action: 'kms:Decrypt',
@@ -82,9 +122,9 @@ function signingKeyResources(stage, readers, operators = []) {
         },
       },
     },
-    SigningKeysKeyAlias: {
+    [`${id}Alias`]: {
       Type: 'AWS::KMS::Alias',
-      Properties: { AliasName: signingKeyAlias(stage), TargetKeyId: { Ref: 'SigningKeysKey' } },
+      Properties: { AliasName: alias, TargetKeyId: { Ref: id } },
     },
   };
 }
@@ -98,4 +138,4 @@ function parseOperators(raw) {
   return operators;
 }
 
-module.exports = { signingKeyParameter, signingKeyAlias, signingKeyResources, parseOperators };
+module.exports = { signingKeyParameter, signingKeyAlias, signingKeyResources, mfaKeyParameter, mfaKeyAlias, mfaKeyResources, parseOperators };

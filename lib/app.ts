@@ -1,6 +1,6 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AuthService } from './auth/auth-service.js';
-import { loadConfig, parseSigningKeys, type Config } from './platform/config.js';
+import { loadConfig, parseSigningKeys, type Config, type KeySource } from './platform/config.js';
 import { createDocumentClient } from './platform/dynamo.js';
 import { LoginAttempts } from './store/login-attempts.js';
 import { ParameterStore } from './platform/parameter-store.js';
@@ -17,20 +17,22 @@ export interface App {
   sessions: SessionsRepository;
   attempts: LoginAttempts;
   keyRing: KeyRing;
+  /** The MFA key ring (lib/mfa/secret-box.ts); undefined when none is configured. */
+  mfaKeyRing: KeyRing | undefined;
   tokens: AccessTokens;
   auth: AuthService;
   clock: Clock;
 }
 
-function createKeyRing(config: Config, db: DynamoDBDocumentClient, clock: Clock): KeyRing {
-  const source = config.signingKeySource;
+function createKeyRing(source: KeySource, variable: string, what: 'signing_keys' | 'mfa_keys', config: Config, db: DynamoDBDocumentClient, clock: Clock): KeyRing {
   if (source.kind === 'inline') return new FixedKeyRing(source.keys);
   const store = ParameterStore.sharingCredentialsWith(db, config.region, source.ssmEndpoint);
   return new FetchedKeyRing({
     fetch: () => store.get(source.name),
-    parse: (raw) => parseSigningKeys(raw, 'JWT_SECRET_PARAMETER'),
+    parse: (raw) => parseSigningKeys(raw, variable),
     cacheSeconds: source.cacheSeconds,
     source: source.name,
+    what,
     clock,
   });
 }
@@ -40,7 +42,8 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
   const users = new UsersRepository(db, config.usersTable);
   const sessions = new SessionsRepository(db, config.sessionsTable, config.usersTable);
   const attempts = new LoginAttempts(db, config.attemptsTable, config.usersTable, config.loginLimits);
-  const keyRing = createKeyRing(config, db, clock);
+  const keyRing = createKeyRing(config.signingKeySource, 'JWT_SECRET_PARAMETER', 'signing_keys', config, db, clock);
+  const mfaKeyRing = config.mfa.keySource && createKeyRing(config.mfa.keySource, 'MFA_KEY_PARAMETER', 'mfa_keys', config, db, clock);
   const tokens = new AccessTokens({
     keyRing,
     issuer: config.jwtIssuer,
@@ -49,7 +52,7 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
     clock,
   });
   const auth = new AuthService({ config, keyRing, users, sessions, tokens, clock });
-  return { config, db, users, sessions, attempts, keyRing, tokens, auth, clock };
+  return { config, db, users, sessions, attempts, keyRing, mfaKeyRing, tokens, auth, clock };
 }
 
 let current: App | undefined;

@@ -3,12 +3,16 @@
  * `npx serverless invoke local -f <fn> -p events/<fn>.json` works for every function against the
  * running `npm start`. Signs the demo user in over HTTP (PORT, DEMO_USER_EMAIL, DEMO_USER_PASSWORD
  * as `npm start` takes them) and writes the new access token into the Authorization header of
- * me, logout, list-sessions, end-session, change-password and the authorizer, the refresh token
+ * me, logout, list-sessions, end-session, change-password, the MFA endpoints that take one and the
+ * authorizer, the refresh token
  * into refresh's body, a second sign-in's session id into end-session's path, and what the
  * authorizer would pass on into the example route's context. change-password's event asks for the
  * demo password as the new one, so invoking it is refused by the policy (400 weak_password) after
  * every check but the write, and the demo user keeps its password; edit `new_password` to really
- * change it. (`git checkout events/` puts the placeholders back.)
+ * change it. The MFA events are answered without changing the demo user's sign-in: setup leaves a
+ * pending secret, activate's code and verify's token are placeholders (401), new recovery codes
+ * need a session signed in with a code (403), and there is no TOTP to turn off (409).
+ * (`git checkout events/` puts the placeholders back.)
  * `npm start` writes `.env.<stage>`, which the framework loads (`useDotenv`), so invoke local reads
  * the same tables and key as the running stack.
  */
@@ -58,7 +62,9 @@ runCli({
     const body = await signIn();
     const other = await signIn();
     const bearer = `Bearer ${body.token}`;
-    for (const fn of ['me', 'logout', 'list-sessions', 'change-password']) edit(dir, fn, (event) => (event.headers.authorization = bearer));
+    for (const fn of ['me', 'logout', 'list-sessions', 'change-password', 'mfa-setup', 'mfa-activate', 'mfa-recovery-codes', 'mfa-turn-off']) {
+      edit(dir, fn, (event) => (event.headers.authorization = bearer));
+    }
     edit(dir, 'end-session', (event) => {
       const id = decodeJwt(other.token!).sid as string;
       event.headers.authorization = bearer;
@@ -76,7 +82,7 @@ runCli({
       const claims = decodeJwt(body.token!);
       event.requestContext.authorizer = { lambda: { sub: body.user!.id, sid: claims.sid, role: body.user!.role, amr: (claims.amr as string[]).join(',') } };
     });
-    return `Fresh tokens for ${email} in ${dir}: me, logout, list-sessions, end-session, change-password, authorizer, refresh, example-protected.\n` +
+    return `Fresh tokens for ${email} in ${dir}: me, logout, list-sessions, end-session, change-password, mfa-*, authorizer, refresh, example-protected.\n` +
       'Try: npx serverless invoke local -f me -p events/me.json';
   },
 });

@@ -1,18 +1,23 @@
 /**
- * Operators' signing-key rotation: `npm run keys -- <command> [options]`.
- * Edits the local stack's key ring (.data/jwt-secret) by default, or with `--aws` the stage's
- * SSM SecureString parameter the Lambdas read (region and credentials from the usual AWS env).
+ * Operators' key rotation: `npm run keys -- <command> [options]`, for the JWT signing keys or, with
+ * `--ring mfa`, the MFA keys (TOTP secrets, recovery codes). Edits the local stack's ring
+ * (.data/jwt-secret, .data/mfa-key) by default, or with `--aws` the stage's SSM SecureString
+ * parameter the Lambdas read (region and credentials from the usual AWS env).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GetParameterCommand, ParameterAlreadyExists, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { signingKeyAlias, signingKeyParameter } from '../infra/signing-keys.js';
-import { ConfigError, loadKeyTimings, loadStoreConfig, signingKeyEntries, ssmEndpointFrom } from '../lib/platform/config.js';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { mfaKeyAlias, mfaKeyParameter, signingKeyAlias, signingKeyParameter } from '../infra/signing-keys.js';
+import { ConfigError, dynamodbEndpointFrom, loadKeyTimings, loadStoreConfig, parseSigningKeys, signingKeyEntries, ssmEndpointFrom } from '../lib/platform/config.js';
+import { createDocumentClient } from '../lib/platform/dynamo.js';
+import { open, seal, sealedKid } from '../lib/mfa/secret-box.js';
+import { MfaRepository } from '../lib/store/mfa.js';
 import { MIN_REFETCH_SECONDS } from '../lib/auth/signing-keys.js';
 import { CLOCK_TOLERANCE_SECONDS } from '../lib/auth/tokens.js';
 import { UsageError, audit, runCli, type ArgSpec, type Args } from './cli.js';
 import { KeyRingError, formatRing, kidCreatedAt, newKid, newSecret, retire, rotate, type RingEntries } from './key-ring.js';
-import { DATA_DIR } from './local-stack.js';
+import { DATA_DIR, localStoreEndpoint, type RunningDynalite } from './local-stack.js';
 import { stageParam } from './stage-params.js';
 import { FileExistsError, ensurePrivateDir, writePrivateFile } from './private-files.js';
 
@@ -20,22 +25,49 @@ const USAGE = `Usage: npm run keys -- <command> [options]
 
 Commands:
   init      create the key ring with one new key, where there is none yet
-  list      the key ids in the ring, current first (never the keys themselves)
-  rotate    add a new key that signs from now on; the previous keys still verify
+  list      the key ids in the ring, current first (never the keys themselves); for the MFA
+            ring, how many TOTP secrets and recovery-code sets each key protects
+  rotate    add a new key that signs (or seals) from now on; the previous keys still verify (open)
   retire [--kid K] [--force]
-            remove the previous keys (or only K) once every token they signed has expired:
-            refused until the access-token lifetime + the key cache time + 35 s after the
-            rotation (with --aws, the stage's params; locally, ACCESS_TOKEN_TTL_SECONDS and
-            JWT_SECRET_CACHE_SECONDS; defaults 3600 and 300)
+            remove the previous keys (or only K).
+            Signing keys: once every token they signed has expired: refused until the
+            access-token lifetime + the key cache time + 35 s after the rotation (with --aws, the
+            stage's params; locally, ACCESS_TOKEN_TTL_SECONDS and JWT_SECRET_CACHE_SECONDS;
+            defaults 3600 and 300).
+            MFA keys: once no TOTP secret is sealed and no recovery code is kept under them
+            (reseal first; recovery codes made under an old key last until they are replaced)
+  reseal    MFA ring only: seal every TOTP secret sealed under a previous key again under the current one
 
 Options:
-  --aws        the stage's SSM parameter /vpn-auth/<stage>/jwt-signing-keys in AWS
-               (AWS_REGION, AWS credentials) instead of the local stack's .data/jwt-secret
-  --stage S    with --aws: the stage (default: $STAGE or dev)
-  --file F     without --aws: a ring file other than .data/jwt-secret
-  --force      with retire: do not wait for old tokens to expire (their users must refresh)`;
+  --ring R     signing (default): the JWT signing keys; mfa: the MFA keys
+  --aws        the stage's SSM parameter (/vpn-auth/<stage>/jwt-signing-keys or /mfa-keys) in AWS
+               (AWS_REGION, AWS credentials) instead of the local stack's .data/jwt-secret or .data/mfa-key
+  --stage S    with --aws: the stage (default: $STAGE or dev); the MFA ring's users table is the stage's too
+  --file F     without --aws: a ring file other than the local stack's
+  --force      with retire: signing keys, do not wait for old tokens to expire (their users must
+               refresh); MFA keys, retire even though users still need them (they need mfa-reset)`;
 
-const ARGS: ArgSpec = { values: new Set(['stage', 'kid', 'file']), flags: new Set(['aws', 'force', 'help']) };
+const ARGS: ArgSpec = { values: new Set(['stage', 'kid', 'file', 'ring']), flags: new Set(['aws', 'force', 'help']) };
+
+type RingName = 'signing' | 'mfa';
+
+/** The two rings: where each lives, locally and in AWS, and what its audit lines are called. */
+const RINGS = {
+  signing: {
+    file: 'jwt-secret',
+    parameter: signingKeyParameter,
+    alias: signingKeyAlias,
+    description: 'JWT signing keys of the VPN Enterprise auth API (npm run keys)',
+    event: 'signing_key',
+  },
+  mfa: {
+    file: 'mfa-key',
+    parameter: mfaKeyParameter,
+    alias: mfaKeyAlias,
+    description: 'MFA keys (TOTP secrets, recovery codes) of the VPN Enterprise auth API (npm run keys -- --ring mfa)',
+    event: 'mfa_key',
+  },
+} as const;
 
 /** Where a ring is kept: read as text (undefined when there is none), written whole. */
 interface RingStore {
@@ -48,7 +80,7 @@ interface RingStore {
   afterChange: string;
 }
 
-function localStore(file = join(DATA_DIR, 'jwt-secret')): RingStore {
+function localStore(ring: RingName, file = join(DATA_DIR, RINGS[ring].file)): RingStore {
   return {
     where: file,
     read: async () => (existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined),
@@ -66,9 +98,9 @@ function localStore(file = join(DATA_DIR, 'jwt-secret')): RingStore {
   };
 }
 
-function ssmStore(stage: string): RingStore {
+function ssmStore(stage: string, ring: RingName): RingStore {
   const { region } = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: '' });
-  const name = signingKeyParameter(stage);
+  const name = RINGS[ring].parameter(stage);
   const endpoint = ssmEndpointFrom();
   // The SDK's own client (the Lambdas read with a signed fetch of their own, lib/platform/parameter-store.ts,
   // to keep their bundles small; the CLI is not bundled). Its standard retries cover throttling
@@ -95,9 +127,9 @@ function ssmStore(stage: string): RingStore {
             Name: name,
             Value: text,
             Type: 'SecureString',
-            KeyId: signingKeyAlias(stage),
+            KeyId: RINGS[ring].alias(stage),
             Overwrite: !create,
-            Description: 'JWT signing keys of the VPN Enterprise auth API (npm run keys)',
+            Description: RINGS[ring].description,
           }),
         );
       } catch (error) {
@@ -108,47 +140,98 @@ function ssmStore(stage: string): RingStore {
         throw error;
       }
     },
-    afterChange: 'Running Lambdas use it within JWT_SECRET_CACHE_SECONDS (default 300 s), and at once when they meet a token it signed.',
+    afterChange:
+      ring === 'signing'
+        ? 'Running Lambdas use it within JWT_SECRET_CACHE_SECONDS (default 300 s), and at once when they meet a token it signed.'
+        : 'Running Lambdas use it within JWT_SECRET_CACHE_SECONDS (default 300 s).',
   };
 }
 
-async function existingRing(store: RingStore): Promise<RingEntries> {
+async function existingRing(store: RingStore, ring: RingName): Promise<RingEntries> {
   const text = await store.read();
-  if (text === undefined) throw new KeyRingError(`No key ring at ${store.where}: create it with \`npm run keys -- init${store.where.startsWith('SSM') ? ' --aws' : ''}\``);
+  const options = `${ring === 'mfa' ? ' --ring mfa' : ''}${store.where.startsWith('SSM') ? ' --aws' : ''}`;
+  if (text === undefined) throw new KeyRingError(`No key ring at ${store.where}: create it with \`npm run keys -- init${options}\``);
   return signingKeyEntries(text, store.where);
 }
 
-function describeRing(entries: RingEntries): string {
+function describeRing(entries: RingEntries, ring: RingName, uses?: Map<string, string>): string {
+  const [current, previous] = ring === 'signing' ? ['current (signs and verifies)', 'previous (verifies only)'] : ['current (seals and opens)', 'previous (opens only)'];
   return entries
     .map(([kid], index) => {
       const since = kidCreatedAt(kid);
-      return `${kid}  ${index === 0 ? 'current (signs and verifies)' : 'previous (verifies only)'}${since ? `  created ${since.toISOString()}` : ''}`;
+      return `${kid}  ${index === 0 ? current : previous}${since ? `  created ${since.toISOString()}` : ''}${uses ? `  ${uses.get(kid) ?? 'unused'}` : ''}`;
     })
     .join('\n');
 }
 
-async function run(args: Args, store: RingStore): Promise<string> {
+/** The users table of the ring's stage, for what the MFA ring protects. */
+interface MfaStore {
+  mfa: MfaRepository;
+}
+
+/** Per MFA key: how many TOTP secrets are sealed and how many recovery-code sets are kept under it. */
+async function mfaKeyUses(store: MfaStore): Promise<Map<string, { secrets: number; recoveryCodes: number }>> {
+  const uses = new Map<string, { secrets: number; recoveryCodes: number }>();
+  const use = (kid: string) => uses.get(kid) ?? uses.set(kid, { secrets: 0, recoveryCodes: 0 }).get(kid)!;
+  for (const totp of await store.mfa.scanTotp()) {
+    const kid = sealedKid(totp.sealedSecret);
+    if (kid !== undefined) use(kid).secrets += 1;
+    if (totp.recoveryKid !== undefined) use(totp.recoveryKid).recoveryCodes += 1;
+  }
+  return uses;
+}
+
+const describeUse = ({ secrets, recoveryCodes }: { secrets: number; recoveryCodes: number }) => `${secrets} TOTP secret(s), ${recoveryCodes} recovery-code set(s)`;
+
+async function run(args: Args, store: RingStore, ring: RingName, mfaStore: () => Promise<MfaStore>): Promise<string> {
   const now = new Date();
+  const existing = () => existingRing(store, ring);
+  const event = RINGS[ring].event;
+  if (args.command === 'reseal' && ring !== 'mfa') throw new UsageError('reseal is for the MFA ring: --ring mfa');
   switch (args.command) {
     case 'init': {
       if ((await store.read()) !== undefined) throw new KeyRingError(`A key ring already exists at ${store.where}; use rotate to change it`);
       const kid = newKid(now, new Set());
       await store.write(formatRing([[kid, newSecret()]]), { create: true });
-      audit('keys-cli', 'signing_key_created', { kid, where: store.where });
+      audit('keys-cli', `${event}_created`, { kid, where: store.where });
       return `Created the key ring at ${store.where} with key ${kid}.`;
     }
-    case 'list':
-      return `${store.where}\n${describeRing(await existingRing(store))}`;
+    case 'list': {
+      const entries = await existing();
+      const uses = ring === 'mfa' ? new Map([...(await mfaKeyUses(await mfaStore()))].map(([kid, use]) => [kid, describeUse(use)])) : undefined;
+      return `${store.where}\n${describeRing(entries, ring, uses)}`;
+    }
     case 'rotate': {
-      const entries = rotate(await existingRing(store), now);
+      const entries = rotate(await existing(), now);
       await store.write(formatRing(entries), { create: false });
       const [kid] = entries[0]!;
-      audit('keys-cli', 'signing_key_rotated', { kid, previous: entries.slice(1).map(([previous]) => previous), where: store.where });
-      return `Key ${kid} now signs; ${entries.length - 1} previous key(s) still verify. ${store.afterChange}\n${describeRing(entries)}`;
+      audit('keys-cli', `${event}_rotated`, { kid, previous: entries.slice(1).map(([previous]) => previous), where: store.where });
+      const next = ring === 'signing' ? '' : ' Then `reseal` to move every TOTP secret to it.';
+      return `Key ${kid} now ${ring === 'signing' ? 'signs' : 'seals'}; ${entries.length - 1} previous key(s) still ${ring === 'signing' ? 'verify' : 'open'}. ${store.afterChange}${next}\n${describeRing(entries, ring)}`;
+    }
+    case 'reseal': {
+      const keys = parseSigningKeys(formatRing(await existing()), store.where);
+      const { mfa } = await mfaStore();
+      let resealed = 0;
+      let unreadable = 0;
+      for (const totp of await mfa.scanTotp()) {
+        if (sealedKid(totp.sealedSecret) === keys.currentKid) continue;
+        const secret = open(keys, totp.sealedSecret, totp.userId);
+        if (secret === undefined) {
+          unreadable += 1;
+          continue;
+        }
+        // Only over the sealed form read: a setup or a reset meanwhile is left as it is.
+        if (await mfa.reseal(totp.userId, totp.sealedSecret, seal(keys, secret, totp.userId))) resealed += 1;
+      }
+      audit('keys-cli', 'mfa_secrets_resealed', { kid: keys.currentKid, resealed, unreadable, where: store.where });
+      const lost = unreadable > 0 ? ` ${unreadable} secret(s) are sealed under a key the ring no longer holds: those users need \`npm run users -- mfa-reset\`.` : '';
+      return `Resealed ${resealed} TOTP secret(s) under ${keys.currentKid}.${lost}`;
     }
     case 'retire': {
       const kid = args.options.get('kid');
       if (kid === true) throw new UsageError('--kid needs a value');
+      if (ring === 'mfa') return retireMfaKeys(store, await existing(), { kid, now, force: args.options.has('force') }, await mfaStore());
       // The last token an old key can sign is signed just before the last container's cache
       // expires and its background refresh lands; it is accepted until its exp plus the leeway.
       // A deployed stage's timings are its params (what its Lambdas run with); a local ring's, the environment's.
@@ -160,18 +243,36 @@ async function run(args: Args, store: RingStore): Promise<string> {
         : `(the stage's params: accessTokenTtlSeconds=${ttl}, jwtSecretCacheSeconds=${cache})`;
       let result: ReturnType<typeof retire>;
       try {
-        result = retire(await existingRing(store), { kid, now, minAgeSeconds, force: args.options.has('force') });
+        result = retire(await existing(), { kid, now, minAgeSeconds, force: args.options.has('force') });
       } catch (error) {
         if (error instanceof KeyRingError && /may be valid until|Cannot tell when/.test(error.message)) throw new KeyRingError(`${error.message} ${assumed}`);
         throw error;
       }
       await store.write(formatRing(result.entries), { create: false });
       audit('keys-cli', 'signing_key_retired', { kids: result.removed, forced: args.options.has('force'), where: store.where });
-      return `Retired ${result.removed.join(', ')}. ${store.afterChange}\n${describeRing(result.entries)}`;
+      return `Retired ${result.removed.join(', ')}. ${store.afterChange}\n${describeRing(result.entries, ring)}`;
     }
     default:
       throw new UsageError(args.command === undefined ? 'A command is required' : `Unknown command "${args.command}"`);
   }
+}
+
+/**
+ * MFA keys leave the ring only when nothing needs them: a TOTP secret sealed under one would no
+ * longer open (its user locked out of their second factor), a recovery-code set kept under one
+ * would no longer match. No waiting time applies: nothing is signed with them.
+ */
+async function retireMfaKeys(store: RingStore, entries: RingEntries, options: { kid: string | undefined; now: Date; force: boolean }, mfaStore: MfaStore): Promise<string> {
+  const result = retire(entries, { kid: options.kid, now: options.now, minAgeSeconds: 0, force: true });
+  const uses = await mfaKeyUses(mfaStore);
+  const needed = result.removed.filter((kid) => uses.has(kid));
+  if (needed.length > 0 && !options.force) {
+    const detail = needed.map((kid) => `${kid}: ${describeUse(uses.get(kid)!)}`).join('; ');
+    throw new KeyRingError(`Still needed (${detail}). Run \`reseal\` first; recovery codes under an old key last until their users replace them (or --force: those users then need \`npm run users -- mfa-reset\`)`);
+  }
+  await store.write(formatRing(result.entries), { create: false });
+  audit('keys-cli', 'mfa_key_retired', { kids: result.removed, forced: needed.length > 0, where: store.where });
+  return `Retired ${result.removed.join(', ')}. ${store.afterChange}\n${describeRing(result.entries, 'mfa')}`;
 }
 
 runCli({
@@ -182,6 +283,24 @@ runCli({
     if (args.options.has('stage') && !args.options.has('aws')) throw new UsageError('--stage goes with --aws (the local stack has one key ring)');
     if (args.options.has('file') && args.options.has('aws')) throw new UsageError('--file is for a local ring, not with --aws');
     const stage = (args.options.get('stage') as string | undefined) ?? (process.env.STAGE?.trim() || 'dev');
-    return run(args, args.options.has('aws') ? ssmStore(stage) : localStore(args.options.get('file') as string | undefined));
+    const ring = (args.options.get('ring') as string | undefined) ?? 'signing';
+    if (ring !== 'signing' && ring !== 'mfa') throw new UsageError(`--ring must be signing or mfa, got "${ring}"`);
+    const aws = args.options.has('aws');
+    // The MFA ring's users table, opened only by the commands that need it, and closed after.
+    let db: DynamoDBDocumentClient | undefined;
+    let owned: RunningDynalite | undefined;
+    const mfaStore = async (): Promise<MfaStore> => {
+      let endpoint = aws ? undefined : dynamodbEndpointFrom();
+      if (!aws && !endpoint) ({ endpoint, owned } = await localStoreEndpoint(stage));
+      const config = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: endpoint ?? '' });
+      db = createDocumentClient(config);
+      return { mfa: new MfaRepository(db, config.usersTable) };
+    };
+    try {
+      return await run(args, aws ? ssmStore(stage, ring) : localStore(ring, args.options.get('file') as string | undefined), ring, mfaStore);
+    } finally {
+      db?.destroy();
+      await owned?.close();
+    }
   },
 });

@@ -203,9 +203,21 @@ export async function seedUser(store: StoreConfig, user: SeedUser): Promise<bool
   }
 }
 
-/** The local stack's signing secret: made once, random, kept in .data/ (git-ignored), owner-only. */
+/** The local stack's signing secret: made once, random, kept in .data/jwt-secret (git-ignored), owner-only. */
 export function localSigningSecret(dataDir = DATA_DIR): string {
-  const file = join(dataDir, 'jwt-secret');
+  return localSecret(dataDir, 'jwt-secret');
+}
+
+/**
+ * The local stack's MFA key (MFA_KEY: seals TOTP secrets, keys recovery-code MACs), a key of its
+ * own, made and kept like the signing secret, in .data/mfa-key.
+ */
+export function localMfaKey(dataDir = DATA_DIR): string {
+  return localSecret(dataDir, 'mfa-key');
+}
+
+function localSecret(dataDir: string, name: string): string {
+  const file = join(dataDir, name);
   ensurePrivateDir(dataDir, { tighten: true });
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   const secret = randomBytes(48).toString('base64url');
@@ -217,6 +229,24 @@ export function localSigningSecret(dataDir = DATA_DIR): string {
     return readFileSync(file, 'utf8').trim();
   }
   return secret;
+}
+
+/**
+ * The local store, for the operator CLIs: the running stack's dynalite if it answers, else the
+ * .data/ folder opened directly on a private port (the same LevelDB files `npm start` uses; the
+ * caller closes `owned`).
+ */
+export async function localStoreEndpoint(stage: string): Promise<{ endpoint: string; owned?: RunningDynalite }> {
+  const port = Number(process.env.DYNAMODB_PORT?.trim() || 8000);
+  const endpoint = `http://127.0.0.1:${port}`;
+  try {
+    await fetch(endpoint, { method: 'POST', signal: AbortSignal.timeout(1000) });
+    return { endpoint };
+  } catch {
+    const owned = await startDynalite(0, join(DATA_DIR, `dynamodb-${stage}`));
+    await ensureTables(owned.endpoint, stage);
+    return { endpoint: owned.endpoint, owned };
+  }
 }
 
 export async function freePort(): Promise<number> {

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { ConfigError, dynamodbEndpointFrom, isProductionStage, loadConfig } from '../lib/platform/config.js';
 import { bcryptCostFor } from './stage-params.js';
-import { DATA_DIR, ensureTables, localSigningSecret, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv, type RunningDynalite } from './local-stack.js';
+import { DATA_DIR, ensureTables, localMfaKey, localSigningSecret, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv, type RunningDynalite } from './local-stack.js';
 
 function fail(message: string): never {
   console.error(`npm start: ${message}`);
@@ -28,6 +28,11 @@ async function main(): Promise<void> {
     if (isProductionStage(stage)) fail(`Invalid configuration: JWT_SECRET is required for stage "${stage}"`);
     jwtSecret = localSigningSecret();
   }
+  let mfaKey = process.env.MFA_KEY?.trim();
+  if (!mfaKey) {
+    if (isProductionStage(stage)) fail(`Invalid configuration: MFA_KEY is required for stage "${stage}"`);
+    mfaKey = localMfaKey();
+  }
 
   let external: string | undefined;
   try {
@@ -38,7 +43,7 @@ async function main(): Promise<void> {
   }
   let dynamo: RunningDynalite | undefined;
   // BCRYPT_COST from the environment, else the stage's param: the seed and the Lambdas agree.
-  const env: NodeJS.ProcessEnv = { ...process.env, STAGE: stage, JWT_SECRET: jwtSecret, BCRYPT_COST: bcryptCostFor(stage, { deployed: false }) };
+  const env: NodeJS.ProcessEnv = { ...process.env, STAGE: stage, JWT_SECRET: jwtSecret, MFA_KEY: mfaKey, BCRYPT_COST: bcryptCostFor(stage, { deployed: false }) };
   let config;
   try {
     // Validate everything before starting anything; the endpoint is filled in below.
@@ -82,12 +87,12 @@ async function main(): Promise<void> {
   });
 
   // For `npx serverless invoke local -f <fn> -p events/<fn>.json` (after `npm run events`).
-  writeLocalEnv(stage, { DYNAMODB_ENDPOINT: env.DYNAMODB_ENDPOINT, JWT_SECRET: jwtSecret, PORT: String(httpPort) });
+  writeLocalEnv(stage, { DYNAMODB_ENDPOINT: env.DYNAMODB_ENDPOINT, JWT_SECRET: jwtSecret, MFA_KEY: mfaKey, PORT: String(httpPort) });
 
   const base = `http://localhost:${httpPort}/v1`;
   console.log(`
   VPN Enterprise auth API (stage ${stage}) is running
-  Base URL:  ${base}/auth/{login,refresh,logout,me}
+  Base URL:  ${base}/auth/{login,refresh,logout,me,sessions,password,mfa/...}
   DynamoDB:  ${env.DYNAMODB_ENDPOINT}${external ? '' : ` (dynalite, data in .data/dynamodb-${stage})`}
 ${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}\n`}
   Try it:

@@ -4,7 +4,6 @@
  * when it is not running) and on AWS with `--aws` (region and credentials from the usual AWS env).
  */
 import { createInterface } from 'node:readline';
-import { join } from 'node:path';
 import { ConfigError, MAX_REFRESH_TOKEN_TTL_SECONDS, dynamodbEndpointFrom, loadSessionPolicy, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
 import { sessionIdToBytes } from '../lib/platform/ids.js';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -12,11 +11,12 @@ import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { unlockAccount } from '../lib/store/login-attempts.js';
 import { passwordPolicyProblem } from '../lib/auth/password-policy.js';
 import { hashPassword, verifyPassword } from '../lib/auth/passwords.js';
+import { MfaRepository } from '../lib/store/mfa.js';
 import { SessionsRepository, toPublicSession, type SessionSummary } from '../lib/store/sessions.js';
 import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/store/users.js';
 import { isEmail } from '../lib/http/validation.js';
 import { UsageError, audit, required, runCli, type ArgSpec, type Args } from './cli.js';
-import { DATA_DIR, ensureTables, startDynalite, type RunningDynalite } from './local-stack.js';
+import { localStoreEndpoint, type RunningDynalite } from './local-stack.js';
 import { stageSetting } from './stage-params.js';
 
 const USAGE = `Usage: npm run users -- <command> [options]
@@ -31,6 +31,8 @@ Commands:
   end-session --id ID        end one session
   revoke-sessions --email E  end all the user's sessions (and device tokens)
   unlock --email E           clear the account's brute-force counters (every IP, the hourly cap, its device tokens' locks)
+  mfa-reset --email E        remove the user's TOTP and recovery codes (a lost authenticator) and end all
+                             their sessions; a user whose role requires two factors enrols again at the next sign-in
 
 Options:
   --stage S          stage whose tables to use (default: $STAGE or dev)
@@ -107,8 +109,13 @@ async function newPassword(args: Args, store: StoreConfig, email: string, curren
   return password;
 }
 
+/** TOTP on, set up but not yet activated, or none. */
+function totpOf(user: User): string {
+  return user.totp?.status === 'active' ? 'totp' : user.totp?.status === 'pending' ? 'totp-pending' : 'no-totp';
+}
+
 function describe(user: User): string {
-  return `${user.id}  ${user.email}  ${JSON.stringify(user.name)}  ${user.role}  ${user.status}  created ${user.createdAt}  last login ${user.lastLogin ?? 'never'}`;
+  return `${user.id}  ${user.email}  ${JSON.stringify(user.name)}  ${user.role}  ${user.status}  ${totpOf(user)}  created ${user.createdAt}  last login ${user.lastLogin ?? 'never'}`;
 }
 
 async function userByEmail(users: UsersRepository, email: string): Promise<User> {
@@ -183,6 +190,13 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, s
       audit('users-cli', 'session_ended', { userId: session.userId, endedSessionId: session.id });
       return `Session ${session.id} has ended.`;
     }
+    case 'mfa-reset': {
+      const user = await userByEmail(users, emailOption(args));
+      const reset = await new MfaRepository(db, store.usersTable).reset(user.id, now);
+      if (!reset) throw new UserNotFoundError(`with email ${user.email}`);
+      audit('users-cli', 'mfa_reset', { userId: user.id, had: totpOf(user) });
+      return `Two-factor sign-in reset for ${user.email} (was ${totpOf(user)}): TOTP and recovery codes removed, all of their sessions have ended.`;
+    }
     case 'revoke-sessions': {
       const user = await userByEmail(users, emailOption(args));
       await users.revokeAllSessions(user.id, now);
@@ -191,23 +205,6 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, s
     }
     default:
       throw new UsageError(args.command === undefined ? 'A command is required' : `Unknown command "${args.command}"`);
-  }
-}
-
-/**
- * The local store: the running stack's dynalite if it answers, else the .data/ folder opened
- * directly on a private port (the same LevelDB files `npm start` uses).
- */
-async function localEndpoint(stage: string): Promise<{ endpoint: string; owned?: RunningDynalite }> {
-  const port = Number(process.env.DYNAMODB_PORT?.trim() || 8000);
-  const endpoint = `http://127.0.0.1:${port}`;
-  try {
-    await fetch(endpoint, { method: 'POST', signal: AbortSignal.timeout(1000) });
-    return { endpoint };
-  } catch {
-    const owned = await startDynalite(0, join(DATA_DIR, `dynamodb-${stage}`));
-    await ensureTables(owned.endpoint, stage);
-    return { endpoint: owned.endpoint, owned };
   }
 }
 
@@ -221,7 +218,7 @@ runCli({
     let endpoint = dynamodbEndpointFrom();
     let owned: RunningDynalite | undefined;
     if (args.options.has('aws')) endpoint = undefined;
-    else if (!endpoint) ({ endpoint, owned } = await localEndpoint(stage));
+    else if (!endpoint) ({ endpoint, owned } = await localStoreEndpoint(stage));
     try {
       // New hashes at the stage's own cost and under its own policy (serverless.yml params), not whatever the shell says.
       const deployed = { deployed: endpoint === undefined };

@@ -1,27 +1,29 @@
 import type { App } from '../app.js';
 import { issueTokenPair, type Caller, type TokenPair } from './auth-service.js';
 import type { Config } from '../platform/config.js';
-import { deviceItem, newDeviceToken, parseDeviceToken } from '../store/device-tokens.js';
+import { deviceItem, newDeviceToken, parseDeviceToken, type DeviceToken } from '../store/device-tokens.js';
+import { MFA_TOKEN_TTL_SECONDS, newMfaToken, type MfaTokenPurpose, MfaTokensRepository } from '../store/mfa-tokens.js';
 import type { BatchWrite } from '../platform/dynamo.js';
 import { ApiError, bearerError } from '../platform/errors.js';
 import { newSessionId } from '../platform/ids.js';
 import { describeError, log } from '../platform/log.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
-import type { LimitScope, Lock, LoginAttempts, Reservation, TrustedDevice } from '../store/login-attempts.js';
+import type { LimitScope, Lock, LoginAttempts, LoginState, Reservation, TrustedDevice } from '../store/login-attempts.js';
 import { oncePer } from '../platform/memo.js';
 import { bcryptHash, needsRehash, verifyPassword } from './passwords.js';
-import { PASSWORD_ONLY, epochSeconds, type SessionSummary, type SessionsRepository } from '../store/sessions.js';
+import { PASSWORD_ONLY, epochSeconds, type AuthMethod, type SessionSummary, type SessionsRepository } from '../store/sessions.js';
 import type { KeyRing } from './signing-keys.js';
 import type { SigningKeys } from '../platform/config.js';
 import { hashRefreshSecret, issueRefreshSecret, rotationKeysOf, type AccessTokens, type Clock } from './tokens.js';
 import type { User, UsersRepository } from '../store/users.js';
 
 export interface LoginServiceDeps {
-  config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'deviceTokenTtlSeconds' | 'sessionPolicy'>;
+  config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'deviceTokenTtlSeconds' | 'sessionPolicy' | 'mfa'>;
   keyRing: KeyRing;
   users: UsersRepository;
   sessions: SessionsRepository;
   attempts: LoginAttempts;
+  mfaTokens: MfaTokensRepository;
   tokens: AccessTokens;
   clock: Clock;
 }
@@ -38,6 +40,15 @@ export interface VerifiedPassword {
   device: { trusted: TrustedDevice; presented: string } | undefined;
   /** Without a device token: the pair, IP and account slots reserved. */
   reservation: Reservation | undefined;
+}
+
+/** A user signed in by a second factor (lib/mfa/mfa-service.ts): no password checked in this request. */
+export interface VerifiedSecondFactor {
+  user: User;
+  ring: SigningKeys;
+  now: Date;
+  /** The account+IP pair counter this sign-in clears (its wrong codes counted there). */
+  pairKey: Record<string, unknown>;
 }
 
 function tooManyAttempts(lock: Lock): ApiError {
@@ -64,6 +75,8 @@ export class LoginService {
    */
   async login(email: string, password: string, caller: Caller, presentedDevice?: string): Promise<SignIn> {
     const verified = await this.verify(email, password, caller, { presentedDevice });
+    const due = this.secondFactorDue(verified.user);
+    if (due) throw await this.challenge(verified, due, caller, password);
     const { signIn, sessionId } = await this.openSession(verified, caller, { rehash: password });
     countMetric(METRIC.signInSucceeded);
     log.info('login_succeeded', { userId: verified.user.id, sessionId, device: verified.device !== undefined, ...caller });
@@ -91,18 +104,7 @@ export class LoginService {
     // A malformed, unknown, expired, ended or another account's device token is no token at all.
     const state = await attempts.read(email, ip, presentedDevice === undefined ? undefined : parseDeviceToken(presentedDevice), now);
     const device = state.device;
-    let reservation: Reservation | undefined;
-    let lock = attempts.settledLock(state, ip, now, scope);
-    if (!lock && device) lock = await attempts.reserveDevice(device, now);
-    if (!lock && !device) {
-      reservation = await attempts.reserveStranger(email, ip, state, now, scope);
-      lock = reservation.lock;
-    }
-    if (lock) {
-      countMetric(METRIC.signInLockedOut, { name: 'limit', value: lock.by });
-      log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, device: device !== undefined, ...caller });
-      throw tooManyAttempts(lock);
-    }
+    const reservation = await this.hold(email, state, caller, now, scope);
     const user = device ? device.user : reservation!.user;
     if (sessionEpoch !== undefined && user !== undefined && user.sessionEpoch !== sessionEpoch) {
       if (reservation) await attempts.giveBackAll(reservation);
@@ -123,37 +125,130 @@ export class LoginService {
   }
 
   /**
+   * After the right password: a second factor is due when TOTP is active (`verify`: a code or a
+   * recovery code), or must first be set up when the user's role is in MFA_REQUIRED_ROLES
+   * (`enroll`). A device token never skips it.
+   */
+  secondFactorDue(user: User): MfaTokenPurpose | undefined {
+    if (user.totp?.status === 'active') return 'verify';
+    return this.deps.config.mfa.requiredRoles.includes(user.role) ? 'enroll' : undefined;
+  }
+
+  /**
+   * The right password of a user who owes a second factor: no session yet, an `mfa_token` for the
+   * next step instead (401 `mfa_required` or `mfa_enrollment_required`, the token in the body).
+   * The password's bookkeeping is a success's (the pair cleared, the device token renewed, the IP
+   * slot given back, a rehash), written in the token's own BatchWriteItem: as many calls as a
+   * sign-in. Only the right password gets here, so a wrong one says nothing about a second factor.
+   */
+  private async challenge(verified: VerifiedPassword, purpose: MfaTokenPurpose, caller: Caller, password: string): Promise<ApiError> {
+    const { user, now } = verified;
+    const token = newMfaToken(user.id);
+    const { writes } = this.passwordRightWrites(verified);
+    const [created, kept] = await Promise.allSettled([
+      this.deps.mfaTokens.create(token, { purpose, userEpoch: user.sessionEpoch, at: now }, writes),
+      this.bookkeeping(verified, password),
+    ]);
+    if (created.status === 'rejected') throw created.reason;
+    if (kept.status === 'rejected') log.warn('login_bookkeeping_failed', { userId: user.id, ...describeError(kept.reason) });
+    countMetric(METRIC.secondFactorRequired, { name: 'reason', value: purpose });
+    log.info('login_second_factor_due', { userId: user.id, purpose, device: verified.device !== undefined, ...caller });
+    return new ApiError(purpose === 'verify' ? 'mfa_required' : 'mfa_enrollment_required', undefined, {}, { mfa_token: token.token, mfa_expires_in: MFA_TOKEN_TTL_SECONDS });
+  }
+
+  /**
+   * What a right password writes besides its session: the device token presented renewed (its
+   * failures cleared, its life restarted), or a stranger's pair counter deleted (its consecutive
+   * failures are over). `issued`: the device token the answer carries (a new one for a stranger).
+   */
+  private passwordRightWrites(verified: VerifiedPassword): { writes: BatchWrite[]; renewed: { token: DeviceToken & { token: string }; createdAt: string } | undefined } {
+    const { user, now, device, reservation } = verified;
+    const writes: BatchWrite[] = [];
+    let renewed: { token: DeviceToken & { token: string }; createdAt: string } | undefined;
+    if (device) {
+      renewed = { token: { ...device.trusted.token, token: device.presented }, createdAt: device.trusted.item.created_at };
+      writes.push(this.deviceWrite(renewed.token, user.sessionEpoch, renewed.createdAt, now));
+    }
+    if (reservation) writes.push({ table: this.deps.attempts.table, deleteKey: reservation.pairKey });
+    return { writes, renewed };
+  }
+
+  private deviceWrite(token: DeviceToken, userEpoch: number, createdAt: string, now: Date): BatchWrite {
+    return { table: this.deps.attempts.table, put: { ...deviceItem(token, userEpoch, createdAt, epochSeconds(now) + this.deps.config.deviceTokenTtlSeconds) } };
+  }
+
+  /**
+   * One more write besides the batch: a hash at another cost is replaced, or else a stranger's IP
+   * slot is given back. (After a change of BCRYPT_COST, a user's first sign-in from a stranger's
+   * address keeps its IP slot: the one case that would otherwise take a 7th call.) With a device
+   * token there is a round trip to spare, for old hourly counters on the user item; a password
+   * change counted no IP slot and spends none.
+   */
+  private async bookkeeping({ user, device, reservation }: VerifiedPassword, rehash: string | undefined): Promise<void> {
+    if (rehash !== undefined && needsRehash(user.passwordHash, this.deps.config.bcryptCost)) return this.rehash(user, rehash);
+    if (reservation) return this.deps.attempts.giveBackIp(reservation);
+    if (device) return this.deps.attempts.clearStaleCounters(user.id, device.trusted.staleCounters);
+  }
+
+  /**
+   * A check of something other than a password (the TOTP code that turns TOTP off) held to the
+   * account's own limits, as a password change's current password is: the account+IP pair and
+   * the account's hour reserved before it is looked at; 429 `too_many_attempts` once locked. The
+   * reservation is given back on success (`attempts.giveBackAll`); a failure stays counted.
+   */
+  async reserveAccountAttempt(email: string, caller: Caller, now: Date): Promise<Reservation> {
+    const state = await this.deps.attempts.read(email, caller.sourceIp ?? 'unknown', undefined, now);
+    return (await this.hold(email, state, caller, now, { ip: false }))!;
+  }
+
+  /**
+   * Reserve every counter the attempt is held to (the device token's alone when one is live), or
+   * throw 429 `too_many_attempts`. The stranger's reservation; undefined with a device token.
+   */
+  private async hold(email: string, state: LoginState, caller: Caller, now: Date, scope: LimitScope | undefined): Promise<Reservation | undefined> {
+    const { attempts } = this.deps;
+    const ip = caller.sourceIp ?? 'unknown';
+    const device = state.device;
+    let reservation: Reservation | undefined;
+    let lock = attempts.settledLock(state, ip, now, scope);
+    if (!lock && device) lock = await attempts.reserveDevice(device, now);
+    if (!lock && !device) {
+      reservation = await attempts.reserveStranger(email, ip, state, now, scope);
+      lock = reservation.lock;
+    }
+    if (lock) {
+      countMetric(METRIC.signInLockedOut, { name: 'limit', value: lock.by });
+      log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, device: device !== undefined, ...caller });
+      throw tooManyAttempts(lock);
+    }
+    return reservation;
+  }
+
+  /**
    * A new session for a verified password, with its device token, in one BatchWriteItem, and the
    * sign-in's bookkeeping beside it. `rehash`: replace a hash made at another bcrypt cost with
    * `password` (a sign-in); a password change has just written a new hash, so it passes nothing.
    * `cap`: apply MAX_SESSIONS_PER_USER (not after a password change, which ended every other session).
+   * `amr`: how the session was signed in. After a second factor there is no password bookkeeping:
+   * the pair counter its codes counted on is cleared, and a new device token is issued.
    */
-  async openSession(verified: VerifiedPassword, caller: Caller, { rehash, cap = true }: { rehash?: string; cap?: boolean } = {}): Promise<{ signIn: SignIn; sessionId: string }> {
-    const { attempts, config } = this.deps;
-    const { user, ring, now, device, reservation } = verified;
+  async openSession(
+    verified: VerifiedPassword | VerifiedSecondFactor,
+    caller: Caller,
+    { rehash, cap = true, amr = PASSWORD_ONLY }: { rehash?: string; cap?: boolean; amr?: readonly AuthMethod[] } = {},
+  ): Promise<{ signIn: SignIn; sessionId: string }> {
+    const { config } = this.deps;
+    const { user, ring, now } = verified;
     const sessionId = newSessionId();
     const secret = issueRefreshSecret(rotationKeysOf(ring).get(ring.currentKid)!, sessionId);
-    const expiresAt = epochSeconds(now) + config.deviceTokenTtlSeconds;
-    // The device token presented is renewed (its failures cleared, its life restarted); without
-    // one, the client gets a new one.
-    const issued = device ? { ...device.trusted.token, token: device.presented } : newDeviceToken(user.id);
-    const writes: BatchWrite[] = [
-      this.deps.users.lastLoginWrite(user.id, now),
-      { table: attempts.table, put: { ...deviceItem(issued, user.sessionEpoch, device?.trusted.item.created_at ?? now.toISOString(), expiresAt) } },
-    ];
-    // A stranger's success gives its pair slot back: the pair's consecutive failures are over.
-    if (reservation) writes.push({ table: attempts.table, deleteKey: reservation.pairKey });
-    // One more write besides the session's batch: a hash at another cost is replaced, or else a
-    // stranger's IP slot is given back. (After a change of BCRYPT_COST, a user's first sign-in
-    // from a stranger's address keeps its IP slot: the one case that would otherwise take a 7th call.)
-    // With a device token there is a round trip to spare, for old hourly counters on the user item;
-    // a password change counted no IP slot and spends none.
-    const bookkeeping =
-      rehash !== undefined && needsRehash(user.passwordHash, config.bcryptCost)
-        ? this.rehash(user, rehash)
-        : reservation
-          ? attempts.giveBackIp(reservation)
-          : attempts.clearStaleCounters(user.id, device!.trusted.staleCounters);
+    const password = 'pairKey' in verified ? undefined : verified;
+    const { writes, renewed } = password
+      ? this.passwordRightWrites(password)
+      : { writes: [{ table: this.deps.attempts.table, deleteKey: (verified as VerifiedSecondFactor).pairKey }] as BatchWrite[], renewed: undefined };
+    // The device token presented is renewed; without one, the client gets a new one.
+    const issued = renewed?.token ?? newDeviceToken(user.id);
+    if (!renewed) writes.push(this.deviceWrite(issued, user.sessionEpoch, now.toISOString(), now));
+    writes.push(this.deps.users.lastLoginWrite(user.id, now));
     const [created, kept, others] = await Promise.allSettled([
       this.deps.sessions.create(
         {
@@ -166,10 +261,11 @@ export class LoginService {
           sourceIp: caller.sourceIp,
           userAgent: caller.userAgent,
           expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
+          amr: [...amr],
         },
         writes,
       ),
-      bookkeeping,
+      password ? this.bookkeeping(password, rehash) : undefined,
       // Read beside the write: the new session is left out of the count whether the index shows it yet or not.
       cap && config.sessionPolicy.maxPerUser > 0 ? this.deps.sessions.listLive(user, now, { idleSeconds: config.sessionPolicy.idleSeconds, limit: Infinity, maxAgeSeconds: config.refreshTokenTtlSeconds }) : [],
     ]);
@@ -177,7 +273,7 @@ export class LoginService {
     if (kept.status === 'rejected') log.warn('login_bookkeeping_failed', { userId: user.id, sessionId, ...describeError(kept.reason) });
     if (others.status === 'rejected') log.warn('session_cap_failed', { userId: user.id, sessionId, ...describeError(others.reason) });
     else await this.endLeastRecentlyUsed(user, others.value.filter((session) => session.id !== sessionId), now, caller);
-    const pair = await issueTokenPair(this.deps.tokens, { ...user, lastLogin: now.toISOString() }, { id: sessionId, amr: [...PASSWORD_ONLY] }, secret, config.refreshTokenTtlSeconds);
+    const pair = await issueTokenPair(this.deps.tokens, { ...user, lastLogin: now.toISOString() }, { id: sessionId, amr: [...amr] }, secret, config.refreshTokenTtlSeconds);
     return { signIn: { ...pair, device_token: issued.token }, sessionId };
   }
 
@@ -206,4 +302,4 @@ export class LoginService {
 }
 
 /** The login service over an app's repositories and keys (one per app). */
-export const loginService = oncePer((app: App) => new LoginService(app));
+export const loginService = oncePer((app: App) => new LoginService({ ...app, mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable) }));

@@ -38,7 +38,7 @@ export class PasswordService {
    * session cap has nothing to end, so its Query is not made.
    */
   async changePassword(accessToken: string, currentPassword: string, newPassword: string, caller: Caller): Promise<SignIn> {
-    const { user, sessionId } = await this.deps.auth.authenticate(accessToken);
+    const { user, sessionId, amr } = await this.deps.auth.authenticate(accessToken);
     const problem = passwordPolicyProblem(newPassword, { minLength: this.deps.config.passwordMinLength, email: user.email, currentPassword });
     if (problem) {
       log.info('password_change_refused', { userId: user.id, sessionId, reason: 'weak_password', ...caller });
@@ -63,8 +63,9 @@ export class PasswordService {
       log.info('password_change_refused', { userId: user.id, sessionId, reason: 'session_ended', ...caller });
       throw bearerError('invalid_token', true);
     }
-    // No session cap to apply: every other session has just ended.
-    const { signIn, sessionId: newSessionId } = await this.deps.login.openSession({ ...verified, user: changed }, caller, { cap: false });
+    // No session cap to apply: every other session has just ended. The new session keeps the
+    // caller's `amr`: a second factor proven at its sign-in still stands, the password is proven again.
+    const { signIn, sessionId: newSessionId } = await this.deps.login.openSession({ ...verified, user: changed }, caller, { cap: false, amr });
     countMetric(METRIC.passwordChanged);
     log.info('password_changed', { userId: user.id, sessionId: newSessionId, previousSessionId: sessionId, ...caller });
     return signIn;

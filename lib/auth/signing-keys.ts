@@ -43,6 +43,8 @@ export interface FetchedKeyRingOptions {
   cacheSeconds: number;
   /** What the log calls the source (the parameter name; never its value). */
   source: string;
+  /** What the ring holds, for the log's event names (`signing_keys_loaded`, `mfa_keys_loaded`...); default signing_keys. */
+  what?: 'signing_keys' | 'mfa_keys';
   clock?: Clock;
 }
 
@@ -72,9 +74,11 @@ export class FetchedKeyRing implements KeyRing {
   /** Why the last fetch failed: the cause of a 503, for the log. */
   private lastError: unknown;
   private readonly clock: Clock;
+  private readonly what: string;
 
   constructor(private readonly options: FetchedKeyRingOptions) {
     this.clock = options.clock ?? (() => new Date());
+    this.what = options.what ?? 'signing_keys';
   }
 
   async current(): Promise<SigningKeys> {
@@ -125,12 +129,12 @@ export class FetchedKeyRing implements KeyRing {
       this.ring = this.options.parse(await this.options.fetch());
       this.loadedAt = startedAt;
       this.lastError = undefined;
-      log.info('signing_keys_loaded', { source: this.options.source, kids: [...this.ring.keys.keys()], currentKid: this.ring.currentKid });
+      log.info(`${this.what}_loaded`, { source: this.options.source, kids: [...this.ring.keys.keys()], currentKid: this.ring.currentKid });
     } catch (error) {
       this.lastError = error;
       const held = this.ring !== undefined && this.secondsSince(this.loadedAt) < MAX_STALE_SECONDS;
-      if (held) log.warn('signing_keys_refresh_failed', { source: this.options.source, ...describeError(error) });
-      else log.error('signing_keys_unavailable', { source: this.options.source, ...describeError(error) });
+      if (held) log.warn(`${this.what}_refresh_failed`, { source: this.options.source, ...describeError(error) });
+      else log.error(`${this.what}_unavailable`, { source: this.options.source, ...describeError(error) });
     }
     return this.ring;
   }

@@ -44,6 +44,18 @@ export function bearerToken(event: HttpEvent): string {
   return bearerFromHeader(headerValue(event, 'authorization'));
 }
 
+/**
+ * Who is setting up a second factor: a signed-in user (an `Authorization: Bearer` header, which
+ * wins), or a sign-in that must enrol first (`mfa_token` in the body); neither is a 401.
+ */
+export function bearerOrMfaToken(event: HttpEvent, body: Record<string, unknown>): { accessToken: string } | { mfaToken: string } {
+  if (headerValue(event, 'authorization') !== undefined) return { accessToken: bearerToken(event) };
+  const mfaToken = body.mfa_token;
+  if (mfaToken === undefined) throw bearerError('invalid_token', false);
+  if (typeof mfaToken !== 'string') throw new ApiError('invalid_request', 'The field "mfa_token" must be a string.');
+  return { mfaToken };
+}
+
 /** The token of an Authorization header value; a 401 bearer error when it is missing or not `Bearer <token>`. */
 export function bearerFromHeader(header: string | undefined): string {
   if (header === undefined || header.trim() === '') throw bearerError('invalid_token', false);

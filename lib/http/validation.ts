@@ -1,3 +1,4 @@
+import { normalizeRecoveryCode } from '../mfa/recovery-codes.js';
 import { ApiError } from '../platform/errors.js';
 
 /** Request bodies are small objects; anything larger is rejected before parsing. */
@@ -7,6 +8,7 @@ const MAX_EMAIL_INPUT_LENGTH = 320;
 /** Over 72 bytes a password is refused as invalid credentials; this bound only caps the work. */
 export const MAX_PASSWORD_INPUT_LENGTH = 1024;
 export const MAX_REFRESH_TOKEN_INPUT_LENGTH = 512;
+export const MAX_MFA_TOKEN_INPUT_LENGTH = 512;
 
 // Deliberately plain: one @, no spaces or control characters, a dot in the domain.
 const EMAIL_PATTERN = /^[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+\.[^\s@\x00-\x1f\x7f]+$/;
@@ -68,4 +70,25 @@ export function requiredEmail(body: JsonObject, field: string): string {
   const value = requiredString(body, field, MAX_EMAIL_INPUT_LENGTH).trim();
   if (!isEmail(value)) throw invalid(`The field "${field}" must be an email address.`);
   return value;
+}
+
+/** A TOTP code: six digits, spaces forgiven (apps show `123 456`); 400 for anything else. */
+export function requiredTotpCode(body: JsonObject, field = 'code'): string {
+  const code = requiredString(body, field, 64).replace(/\s/g, '');
+  if (!/^\d{6}$/.test(code)) throw invalid(`The field "${field}" must be the 6-digit code of the authenticator app.`);
+  return code;
+}
+
+/** A recovery code as typed: checked for its shape here (400), matched later. */
+export function requiredRecoveryCode(body: JsonObject, field = 'recovery_code'): string {
+  const code = requiredString(body, field, 64);
+  if (normalizeRecoveryCode(code) === undefined) throw invalid(`The field "${field}" must be a recovery code such as "abcd-efgh-jkmn".`);
+  return code;
+}
+
+/** The second step of a sign-in: exactly one of `code` and `recovery_code`. */
+export function secondFactorOf(body: JsonObject): { code: string } | { recoveryCode: string } {
+  const hasCode = body.code !== undefined;
+  if (hasCode === (body.recovery_code !== undefined)) throw invalid('Send exactly one of "code" and "recovery_code".');
+  return hasCode ? { code: requiredTotpCode(body) } : { recoveryCode: requiredRecoveryCode(body) };
 }

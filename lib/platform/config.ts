@@ -67,10 +67,12 @@ export interface SessionPolicy {
 }
 
 /**
- * Where the JWT signing keys come from: JWT_SECRET itself (the local stack, tests), or the SSM
- * SecureString parameter JWT_SECRET_PARAMETER names (AWS; the template never holds a key).
+ * Where a key ring comes from: an environment variable holding the ring itself (the local stack,
+ * tests), or the SSM SecureString parameter another variable names (AWS; the template never holds
+ * a key). The JWT signing keys come from JWT_SECRET / JWT_SECRET_PARAMETER; the MFA keys, which
+ * seal TOTP secrets, from MFA_KEY / MFA_KEY_PARAMETER.
  */
-export type SigningKeySource =
+export type KeySource =
   | { kind: 'inline'; keys: SigningKeys }
   | {
       kind: 'parameter';
@@ -80,11 +82,25 @@ export type SigningKeySource =
       /** An SSM-compatible endpoint (tests); unset in AWS. */
       ssmEndpoint: string | undefined;
     };
+export type SigningKeySource = KeySource;
+
+/** The users' roles (lib/store/users.ts); MFA_REQUIRED_ROLES names some of them. */
+export const ROLES = ['admin', 'user'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Second factors: who must have one, and where the keys that protect them come from. */
+export interface MfaPolicy {
+  /** Users of these roles must sign in with TOTP; without it, a right password only leads to enrolment. */
+  requiredRoles: readonly Role[];
+  /** Undefined when neither MFA_KEY nor MFA_KEY_PARAMETER is set: the MFA functions refuse to start. */
+  keySource: KeySource | undefined;
+}
 
 export interface Config extends StoreConfig, HttpPolicy {
   loginLimits: LoginLimits;
   sessionPolicy: SessionPolicy;
   signingKeySource: SigningKeySource;
+  mfa: MfaPolicy;
   jwtIssuer: string;
   jwtAudience: string;
   accessTokenTtlSeconds: number;
@@ -220,12 +236,18 @@ export function loadKeyTimings(env: Env = process.env): { accessTokenTtlSeconds:
 
 /** JWT_SECRET when set (it wins, so the local stack needs nothing else), else JWT_SECRET_PARAMETER. */
 export function loadSigningKeySource(env: Env = process.env): SigningKeySource {
-  const inline = read(env, 'JWT_SECRET');
-  if (inline !== undefined) return { kind: 'inline', keys: parseSigningKeys(inline) };
-  const name = read(env, 'JWT_SECRET_PARAMETER');
-  if (name === undefined) throw new ConfigError('JWT_SECRET', 'is required (or JWT_SECRET_PARAMETER, the SSM parameter that holds it)');
+  const source = loadKeySource(env, 'JWT_SECRET', 'JWT_SECRET_PARAMETER');
+  if (!source) throw new ConfigError('JWT_SECRET', 'is required (or JWT_SECRET_PARAMETER, the SSM parameter that holds it)');
+  return source;
+}
+
+function loadKeySource(env: Env, inlineName: string, parameterName: string): KeySource | undefined {
+  const inline = read(env, inlineName);
+  if (inline !== undefined) return { kind: 'inline', keys: parseSigningKeys(inline, inlineName) };
+  const name = read(env, parameterName);
+  if (name === undefined) return undefined;
   if (name.length > 1011 || !PARAMETER_NAME.test(name)) {
-    throw new ConfigError('JWT_SECRET_PARAMETER', `must be an SSM parameter name like /vpn-auth/prod/jwt-signing-keys, got "${name}"`);
+    throw new ConfigError(parameterName, `must be an SSM parameter name like /vpn-auth/prod/${inlineName === 'MFA_KEY' ? 'mfa-keys' : 'jwt-signing-keys'}, got "${name}"`);
   }
   return {
     kind: 'parameter',
@@ -233,6 +255,28 @@ export function loadSigningKeySource(env: Env = process.env): SigningKeySource {
     cacheSeconds: loadKeyTimings(env).keyCacheSeconds,
     ssmEndpoint: ssmEndpointFrom(env),
   };
+}
+
+/**
+ * MFA_REQUIRED_ROLES (comma-separated roles; empty by default) and the MFA key ring: MFA_KEY when
+ * set, else MFA_KEY_PARAMETER. An MFA key must never be a JWT signing key (retiring a signing key
+ * must not lock anyone out of their second factor), checked here for rings given inline and by
+ * the keys CLI for rings in SSM.
+ */
+export function loadMfaPolicy(env: Env = process.env): MfaPolicy {
+  const requiredRoles = (read(env, 'MFA_REQUIRED_ROLES') ?? '').split(',').map((role) => role.trim().toLowerCase()).filter(Boolean);
+  for (const role of requiredRoles) {
+    if (!(ROLES as readonly string[]).includes(role)) throw new ConfigError('MFA_REQUIRED_ROLES', `must list roles among ${ROLES.join(', ')}, got "${role}"`);
+  }
+  const keySource = loadKeySource(env, 'MFA_KEY', 'MFA_KEY_PARAMETER');
+  const jwt = read(env, 'JWT_SECRET');
+  if (keySource?.kind === 'inline' && jwt !== undefined) {
+    const signing = new Set(signingKeyEntries(jwt).map(([, secret]) => secret));
+    if (signingKeyEntries(read(env, 'MFA_KEY'), 'MFA_KEY').some(([, secret]) => signing.has(secret))) {
+      throw new ConfigError('MFA_KEY', 'must not hold a JWT signing key (give the MFA keys a ring of their own)');
+    }
+  }
+  return { requiredRoles: [...new Set(requiredRoles)] as Role[], keySource };
 }
 
 function boolean(env: Env, name: string, fallback: boolean): boolean {
@@ -266,6 +310,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...loadStoreConfig(env),
     ...loadHttpPolicy(env),
     signingKeySource: loadSigningKeySource(env),
+    mfa: loadMfaPolicy(env),
     jwtIssuer: read(env, 'JWT_ISSUER') ?? 'vpn-enterprise-auth',
     jwtAudience: read(env, 'JWT_AUDIENCE') ?? 'vpn-enterprise',
     accessTokenTtlSeconds: loadKeyTimings(env).accessTokenTtlSeconds,

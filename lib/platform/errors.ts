@@ -10,9 +10,17 @@ export const ERRORS = {
   token_expired: { status: 401, message: 'The access token has expired.' },
   invalid_refresh_token: { status: 401, message: 'The refresh token is invalid, expired or revoked.' },
   refresh_token_reused: { status: 401, message: 'The refresh token was already used; the session has been ended. Sign in again.' },
+  mfa_required: { status: 401, message: 'The password is right; a code from the authenticator app (or a recovery code) is required to finish signing in.' },
+  mfa_enrollment_required: { status: 401, message: 'Two-factor sign-in is required for this account: set up an authenticator app to finish signing in.' },
+  invalid_mfa_code: { status: 401, message: 'The code is wrong, expired or already used.' },
+  invalid_mfa_token: { status: 401, message: 'The MFA token is invalid, expired or used up. Sign in again.' },
   https_required: { status: 403, message: 'HTTPS is required.' },
+  mfa_required_by_policy: { status: 403, message: 'Two-factor sign-in is required for this account and cannot be turned off.' },
+  otp_session_required: { status: 403, message: 'This needs a session signed in with a second factor. Sign in again with your authenticator code.' },
   not_found: { status: 404, message: 'No such endpoint.' },
   session_not_found: { status: 404, message: 'No such session.' },
+  mfa_already_enabled: { status: 409, message: 'Two-factor sign-in is already on for this account.' },
+  mfa_not_enabled: { status: 409, message: 'Two-factor sign-in is not on for this account.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'The request body must be sent as application/json.' },
   too_many_attempts: { status: 429, message: 'Too many failed sign-in attempts. Try again later.' },
@@ -30,6 +38,8 @@ export class ApiError extends Error {
     readonly code: ErrorCode,
     message: string = ERRORS[code].message,
     readonly headers: Record<string, string> = {},
+    /** Fields of the body besides `success` and `error` (an `mfa_token` with its challenge). */
+    readonly fields: Record<string, string | number> = {},
   ) {
     super(message);
     this.name = 'ApiError';
@@ -37,7 +47,7 @@ export class ApiError extends Error {
   }
 
   toBody() {
-    return { success: false as const, error: { code: this.code, message: this.message } };
+    return { success: false as const, error: { code: this.code, message: this.message }, ...this.fields };
   }
 }
 

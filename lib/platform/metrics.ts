@@ -27,6 +27,14 @@ export const METRIC = {
   /** A user ended one of their sessions (DELETE /auth/sessions/{id}). */
   sessionEnded: 'SessionEnded',
   passwordChanged: 'PasswordChanged',
+  /** reason: verify | enroll. A right password that still owes a second factor. */
+  secondFactorRequired: 'SecondFactorRequired',
+  /** reason: code | recovery_code. */
+  secondFactorSucceeded: 'SecondFactorSucceeded',
+  /** reason: code | recovery_code | token (an unknown, spent, expired or exhausted mfa_token). */
+  secondFactorFailed: 'SecondFactorFailed',
+  /** reason: activated | turned_off | recovery_codes_replaced | reset. */
+  secondFactorChanged: 'SecondFactorChanged',
   authorizerAllowed: 'AuthorizerAllowed',
   authorizerDenied: 'AuthorizerDenied',
   serviceUnavailable: 'ServiceUnavailable',

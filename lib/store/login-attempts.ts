@@ -245,6 +245,30 @@ export class LoginAttempts {
   }
 
   /**
+   * The pair counter's key: a sign-in finished with a second factor clears it, as a success
+   * without one does.
+   */
+  pairKeyOf(email: string, ip: string): Record<string, unknown> {
+    return pairKey(email, ip);
+  }
+
+  /**
+   * A wrong second-factor code after a right password: one failed sign-in for the account's own
+   * limits, its pair with this address and its hour (so a run of wrong codes locks the pair as
+   * wrong passwords do). Counted, never refused: the MFA token's own attempts were reserved first.
+   */
+  async countFailedCode(email: string, ip: string, userId: string, at: Date): Promise<void> {
+    const pair = { table: this.table, key: pairKey(email, ip), failures: 'failures', until: 'expires_at', mustExist: false };
+    const counted = await Promise.allSettled([
+      // A live counter is added to; a stale one (its lock over) starts again at 1; a locked one stays locked.
+      this.reserveSliding(pair, undefined, at).then((added) => added || this.reserveSliding(pair, { failures: 0, until: 0 }, at)),
+      this.reserveAccountAttempt(email, userId, at),
+    ]);
+    const failed = counted.find((result) => result.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /**
    * Clear hourly counters of the user item older than a reservation clears by itself (a user who
    * signs in every few days leaves one behind each time). Made where a sign-in has a round trip to
    * spare: a stranger's failure, a device token's sign-in. Best effort.

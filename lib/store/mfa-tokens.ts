@@ -1,5 +1,5 @@
-import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
+import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { batchWriteAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
 import { epochSeconds } from './sessions.js';
 
@@ -56,7 +56,8 @@ export class MfaTokensRepository {
     readonly table: string,
   ) {}
 
-  async create(token: MfaToken, { purpose, userEpoch, at }: { purpose: MfaTokenPurpose; userEpoch: number; at: Date }): Promise<void> {
+  /** Store a new token, in one BatchWriteItem with `alongside` (a sign-in's bookkeeping). */
+  async create(token: MfaToken, { purpose, userEpoch, at }: { purpose: MfaTokenPurpose; userEpoch: number; at: Date }, alongside: BatchWrite[] = []): Promise<void> {
     const item: MfaTokenItem = {
       ...mfaTokenKey(token.hash),
       user_id: token.userId,
@@ -66,7 +67,8 @@ export class MfaTokensRepository {
       created_at: at.toISOString(),
       expires_at: epochSeconds(at) + MFA_TOKEN_TTL_SECONDS,
     };
-    await storeCall(this.db.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
+    // 256 random bits: a new key, without a condition (a BatchWriteItem takes none).
+    await batchWriteAll(this.db, [{ table: this.table, put: { ...item } }, ...alongside]);
   }
 
   async get(token: MfaToken): Promise<MfaTokenState | undefined> {

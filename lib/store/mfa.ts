@@ -1,56 +1,22 @@
-import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionalCheckFailed, storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
+import { ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
+import { userFromItem, userKey, type User } from './users.js';
 
 /**
- * A user's second factor, one item beside the user in the users table: the TOTP secret (sealed,
- * never in clear: lib/mfa/secret-box.ts), whether it is pending (set up, not yet proven with a
- * code) or active, the last time step a code was accepted for (a code is never accepted twice),
- * and the recovery codes' MACs. Every change is one conditional write, so racing requests cannot
- * both use one code, one recovery code, or one pending secret.
+ * A user's second factor, as attributes of the user item (read with the user: `User.totp`): the
+ * TOTP secret (sealed, never in clear: lib/mfa/secret-box.ts), whether it is pending (set up, not
+ * yet proven with a code) or active, the last time step a code was accepted for (a code is never
+ * accepted twice), and the recovery codes' MACs. Every change is one conditional write, so racing
+ * requests cannot both use one code, one recovery code, or one pending secret.
  */
-export const mfaKey = (userId: string) => ({ pk: `MFA#${userId}` });
-
-export type TotpStatus = 'pending' | 'active';
+const TOTP_ATTRIBUTES = 'totp_status, totp_secret, totp_last_step, recovery_kid, recovery_macs, totp_activated_at';
+/** A code's step later than any accepted before. */
+const LATER_STEP = '(attribute_not_exists(totp_last_step) OR totp_last_step < :step)';
 
 export interface RecoveryCodes {
   /** The MFA key the MACs are under. */
   kid: string;
   macs: string[];
-}
-
-export interface MfaState {
-  userId: string;
-  status: TotpStatus;
-  sealedSecret: string;
-  /** The last 30-second step a code was accepted for; codes of this step and earlier are refused. */
-  lastStep: number | undefined;
-  recovery: RecoveryCodes | undefined;
-  activatedAt: string | undefined;
-}
-
-interface MfaItem {
-  pk: string;
-  user_id: string;
-  totp_status: TotpStatus;
-  totp_secret: string;
-  totp_last_step?: number;
-  recovery_kid?: string;
-  /** A string set: DynamoDB removes one member in a conditional write (and drops the attribute when it empties). */
-  recovery_macs?: Set<string>;
-  created_at: string;
-  activated_at?: string;
-}
-
-export function mfaFromItem(item: Record<string, unknown>): MfaState {
-  const row = item as unknown as MfaItem;
-  return {
-    userId: row.user_id,
-    status: row.totp_status,
-    sealedSecret: row.totp_secret,
-    lastStep: row.totp_last_step,
-    recovery: row.recovery_kid ? { kid: row.recovery_kid, macs: [...(row.recovery_macs ?? [])] } : undefined,
-    activatedAt: row.activated_at,
-  };
 }
 
 export class MfaRepository {
@@ -59,43 +25,35 @@ export class MfaRepository {
     readonly table: string,
   ) {}
 
-  async get(userId: string): Promise<MfaState | undefined> {
-    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: mfaKey(userId), ConsistentRead: true })));
-    return Item ? mfaFromItem(Item) : undefined;
-  }
-
-  /** A new pending secret, replacing a pending one; false when TOTP is active (nothing written). */
-  async savePending(userId: string, sealedSecret: string, at: Date): Promise<boolean> {
-    const item: MfaItem = { ...mfaKey(userId), user_id: userId, totp_status: 'pending', totp_secret: sealedSecret, created_at: at.toISOString() };
-    try {
-      await storeCall(
-        this.db.send(
-          new PutCommand({
-            TableName: this.table,
-            Item: item,
-            ConditionExpression: 'attribute_not_exists(pk) OR totp_status = :pending',
-            ExpressionAttributeValues: { ':pending': 'pending' },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
-      throw error;
-    }
+  /** A new pending secret, replacing a pending one; false when TOTP is active (or the user is gone): nothing written. */
+  async savePending(userId: string, sealedSecret: string): Promise<boolean> {
+    return updateIf(this.db, {
+      TableName: this.table,
+      Key: userKey(userId),
+      UpdateExpression: 'SET totp_status = :pending, totp_secret = :sealed REMOVE totp_last_step, recovery_kid, recovery_macs, totp_activated_at',
+      ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(totp_status) OR totp_status = :pending)',
+      ExpressionAttributeValues: { ':pending': 'pending', ':sealed': sealedSecret },
+    });
   }
 
   /**
    * The pending secret proven by a code of `step`: active, that step spent, the recovery codes
-   * stored. Only if the pending secret is still the one the code was checked against (a setup
-   * meanwhile replaced it, or another activation won: false).
+   * stored, and a new session epoch (every session and device token of the user ends). Only if the
+   * pending secret is still the one the code was checked against and the epoch is still the one
+   * read (a setup, another activation or a logout won meanwhile: undefined). `keepSession`: the
+   * session activating, which stands on (lib/store/sessions.ts, isSessionLive). The user as written.
    */
-  async activate(userId: string, { sealedSecret, step, recovery, at }: { sealedSecret: string; step: number; recovery: RecoveryCodes; at: Date }): Promise<boolean> {
-    return updateIf(this.db, {
+  async activate(
+    userId: string,
+    { sealedSecret, step, recovery, epoch, at, keepSession }: { sealedSecret: string; step: number; recovery: RecoveryCodes; epoch: number; at: Date; keepSession?: string },
+  ): Promise<User | undefined> {
+    const item = await updateAndReadIf(this.db, {
       TableName: this.table,
-      Key: mfaKey(userId),
-      UpdateExpression: 'SET totp_status = :active, totp_last_step = :step, recovery_kid = :kid, recovery_macs = :macs, activated_at = :at',
-      ConditionExpression: 'totp_status = :pending AND totp_secret = :sealed',
+      Key: userKey(userId),
+      UpdateExpression:
+        'SET totp_status = :active, totp_last_step = :step, recovery_kid = :kid, recovery_macs = :macs, totp_activated_at = :at, updated_at = :at, ' +
+        'kept_session_id = :kept, kept_session_epoch = :epoch ADD session_epoch :one',
+      ConditionExpression: 'totp_status = :pending AND totp_secret = :sealed AND session_epoch = :epoch',
       ExpressionAttributeValues: {
         ':active': 'active',
         ':pending': 'pending',
@@ -104,17 +62,22 @@ export class MfaRepository {
         ':macs': new Set(recovery.macs),
         ':at': at.toISOString(),
         ':sealed': sealedSecret,
+        ':epoch': epoch,
+        ':one': 1,
+        // No session to keep (an enrolment at sign-in): a name no session has.
+        ':kept': keepSession ?? '-',
       },
     });
+    return item && userFromItem(item);
   }
 
   /** Spend a code's step: true only for a step later than any accepted before (a replay, or a racing twin, gets false). */
   async claimStep(userId: string, step: number): Promise<boolean> {
     return updateIf(this.db, {
       TableName: this.table,
-      Key: mfaKey(userId),
+      Key: userKey(userId),
       UpdateExpression: 'SET totp_last_step = :step',
-      ConditionExpression: 'totp_status = :active AND (attribute_not_exists(totp_last_step) OR totp_last_step < :step)',
+      ConditionExpression: `totp_status = :active AND ${LATER_STEP}`,
       ExpressionAttributeValues: { ':active': 'active', ':step': step },
     });
   }
@@ -123,7 +86,7 @@ export class MfaRepository {
   async useRecoveryCode(userId: string, mac: string): Promise<number | undefined> {
     const item = await updateAndReadIf(this.db, {
       TableName: this.table,
-      Key: mfaKey(userId),
+      Key: userKey(userId),
       UpdateExpression: 'DELETE recovery_macs :mac',
       ConditionExpression: 'totp_status = :active AND contains(recovery_macs, :one)',
       ExpressionAttributeValues: { ':mac': new Set([mac]), ':one': mac, ':active': 'active' },
@@ -135,15 +98,76 @@ export class MfaRepository {
   async replaceRecoveryCodes(userId: string, recovery: RecoveryCodes): Promise<boolean> {
     return updateIf(this.db, {
       TableName: this.table,
-      Key: mfaKey(userId),
+      Key: userKey(userId),
       UpdateExpression: 'SET recovery_kid = :kid, recovery_macs = :macs',
       ConditionExpression: 'totp_status = :active',
       ExpressionAttributeValues: { ':kid': recovery.kid, ':macs': new Set(recovery.macs), ':active': 'active' },
     });
   }
 
-  /** TOTP and recovery codes gone (turned off, or reset by an operator). */
-  async remove(userId: string): Promise<void> {
-    await storeCall(this.db.send(new DeleteCommand({ TableName: this.table, Key: mfaKey(userId) })));
+  /**
+   * The user turns TOTP off with a code of `step`: secret and recovery codes gone, only if that
+   * step is later than any accepted before (the code is spent by this very write: a replay fails).
+   */
+  async turnOff(userId: string, step: number): Promise<boolean> {
+    return updateIf(this.db, {
+      TableName: this.table,
+      Key: userKey(userId),
+      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES}`,
+      ConditionExpression: `totp_status = :active AND ${LATER_STEP}`,
+      ExpressionAttributeValues: { ':active': 'active', ':step': step },
+    });
+  }
+
+  /**
+   * An operator's reset (the user lost the authenticator and the codes): TOTP and recovery codes
+   * gone and every session ended, in one write. The user as written; undefined when there is none.
+   */
+  async reset(userId: string, at: Date): Promise<User | undefined> {
+    const item = await updateAndReadIf(this.db, {
+      TableName: this.table,
+      Key: userKey(userId),
+      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES} SET updated_at = :at ADD session_epoch :one`,
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':at': at.toISOString(), ':one': 1 },
+    });
+    return item && userFromItem(item);
+  }
+
+  /**
+   * Every stored TOTP, as kept: which MFA key each secret is sealed under and each set of recovery
+   * codes is kept under. An operator's scan (`npm run keys -- ... --ring mfa`), never a request's.
+   */
+  async scanTotp(): Promise<Array<{ userId: string; sealedSecret: string; recoveryKid: string | undefined }>> {
+    const found: Array<{ userId: string; sealedSecret: string; recoveryKid: string | undefined }> = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await storeCall(
+        this.db.send(
+          new ScanCommand({
+            TableName: this.table,
+            FilterExpression: 'begins_with(pk, :user) AND attribute_exists(totp_secret)',
+            ProjectionExpression: 'id, totp_secret, recovery_kid',
+            ExpressionAttributeValues: { ':user': 'USER#' },
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) found.push({ userId: item.id as string, sealedSecret: item.totp_secret as string, recoveryKid: item.recovery_kid as string | undefined });
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return found;
+  }
+
+  /** A secret sealed again (under the current MFA key), only over the sealed form it replaces. */
+  async reseal(userId: string, from: string, to: string): Promise<boolean> {
+    return updateIf(this.db, {
+      TableName: this.table,
+      Key: userKey(userId),
+      UpdateExpression: 'SET totp_secret = :to',
+      ConditionExpression: 'totp_secret = :from',
+      ExpressionAttributeValues: { ':from': from, ':to': to },
+    });
   }
 }

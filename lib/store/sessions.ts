@@ -136,9 +136,19 @@ export function isSessionLive(session: Session | undefined, user: User | undefin
     session.userId === user.id &&
     session.revokedAt === undefined &&
     session.expiresAt > epochSeconds(now) &&
-    session.userEpoch === user.sessionEpoch &&
+    (session.userEpoch === user.sessionEpoch || isKeptSession(session, user)) &&
     user.status === 'active'
   );
+}
+
+/**
+ * The session TOTP was activated from: activation moved the user to a new epoch (ending every
+ * other session) and named this one in the same write, so it never stops standing, not even
+ * before it is carried over to the new epoch. Any later change of epoch ends it like the others.
+ */
+function isKeptSession(session: Session, user: User): boolean {
+  const kept = user.keptSession;
+  return kept !== undefined && kept.id === session.id && kept.fromEpoch === session.userEpoch && user.sessionEpoch === kept.fromEpoch + 1;
 }
 
 export interface Rotation {
@@ -283,6 +293,20 @@ export class SessionsRepository {
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return live;
+  }
+
+  /**
+   * Keep a live session across its user's new epoch (TOTP was just activated from it, which ended
+   * every other session): only if it is still this user's, not revoked, and of the epoch `from`.
+   */
+  async carryOver(sessionId: string, userId: string, { from, to }: { from: number; to: number }): Promise<boolean> {
+    return updateIf(this.db, {
+      TableName: this.table,
+      Key: sessionKey(sessionId),
+      UpdateExpression: 'SET user_epoch = :to',
+      ConditionExpression: 'user_id = :user AND user_epoch = :from AND attribute_not_exists(revoked_at)',
+      ExpressionAttributeValues: { ':user': userId, ':from': from, ':to': to },
+    });
   }
 
   /** End a session of this user. Idempotent: the first revocation time and reason are kept. False if there is no such session. */

@@ -1,9 +1,9 @@
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { batchGetAll, isConditionalCheckFailed, storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
 import { newUserId } from '../platform/ids.js';
+import { ROLES, type Role } from '../platform/config.js';
 
-export const ROLES = ['admin', 'user'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role };
 export type UserStatus = 'active' | 'disabled';
 
 export interface User {
@@ -17,6 +17,31 @@ export interface User {
   lastLogin: string | null;
   /** Sessions created under an older epoch are over: bumping it ends every session at once. */
   sessionEpoch: number;
+  /** The second factor, when one was set up (lib/store/mfa.ts writes it). */
+  totp: TotpState | undefined;
+  /**
+   * The session that activated TOTP, kept across the epoch that activation moved on from (until
+   * it is carried over to the new one: lib/store/sessions.ts, isSessionLive).
+   */
+  keptSession: { id: string; fromEpoch: number } | undefined;
+}
+
+export type TotpStatus = 'pending' | 'active';
+
+/**
+ * A user's TOTP, kept on the user item itself so that every read of the user (a sign-in's
+ * reservation, a session check) knows at no extra cost whether a second factor is due.
+ */
+export interface TotpState {
+  /** Set up and not yet proven with a code, or active. */
+  status: TotpStatus;
+  /** Sealed, never in clear (lib/mfa/secret-box.ts). */
+  sealedSecret: string;
+  /** The last 30-second step a code was accepted for; codes of this step and earlier are refused. */
+  lastStep: number | undefined;
+  /** The recovery codes' MACs, and the MFA key they are under. */
+  recovery: { kid: string; macs: string[] } | undefined;
+  activatedAt: string | undefined;
 }
 
 /** What a user looks like outside the service: never the hash, never the status internals. */
@@ -27,6 +52,8 @@ export interface PublicUser {
   role: Role;
   created_at: string;
   last_login: string | null;
+  /** Whether sign-ins need a second factor (TOTP active). */
+  mfa_enabled: boolean;
 }
 
 export function toPublicUser(user: User): PublicUser {
@@ -37,6 +64,7 @@ export function toPublicUser(user: User): PublicUser {
     role: user.role,
     created_at: user.createdAt,
     last_login: user.lastLogin,
+    mfa_enabled: user.totp?.status === 'active',
   };
 }
 
@@ -78,6 +106,15 @@ interface UserItem {
   /** Written here before last sign-ins moved to their own item; still read when that item is missing. */
   last_login?: string;
   session_epoch: number;
+  totp_status?: TotpStatus;
+  totp_secret?: string;
+  totp_last_step?: number;
+  recovery_kid?: string;
+  /** A string set: one member is removed by a conditional write (the attribute goes when it empties). */
+  recovery_macs?: Set<string>;
+  totp_activated_at?: string;
+  kept_session_id?: string;
+  kept_session_epoch?: number;
 }
 
 /** A user from its item and, when read with it, its last-sign-in item. */
@@ -93,6 +130,17 @@ export function userFromItem(item: Record<string, unknown>, lastLoginItem?: Reco
     createdAt: row.created_at,
     lastLogin: (lastLoginItem?.last_login as string | undefined) ?? row.last_login ?? null,
     sessionEpoch: row.session_epoch ?? 0,
+    totp:
+      row.totp_status && row.totp_secret
+        ? {
+            status: row.totp_status,
+            sealedSecret: row.totp_secret,
+            lastStep: row.totp_last_step,
+            recovery: row.recovery_kid ? { kid: row.recovery_kid, macs: [...(row.recovery_macs ?? [])] } : undefined,
+            activatedAt: row.totp_activated_at,
+          }
+        : undefined,
+    keptSession: row.kept_session_id !== undefined && row.kept_session_epoch !== undefined ? { id: row.kept_session_id, fromEpoch: row.kept_session_epoch } : undefined,
   };
 }
 

@@ -33,6 +33,7 @@ describe('POST /v1/auth/login over HTTP', () => {
       role: 'admin',
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/),
       last_login: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/),
+      mfa_enabled: false,
     });
     expect(Date.now() - Date.parse(body.user.last_login)).toBeLessThan(60_000);
   });

@@ -50,7 +50,7 @@ describe('GET /v1/auth/me over HTTP', () => {
     expectCommonHeaders(response);
     expect(response.body).toEqual({
       success: true,
-      user: { id: user.id, email: user.email, name: 'Grace Hopper', role: 'admin', created_at: user.createdAt, last_login: pair.user.last_login },
+      user: { id: user.id, email: user.email, name: 'Grace Hopper', role: 'admin', created_at: user.createdAt, last_login: pair.user.last_login, mfa_enabled: false },
     });
   });
 

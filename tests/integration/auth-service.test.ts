@@ -40,7 +40,7 @@ describe('AuthService rules, with an injected clock, against dynalite', () => {
     expect(claims.iat).toBe(Math.floor(app.clock().getTime() / 1000));
     expect(pair).toMatchObject({ token_type: 'Bearer', expires_in: 900, refresh_expires_in: 7200 });
     expect(parseRefreshToken(pair.refresh_token)).toMatchObject({ sessionId: claims.sid, userId: user.id });
-    expect(pair.user).toEqual({ id: user.id, email: user.email, name: user.name, role: 'admin', created_at: user.createdAt, last_login: app.clock().toISOString() });
+    expect(pair.user).toEqual({ id: user.id, email: user.email, name: user.name, role: 'admin', created_at: user.createdAt, last_login: app.clock().toISOString(), mfa_enabled: false });
     expect(pair.user).not.toHaveProperty('passwordHash');
   });
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth/auth-service.js';
 import { loginService } from '../../lib/auth/login-service.js';
@@ -5,6 +6,9 @@ import { passwordService } from '../../lib/auth/password-service.js';
 import { parseRefreshToken } from '../../lib/auth/tokens.js';
 import { hashPassword } from '../../lib/auth/passwords.js';
 import { TEST_BCRYPT_COST } from '../support/context.js';
+import { mfaService } from '../../lib/mfa/mfa-service.js';
+import { totpCode } from '../../lib/mfa/totp.js';
+import type { ApiError } from '../../lib/platform/errors.js';
 import { countCalls, createUser, testApp, uniqueEmail } from '../support/store.js';
 
 /**
@@ -12,7 +16,11 @@ import { countCalls, createUser, testApp, uniqueEmail } from '../support/store.j
  * dynalite (every command the app's client sends, retries included). A change that adds a
  * call to a hot path fails here; the README lists what each call is.
  */
-const BUDGET = { me: 1, refresh: 2, logoutLocal: 2, login: 6, loginWithDevice: 4, listSessions: 2, endSession: 2, changePassword: 7 };
+const BUDGET = {
+  me: 1, refresh: 2, logoutLocal: 2, login: 6, loginWithDevice: 4, listSessions: 2, endSession: 2, changePassword: 7,
+  // Two-factor sign-in (README, "Two-factor sign-in")
+  mfaSetup: 3, mfaActivate: 5, mfaVerify: 5, mfaVerifyWrong: 4, mfaRecoveryCodes: 2, mfaTurnOff: 6,
+};
 
 const caller = (ip: string): Caller => ({ requestId: 'req', sourceIp: ip, userAgent: 'vitest' });
 
@@ -139,5 +147,81 @@ describe('DynamoDB round trips per request', () => {
     expect([...cappedLoginCalls].sort()).toEqual(['BatchGetItemCommand', 'BatchWriteItemCommand', 'QueryCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
     expect(list.length).toBeLessThanOrEqual(BUDGET.listSessions);
     expect(end.length).toBeLessThanOrEqual(BUDGET.endSession);
+  });
+
+  it('keeps the two-factor paths within budget', async () => {
+    // Prepare: a signed-in user; an app that requires TOTP of admins
+    const app = await testApp(undefined, { MFA_KEY: randomBytes(32).toString('base64url') });
+    const counter = countCalls(app);
+    const user = await createUser(app);
+    const mfa = mfaService(app);
+    const at = (ip: string) => caller(ip);
+    const pair = await loginService(app).login(user.email, user.password, at('198.51.100.40'));
+    const measure = async (action: () => Promise<unknown>, code?: string) => {
+      counter.reset();
+      const error = await action().then(
+        () => undefined,
+        (failure: { code?: string }) => failure,
+      );
+      expect(error?.code).toBe(code);
+      return [...counter.calls];
+    };
+    const nextCode = (secret: string) => {
+      app.testClock.advance(30);
+      return totpCode(secret, app.clock());
+    };
+    let secret = '';
+    let codes: string[] = [];
+    let mfaToken = '';
+    let signIn: { token: string } = pair;
+    const challenge = async () => {
+      const refused = await loginService(app).login(user.email, user.password, at('198.51.100.41')).catch((error: ApiError) => error);
+      return (refused as ApiError).fields.mfa_token as string;
+    };
+
+    // Act
+    const setup = await measure(async () => (secret = (await mfa.setup({ accessToken: pair.token }, at('198.51.100.40'))).secret));
+    const activate = await measure(async () => (codes = (await mfa.activate({ accessToken: pair.token }, nextCode(secret), at('198.51.100.40'))).recovery_codes));
+    const loginChallenge = await measure(async () => (mfaToken = await challenge()));
+    const verifyWrong = await measure(() => mfa.verify(mfaToken, { code: totpCode(secret, new Date(app.clock().getTime() + 300_000)) }, at('198.51.100.41')), 'invalid_mfa_code');
+    const verify = await measure(async () => (signIn = await mfa.verify(mfaToken, { code: nextCode(secret) }, at('198.51.100.41'))));
+    mfaToken = await challenge();
+    const verifyRecovery = await measure(() => mfa.verify(mfaToken, { recoveryCode: codes[0]! }, at('198.51.100.41')));
+    const recoveryCodes = await measure(() => mfa.replaceRecoveryCodes(signIn.token, at('198.51.100.41')));
+    const turnOff = await measure(() => mfa.turnOff(signIn.token, nextCode(secret), at('198.51.100.41')));
+    // An admin who must enrol at sign-in: setup and activate by the enrolment token
+    const strict = await testApp(undefined, { MFA_KEY: randomBytes(32).toString('base64url'), MFA_REQUIRED_ROLES: 'admin' });
+    const strictCounter = countCalls(strict);
+    const admin = await createUser(strict, { role: 'admin' });
+    const enrolment = ((await loginService(strict).login(admin.email, admin.password, at('198.51.100.42')).catch((error: ApiError) => error)) as ApiError).fields.mfa_token as string;
+    strictCounter.reset();
+    const adminSecret = (await mfaService(strict).setup({ mfaToken: enrolment }, at('198.51.100.42'))).secret;
+    const enrolSetup = [...strictCounter.calls];
+    strictCounter.reset();
+    strict.testClock.advance(30);
+    await mfaService(strict).activate({ mfaToken: enrolment }, totpCode(adminSecret, strict.clock()), at('198.51.100.42'));
+    const enrolActivate = [...strictCounter.calls];
+
+    // Assess
+    expect(setup).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
+    expect(activate).toEqual(['BatchGetItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    // The right password of a user with TOTP costs what a sign-in does: the token is written in the session's stead
+    expect([...loginChallenge].sort()).toEqual(['BatchGetItemCommand', 'BatchWriteItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    // The token's attempt ‖ the user; then the account's pair and hour
+    expect([...verifyWrong].sort()).toEqual(['BatchGetItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    // The token's attempt ‖ the user; the step claimed; the token spent; the session's batch
+    expect([...verify].sort()).toEqual(['BatchGetItemCommand', 'BatchWriteItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    expect([...verifyRecovery].sort()).toEqual([...verify].sort());
+    expect(recoveryCodes).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
+    expect([...enrolSetup].sort()).toEqual(['BatchGetItemCommand', 'GetItemCommand', 'UpdateItemCommand']);
+    expect([...enrolActivate].sort()).toEqual(['BatchGetItemCommand', 'BatchWriteItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    for (const [path, budget] of [
+      [setup, BUDGET.mfaSetup], [enrolSetup, BUDGET.mfaSetup], [activate, BUDGET.mfaActivate], [enrolActivate, BUDGET.mfaActivate],
+      [loginChallenge, BUDGET.login], [verify, BUDGET.mfaVerify], [verifyRecovery, BUDGET.mfaVerify], [verifyWrong, BUDGET.mfaVerifyWrong],
+      [recoveryCodes, BUDGET.mfaRecoveryCodes], [turnOff, BUDGET.mfaTurnOff],
+    ] as const) {
+      expect(path.length).toBeGreaterThan(0);
+      expect(path.length).toBeLessThanOrEqual(budget);
+    }
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ACCESS, KEY_READERS } from '../../infra/iam.js';
+import { ACCESS, KEY_READERS, MFA_KEY_READERS } from '../../infra/iam.js';
 import { SETTINGS } from '../../infra/settings.js';
 import { METRIC, METRICS_NAMESPACE } from '../../lib/platform/metrics.js';
 import { stageParam } from '../../scripts/stage-params.js';
@@ -154,20 +154,22 @@ describe('the packaged CloudFormation template', () => {
     }
   });
 
-  it('lets only the functions that sign or verify tokens read that one parameter', () => {
+  it('lets only the functions that sign or verify tokens read the signing keys, and only the MFA functions the MFA keys', () => {
     for (const [id, fn] of byType(prod, 'AWS::Lambda::Function')) {
       const name = id.replace(/LambdaFunction$/, '');
       const roleId = fn.Properties.Role['Fn::GetAtt'][0] as string;
       const statements = prod.Resources[roleId]!.Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
       const ssm = statements.filter((statement: any) => [statement.Action].flat().some((action: string) => action.startsWith('ssm:') || action.startsWith('kms:')));
-      const reader = KEY_READERS.some((reader) => reader.toLowerCase() === name.toLowerCase());
-      expect(ssm, id).toEqual(
-        reader
-          ? [{ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/vpn-auth/prod/jwt-signing-keys' } }]
-          : [],
-      );
+      const reads = (readers: string[]) => readers.some((reader) => reader.toLowerCase() === name.toLowerCase());
+      const parameter = (path: string) => ({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${path}` } });
+      expect(ssm, id).toEqual([
+        ...(reads(KEY_READERS) ? [parameter('/vpn-auth/prod/jwt-signing-keys')] : []),
+        ...(reads(MFA_KEY_READERS) ? [parameter('/vpn-auth/prod/mfa-keys')] : []),
+      ]);
+      expect(fn.Properties.Environment.Variables.MFA_KEY_PARAMETER, id).toBe('/vpn-auth/prod/mfa-keys');
     }
-    expect([...KEY_READERS].sort()).toEqual(['authorizer', 'changePassword', 'endSession', 'listSessions', 'login', 'logout', 'me', 'refresh']);
+    expect([...MFA_KEY_READERS].sort()).toEqual(['mfaActivate', 'mfaRecoveryCodes', 'mfaSetup', 'mfaTurnOff', 'mfaVerify']);
+    expect([...KEY_READERS].sort()).toEqual(['authorizer', 'changePassword', 'endSession', 'listSessions', 'login', 'logout', 'me', 'mfaActivate', 'mfaRecoveryCodes', 'mfaSetup', 'mfaTurnOff', 'mfaVerify', 'refresh']);
   });
 
   it('reserves login 100 and the password change 20 of the account\'s concurrency in prod by default, nothing elsewhere unless params ask', () => {
@@ -180,6 +182,11 @@ describe('the packaged CloudFormation template', () => {
       ListSessionsLambdaFunction: undefined,
       EndSessionLambdaFunction: undefined,
       ChangePasswordLambdaFunction: 20,
+      MfaSetupLambdaFunction: undefined,
+      MfaActivateLambdaFunction: undefined,
+      MfaVerifyLambdaFunction: undefined,
+      MfaRecoveryCodesLambdaFunction: undefined,
+      MfaTurnOffLambdaFunction: undefined,
       AuthorizerLambdaFunction: undefined,
       NotFoundLambdaFunction: undefined,
     });
@@ -192,6 +199,11 @@ describe('the packaged CloudFormation template', () => {
       ListSessionsLambdaFunction: 200,
       EndSessionLambdaFunction: 200,
       ChangePasswordLambdaFunction: 20,
+      MfaSetupLambdaFunction: 200,
+      MfaActivateLambdaFunction: 200,
+      MfaVerifyLambdaFunction: 200,
+      MfaRecoveryCodesLambdaFunction: 200,
+      MfaTurnOffLambdaFunction: 200,
       AuthorizerLambdaFunction: 200,
       NotFoundLambdaFunction: undefined,
     });
@@ -203,23 +215,25 @@ describe('the packaged CloudFormation template', () => {
     }
   });
 
-  it('encrypts the signing keys with a KMS key of the stage: rotated yearly, retained, decryptable only by the token functions through SSM', () => {
+  it.each([
+    ['signing keys', 'SigningKeysKey', 'signing-keys', 'jwt-signing-keys', 'TokenFunctionsDecryptThroughSsm', ['AuthorizerRole', 'ChangePasswordRole', 'EndSessionRole', 'ListSessionsRole', 'LoginRole', 'LogoutRole', 'MeRole', 'MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole', 'RefreshRole']],
+    ['MFA keys', 'MfaKeysKey', 'mfa-keys', 'mfa-keys', 'MfaFunctionsDecryptThroughSsm', ['MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole']],
+  ] as const)('encrypts the %s with a KMS key of their own: rotated yearly, retained, decryptable only by their readers through SSM', (_label, keyId, aliasName, parameterName, readersSid, readers) => {
     for (const [template, stage] of [[prod, 'prod'], [dev, 'dev']] as const) {
-      const keys = byType(template, 'AWS::KMS::Key');
-      expect(keys).toHaveLength(1);
-      const [keyId, key] = keys[0]!;
+      expect(byType(template, 'AWS::KMS::Key').map(([id]) => id).sort()).toEqual(['MfaKeysKey', 'SigningKeysKey']);
+      const key = template.Resources[keyId]!;
       expect(key).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain', Properties: { EnableKeyRotation: true } });
-      const [, alias] = byType(template, 'AWS::KMS::Alias')[0]!;
-      expect(alias.Properties).toEqual({ AliasName: `alias/vpn-auth-${stage}-signing-keys`, TargetKeyId: { Ref: keyId } });
+      const alias = template.Resources[`${keyId}Alias`]!;
+      expect(alias.Properties).toEqual({ AliasName: `alias/vpn-auth-${stage}-${aliasName}`, TargetKeyId: { Ref: keyId } });
       const statements = key.Properties.KeyPolicy.Statement as any[];
-      const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/vpn-auth/${stage}/jwt-signing-keys` };
+      const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/vpn-auth/${stage}/${parameterName}` };
       const root = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
       const uses = (statement: any, action: string) => [statement.Action].flat().some((granted: string) => granted === action || granted === 'kms:*' || (granted.endsWith('*') && action.startsWith(granted.slice(0, -1))));
-      // Decrypt: the token functions' roles only, and only through SSM for that parameter.
+      // Decrypt: the readers' roles only, and only through SSM for that parameter.
       const decrypting = statements.filter((statement) => uses(statement, 'kms:Decrypt') || uses(statement, 'kms:CreateGrant') || uses(statement, 'kms:ReEncryptFrom'));
-      expect(decrypting.map((statement) => statement.Sid)).toEqual(['TokenFunctionsDecryptThroughSsm']);
+      expect(decrypting.map((statement) => statement.Sid)).toEqual([readersSid]);
       const functions = decrypting[0];
-      expect(functions.Principal.AWS.map((principal: any) => principal['Fn::GetAtt'][0]).sort()).toEqual(['AuthorizerRole', 'ChangePasswordRole', 'EndSessionRole', 'ListSessionsRole', 'LoginRole', 'LogoutRole', 'MeRole', 'RefreshRole']);
+      expect(functions.Principal.AWS.map((principal: any) => principal['Fn::GetAtt'][0]).sort()).toEqual(readers);
       expect(functions.Action).toBe('kms:Decrypt');
       // Every use, decrypting or encrypting, comes through SSM for that one parameter.
       for (const statement of statements.filter((candidate) => candidate.Sid !== 'AdministratorsManage')) {
@@ -234,7 +248,7 @@ describe('the packaged CloudFormation template', () => {
       for (const action of ['kms:Decrypt', 'kms:Encrypt', 'kms:CreateGrant', 'kms:ReEncryptFrom', 'kms:GenerateDataKey']) expect(uses(admin, action), action).toBe(false);
     }
     // Operators named by the stage's params may decrypt too (to rotate), through SSM only.
-    const operators = (byType(reserved, 'AWS::KMS::Key')[0]![1].Properties.KeyPolicy.Statement as any[]).find((statement) => statement.Sid === 'OperatorsReadThroughSsm');
+    const operators = (reserved.Resources[keyId]!.Properties.KeyPolicy.Statement as any[]).find((statement) => statement.Sid === 'OperatorsReadThroughSsm');
     expect(operators).toMatchObject({ Principal: { AWS: [OPERATOR] }, Action: 'kms:Decrypt', Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' } } } });
   });
 
@@ -276,11 +290,16 @@ describe('the packaged CloudFormation template', () => {
     const routes = (template: Template) => byType(template, 'AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties.RouteKey as string).sort();
     expect(routes(prod)).toEqual([
       '$default',
+      'DELETE /v1/auth/mfa/totp',
       'DELETE /v1/auth/sessions/{id}',
       'GET /v1/auth/me',
       'GET /v1/auth/sessions',
       'POST /v1/auth/login',
       'POST /v1/auth/logout',
+      'POST /v1/auth/mfa/recovery-codes',
+      'POST /v1/auth/mfa/totp/activate',
+      'POST /v1/auth/mfa/totp/setup',
+      'POST /v1/auth/mfa/verify',
       'POST /v1/auth/password',
       'POST /v1/auth/refresh',
     ]);

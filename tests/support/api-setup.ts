@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { signingKeyParameter } from '../../infra/signing-keys.js';
+import { mfaKeyParameter, signingKeyParameter } from '../../infra/signing-keys.js';
 import { loadStoreConfig } from '../../lib/platform/config.js';
 import { PROJECT_ROOT, ensureTables, freePort, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
@@ -25,11 +25,13 @@ export default async function setup(project: TestProject) {
   const ssm = await startFakeSsm();
   const signingKey = randomBytes(48).toString('base64url');
   ssm.put(signingKeyParameter(E2E_STAGE), JSON.stringify({ 'e2e-1': signingKey }));
+  ssm.put(mfaKeyParameter(E2E_STAGE), JSON.stringify({ 'mfa-1': randomBytes(48).toString('base64url') }));
   const env: Record<string, string> = {
     STAGE: E2E_STAGE,
     DYNAMODB_ENDPOINT: dynamo.endpoint,
     // serverless.yml names the parameter for the Lambdas; the tests' own app needs it spelt out.
     JWT_SECRET_PARAMETER: signingKeyParameter(E2E_STAGE),
+    MFA_KEY_PARAMETER: mfaKeyParameter(E2E_STAGE),
     SSM_ENDPOINT: ssm.endpoint,
     BCRYPT_COST: String(TEST_BCRYPT_COST),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
@@ -48,7 +50,8 @@ export default async function setup(project: TestProject) {
   // One request per function, one at a time, so that the tests' first requests do not all
   // meet cold Lambdas at once (serverless-offline starts a worker per function lazily).
   try {
-    for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me'], ['GET', 'sessions'], ['DELETE', 'sessions/x'], ['POST', 'password']] as const) {
+    for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me'], ['GET', 'sessions'], ['DELETE', 'sessions/x'], ['POST', 'password'],
+      ['POST', 'mfa/totp/setup'], ['POST', 'mfa/totp/activate'], ['POST', 'mfa/verify'], ['POST', 'mfa/recovery-codes'], ['DELETE', 'mfa/totp']] as const) {
       await fetch(`${offline.url}/v1/auth/${path}`, { method, signal: AbortSignal.timeout(30_000) });
     }
   } catch (error) {

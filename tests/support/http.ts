@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { expect } from 'vitest';
-import { signingKeyParameter } from '../../infra/signing-keys.js';
+import { mfaKeyParameter, signingKeyParameter } from '../../infra/signing-keys.js';
 import { createApp, type App } from '../../lib/app.js';
 import { loadConfig } from '../../lib/platform/config.js';
 import { ParameterStore } from '../../lib/platform/parameter-store.js';
@@ -26,6 +26,25 @@ export interface CallOptions {
   token?: string;
 }
 
+/**
+ * A six-digit code alone would match digits anywhere in a log (request ids, times): it is looked
+ * for as a JSON string, plain and escaped, which is how a logged body would carry it.
+ */
+function codeForms(code: unknown): string[] {
+  return typeof code === 'string' ? [JSON.stringify(code), JSON.stringify(JSON.stringify(code)).slice(1, -1)] : [];
+}
+
+function recordSentSecrets(sent: Record<string, unknown> | undefined): void {
+  if (!sent || typeof sent !== 'object') return;
+  recordSecret(sent.password, sent.current_password, sent.new_password, sent.refresh_token, sent.device_token, sent.mfa_token, sent.recovery_code, ...codeForms(sent.code));
+}
+
+function recordReceivedSecrets(received: Record<string, unknown> | undefined): void {
+  if (!received || typeof received !== 'object') return;
+  const recoveryCodes = Array.isArray(received.recovery_codes) ? (received.recovery_codes as unknown[]) : [];
+  recordSecret(received.token, received.refresh_token, received.device_token, received.mfa_token, received.secret, ...recoveryCodes, ...recoveryCodes.map((code) => String(code).replace(/-/g, '')));
+}
+
 /** One real HTTP request to the serverless-offline API started by the e2e global setup. */
 export async function call(method: 'GET' | 'POST' | 'DELETE', path: string, options: CallOptions = {}): Promise<ApiResponse> {
   const headers: Record<string, string> = { ...options.headers };
@@ -35,7 +54,8 @@ export async function call(method: 'GET' | 'POST' | 'DELETE', path: string, opti
   if (body !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   const sent = options.body as Record<string, unknown> | undefined;
-  recordSecret(options.token, sent?.password, sent?.current_password, sent?.new_password, sent?.refresh_token, sent?.device_token);
+  recordSecret(options.token);
+  recordSentSecrets(sent);
   const response = await fetch(`${apiUrl()}/v1/auth${path}`, { method, headers, body, signal: AbortSignal.timeout(20_000) });
   const text = await response.text();
   let parsed: unknown;
@@ -44,8 +64,7 @@ export async function call(method: 'GET' | 'POST' | 'DELETE', path: string, opti
   } catch {
     parsed = undefined;
   }
-  const received = parsed as Record<string, unknown> | undefined;
-  recordSecret(received?.token, received?.refresh_token, received?.device_token);
+  recordReceivedSecrets(parsed as Record<string, unknown> | undefined);
   expect(contractViolation(method, `/v1/auth${path}`, response.status, parsed)).toBeUndefined();
   return { status: response.status, headers: response.headers, body: parsed, text };
 }
@@ -73,12 +92,13 @@ export async function login(email: string, password: string): Promise<{ token: s
 }
 
 /**
- * A new signing key for `stage` in the SSM the running Lambdas read (a fake on loopback), written
- * as an operator's `npm run keys -- init --aws` would, with the SDK's client.
+ * A new signing key and a new MFA key for `stage` in the SSM the running Lambdas read (a fake on
+ * loopback), written as an operator's `npm run keys -- init --aws [--ring mfa]` would, with the SDK's client.
  */
 export async function putSigningKeys(stage: string): Promise<void> {
   const ssm = new SSMClient({ region: e2eApp().config.region, endpoint: apiEnv().SSM_ENDPOINT, credentials: LOCAL_CREDENTIALS });
   await ssm.send(new PutParameterCommand({ Name: signingKeyParameter(stage), Value: newSecret(), Type: 'SecureString', Overwrite: true }));
+  await ssm.send(new PutParameterCommand({ Name: mfaKeyParameter(stage), Value: newSecret(), Type: 'SecureString', Overwrite: true }));
   ssm.destroy();
 }
 
@@ -118,7 +138,7 @@ export function requestFrom(
   const record = options.recordSecrets ?? true;
   try {
     const sent = JSON.parse(String(options.body ?? '')) as Record<string, unknown>;
-    if (record) recordSecret(sent.password, sent.current_password, sent.new_password, sent.refresh_token, sent.device_token);
+    if (record) recordSentSecrets(sent);
   } catch {
     /* not JSON: nothing to record */
   }
@@ -146,8 +166,7 @@ export function requestFrom(
           } catch {
             body = undefined;
           }
-          const received = body as Record<string, unknown> | undefined;
-          recordSecret(received?.token, received?.refresh_token, received?.device_token);
+          recordReceivedSecrets(body as Record<string, unknown> | undefined);
           const violation = contractViolation(method, url.pathname, res.statusCode!, body);
           if (violation) reject(new Error(`Response breaks openapi.yaml: ${violation}\n${text}`));
           else resolveReply({ status: res.statusCode!, headers: res.headers, body, text });

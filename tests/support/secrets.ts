@@ -31,6 +31,6 @@ function recordedSecrets(): Set<string> {
 /** Lines of `log` that carry a recorded secret, the signing key, or anything shaped like a token or hash. */
 export function leakedLines(log: string, alsoSecret: string[]): string[] {
   const secrets = [...recordedSecrets(), ...alsoSecret];
-  const shapes = [/eyJ[A-Za-z0-9_-]{10,}\.eyJ/, /\brt_[A-Za-z0-9_-]{40,}/, /\$2[aby]\$\d\d\$/];
+  const shapes = [/eyJ[A-Za-z0-9_-]{10,}\.eyJ/, /\b(rt|mt|dt)_[A-Za-z0-9_-]{40,}/, /\$2[aby]\$\d\d\$/, /otpauth:\/\//];
   return log.split('\n').filter((line) => shapes.some((shape) => shape.test(line)) || secrets.some((secret) => line.includes(secret)));
 }

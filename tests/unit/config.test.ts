@@ -51,7 +51,22 @@ describe('loadConfig', () => {
       requireHttps: false,
       loginLimits: { maxFailures: 5, lockoutSeconds: 900, accountMaxFailuresPerHour: 100, ipMaxFailures: 100 },
       sessionPolicy: { idleSeconds: 604_800, maxPerUser: 0 },
+      mfa: { requiredRoles: [], keySource: undefined },
     });
+  });
+
+  it('reads MFA_REQUIRED_ROLES and the MFA key ring, which must not share a key with the signing ring', () => {
+    const mfaKey = 'm'.repeat(40);
+    expect(loadConfig({ JWT_SECRET: SECRET, MFA_REQUIRED_ROLES: ' Admin, admin ,', MFA_KEY: mfaKey }).mfa).toEqual({
+      requiredRoles: ['admin'],
+      keySource: { kind: 'inline', keys: { currentKid: kidFor(mfaKey), keys: new Map([[kidFor(mfaKey), new TextEncoder().encode(mfaKey)]]) } },
+    });
+    expect(loadConfig({ JWT_SECRET: SECRET, MFA_KEY_PARAMETER: '/vpn-auth/prod/mfa-keys' }).mfa.keySource).toMatchObject({ kind: 'parameter', name: '/vpn-auth/prod/mfa-keys' });
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_REQUIRED_ROLES: 'admin,root' })).variable).toBe('MFA_REQUIRED_ROLES');
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_KEY: 'short' })).variable).toBe('MFA_KEY');
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_KEY: SECRET })).variable).toBe('MFA_KEY');
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_KEY: JSON.stringify({ m1: mfaKey, old: SECRET }) })).variable).toBe('MFA_KEY');
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_KEY_PARAMETER: 'not a name' })).variable).toBe('MFA_KEY_PARAMETER');
   });
 
   it('reads the password minimum, the idle timeout (0 turns it off) and the session cap', () => {

@@ -1,0 +1,266 @@
+import type { App } from '../app.js';
+import type { AuthService, Caller } from '../auth/auth-service.js';
+import { loginService, type LoginService, type SignIn } from '../auth/login-service.js';
+import type { KeyRing } from '../auth/signing-keys.js';
+import type { Clock } from '../auth/tokens.js';
+import { ConfigError, type Config } from '../platform/config.js';
+import { ApiError, bearerError, unavailable } from '../platform/errors.js';
+import { log } from '../platform/log.js';
+import { oncePer } from '../platform/memo.js';
+import { METRIC, countMetric } from '../platform/metrics.js';
+import type { LoginAttempts } from '../store/login-attempts.js';
+import { MfaRepository } from '../store/mfa.js';
+import { MAX_MFA_TOKEN_ATTEMPTS, MfaTokensRepository, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
+import { epochSeconds, type AuthMethod, type SessionsRepository } from '../store/sessions.js';
+import type { User, UsersRepository } from '../store/users.js';
+import { newRecoveryCodes, matchRecoveryCode, storedRecoveryCodes } from './recovery-codes.js';
+import { open, seal, sealedKid, type MfaKeys } from './secret-box.js';
+import { matchTotp, newTotpSecret, otpauthUrl } from './totp.js';
+
+export interface MfaServiceDeps {
+  config: Pick<Config, 'mfa'>;
+  /** The JWT signing keys (a new session's tokens). */
+  keyRing: KeyRing;
+  mfaKeyRing: KeyRing;
+  auth: AuthService;
+  login: LoginService;
+  users: UsersRepository;
+  sessions: SessionsRepository;
+  attempts: LoginAttempts;
+  mfa: MfaRepository;
+  mfaTokens: MfaTokensRepository;
+  clock: Clock;
+}
+
+/** How a request to setup or activate is authenticated: a signed-in user's access token, or the `mfa_token` of a sign-in that must enrol first. */
+export type EnrolmentAuth = { accessToken: string } | { mfaToken: string };
+
+/** How the second step of a sign-in is proven. */
+export type SecondFactor = { code: string } | { recoveryCode: string };
+
+/** A session signed in with a password and a second factor (RFC 8176). */
+const PASSWORD_AND_OTP: readonly AuthMethod[] = ['pwd', 'otp'];
+
+const invalidMfaToken = () => new ApiError('invalid_mfa_token');
+const invalidCode = () => new ApiError('invalid_mfa_code');
+
+/**
+ * Two-factor sign-in: TOTP set up and proven (`setup`, `activate`), the second step of a sign-in
+ * (`verify`), recovery codes, turning TOTP off. Secrets are sealed and recovery codes kept as
+ * MACs under the MFA key ring (lib/mfa/secret-box.ts); the state is on the user item
+ * (lib/store/mfa.ts), each change one conditional write; the `mfa_token` of a sign-in that owes a
+ * second factor is lib/store/mfa-tokens.ts. Every failure leaves as an ApiError.
+ */
+export class MfaService {
+  constructor(private readonly deps: MfaServiceDeps) {}
+
+  /**
+   * A new secret, pending until a code proves it: `{secret, otpauth_url}`. A setup replaces a
+   * pending one; with TOTP active it is 409 `mfa_already_enabled`. By access token: 2 DynamoDB
+   * calls; by an enrolment `mfa_token`: 2 (the token and the user read together, then the write).
+   */
+  async setup(auth: EnrolmentAuth, caller: Caller): Promise<{ secret: string; otpauth_url: string }> {
+    const keys = await this.deps.mfaKeyRing.current();
+    const { user } = 'accessToken' in auth ? await this.deps.auth.authenticate(auth.accessToken) : await this.enrolling(auth.mfaToken, { reserve: false });
+    if (user.totp?.status === 'active') throw new ApiError('mfa_already_enabled');
+    const secret = newTotpSecret();
+    if (!(await this.deps.mfa.savePending(user.id, seal(keys, secret, user.id)))) throw new ApiError('mfa_already_enabled');
+    log.info('mfa_setup', { userId: user.id, by: 'accessToken' in auth ? 'session' : 'mfa_token', ...caller });
+    return { secret, otpauth_url: otpauthUrl(user.email, secret) };
+  }
+
+  /**
+   * The pending secret proven by a code: TOTP active, ten recovery codes (shown this once), and a
+   * new session epoch, so every other session and device token of the user ends. By access token
+   * the caller's own session is carried over to the new epoch; by an enrolment `mfa_token` (one of
+   * its five attempts taken per code, spent by the success) the answer also holds a new session
+   * signed in with `pwd` and `otp`, the login success shape.
+   */
+  async activate(auth: EnrolmentAuth, code: string, caller: Caller): Promise<{ recovery_codes: string[] } & Partial<SignIn>> {
+    const keys = await this.deps.mfaKeyRing.current();
+    const now = this.deps.clock();
+    const signedIn = 'accessToken' in auth ? await this.deps.auth.authenticate(auth.accessToken) : undefined;
+    const enrolment = signedIn ? undefined : await this.enrolling((auth as { mfaToken: string }).mfaToken, { reserve: true });
+    const user = (signedIn ?? enrolment)!.user;
+    if (user.totp?.status === 'active') throw new ApiError('mfa_already_enabled');
+    if (!user.totp) throw new ApiError('mfa_not_enabled', 'No authenticator is set up: POST /v1/auth/mfa/totp/setup first.');
+    const step = matchTotp(await this.openSecret(keys, user), code, now);
+    if (step === undefined) {
+      log.info('mfa_activation_failed', { userId: user.id, reason: 'bad_code', ...caller });
+      throw invalidCode();
+    }
+    // The token is spent before the activation it leads to, so the codes shown once cannot be lost to a race.
+    if (enrolment && !(await this.deps.mfaTokens.spend(enrolment.token, now))) throw invalidMfaToken();
+    const codes = newRecoveryCodes();
+    const activated = await this.deps.mfa.activate(user.id, { sealedSecret: user.totp.sealedSecret, step, recovery: storedRecoveryCodes(keys, codes), epoch: user.sessionEpoch, at: now, keepSession: signedIn?.sessionId });
+    if (!activated) {
+      // Another activation, a new setup or the end of every session got there first.
+      const current = await this.deps.users.get(user.id);
+      log.info('mfa_activation_failed', { userId: user.id, reason: 'lost_race', ...caller });
+      if (current?.totp?.status === 'active') throw new ApiError('mfa_already_enabled');
+      if (signedIn && current?.sessionEpoch !== user.sessionEpoch) throw bearerError('invalid_token', true);
+      throw enrolment ? invalidMfaToken() : invalidCode();
+    }
+    countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'activated' });
+    if (signedIn) {
+      const kept = await this.deps.sessions.carryOver(signedIn.sessionId, user.id, { from: user.sessionEpoch, to: activated.sessionEpoch });
+      log.info('mfa_activated', { userId: user.id, sessionId: signedIn.sessionId, sessionKept: kept, ...caller });
+      return { recovery_codes: codes };
+    }
+    const ring = await this.deps.keyRing.current();
+    const { signIn, sessionId } = await this.deps.login.openSession(
+      { user: activated, ring, now, pairKey: this.deps.attempts.pairKeyOf(user.email, caller.sourceIp ?? 'unknown') },
+      caller,
+      { cap: false, amr: PASSWORD_AND_OTP },
+    );
+    log.info('mfa_activated', { userId: user.id, sessionId, ...caller });
+    countMetric(METRIC.signInSucceeded);
+    return { recovery_codes: codes, ...signIn };
+  }
+
+  /**
+   * The second step of a sign-in: a TOTP code or a recovery code for the `mfa_token` the right
+   * password got. One of the token's attempts is taken before the code is looked at (five in all:
+   * the fifth wrong code ends it), the user read beside it; a TOTP code's step is then claimed
+   * (never accepted twice), or the recovery code spent, by one conditional write; the token is spent;
+   * the session is opened. A wrong code also counts as a failed sign-in for the account's limits.
+   * DynamoDB calls: 5 on success (the token ‖ the user, the claim, the spend, the session's batch),
+   * 4 for a wrong code; round trips 4 and 2.
+   */
+  async verify(mfaToken: string, proof: SecondFactor, caller: Caller): Promise<SignIn & { recovery_codes_left?: number }> {
+    const keys = await this.deps.mfaKeyRing.current();
+    const token = parseMfaToken(mfaToken);
+    const now = this.deps.clock();
+    if (!token) throw this.tokenRefused(undefined, 'malformed', caller);
+    const [state, user] = await Promise.all([this.deps.mfaTokens.reserveAttempt(token, now), this.deps.users.get(token.userId)]);
+    const problem = tokenProblem(state, user, 'verify');
+    if (problem) throw this.tokenRefused(token.userId, problem, caller);
+    if (user!.totp?.status !== 'active') throw this.tokenRefused(token.userId, 'no_totp', caller);
+    const kind = 'code' in proof ? 'code' : 'recovery_code';
+    let left: number | undefined;
+    let accepted: boolean;
+    if ('code' in proof) {
+      const step = matchTotp(await this.openSecret(keys, user!), proof.code, now);
+      accepted = step !== undefined && (await this.deps.mfa.claimStep(user!.id, step));
+    } else {
+      const stored = user!.totp.recovery;
+      const mac = stored && matchRecoveryCode(await this.keysHolding(keys, stored.kid), stored, proof.recoveryCode);
+      left = mac === undefined ? undefined : await this.deps.mfa.useRecoveryCode(user!.id, mac);
+      accepted = left !== undefined;
+    }
+    if (!accepted) {
+      await this.deps.attempts.countFailedCode(user!.email, caller.sourceIp ?? 'unknown', user!.id, now);
+      countMetric(METRIC.secondFactorFailed, { name: 'reason', value: kind });
+      log.info('mfa_verify_failed', { userId: user!.id, reason: `bad_${kind}`, attemptsLeft: MAX_MFA_TOKEN_ATTEMPTS - state!.attempts, ...caller });
+      throw invalidCode();
+    }
+    if (!(await this.deps.mfaTokens.spend(token, now))) throw this.tokenRefused(user!.id, 'spent', caller);
+    const ring = await this.deps.keyRing.current();
+    const { signIn, sessionId } = await this.deps.login.openSession(
+      { user: user!, ring, now, pairKey: this.deps.attempts.pairKeyOf(user!.email, caller.sourceIp ?? 'unknown') },
+      caller,
+      { amr: PASSWORD_AND_OTP },
+    );
+    countMetric(METRIC.secondFactorSucceeded, { name: 'reason', value: kind });
+    countMetric(METRIC.signInSucceeded);
+    log.info('login_succeeded', { userId: user!.id, sessionId, secondFactor: kind, recoveryCodesLeft: left, ...caller });
+    return left === undefined ? signIn : { ...signIn, recovery_codes_left: left };
+  }
+
+  /** Ten new recovery codes; the old ones die. Only from a session signed in with a second factor. 2 DynamoDB calls. */
+  async replaceRecoveryCodes(accessToken: string, caller: Caller): Promise<{ recovery_codes: string[] }> {
+    const keys = await this.deps.mfaKeyRing.current();
+    const { user, sessionId, amr } = await this.deps.auth.authenticate(accessToken);
+    if (!amr.includes('otp')) throw new ApiError('otp_session_required');
+    if (user.totp?.status !== 'active') throw new ApiError('mfa_not_enabled');
+    const codes = newRecoveryCodes();
+    if (!(await this.deps.mfa.replaceRecoveryCodes(user.id, storedRecoveryCodes(keys, codes)))) throw new ApiError('mfa_not_enabled');
+    countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'recovery_codes_replaced' });
+    log.info('mfa_recovery_codes_replaced', { userId: user.id, sessionId, ...caller });
+    return { recovery_codes: codes };
+  }
+
+  /**
+   * TOTP off, with a current code: 403 `mfa_required_by_policy` when the user's role must have it.
+   * The code is held to the account's limits as a password is (the account+IP pair and the
+   * account's hour reserved first; a wrong code stays counted, 429 once locked), and its step is
+   * spent by the very write that removes TOTP. Sessions stand.
+   */
+  async turnOff(accessToken: string, code: string, caller: Caller): Promise<void> {
+    const keys = await this.deps.mfaKeyRing.current();
+    const { user, sessionId } = await this.deps.auth.authenticate(accessToken);
+    if (this.deps.config.mfa.requiredRoles.includes(user.role)) throw new ApiError('mfa_required_by_policy');
+    if (user.totp?.status !== 'active') throw new ApiError('mfa_not_enabled');
+    const now = this.deps.clock();
+    const reservation = await this.deps.login.reserveAccountAttempt(user.email, caller, now);
+    const step = matchTotp(await this.openSecret(keys, user), code, now);
+    if (step === undefined || !(await this.deps.mfa.turnOff(user.id, step))) {
+      countMetric(METRIC.secondFactorFailed, { name: 'reason', value: 'code' });
+      log.info('mfa_turn_off_failed', { userId: user.id, sessionId, reason: 'bad_code', ...caller });
+      throw invalidCode();
+    }
+    await this.deps.attempts.giveBackAll(reservation);
+    countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'turned_off' });
+    log.info('mfa_turned_off', { userId: user.id, sessionId, ...caller });
+  }
+
+  /** The user and token of an enrolment `mfa_token`: read (setup), or with one of its attempts taken (activate). */
+  private async enrolling(mfaToken: string, { reserve }: { reserve: boolean }): Promise<{ user: User; token: MfaToken }> {
+    const token = parseMfaToken(mfaToken);
+    if (!token) throw this.tokenRefused(undefined, 'malformed');
+    const now = this.deps.clock();
+    const [state, user] = await Promise.all([reserve ? this.deps.mfaTokens.reserveAttempt(token, now) : this.deps.mfaTokens.get(token), this.deps.users.get(token.userId)]);
+    // A reservation holds only for a usable token; a read is checked here by the same rules.
+    const usable = reserve || (state !== undefined && !state.spent && state.expiresAt > epochSeconds(now) && state.attempts < MAX_MFA_TOKEN_ATTEMPTS);
+    const problem = usable ? tokenProblem(state, user, 'enroll') : 'unusable';
+    if (problem) throw this.tokenRefused(token.userId, problem);
+    return { user: user!, token };
+  }
+
+  private tokenRefused(userId: string | undefined, reason: string, caller?: Caller): ApiError {
+    countMetric(METRIC.secondFactorFailed, { name: 'reason', value: 'token' });
+    log.info('mfa_token_refused', { userId, reason, ...caller });
+    return invalidMfaToken();
+  }
+
+  /** The user's TOTP secret in clear. A secret the MFA ring cannot open (its key was retired) is an operator's fault: 503, logged. */
+  private async openSecret(keys: MfaKeys, user: User): Promise<string> {
+    const sealed = user.totp!.sealedSecret;
+    const secret = open(await this.keysHolding(keys, sealedKid(sealed)), sealed, user.id);
+    if (secret === undefined) {
+      log.error('mfa_secret_unreadable', { userId: user.id, kid: sealedKid(sealed) });
+      throw unavailable();
+    }
+    return secret;
+  }
+
+  /**
+   * The ring, read again first when it lacks `kid`: a secret resealed, or codes made, under a key
+   * this container has not seen yet (`npm run keys -- rotate --ring mfa`, then `reseal`).
+   */
+  private async keysHolding(keys: MfaKeys, kid: string | undefined): Promise<MfaKeys> {
+    return kid === undefined || keys.keys.has(kid) ? keys : this.deps.mfaKeyRing.including(kid);
+  }
+}
+
+/** Why a token (as reserved or read) does not stand for this user and purpose; undefined when it does. */
+function tokenProblem(state: MfaTokenState | undefined, user: User | undefined, purpose: MfaTokenPurpose): string | undefined {
+  if (!state) return 'unusable';
+  if (state.purpose !== purpose) return 'wrong_purpose';
+  if (!user || user.id !== state.userId || user.status !== 'active') return 'no_user';
+  // A password change, a global logout or an activation since the password was checked.
+  if (user.sessionEpoch !== state.userEpoch) return 'sessions_ended';
+  return undefined;
+}
+
+/** The MFA service over an app (one per app); MFA_KEY or MFA_KEY_PARAMETER must be set. */
+export const mfaService = oncePer((app: App) => {
+  if (!app.mfaKeyRing) throw new ConfigError('MFA_KEY', 'is required (or MFA_KEY_PARAMETER, the SSM parameter that holds the MFA keys)');
+  return new MfaService({
+    ...app,
+    mfaKeyRing: app.mfaKeyRing,
+    login: loginService(app),
+    mfa: new MfaRepository(app.db, app.config.usersTable),
+    mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable),
+  });
+});

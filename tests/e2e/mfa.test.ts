@@ -1,0 +1,241 @@
+import { decodeJwt } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { auditLine, runScript } from '../support/cli.js';
+import { Authenticator } from '../support/authenticator.js';
+import { apiEnv, apiUrl } from '../support/context.js';
+import { call, expectError, requestFrom, type ApiResponse, type SourcedReply } from '../support/http.js';
+import { createUser } from '../support/store.js';
+import { e2eApp } from '../support/http.js';
+
+const amrOf = (token: string) => decodeJwt(token).amr;
+const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+
+async function newUser(role: 'admin' | 'user' = 'user') {
+  return createUser(e2eApp(), { role });
+}
+
+async function signIn(email: string, password: string): Promise<ApiResponse> {
+  return call('POST', '/login', { body: { email, password } });
+}
+
+/** Sign in (no TOTP yet), set TOTP up and activate it from that session. */
+async function enrolled(role: 'admin' | 'user' = 'user') {
+  const user = await newUser(role);
+  const session = await signIn(user.email, user.password);
+  expect(session.status, session.text).toBe(200);
+  const setup = await call('POST', '/mfa/totp/setup', { token: session.body.token });
+  expect(setup.status, setup.text).toBe(200);
+  const app = new Authenticator(setup.body.secret);
+  const activated = await call('POST', '/mfa/totp/activate', { token: session.body.token, body: { code: await app.next() } });
+  expect(activated.status, activated.text).toBe(200);
+  return { user, app, token: session.body.token as string, recoveryCodes: activated.body.recovery_codes as string[] };
+}
+
+/** The right password of a user with TOTP: the challenge's mfa_token. */
+async function challenged(email: string, password: string): Promise<string> {
+  const response = await signIn(email, password);
+  expect(response.status, response.text).toBe(401);
+  expect(response.body).toEqual({ success: false, error: { code: 'mfa_required', message: expect.any(String) }, mfa_token: expect.stringMatching(/^mt_/), mfa_expires_in: 300 });
+  return response.body.mfa_token;
+}
+
+describe('two-factor sign-in (TOTP) over HTTP', () => {
+  it('enrols from a session, then signs in with password and code; the token says both, the authorizer passes it on', async () => {
+    // Prepare: a signed-in user, and a second session that activation will end
+    const user = await newUser();
+    const session = await signIn(user.email, user.password);
+    const other = await signIn(user.email, user.password);
+    expect(amrOf(session.body.token)).toEqual(['pwd']);
+    expect((await call('GET', '/me', { token: session.body.token })).body.user.mfa_enabled).toBe(false);
+
+    // Act: set up twice (the second replaces the first), activate with a code of the second
+    const first = await call('POST', '/mfa/totp/setup', { token: session.body.token });
+    const setup = await call('POST', '/mfa/totp/setup', { token: session.body.token, body: {} });
+    const stale = new Authenticator(first.body.secret);
+    const app = new Authenticator(setup.body.secret);
+
+    // Assess: the secret and the URL an app scans
+    expect(setup.status).toBe(200);
+    expect(setup.body.secret).toMatch(/^[A-Z2-7]{32}$/);
+    expect(setup.body.secret).not.toBe(first.body.secret);
+    expect(setup.body.otpauth_url).toBe(
+      `otpauth://totp/VPN%20Enterprise:${user.email}?secret=${setup.body.secret}&issuer=VPN%20Enterprise&algorithm=SHA1&digits=6&period=30`,
+    );
+    expectError(await call('POST', '/mfa/totp/activate', { token: session.body.token, body: { code: await stale.next() } }), 401, 'invalid_mfa_code');
+    expectError(await call('POST', '/mfa/totp/activate', { token: session.body.token, body: { code: app.wrong() } }), 401, 'invalid_mfa_code');
+    const activated = await call('POST', '/mfa/totp/activate', { token: session.body.token, body: { code: await app.next() } });
+    expect(activated.status, activated.text).toBe(200);
+    expect(Object.keys(activated.body).sort()).toEqual(['recovery_codes', 'success']);
+    expect(new Set(activated.body.recovery_codes).size).toBe(10);
+    // Every other session ended; the caller's stands, and now shows TOTP on
+    expectError(await call('GET', '/me', { token: other.body.token }), 401, 'invalid_token');
+    expectError(await call('POST', '/refresh', { body: { refresh_token: other.body.refresh_token } }), 401, 'invalid_refresh_token');
+    expect((await call('GET', '/me', { token: session.body.token })).body.user.mfa_enabled).toBe(true);
+    expectError(await call('POST', '/mfa/totp/setup', { token: session.body.token }), 409, 'mfa_already_enabled');
+
+    // Act: a wrong password says nothing of a second factor; the right one is a challenge
+    const wrong = await signIn(user.email, 'not the password');
+    expectError(wrong, 401, 'invalid_credentials');
+    const mfaToken = await challenged(user.email, user.password);
+    const verified = await call('POST', '/mfa/verify', { body: { mfa_token: mfaToken, code: await app.next() } });
+
+    // Assess: exactly a sign-in's answer, signed in with both factors, kept by a refresh
+    expect(verified.status, verified.text).toBe(200);
+    expect(verified.body).toMatchObject({ success: true, token_type: 'Bearer', user: { id: user.id, mfa_enabled: true }, device_token: expect.stringMatching(/^dt_/) });
+    expect(verified.body.recovery_codes_left).toBeUndefined();
+    expect(amrOf(verified.body.token)).toEqual(['pwd', 'otp']);
+    const refreshed = await call('POST', '/refresh', { body: { refresh_token: verified.body.refresh_token } });
+    expect(amrOf(refreshed.body.token)).toEqual(['pwd', 'otp']);
+    const example = await fetch(`${apiUrl()}/v1/example/protected`, { headers: auth(refreshed.body.token) });
+    expect(((await example.json()) as { caller: { amr: string } }).caller.amr).toBe('pwd,otp');
+    // The token is spent; a device token does not skip the second factor
+    expectError(await call('POST', '/mfa/verify', { body: { mfa_token: mfaToken, code: await app.next() } }), 401, 'invalid_mfa_token');
+    const withDevice = await call('POST', '/login', { body: { email: user.email, password: user.password, device_token: verified.body.device_token } });
+    expect({ status: withDevice.status, code: withDevice.body.error.code }).toEqual({ status: 401, code: 'mfa_required' });
+  });
+
+  it('refuses a code accepted once (replay), and ends an mfa_token at its 5th wrong code, counting them for the account', async () => {
+    // Prepare
+    const { user, app } = await enrolled();
+    const ip = '127.0.31.1';
+    const verify = (body: Record<string, unknown>) => requestFrom(ip, 'POST', '/mfa/verify', { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const signInFrom = () => requestFrom(ip, 'POST', '/login', { body: JSON.stringify({ email: user.email, password: user.password }), headers: { 'content-type': 'application/json' } });
+    const code = await app.next();
+    const first = (await signInFrom()).body.mfa_token;
+    expect((await verify({ mfa_token: first, code })).status).toBe(200);
+
+    // Act: the same code again, inside its window
+    const second = (await signInFrom()).body.mfa_token;
+    const replayed = await verify({ mfa_token: second, code });
+
+    // Assess
+    expect({ status: replayed.status, code: replayed.body.error.code }).toEqual({ status: 401, code: 'invalid_mfa_code' });
+
+    // Act: four more wrong codes (five in all on this token), then the right one
+    const wrongs: SourcedReply[] = [];
+    for (let i = 0; i < 4; i++) wrongs.push(await verify({ mfa_token: second, code: app.wrong() }));
+    const late = await verify({ mfa_token: second, code: await app.next() });
+
+    // Assess: every wrong code 401 invalid_mfa_code; then the token is over, like an unknown one
+    expect(wrongs.map((reply) => reply.body.error.code)).toEqual(Array(4).fill('invalid_mfa_code'));
+    expect({ status: late.status, code: late.body.error.code }).toEqual({ status: 401, code: 'invalid_mfa_token' });
+    const unknown = await verify({ mfa_token: `mt_${'A'.repeat(64)}`, code: '123456' });
+    expect({ status: unknown.status, code: unknown.body.error.code }).toEqual({ status: 401, code: 'invalid_mfa_token' });
+    // Five wrong codes from this address: the account is locked here as after five wrong passwords
+    const locked = await signInFrom();
+    expect({ status: locked.status, code: locked.body.error.code }).toEqual({ status: 429, code: 'too_many_attempts' });
+    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  it('takes a recovery code once, says how many are left, and makes new ones only from a session signed in with a code', async () => {
+    // Prepare
+    const { user, token: passwordSession, recoveryCodes } = await enrolled();
+    const [code, another] = recoveryCodes;
+
+    // Act
+    const used = await call('POST', '/mfa/verify', { body: { mfa_token: await challenged(user.email, user.password), recovery_code: code!.toUpperCase() } });
+    const again = await call('POST', '/mfa/verify', { body: { mfa_token: await challenged(user.email, user.password), recovery_code: code } });
+
+    // Assess
+    expect(used.status, used.text).toBe(200);
+    expect(used.body.recovery_codes_left).toBe(9);
+    expect(amrOf(used.body.token)).toEqual(['pwd', 'otp']);
+    expectError(again, 401, 'invalid_mfa_code');
+
+    // Act: new codes, from the session the recovery code opened; not from a password-only one
+    expectError(await call('POST', '/mfa/recovery-codes', { token: passwordSession }), 403, 'otp_session_required');
+    const renewed = await call('POST', '/mfa/recovery-codes', { token: used.body.token });
+
+    // Assess: ten new ones; the old ones are dead, the new ones work
+    expect(renewed.status, renewed.text).toBe(200);
+    expect(renewed.body.recovery_codes).toHaveLength(10);
+    expect(renewed.body.recovery_codes).not.toContain(another);
+    expectError(await call('POST', '/mfa/verify', { body: { mfa_token: await challenged(user.email, user.password), recovery_code: another } }), 401, 'invalid_mfa_code');
+    const fresh = await call('POST', '/mfa/verify', { body: { mfa_token: await challenged(user.email, user.password), recovery_code: renewed.body.recovery_codes[0] } });
+    expect(fresh.body.recovery_codes_left).toBe(9);
+  });
+
+  it('turns TOTP off with a current code only; then the password alone signs in again', async () => {
+    // Prepare
+    const { user, app, token } = await enrolled();
+
+    // Act + Assess
+    expectError(await call('DELETE', '/mfa/totp', { token, body: { code: app.wrong() } }), 401, 'invalid_mfa_code');
+    expectError(await call('DELETE', '/mfa/totp', { token, body: { code: 'abcdef' } }), 400, 'invalid_request');
+    const off = await call('DELETE', '/mfa/totp', { token, body: { code: await app.next() } });
+    expect(off.status, off.text).toBe(200);
+    expectError(await call('DELETE', '/mfa/totp', { token, body: { code: await app.next() } }), 409, 'mfa_not_enabled');
+    const plain = await signIn(user.email, user.password);
+    expect(plain.status).toBe(200);
+    expect(plain.body.user.mfa_enabled).toBe(false);
+    expect(amrOf(plain.body.token)).toEqual(['pwd']);
+  });
+
+  it('answers malformed requests with 400 and missing credentials with 401, never a 500', async () => {
+    const { user } = await enrolled();
+    const mfaToken = await challenged(user.email, user.password);
+    expectError(await call('POST', '/mfa/verify', { body: { mfa_token: mfaToken } }), 400, 'invalid_request');
+    expectError(await call('POST', '/mfa/verify', { body: { mfa_token: mfaToken, code: '123456', recovery_code: 'abcd-efgh-jkmn' } }), 400, 'invalid_request');
+    expectError(await call('POST', '/mfa/verify', { body: { mfa_token: mfaToken, code: 123456 } }), 400, 'invalid_request');
+    expectError(await call('POST', '/mfa/verify', { body: { mfa_token: mfaToken, recovery_code: 'not a code!' } }), 400, 'invalid_request');
+    expectError(await call('POST', '/mfa/verify', { body: { code: '123456' } }), 400, 'invalid_request');
+    expectError(await call('POST', '/mfa/verify', { body: { mfa_token: 'mt_garbage', code: '123456' } }), 401, 'invalid_mfa_token');
+    expectError(await call('POST', '/mfa/totp/setup', {}), 401, 'invalid_token');
+    expectError(await call('POST', '/mfa/totp/setup', { body: { mfa_token: 42 } }), 400, 'invalid_request');
+    expectError(await call('POST', '/mfa/totp/activate', { body: { mfa_token: 'mt_x', code: '123456' } }), 401, 'invalid_mfa_token');
+    // A verify token is not an enrolment token
+    expectError(await call('POST', '/mfa/totp/setup', { body: { mfa_token: mfaToken } }), 401, 'invalid_mfa_token');
+    expectError(await call('POST', '/mfa/recovery-codes', {}), 401, 'invalid_token');
+    expectError(await call('DELETE', '/mfa/totp', { body: { code: '123456' } }), 401, 'invalid_token');
+  });
+
+  it('lets exactly one of 20 racing verifies of one code win, and exactly one of 20 racing activations', async () => {
+    // Prepare: 20 tokens of one user, and one code
+    const { user, app } = await enrolled();
+    // One after another: racing sign-ins of one account from one address are held to its pair's 5 slots.
+    const tokens: string[] = [];
+    for (let i = 0; i < 20; i++) tokens.push(await challenged(user.email, user.password));
+    const code = await app.next();
+
+    // Act
+    const replies = await Promise.all(tokens.map((mfaToken) => call('POST', '/mfa/verify', { body: { mfa_token: mfaToken, code } })));
+
+    // Assess
+    expect(replies.filter((reply) => reply.status === 200)).toHaveLength(1);
+    expect(new Set(replies.filter((reply) => reply.status !== 200).map((reply) => `${reply.status} ${reply.body.error.code}`))).toEqual(new Set(['401 invalid_mfa_code']));
+
+    // Prepare: another user with a pending secret
+    const fresh = await newUser();
+    const session = await signIn(fresh.email, fresh.password);
+    const setup = await call('POST', '/mfa/totp/setup', { token: session.body.token });
+    const activation = await new Authenticator(setup.body.secret).next();
+
+    // Act
+    const activations = await Promise.all(Array.from({ length: 20 }, () => call('POST', '/mfa/totp/activate', { token: session.body.token, body: { code: activation } })));
+
+    // Assess: one set of recovery codes; the others are told TOTP is on
+    expect(activations.filter((reply) => reply.status === 200)).toHaveLength(1);
+    expect(new Set(activations.filter((reply) => reply.status !== 200).map((reply) => `${reply.status} ${reply.body.error.code}`))).toEqual(new Set(['409 mfa_already_enabled']));
+  });
+
+  it('mfa-reset (users CLI) removes TOTP and ends every session; list shows who has TOTP', async () => {
+    // Prepare
+    const { user, token } = await enrolled();
+    const cli = (args: string[]) => runScript('scripts/users.ts', args, { env: apiEnv() });
+    const before = await cli(['list']);
+    expect(before.stdout).toMatch(new RegExp(`${user.email.replace(/\./g, '\\.')}\\s+"Test User"\\s+user\\s+active\\s+totp\\s`));
+
+    // Act
+    const reset = await cli(['mfa-reset', '--email', user.email]);
+
+    // Assess
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(auditLine(reset.stderr, 'mfa_reset')).toMatchObject({ userId: user.id, had: 'totp' });
+    expectError(await call('GET', '/me', { token }), 401, 'invalid_token');
+    const plain = await signIn(user.email, user.password);
+    expect(plain.status).toBe(200);
+    expect(plain.body.user.mfa_enabled).toBe(false);
+    expect((await cli(['list'])).stdout).toMatch(new RegExp(`${user.email.replace(/\./g, '\\.')}\\s+"Test User"\\s+user\\s+active\\s+no-totp\\s`));
+    expect((await cli(['mfa-reset', '--email', `nobody-${user.email}`])).code).toBe(1);
+  });
+});
