@@ -29,6 +29,12 @@ import type { HttpResult } from '../lib/http/http.js';
 import { loginService } from '../lib/auth/login-service.js';
 import { hashPassword } from '../lib/auth/passwords.js';
 import { formatRefreshToken, newRefreshSecret } from '../lib/auth/tokens.js';
+import { seal } from '../lib/mfa/secret-box.js';
+import { newTotpSecret, totpCode } from '../lib/mfa/totp.js';
+import { batchWriteAll, type BatchWrite } from '../lib/platform/dynamo.js';
+import { newUserId } from '../lib/platform/ids.js';
+import { MfaTokensRepository, newMfaToken } from '../lib/store/mfa-tokens.js';
+import { userKey } from '../lib/store/users.js';
 import { ensureTables, freePort, PROJECT_ROOT, startDynalite, startOffline } from '../scripts/local-stack.js';
 import { event, median, type Handler } from './common.js';
 
@@ -44,6 +50,10 @@ const BUILD = join(OUT, '.build');
 const FUNCTIONS = ['login', 'refresh', 'logout', 'me'] as const;
 /** Issue 10's functions: bundle and cold start shown for the record (the targets above are the first four's). */
 const SESSION_FUNCTIONS = ['list-sessions', 'end-session', 'change-password'] as const;
+/** Issue 11's functions: bundle sizes for the record, and mfa-verify's cold start (the sign-in's second step). */
+const MFA_FUNCTIONS = ['mfa-setup', 'mfa-activate', 'mfa-verify', 'mfa-recovery-codes', 'mfa-turn-off'] as const;
+/** Users with TOTP on, each with an mfa_token: one per verify measured (a code's step is spent once per user). */
+const MFA_POOL = Number(process.env.BENCH_MFA_POOL ?? 8000);
 
 /** Operations per second of `op` over `seconds`. */
 async function rate(op: () => Promise<unknown>, seconds: number): Promise<number> {
@@ -99,7 +109,7 @@ export const handler = async (event: { password: string; hash: string }) => ({ s
 `,
   );
   const entries: Record<string, string> = { 'sdk-only': floor, 'bcrypt-only': bcryptOnly };
-  for (const fn of [...FUNCTIONS, ...SESSION_FUNCTIONS]) entries[fn] = join(PROJECT_ROOT, 'functions', `${fn}.ts`);
+  for (const fn of [...FUNCTIONS, ...SESSION_FUNCTIONS, ...MFA_FUNCTIONS]) entries[fn] = join(PROJECT_ROOT, 'functions', `${fn}.ts`);
   const out: Record<string, string> = {};
   for (const [name, entry] of Object.entries(entries)) {
     const outfile = join(BUILD, `${name}.js`);
@@ -145,6 +155,7 @@ async function main(): Promise<void> {
     STAGE,
     DYNAMODB_ENDPOINT: dynamo.endpoint,
     JWT_SECRET: randomBytes(48).toString('base64url'),
+    MFA_KEY: randomBytes(48).toString('base64url'),
     BCRYPT_COST: String(COST),
     LOG_LEVEL: 'silent',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
@@ -263,9 +274,48 @@ async function main(): Promise<void> {
     for (const call of recorded) await replay(call).catch(() => undefined);
   };
 
+  // The second step of a sign-in with TOTP (issue 11): the verify handler with a code, against the
+  // floor of one read, one conditional write and a signature. A pool of users with TOTP on, each
+  // with an mfa_token, written straight to the tables (the measured requests use one each: a step is
+  // spent once per user, a token once).
+  const mfaKeys = await app.mfaKeyRing!.current();
+  const totpSecret = newTotpSecret();
+  const mfaPool: Array<{ userId: string; token: string }> = [];
+  const userWrites: BatchWrite[] = [];
+  for (let i = 0; i < MFA_POOL; i++) {
+    const id = newUserId();
+    const at = new Date().toISOString();
+    userWrites.push({
+      table: app.config.usersTable,
+      put: { ...userKey(id), id, email: `bench-mfa-${i}@example.com`, name: 'Bench', role: 'user', status: 'active', password_hash: passwordHash, created_at: at, updated_at: at, session_epoch: 0, totp_status: 'active', totp_secret: seal(mfaKeys, totpSecret, id) },
+    });
+    mfaPool.push({ userId: id, token: '' });
+  }
+  await batchWriteAll(app.db, userWrites);
+  const mfaTokens = new MfaTokensRepository(app.db, app.config.attemptsTable);
+  for (const entry of mfaPool) {
+    const token = newMfaToken(entry.userId);
+    await mfaTokens.create(token, { purpose: 'verify', userEpoch: 0, at: new Date() });
+    entry.token = token.token;
+  }
+  const mfaVerify = (await import('../functions/mfa-verify.js')).handler as Handler;
+  const verifyEvent = event('mfa-verify');
+  let pooled = 0;
+  const nextVerifyEvent = () => {
+    const entry = mfaPool[pooled++];
+    if (!entry) throw new Error(`the MFA pool (${MFA_POOL}) is used up: raise BENCH_MFA_POOL`);
+    return { ...verifyEvent, body: JSON.stringify({ mfa_token: entry.token, code: totpCode(totpSecret, new Date()) }) };
+  };
+  const verifyOp = async () => expectStatus(await mfaVerify(nextVerifyEvent(), context), 200);
+  const verifyFloor = async () => {
+    await app.db.send(new GetCommand({ TableName: app.config.usersTable, Key: { pk: `USER#${first.user.id}` }, ConsistentRead: true }));
+    await app.db.send(new UpdateCommand({ TableName: app.config.usersTable, Key: { pk: `USER#${first.user.id}` }, UpdateExpression: 'SET bench = :n', ConditionExpression: 'attribute_exists(pk)', ExpressionAttributeValues: { ':n': 1 } }));
+    await new SignJWT({ sid }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuedAt().setExpirationTime('1h').sign(key);
+  };
+
   // Everything warm before anything is measured: the code they share (the SDK above all) is
   // optimised by the JIT over seconds, and the first pair measured would otherwise pay for it.
-  for (const op of [meOp, meFloor, meSameReadsFloor, authorizerOp, refreshOp, refreshFloor, forgedOp, listOp, listFloor, loginSameCallsFloor]) await rate(op, WARM_UP_SECONDS);
+  for (const op of [meOp, meFloor, meSameReadsFloor, authorizerOp, refreshOp, refreshFloor, forgedOp, listOp, listFloor, loginSameCallsFloor, verifyOp, verifyFloor]) await rate(op, WARM_UP_SECONDS);
   const me = await versus(meOp, meFloor, 1);
   const meSameReads = await versus(meOp, meSameReadsFloor, 1);
   const authorizer = await versus(authorizerOp, meSameReadsFloor, 1);
@@ -274,7 +324,8 @@ async function main(): Promise<void> {
   const listSessionsWarm = await versus(listOp, listFloor, 1);
   const login = await versus(loginOp, loginFloor, 2);
   const loginSameCalls = await versus(loginOp, loginSameCallsFloor, 2);
-  results.warm = { me, refresh, login, authorizer, meSameReads, forgedRefresh, listSessions: listSessionsWarm, loginSameCalls };
+  const mfaVerifyWarm = await versus(verifyOp, verifyFloor, 1);
+  results.warm = { me, refresh, login, authorizer, meSameReads, forgedRefresh, listSessions: listSessionsWarm, loginSameCalls, mfaVerify: mfaVerifyWarm };
 
   // Bundles and cold starts.
   const files = await bundles();
@@ -310,6 +361,11 @@ async function main(): Promise<void> {
         e.pathParameters = { id: sessionId };
       }));
     },
+    'mfa-verify': async () => JSON.stringify(nextVerifyEvent()),
+    'mfa-setup': async (round) => {
+      const pair = await freshPair(round);
+      return JSON.stringify(event('mfa-setup', (e) => (e.headers.authorization = `Bearer ${pair.token}`)));
+    },
     // A real change each round, so a user of its own each round.
     'change-password': async (round) => {
       const own = await app.users.create({ email: `bench-change-${round}-${randomBytes(4).toString('hex')}@example.com`, name: 'Bench', role: 'user', passwordHash }, new Date());
@@ -320,7 +376,8 @@ async function main(): Promise<void> {
       }));
     },
   };
-  const cold = await coldInits(files, invocations, childEnv);
+  // Cold starts of the bundles there is an invocation for (of the MFA functions: setup and verify).
+  const cold = await coldInits(Object.fromEntries(Object.entries(files).filter(([name]) => name in invocations)), invocations, childEnv);
   results.bundles = sizes;
   results.coldInitMs = cold;
 
@@ -347,8 +404,12 @@ async function main(): Promise<void> {
   for (const fn of FUNCTIONS) rows.push([`${fn} cold init, ms`, cold[fn]!.toFixed(0), cold['sdk-only']!.toFixed(0), ratio(cold[fn]!, cold['sdk-only']!), '<= 1.30']);
   const listed = (results.warm as Record<string, { ops: number; floor: number }>).listSessions!;
   rows.push(['list sessions handler, warm, ops/s (floor: verify + one Query)', listed.ops.toFixed(0), listed.floor.toFixed(0), ratio(listed.ops, listed.floor), '>= 0.50']);
+  const verified = (results.warm as Record<string, { ops: number; floor: number }>).mfaVerify!;
+  rows.push(['mfa verify handler, warm, ops/s (floor: a read + a conditional write + sign)', verified.ops.toFixed(0), verified.floor.toFixed(0), ratio(verified.ops, verified.floor), '']);
   for (const fn of SESSION_FUNCTIONS) rows.push([`${fn} bundle, KiB`, (sizes[fn]! / 1024).toFixed(0), (sizes['sdk-only']! / 1024).toFixed(0), ratio(sizes[fn]!, sizes['sdk-only']!), '']);
   for (const fn of SESSION_FUNCTIONS) rows.push([`${fn} cold init, ms`, cold[fn]!.toFixed(0), cold['sdk-only']!.toFixed(0), ratio(cold[fn]!, cold['sdk-only']!), '']);
+  for (const fn of MFA_FUNCTIONS) rows.push([`${fn} bundle, KiB`, (sizes[fn]! / 1024).toFixed(0), (sizes['sdk-only']! / 1024).toFixed(0), ratio(sizes[fn]!, sizes['sdk-only']!), '']);
+  for (const fn of ['mfa-setup', 'mfa-verify'] as const) rows.push([`${fn} cold init, ms`, cold[fn]!.toFixed(0), cold['sdk-only']!.toFixed(0), ratio(cold[fn]!, cold['sdk-only']!), '']);
   const sameReads = (results.warm as { meSameReads: { ops: number; floor: number } }).meSameReads;
   const loginWithoutBcrypt = cold.login! - cold['bcrypt-only']!;
   rows.push(['(why) me vs its own reads, ops/s', sameReads.ops.toFixed(0), sameReads.floor.toFixed(0), ratio(sameReads.ops, sameReads.floor), '']);

@@ -6,7 +6,10 @@
 const { SERVICE, isProductionStage } = require('./tables.js');
 
 const NAMESPACE = 'VpnEnterprise/Auth';
-const FUNCTIONS = ['login', 'refresh', 'logout', 'me', 'authorizer', 'notFound'];
+const FUNCTIONS = [
+  'login', 'refresh', 'logout', 'me', 'listSessions', 'endSession', 'changePassword',
+  'mfaSetup', 'mfaActivate', 'mfaVerify', 'mfaRecoveryCodes', 'mfaTurnOff', 'authorizer', 'notFound',
+];
 const TABLES = ['UsersTable', 'SessionsTable', 'AttemptsTable'];
 const FIVE_MINUTES = 300;
 
@@ -16,6 +19,9 @@ const DEFAULT_THRESHOLDS = {
   signInFailureAlarmThreshold: 100,
   // Lockouts (429 from a limit) in 5 minutes: a few users hammering their own lock is normal.
   lockoutAlarmThreshold: 20,
+  // Wrong second-factor codes in 5 minutes: each follows a right password, so a surge means
+  // someone holding passwords is guessing codes.
+  secondFactorFailureAlarmThreshold: 20,
   // 5xx answers of the API in 5 minutes (our 503s included).
   serverErrorAlarmThreshold: 10,
   // The authorizer's p99 duration, ms, three 5-minute periods in a row: it runs on every request
@@ -63,6 +69,11 @@ function alarmResources(stage, thresholds, alarmEmail) {
     RefreshTokenReusedAlarm: alarm('A spent refresh token came back: a stolen token, or a client bug. Any at all is worth a look.', serviceMetric(stage, 'RefreshTokenReused'), { threshold: 1 }),
     SignInFailuresAlarm: alarm(`A surge of failed sign-ins (${t.signInFailureAlarmThreshold} in 5 minutes): password guessing or credential stuffing.`, serviceMetric(stage, 'SignInFailed'), { threshold: t.signInFailureAlarmThreshold }),
     LockoutsAlarm: alarm(`Many sign-ins refused by the brute-force limits (${t.lockoutAlarmThreshold} in 5 minutes).`, serviceMetric(stage, 'SignInLockedOut'), { threshold: t.lockoutAlarmThreshold }),
+    SecondFactorFailuresAlarm: alarm(
+      `Many wrong second-factor codes or refused mfa_tokens (${t.secondFactorFailureAlarmThreshold} in 5 minutes): each came after a right password, so passwords are known to someone guessing codes.`,
+      serviceMetric(stage, 'SecondFactorFailed'),
+      { threshold: t.secondFactorFailureAlarmThreshold },
+    ),
     ServiceUnavailableAlarm: alarm('The service answered 503: DynamoDB or SSM throttled, slow or unreachable.', serviceMetric(stage, 'ServiceUnavailable'), { threshold: 5 }),
     ApiServerErrorsAlarm: alarm(
       `The API answered ${t.serverErrorAlarmThreshold} 5xx in 5 minutes.`,
@@ -120,6 +131,12 @@ function dashboardBody(stage) {
       widget(12, 3, 'Function errors', lambda('Errors', 'Sum')),
       widget(0, 9, 'Sign-ins: succeeded, failed by reason', [service('SignInSucceeded'), ...byDimension('SignInFailed', 'reason', ['unknown_user', 'bad_password', 'disabled'])]),
       widget(12, 9, 'Lockouts by limit', byDimension('SignInLockedOut', 'limit', ['pair', 'ip', 'account', 'device'])),
+      widget(0, 33, 'Second factors: required, succeeded, failed by reason', [
+        ...byDimension('SecondFactorRequired', 'reason', ['verify', 'enroll']),
+        service('SecondFactorSucceeded'),
+        ...byDimension('SecondFactorFailed', 'reason', ['code', 'recovery_code', 'token']),
+      ]),
+      widget(12, 33, 'Second factors: activated, turned off, recovery codes replaced', byDimension('SecondFactorChanged', 'reason', ['activated', 'turned_off', 'recovery_codes_replaced'])),
       widget(0, 15, 'Refreshes, refresh-token reuse, logouts', [service('TokenRefreshed'), service('RefreshTokenReused'), service('Logout')]),
       widget(12, 15, 'Authorizer: allowed, denied', [service('AuthorizerAllowed'), service('AuthorizerDenied')]),
       widget(0, 21, 'Authorizer duration p50 / p99 (ms)', [
@@ -133,7 +150,7 @@ function dashboardBody(stage) {
       ])),
     ],
   };
-  const alarmArns = ['RefreshTokenReusedAlarm', 'SignInFailuresAlarm', 'LockoutsAlarm', 'ServiceUnavailableAlarm', 'ApiServerErrorsAlarm', 'AuthorizerLatencyAlarm'];
+  const alarmArns = ['RefreshTokenReusedAlarm', 'SignInFailuresAlarm', 'LockoutsAlarm', 'SecondFactorFailuresAlarm', 'ServiceUnavailableAlarm', 'ApiServerErrorsAlarm', 'AuthorizerLatencyAlarm'];
   const text = JSON.stringify(body).replace('"${AlarmArns}"', alarmArns.map((id) => `"\${${id}.Arn}"`).join(','));
   return { 'Fn::Sub': text };
 }

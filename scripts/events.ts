@@ -10,8 +10,8 @@
  * demo password as the new one, so invoking it is refused by the policy (400 weak_password) after
  * every check but the write, and the demo user keeps its password; edit `new_password` to really
  * change it. The MFA events are answered without changing the demo user's sign-in: setup leaves a
- * pending secret, activate's code and verify's token are placeholders (401), new recovery codes
- * need a session signed in with a code (403), and there is no TOTP to turn off (409).
+ * pending secret, activate's code and verify's token are placeholders (401), and with no TOTP on
+ * there are no recovery codes to replace and nothing to turn off (409).
  * (`git checkout events/` puts the placeholders back.)
  * `npm start` writes `.env.<stage>`, which the framework loads (`useDotenv`), so invoke local reads
  * the same tables and key as the running stack.

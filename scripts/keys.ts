@@ -35,7 +35,9 @@ Commands:
             stage's params; locally, ACCESS_TOKEN_TTL_SECONDS and JWT_SECRET_CACHE_SECONDS;
             defaults 3600 and 300).
             MFA keys: once no TOTP secret is sealed and no recovery code is kept under them
-            (reseal first; recovery codes made under an old key last until they are replaced)
+            (reseal first; recovery codes made under an old key last until they are replaced),
+            and JWT_SECRET_CACHE_SECONDS + 35 s after the rotation (running Lambdas seal with the
+            key they hold until then)
   reseal    MFA ring only: seal every TOTP secret sealed under a previous key again under the current one
 
 Options:
@@ -45,7 +47,8 @@ Options:
   --stage S    with --aws: the stage (default: $STAGE or dev); the MFA ring's users table is the stage's too
   --file F     without --aws: a ring file other than the local stack's
   --force      with retire: signing keys, do not wait for old tokens to expire (their users must
-               refresh); MFA keys, retire even though users still need them (they need mfa-reset)`;
+               refresh); MFA keys, do not wait, and retire even though users still need them (they
+               then need mfa-reset)`;
 
 const ARGS: ArgSpec = { values: new Set(['stage', 'kid', 'file', 'ring']), flags: new Set(['aws', 'force', 'help']) };
 
@@ -231,12 +234,16 @@ async function run(args: Args, store: RingStore, ring: RingName, mfaStore: () =>
     case 'retire': {
       const kid = args.options.get('kid');
       if (kid === true) throw new UsageError('--kid needs a value');
-      if (ring === 'mfa') return retireMfaKeys(store, await existing(), { kid, now, force: args.options.has('force') }, await mfaStore());
       // The last token an old key can sign is signed just before the last container's cache
       // expires and its background refresh lands; it is accepted until its exp plus the leeway.
       // A deployed stage's timings are its params (what its Lambdas run with); a local ring's, the environment's.
       const timings = store.stage === undefined ? process.env : { ACCESS_TOKEN_TTL_SECONDS: String(stageParam(store.stage, 'accessTokenTtlSeconds') ?? ''), JWT_SECRET_CACHE_SECONDS: String(stageParam(store.stage, 'jwtSecretCacheSeconds') ?? '') };
       const { accessTokenTtlSeconds: ttl, keyCacheSeconds: cache } = loadKeyTimings(timings);
+      if (ring === 'mfa') {
+        // A container seals with the key it holds until its cache runs out: nothing is signed, so the cache alone counts.
+        const minAgeSeconds = cache + MIN_REFETCH_SECONDS + CLOCK_TOLERANCE_SECONDS;
+        return retireMfaKeys(store, await existing(), { kid, now, minAgeSeconds, force: args.options.has('force') }, await mfaStore());
+      }
       const minAgeSeconds = ttl + cache + MIN_REFETCH_SECONDS + CLOCK_TOLERANCE_SECONDS;
       const assumed = store.stage === undefined
         ? `(assuming ACCESS_TOKEN_TTL_SECONDS=${ttl} and JWT_SECRET_CACHE_SECONDS=${cache}, as the local stack runs)`
@@ -260,9 +267,16 @@ async function run(args: Args, store: RingStore, ring: RingName, mfaStore: () =>
 /**
  * MFA keys leave the ring only when nothing needs them: a TOTP secret sealed under one would no
  * longer open (its user locked out of their second factor), a recovery-code set kept under one
- * would no longer match. No waiting time applies: nothing is signed with them.
+ * would no longer match. And not before every container has the current key: until its cache runs
+ * out, a container still seals new secrets and keeps new codes under the key it holds (the scan
+ * would miss what it writes after). `--force` skips both checks.
  */
-async function retireMfaKeys(store: RingStore, entries: RingEntries, options: { kid: string | undefined; now: Date; force: boolean }, mfaStore: MfaStore): Promise<string> {
+async function retireMfaKeys(
+  store: RingStore,
+  entries: RingEntries,
+  options: { kid: string | undefined; now: Date; minAgeSeconds: number; force: boolean },
+  mfaStore: MfaStore,
+): Promise<string> {
   const result = retire(entries, { kid: options.kid, now: options.now, minAgeSeconds: 0, force: true });
   const uses = await mfaKeyUses(mfaStore);
   const needed = result.removed.filter((kid) => uses.has(kid));
@@ -270,8 +284,16 @@ async function retireMfaKeys(store: RingStore, entries: RingEntries, options: { 
     const detail = needed.map((kid) => `${kid}: ${describeUse(uses.get(kid)!)}`).join('; ');
     throw new KeyRingError(`Still needed (${detail}). Run \`reseal\` first; recovery codes under an old key last until their users replace them (or --force: those users then need \`npm run users -- mfa-reset\`)`);
   }
+  const since = kidCreatedAt(entries[0]![0]);
+  const safeAt = since && new Date(since.getTime() + options.minAgeSeconds * 1000);
+  if (!options.force && (!safeAt || options.now < safeAt)) {
+    throw new KeyRingError(
+      `Running Lambdas may still seal with the previous keys ${safeAt ? `until ${safeAt.toISOString()}` : '(the current key\'s kid does not say when it was made)'}` +
+        ` (JWT_SECRET_CACHE_SECONDS after the rotation): retire then, after \`list\` shows them unused, or with --force`,
+    );
+  }
   await store.write(formatRing(result.entries), { create: false });
-  audit('keys-cli', 'mfa_key_retired', { kids: result.removed, forced: needed.length > 0, where: store.where });
+  audit('keys-cli', 'mfa_key_retired', { kids: result.removed, forced: options.force, where: store.where });
   return `Retired ${result.removed.join(', ')}. ${store.afterChange}\n${describeRing(result.entries, 'mfa')}`;
 }
 

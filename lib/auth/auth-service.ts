@@ -46,6 +46,16 @@ export interface Caller {
 
 export type LogoutScope = 'local' | 'global';
 
+/** A session that stands, and its user as stored now. */
+export interface StandingSession {
+  user: User;
+  sessionId: string;
+  /** How it was signed in. */
+  amr: AuthMethod[];
+  /** When it ends at the latest (epoch seconds). */
+  expiresAt: number;
+}
+
 /** One of the caller's sessions, as GET /auth/sessions shows it. */
 export type SessionView = PublicSession & { current: boolean };
 
@@ -232,15 +242,15 @@ export class AuthService {
    * The one check every protected request gets (`/auth/me`, the shared authorizer): a genuine,
    * unexpired token whose session still stands, with the user as stored now (current role).
    */
-  async authenticate(accessToken: string, { lastLogin = false } = {}): Promise<{ user: User; sessionId: string; amr: AuthMethod[] }> {
+  async authenticate(accessToken: string, { lastLogin = false } = {}): Promise<StandingSession> {
     return this.standing(await this.deps.tokens.verify(accessToken), { lastLogin });
   }
 
   /** The session of verified claims, and its user, if the session still stands; else 401 `invalid_token`. */
-  private async standing(claims: { sub: string; sid: string }, { lastLogin = false } = {}): Promise<{ user: User; sessionId: string; amr: AuthMethod[] }> {
+  private async standing(claims: { sub: string; sid: string }, { lastLogin = false } = {}): Promise<StandingSession> {
     const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub, { lastLogin });
     if (!isSessionLive(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
-    return { user: user!, sessionId: claims.sid, amr: session!.amr };
+    return { user: user!, sessionId: claims.sid, amr: session!.amr, expiresAt: session!.expiresAt };
   }
 }
 

@@ -51,7 +51,8 @@ export interface VerifiedSecondFactor {
   pairKey: Record<string, unknown>;
 }
 
-function tooManyAttempts(lock: Lock): ApiError {
+/** 429 for a lock, saying when to try again. */
+export function tooManyAttempts(lock: Lock): ApiError {
   return new ApiError('too_many_attempts', undefined, { 'Retry-After': String(Math.max(1, lock.retryAfterSeconds)) });
 }
 
@@ -137,14 +138,16 @@ export class LoginService {
   /**
    * The right password of a user who owes a second factor: no session yet, an `mfa_token` for the
    * next step instead (401 `mfa_required` or `mfa_enrollment_required`, the token in the body).
-   * The password's bookkeeping is a success's (the pair cleared, the device token renewed, the IP
-   * slot given back, a rehash), written in the token's own BatchWriteItem: as many calls as a
-   * sign-in. Only the right password gets here, so a wrong one says nothing about a second factor.
+   * The password's bookkeeping is a success's (the pair cleared, the IP slot given back, a rehash),
+   * written in the token's own BatchWriteItem: as many calls as a sign-in. Only the right password
+   * gets here, so a wrong one says nothing about a second factor.
    */
   private async challenge(verified: VerifiedPassword, purpose: MfaTokenPurpose, caller: Caller, password: string): Promise<ApiError> {
     const { user, now } = verified;
     const token = newMfaToken(user.id);
-    const { writes } = this.passwordRightWrites(verified);
+    // A stranger's pair is cleared (the password was right); a device token is not renewed: its
+    // failures stand until the second factor is proven (the sign-in then hands out a new one).
+    const writes: BatchWrite[] = verified.reservation ? [{ table: this.deps.attempts.table, deleteKey: verified.reservation.pairKey }] : [];
     const [created, kept] = await Promise.allSettled([
       this.deps.mfaTokens.create(token, { purpose, userEpoch: user.sessionEpoch, at: now }, writes),
       this.bookkeeping(verified, password),
@@ -191,17 +194,6 @@ export class LoginService {
   }
 
   /**
-   * A check of something other than a password (the TOTP code that turns TOTP off) held to the
-   * account's own limits, as a password change's current password is: the account+IP pair and
-   * the account's hour reserved before it is looked at; 429 `too_many_attempts` once locked. The
-   * reservation is given back on success (`attempts.giveBackAll`); a failure stays counted.
-   */
-  async reserveAccountAttempt(email: string, caller: Caller, now: Date): Promise<Reservation> {
-    const state = await this.deps.attempts.read(email, caller.sourceIp ?? 'unknown', undefined, now);
-    return (await this.hold(email, state, caller, now, { ip: false }))!;
-  }
-
-  /**
    * Reserve every counter the attempt is held to (the device token's alone when one is live), or
    * throw 429 `too_many_attempts`. The stranger's reservation; undefined with a device token.
    */
@@ -230,17 +222,19 @@ export class LoginService {
    * `password` (a sign-in); a password change has just written a new hash, so it passes nothing.
    * `cap`: apply MAX_SESSIONS_PER_USER (not after a password change, which ended every other session).
    * `amr`: how the session was signed in. After a second factor there is no password bookkeeping:
-   * the pair counter its codes counted on is cleared, and a new device token is issued.
+   * the pair counter its codes counted on is cleared, and a new device token is issued. `endsBy`:
+   * the session ends then at the latest (epoch seconds), not a full lifetime from now.
    */
   async openSession(
     verified: VerifiedPassword | VerifiedSecondFactor,
     caller: Caller,
-    { rehash, cap = true, amr = PASSWORD_ONLY }: { rehash?: string; cap?: boolean; amr?: readonly AuthMethod[] } = {},
+    { rehash, cap = true, amr = PASSWORD_ONLY, endsBy }: { rehash?: string; cap?: boolean; amr?: readonly AuthMethod[]; endsBy?: number } = {},
   ): Promise<{ signIn: SignIn; sessionId: string }> {
     const { config } = this.deps;
     const { user, ring, now } = verified;
     const sessionId = newSessionId();
     const secret = issueRefreshSecret(rotationKeysOf(ring).get(ring.currentKid)!, sessionId);
+    const expiresAt = Math.min(epochSeconds(now) + config.refreshTokenTtlSeconds, endsBy ?? Infinity);
     const password = 'pairKey' in verified ? undefined : verified;
     const { writes, renewed } = password
       ? this.passwordRightWrites(password)
@@ -260,7 +254,7 @@ export class LoginService {
           createdAt: now.toISOString(),
           sourceIp: caller.sourceIp,
           userAgent: caller.userAgent,
-          expiresAt: epochSeconds(now) + config.refreshTokenTtlSeconds,
+          expiresAt,
           amr: [...amr],
         },
         writes,
@@ -273,7 +267,7 @@ export class LoginService {
     if (kept.status === 'rejected') log.warn('login_bookkeeping_failed', { userId: user.id, sessionId, ...describeError(kept.reason) });
     if (others.status === 'rejected') log.warn('session_cap_failed', { userId: user.id, sessionId, ...describeError(others.reason) });
     else await this.endLeastRecentlyUsed(user, others.value.filter((session) => session.id !== sessionId), now, caller);
-    const pair = await issueTokenPair(this.deps.tokens, { ...user, lastLogin: now.toISOString() }, { id: sessionId, amr: [...amr] }, secret, config.refreshTokenTtlSeconds);
+    const pair = await issueTokenPair(this.deps.tokens, { ...user, lastLogin: now.toISOString() }, { id: sessionId, amr: [...amr] }, secret, expiresAt - epochSeconds(now));
     return { signIn: { ...pair, device_token: issued.token }, sessionId };
   }
 

@@ -38,7 +38,7 @@ export class PasswordService {
    * session cap has nothing to end, so its Query is not made.
    */
   async changePassword(accessToken: string, currentPassword: string, newPassword: string, caller: Caller): Promise<SignIn> {
-    const { user, sessionId, amr } = await this.deps.auth.authenticate(accessToken);
+    const { user, sessionId, amr, expiresAt } = await this.deps.auth.authenticate(accessToken);
     const problem = passwordPolicyProblem(newPassword, { minLength: this.deps.config.passwordMinLength, email: user.email, currentPassword });
     if (problem) {
       log.info('password_change_refused', { userId: user.id, sessionId, reason: 'weak_password', ...caller });
@@ -64,8 +64,16 @@ export class PasswordService {
       throw bearerError('invalid_token', true);
     }
     // No session cap to apply: every other session has just ended. The new session keeps the
-    // caller's `amr`: a second factor proven at its sign-in still stands, the password is proven again.
-    const { signIn, sessionId: newSessionId } = await this.deps.login.openSession({ ...verified, user: changed }, caller, { cap: false, amr });
+    // caller's `amr`: a second factor proven at its sign-in still stands, the password is proven
+    // again. A session that owes a second factor (TOTP on, or the role requires it, and the session
+    // was signed in without one) ends when the caller's would have: a password change never
+    // extends a way around the second factor.
+    const owesSecondFactor = this.deps.login.secondFactorDue(changed) !== undefined && !amr.includes('otp');
+    const { signIn, sessionId: newSessionId } = await this.deps.login.openSession({ ...verified, user: changed }, caller, {
+      cap: false,
+      amr,
+      endsBy: owesSecondFactor ? expiresAt : undefined,
+    });
     countMetric(METRIC.passwordChanged);
     log.info('password_changed', { userId: user.id, sessionId: newSessionId, previousSessionId: sessionId, ...caller });
     return signIn;

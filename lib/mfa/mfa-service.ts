@@ -1,6 +1,6 @@
 import type { App } from '../app.js';
 import type { AuthService, Caller } from '../auth/auth-service.js';
-import { loginService, type LoginService, type SignIn } from '../auth/login-service.js';
+import { loginService, tooManyAttempts, type LoginService, type SignIn } from '../auth/login-service.js';
 import type { KeyRing } from '../auth/signing-keys.js';
 import type { Clock } from '../auth/tokens.js';
 import { ConfigError, type Config } from '../platform/config.js';
@@ -120,12 +120,14 @@ export class MfaService {
 
   /**
    * The second step of a sign-in: a TOTP code or a recovery code for the `mfa_token` the right
-   * password got. One of the token's attempts is taken before the code is looked at (five in all:
-   * the fifth wrong code ends it), the user read beside it; a TOTP code's step is then claimed
-   * (never accepted twice), or the recovery code spent, by one conditional write; the token is spent;
-   * the session is opened. A wrong code also counts as a failed sign-in for the account's limits.
-   * DynamoDB calls: 5 on success (the token ‖ the user, the claim, the spend, the session's batch),
-   * 4 for a wrong code; round trips 4 and 2.
+   * password got. Before the code is looked at, one of the token's attempts is taken (five in all:
+   * the fifth wrong code ends it), the user read beside it, and then the attempt is held to the
+   * account's own limits as a password is (its pair with this address and its hour: 429 once
+   * locked, whatever device token the sign-in presented). A TOTP code's step is then claimed (never
+   * accepted twice), or the recovery code spent, by one conditional write; the token is spent; the
+   * session is opened, clearing the pair. A wrong code stays counted. DynamoDB calls: 7 on success
+   * (the token ‖ the user, the pair ‖ the hour, the claim, the spend, the session's batch), 4 for a
+   * wrong code; round trips 5 and 2.
    */
   async verify(mfaToken: string, proof: SecondFactor, caller: Caller): Promise<SignIn & { recovery_codes_left?: number }> {
     const keys = await this.deps.mfaKeyRing.current();
@@ -136,6 +138,7 @@ export class MfaService {
     const problem = tokenProblem(state, user, 'verify');
     if (problem) throw this.tokenRefused(token.userId, problem, caller);
     if (user!.totp?.status !== 'active') throw this.tokenRefused(token.userId, 'no_totp', caller);
+    const { pairKey } = await this.holdCode(user!, caller, now);
     const kind = 'code' in proof ? 'code' : 'recovery_code';
     let left: number | undefined;
     let accepted: boolean;
@@ -149,7 +152,7 @@ export class MfaService {
       accepted = left !== undefined;
     }
     if (!accepted) {
-      await this.deps.attempts.countFailedCode(user!.email, caller.sourceIp ?? 'unknown', user!.id, now);
+      // Already counted: the reservation was the failure's count.
       countMetric(METRIC.secondFactorFailed, { name: 'reason', value: kind });
       log.info('mfa_verify_failed', { userId: user!.id, reason: `bad_${kind}`, attemptsLeft: MAX_MFA_TOKEN_ATTEMPTS - state!.attempts, ...caller });
       throw invalidCode();
@@ -157,7 +160,7 @@ export class MfaService {
     if (!(await this.deps.mfaTokens.spend(token, now))) throw this.tokenRefused(user!.id, 'spent', caller);
     const ring = await this.deps.keyRing.current();
     const { signIn, sessionId } = await this.deps.login.openSession(
-      { user: user!, ring, now, pairKey: this.deps.attempts.pairKeyOf(user!.email, caller.sourceIp ?? 'unknown') },
+      { user: user!, ring, now, pairKey },
       caller,
       { amr: PASSWORD_AND_OTP },
     );
@@ -171,8 +174,8 @@ export class MfaService {
   async replaceRecoveryCodes(accessToken: string, caller: Caller): Promise<{ recovery_codes: string[] }> {
     const keys = await this.deps.mfaKeyRing.current();
     const { user, sessionId, amr } = await this.deps.auth.authenticate(accessToken);
-    if (!amr.includes('otp')) throw new ApiError('otp_session_required');
     if (user.totp?.status !== 'active') throw new ApiError('mfa_not_enabled');
+    if (!amr.includes('otp')) throw new ApiError('otp_session_required');
     const codes = newRecoveryCodes();
     if (!(await this.deps.mfa.replaceRecoveryCodes(user.id, storedRecoveryCodes(keys, codes)))) throw new ApiError('mfa_not_enabled');
     countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'recovery_codes_replaced' });
@@ -192,16 +195,27 @@ export class MfaService {
     if (this.deps.config.mfa.requiredRoles.includes(user.role)) throw new ApiError('mfa_required_by_policy');
     if (user.totp?.status !== 'active') throw new ApiError('mfa_not_enabled');
     const now = this.deps.clock();
-    const reservation = await this.deps.login.reserveAccountAttempt(user.email, caller, now);
+    const { pairKey } = await this.holdCode(user, caller, now);
     const step = matchTotp(await this.openSecret(keys, user), code, now);
     if (step === undefined || !(await this.deps.mfa.turnOff(user.id, step))) {
       countMetric(METRIC.secondFactorFailed, { name: 'reason', value: 'code' });
       log.info('mfa_turn_off_failed', { userId: user.id, sessionId, reason: 'bad_code', ...caller });
       throw invalidCode();
     }
-    await this.deps.attempts.giveBackAll(reservation);
+    await this.deps.attempts.giveBackPair(pairKey);
     countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'turned_off' });
     log.info('mfa_turned_off', { userId: user.id, sessionId, ...caller });
+  }
+
+  /** A code's attempt reserved on the account's limits (lib/store/login-attempts.ts), or 429 `too_many_attempts`. */
+  private async holdCode(user: User, caller: Caller, now: Date): Promise<{ pairKey: Record<string, unknown> }> {
+    const { lock, pairKey } = await this.deps.attempts.reserveCodeAttempt(user.email, caller.sourceIp ?? 'unknown', user.id, now);
+    if (lock) {
+      countMetric(METRIC.signInLockedOut, { name: 'limit', value: lock.by });
+      log.info('mfa_code_refused', { userId: user.id, reason: 'locked', lockedBy: lock.by, ...caller });
+      throw tooManyAttempts(lock);
+    }
+    return { pairKey };
   }
 
   /** The user and token of an enrolment `mfa_token`: read (setup), or with one of its attempts taken (activate). */

@@ -260,8 +260,8 @@ function loadKeySource(env: Env, inlineName: string, parameterName: string): Key
 /**
  * MFA_REQUIRED_ROLES (comma-separated roles; empty by default) and the MFA key ring: MFA_KEY when
  * set, else MFA_KEY_PARAMETER. An MFA key must never be a JWT signing key (retiring a signing key
- * must not lock anyone out of their second factor), checked here for rings given inline and by
- * the keys CLI for rings in SSM.
+ * must not lock anyone out of their second factor): checked here for rings given inline; the rings
+ * the keys CLI writes to SSM are fresh random keys, and each ring has a parameter of its own.
  */
 export function loadMfaPolicy(env: Env = process.env): MfaPolicy {
   const requiredRoles = (read(env, 'MFA_REQUIRED_ROLES') ?? '').split(',').map((role) => role.trim().toLowerCase()).filter(Boolean);

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unavailable } from './errors.js';
 
 export interface DynamoOptions {
@@ -149,4 +149,19 @@ async function conditionalUpdate(db: DynamoDBDocumentClient, input: ConstructorP
     if (isConditionalCheckFailed(error)) return undefined;
     throw error;
   }
+}
+
+/**
+ * Every item a Scan finds, page after page, strongly consistent: for operators' commands (listing
+ * users, unlocking an account, re-keying secrets), never for a request's path.
+ */
+export async function scanAll(db: DynamoDBDocumentClient, input: Omit<ConstructorParameters<typeof ScanCommand>[0], 'ExclusiveStartKey' | 'ConsistentRead'>): Promise<Item[]> {
+  const items: Item[] = [];
+  let startKey: Item | undefined;
+  do {
+    const page = await storeCall(db.send(new ScanCommand({ ...input, ConsistentRead: true, ExclusiveStartKey: startKey })));
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items;
 }

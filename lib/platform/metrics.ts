@@ -33,7 +33,7 @@ export const METRIC = {
   secondFactorSucceeded: 'SecondFactorSucceeded',
   /** reason: code | recovery_code | token (an unknown, spent, expired or exhausted mfa_token). */
   secondFactorFailed: 'SecondFactorFailed',
-  /** reason: activated | turned_off | recovery_codes_replaced | reset. */
+  /** reason: activated | turned_off | recovery_codes_replaced (an operator's mfa-reset is in the audit log). */
   secondFactorChanged: 'SecondFactorChanged',
   authorizerAllowed: 'AuthorizerAllowed',
   authorizerDenied: 'AuthorizerDenied',

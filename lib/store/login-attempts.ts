@@ -1,7 +1,7 @@
-import { GetCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LoginLimits } from '../platform/config.js';
 import { deviceKey, type DeviceItem, type DeviceToken } from './device-tokens.js';
-import { batchGetAll, batchWriteAll, isConditionalCheckFailed, storeCall, updateIf } from '../platform/dynamo.js';
+import { batchGetAll, batchWriteAll, isConditionalCheckFailed, scanAll, storeCall, updateIf } from '../platform/dynamo.js';
 import { epochSeconds } from './sessions.js';
 import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
@@ -253,19 +253,41 @@ export class LoginAttempts {
   }
 
   /**
-   * A wrong second-factor code after a right password: one failed sign-in for the account's own
-   * limits, its pair with this address and its hour (so a run of wrong codes locks the pair as
-   * wrong passwords do). Counted, never refused: the MFA token's own attempts were reserved first.
+   * One attempt of a code (a second factor at sign-in, or the code that turns TOTP off) on the
+   * account's own limits, reserved before the code is looked at, as a password's is: the account+IP
+   * pair (a live counter is added to while under the limit; a stale one starts again at 1; a locked
+   * one refuses) and the account's hour, in parallel. Whatever login or device token came before, a
+   * code is held to these. A refusal gives the other slot back and is the lock; a success's slot is
+   * cleared with its session (the pair) or given back (`giveBackPair`); a wrong code stays counted.
    */
-  async countFailedCode(email: string, ip: string, userId: string, at: Date): Promise<void> {
-    const pair = { table: this.table, key: pairKey(email, ip), failures: 'failures', until: 'expires_at', mustExist: false };
-    const counted = await Promise.allSettled([
-      // A live counter is added to; a stale one (its lock over) starts again at 1; a locked one stays locked.
+  async reserveCodeAttempt(email: string, ip: string, userId: string, at: Date): Promise<{ lock: Lock | undefined; pairKey: Record<string, unknown> }> {
+    const key = pairKey(email, ip);
+    const pair = { table: this.table, key, failures: 'failures', until: 'expires_at', mustExist: false };
+    const [pairReserved, account] = await Promise.allSettled([
       this.reserveSliding(pair, undefined, at).then((added) => added || this.reserveSliding(pair, { failures: 0, until: 0 }, at)),
       this.reserveAccountAttempt(email, userId, at),
     ]);
-    const failed = counted.find((result) => result.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const gotPair = pairReserved.status === 'fulfilled' && pairReserved.value;
+    if (account.status === 'rejected' || (account.status === 'fulfilled' && account.value.lock) || !gotPair) {
+      if (gotPair) await this.undoOne(key).catch(() => undefined);
+      for (const settled of [pairReserved, account]) if (settled.status === 'rejected') throw settled.reason;
+      const lock = (account as PromiseFulfilledResult<{ lock?: Lock }>).value.lock;
+      return { lock: lock ?? (await this.pairLock(key, at)), pairKey: key };
+    }
+    return { lock: undefined, pairKey: key };
+  }
+
+  /** A code's pair slot given back (it was right, and no session clears the pair). Best effort. */
+  async giveBackPair(key: Record<string, unknown>): Promise<void> {
+    await this.undoOne(key).catch(() => undefined);
+  }
+
+  /** Why a pair refused a reservation: its lock, for as long as it lasts (1 s when racing requests took the last slots). */
+  private async pairLock(key: Record<string, unknown>, at: Date): Promise<Lock> {
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true })));
+    const until = Number(Item?.expires_at ?? 0) - epochSeconds(at);
+    const locked = Number(Item?.failures ?? 0) >= this.limits.maxFailures && until > 0;
+    return { by: 'pair', retryAfterSeconds: locked ? until : CONTENDED_RETRY_AFTER_SECONDS };
   }
 
   /**
@@ -382,22 +404,12 @@ export async function unlockAccount(
   const prefixes = [`PAIR#${normalizeEmail(email)}#`, `ACCT#${normalizeEmail(email)}#`];
   const counters: Array<Record<string, unknown>> = [];
   const devices: Array<Record<string, unknown>> = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await storeCall(
-      db.send(
-        new ScanCommand({
-          TableName: tables.attemptsTable,
-          FilterExpression: 'begins_with(pk, :pair) OR begins_with(pk, :account) OR (begins_with(pk, :device) AND user_id = :user)',
-          ExpressionAttributeValues: { ':pair': prefixes[0], ':account': prefixes[1], ':device': 'DEVICE#', ':user': userId },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      ),
-    );
-    for (const item of page.Items ?? []) ((item.pk as string).startsWith('DEVICE#') ? devices : counters).push({ pk: item.pk });
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  const found = await scanAll(db, {
+    TableName: tables.attemptsTable,
+    FilterExpression: 'begins_with(pk, :pair) OR begins_with(pk, :account) OR (begins_with(pk, :device) AND user_id = :user)',
+    ExpressionAttributeValues: { ':pair': prefixes[0], ':account': prefixes[1], ':device': 'DEVICE#', ':user': userId },
+  });
+  for (const item of found) ((item.pk as string).startsWith('DEVICE#') ? devices : counters).push({ pk: item.pk });
   await batchWriteAll(db, counters.map((key) => ({ table: tables.attemptsTable, deleteKey: key })));
   for (const key of devices) {
     await updateIf(db, { TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until', ConditionExpression: 'attribute_exists(pk)' });

@@ -1,5 +1,5 @@
-import { ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { scanAll, updateAndReadIf, updateIf } from '../platform/dynamo.js';
 import { userFromItem, userKey, type User } from './users.js';
 
 /**
@@ -139,25 +139,13 @@ export class MfaRepository {
    * codes is kept under. An operator's scan (`npm run keys -- ... --ring mfa`), never a request's.
    */
   async scanTotp(): Promise<Array<{ userId: string; sealedSecret: string; recoveryKid: string | undefined }>> {
-    const found: Array<{ userId: string; sealedSecret: string; recoveryKid: string | undefined }> = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await storeCall(
-        this.db.send(
-          new ScanCommand({
-            TableName: this.table,
-            FilterExpression: 'begins_with(pk, :user) AND attribute_exists(totp_secret)',
-            ProjectionExpression: 'id, totp_secret, recovery_kid',
-            ExpressionAttributeValues: { ':user': 'USER#' },
-            ConsistentRead: true,
-            ExclusiveStartKey: startKey,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) found.push({ userId: item.id as string, sealedSecret: item.totp_secret as string, recoveryKid: item.recovery_kid as string | undefined });
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return found;
+    const items = await scanAll(this.db, {
+      TableName: this.table,
+      FilterExpression: 'begins_with(pk, :user) AND attribute_exists(totp_secret)',
+      ProjectionExpression: 'id, totp_secret, recovery_kid',
+      ExpressionAttributeValues: { ':user': 'USER#' },
+    });
+    return items.map((item) => ({ userId: item.id as string, sealedSecret: item.totp_secret as string, recoveryKid: item.recovery_kid as string | undefined }));
   }
 
   /** A secret sealed again (under the current MFA key), only over the sealed form it replaces. */

@@ -1,5 +1,5 @@
-import { DeleteCommand, GetCommand, PutCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchGetAll, isConditionalCheckFailed, storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
+import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { batchGetAll, isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, updateIf } from '../platform/dynamo.js';
 import { newUserId } from '../platform/ids.js';
 import { ROLES, type Role } from '../platform/config.js';
 
@@ -277,25 +277,15 @@ export class UsersRepository {
   async list(): Promise<User[]> {
     const users: Array<Record<string, unknown>> = [];
     const lastLogins = new Map<string, Record<string, unknown>>();
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await storeCall(
-        this.db.send(
-          new ScanCommand({
-            TableName: this.table,
-            FilterExpression: 'begins_with(pk, :user) OR begins_with(pk, :login)',
-            ExpressionAttributeValues: { ':user': 'USER#', ':login': 'LOGIN#' },
-            ConsistentRead: true,
-            ExclusiveStartKey: startKey,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        if ((item.pk as string).startsWith('LOGIN#')) lastLogins.set(item.user_id as string, item);
-        else users.push(item);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    const items = await scanAll(this.db, {
+      TableName: this.table,
+      FilterExpression: 'begins_with(pk, :user) OR begins_with(pk, :login)',
+      ExpressionAttributeValues: { ':user': 'USER#', ':login': 'LOGIN#' },
+    });
+    for (const item of items) {
+      if ((item.pk as string).startsWith('LOGIN#')) lastLogins.set(item.user_id as string, item);
+      else users.push(item);
+    }
     return users
       .map((item) => userFromItem(item, lastLogins.get(item.id as string)))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.email.localeCompare(b.email));

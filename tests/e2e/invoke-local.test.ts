@@ -112,7 +112,7 @@ describe('serverless invoke local -f <fn> -p events/<fn>.json, after the one hel
     expect([mfa.activate, mfa.verify, mfa.recoveryCodes, mfa.turnOff].map((reply) => `${reply.statusCode} ${reply.body.error.code}`)).toEqual([
       '401 invalid_mfa_code',
       '401 invalid_mfa_token',
-      '403 otp_session_required',
+      '409 mfa_not_enabled',
       '409 mfa_not_enabled',
     ]);
   }, 240_000);

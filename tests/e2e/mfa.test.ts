@@ -201,8 +201,9 @@ describe('two-factor sign-in (TOTP) over HTTP', () => {
     const replies = await Promise.all(tokens.map((mfaToken) => call('POST', '/mfa/verify', { body: { mfa_token: mfaToken, code } })));
 
     // Assess
+    // (each code is held to the account's pair from this address: at most 5 in flight, the others 429)
     expect(replies.filter((reply) => reply.status === 200)).toHaveLength(1);
-    expect(new Set(replies.filter((reply) => reply.status !== 200).map((reply) => `${reply.status} ${reply.body.error.code}`))).toEqual(new Set(['401 invalid_mfa_code']));
+    for (const reply of replies.filter((candidate) => candidate.status !== 200)) expect(['401 invalid_mfa_code', '429 too_many_attempts']).toContain(`${reply.status} ${reply.body.error.code}`);
 
     // Prepare: another user with a pending secret
     const fresh = await newUser();
@@ -216,6 +217,37 @@ describe('two-factor sign-in (TOTP) over HTTP', () => {
     // Assess: one set of recovery codes; the others are told TOTP is on
     expect(activations.filter((reply) => reply.status === 200)).toHaveLength(1);
     expect(new Set(activations.filter((reply) => reply.status !== 200).map((reply) => `${reply.status} ${reply.body.error.code}`))).toEqual(new Set(['409 mfa_already_enabled']));
+  });
+
+  it('holds under 20 requests at once: one token\'s five attempts, one recovery code, one code turning TOTP off', async () => {
+    // Prepare
+    const { user, app, token, recoveryCodes } = await enrolled();
+    const outcomes = (replies: Array<{ status: number; body: any }>) => replies.map((reply) => (reply.status === 200 ? '200' : `${reply.status} ${reply.body.error.code}`)).sort();
+    const oneToken = await challenged(user.email, user.password);
+    const tokens: string[] = [];
+    for (let i = 0; i < 20; i++) tokens.push(await challenged(user.email, user.password));
+
+    // Act: 20 wrong codes at once on one token; one recovery code on 20 tokens at once
+    const wrongs = await Promise.all(Array.from({ length: 20 }, () => call('POST', '/mfa/verify', { body: { mfa_token: oneToken, code: app.wrong() } })));
+    const recoveries = await Promise.all(
+      tokens.map((mfaToken) => requestFrom('127.0.31.3', 'POST', '/mfa/verify', { body: JSON.stringify({ mfa_token: mfaToken, recovery_code: recoveryCodes[0] }), headers: { 'content-type': 'application/json' } })),
+    );
+
+    // Assess: exactly five attempts were taken; the recovery code worked once
+    expect(outcomes(wrongs)).toEqual([...Array(5).fill('401 invalid_mfa_code'), ...Array(15).fill('401 invalid_mfa_token')]);
+    expect(outcomes(recoveries).filter((outcome) => outcome === '200')).toHaveLength(1);
+    for (const outcome of outcomes(recoveries).filter((candidate) => candidate !== '200')) expect(['401 invalid_mfa_code', '429 too_many_attempts']).toContain(outcome);
+
+    // Act: one code turning TOTP off, 20 times at once (from an address of its own: the account's limits apply)
+    const code = await app.next();
+    const offs = await Promise.all(
+      Array.from({ length: 20 }, () => requestFrom('127.0.31.2', 'DELETE', '/mfa/totp', { body: JSON.stringify({ code }), headers: { 'content-type': 'application/json', ...auth(token) } })),
+    );
+
+    // Assess: off once; the others were refused, never a 5xx
+    expect(offs.filter((reply) => reply.status === 200)).toHaveLength(1);
+    for (const reply of offs.filter((candidate) => candidate.status !== 200)) expect(['401 invalid_mfa_code', '409 mfa_not_enabled', '429 too_many_attempts']).toContain(`${reply.status} ${reply.body.error.code}`);
+    expect((await call('GET', '/me', { token })).body.user.mfa_enabled).toBe(false);
   });
 
   it('mfa-reset (users CLI) removes TOTP and ends every session; list shows who has TOTP', async () => {

@@ -120,19 +120,24 @@ describe('the prod stage over HTTP, as the README recommends it: HTTPS only, HST
 
       // Act: new recovery codes (under the new key); now the old key can go, and they still work
       const renewed = await post('/mfa/recovery-codes', {}, verified.body.token);
-      const retired = await keys('retire');
+      const unused = await keys('list');
+      // Nothing needs it now, but containers may still seal with it until their cache runs out (300 s here): forced
+      const waiting = await keys('retire');
+      const retired = await keys('retire', '--force');
       const again = await post('/login', { email: user.email, password: user.password });
       const recovered = await post('/mfa/verify', { mfa_token: again.body.mfa_token, recovery_code: renewed.body.recovery_codes[0] });
 
       // Assess
       expect(renewed.status, renewed.text).toBe(200);
+      expect(unused.stdout).toMatch(new RegExp(`${oldKid}  previous \\(opens only\\)  unused`));
+      expect(waiting).toMatchObject({ code: 1, stderr: expect.stringContaining('may still seal with the previous keys until') });
       expect(retired.code, retired.stderr).toBe(0);
       expect(retired.stdout).toContain(`Retired ${oldKid}`);
       expect(recovered.status, recovered.text).toBe(200);
       expect(recovered.body.recovery_codes_left).toBe(9);
       // No output ever shows a key
       const ring = await e2eParameterStore().get('/vpn-auth/prod/mfa-keys');
-      const output = [rotated, early, resealed, listed, retired].map((result) => result.stdout + result.stderr).join('\n');
+      const output = [rotated, early, resealed, listed, unused, waiting, retired].map((result) => result.stdout + result.stderr).join('\n');
       for (const secret of Object.values(JSON.parse(ring) as Record<string, string>)) expect(output).not.toContain(secret);
     });
 

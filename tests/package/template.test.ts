@@ -320,7 +320,12 @@ describe('the packaged CloudFormation template', () => {
     expect(watched('ServiceUnavailableAlarm')).toBe('VpnEnterprise/Auth/ServiceUnavailable');
     expect(watched('ApiServerErrorsAlarm')).toBe('AWS/ApiGateway/5xx');
     expect(alarms.AuthorizerLatencyAlarm!.Properties).toMatchObject({ Namespace: 'AWS/Lambda', MetricName: 'Duration', ExtendedStatistic: 'p99', Dimensions: [{ Name: 'FunctionName', Value: 'vpn-auth-prod-authorizer' }] });
-    for (const fn of ['Login', 'Refresh', 'Logout', 'Me', 'Authorizer', 'NotFound']) expect(watched(`${fn}ErrorsAlarm`)).toBe('AWS/Lambda/Errors');
+    expect(watched('SecondFactorFailuresAlarm')).toBe('VpnEnterprise/Auth/SecondFactorFailed');
+    expect(alarms.SecondFactorFailuresAlarm!.Properties.Threshold).toBe(20);
+    // Every deployed function's errors
+    const functions = byType(prod, 'AWS::Lambda::Function').map(([id]) => id.replace(/LambdaFunction$/, ''));
+    expect(functions).toHaveLength(14);
+    for (const fn of functions) expect(watched(`${fn}ErrorsAlarm`), fn).toBe('AWS/Lambda/Errors');
     for (const table of ['UsersTable', 'SessionsTable', 'AttemptsTable']) expect(watched(`${table}ThrottlingAlarm`)).toBe('AWS/DynamoDB/ReadThrottleEvents+AWS/DynamoDB/WriteThrottleEvents');
     // Every alarm notifies the topic, when it fires and when it recovers; no data is not an alarm. A
     // metric-math alarm has its statistic and period in its metrics only (CloudFormation refuses both).

@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
+import type { Caller } from '../../lib/auth/auth-service.js';
+import { createApp } from '../../lib/app.js';
+import { loginService } from '../../lib/auth/login-service.js';
+import { passwordService } from '../../lib/auth/password-service.js';
+import { mfaService } from '../../lib/mfa/mfa-service.js';
+import { totpCode } from '../../lib/mfa/totp.js';
+import type { ApiError } from '../../lib/platform/errors.js';
+import { userKey } from '../../lib/store/users.js';
+import { createUser, testApp } from '../support/store.js';
+
+const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.70', userAgent: 'vitest' };
+const STEP_MS = 30_000;
+
+/** The code an authenticator shows `steps` steps from the app's now. */
+const codeAt = (secret: string, now: Date, steps: number) => totpCode(secret, new Date(now.getTime() + steps * STEP_MS));
+
+async function failure(action: Promise<unknown>): Promise<ApiError> {
+  return action.then(
+    () => expect.fail('expected an ApiError'),
+    (error: ApiError) => error,
+  );
+}
+
+/** A user with TOTP active (set up and activated from a session), and how to sign in as them. */
+async function enrolled(env: Record<string, string> = {}) {
+  const app = await testApp(undefined, { MFA_KEY: randomBytes(32).toString('base64url'), ...env });
+  const user = await createUser(app);
+  const mfa = mfaService(app);
+  const session = await loginService(app).login(user.email, user.password, caller);
+  const { secret } = await mfa.setup({ accessToken: session.token }, caller);
+  const { recovery_codes: recoveryCodes } = await mfa.activate({ accessToken: session.token }, codeAt(secret, app.clock(), 0), caller);
+  const challenge = async () => ((await failure(loginService(app).login(user.email, user.password, caller))).fields.mfa_token as string);
+  return { app, user, mfa, secret, recoveryCodes, session, challenge };
+}
+
+describe('two-factor sign-in rules, with an injected clock, against dynalite', () => {
+  it('accepts the codes of one step either side of now, and none further', async () => {
+    // Prepare
+    const { app, mfa, secret, challenge } = await enrolled();
+    app.testClock.advance(300);
+    const now = app.clock();
+
+    // Act
+    const tooOld = await failure(mfa.verify(await challenge(), { code: codeAt(secret, now, -2) }, caller));
+    const tooNew = await failure(mfa.verify(await challenge(), { code: codeAt(secret, now, 2) }, caller));
+    const behind = await mfa.verify(await challenge(), { code: codeAt(secret, now, -1) }, caller);
+    const current = await mfa.verify(await challenge(), { code: codeAt(secret, now, 0) }, caller);
+    const ahead = await mfa.verify(await challenge(), { code: codeAt(secret, now, 1) }, caller);
+    // A step accepted once is spent, and so is every earlier one
+    const replayed = await failure(mfa.verify(await challenge(), { code: codeAt(secret, now, 0) }, caller));
+
+    // Assess
+    expect([tooOld.code, tooNew.code, replayed.code]).toEqual(['invalid_mfa_code', 'invalid_mfa_code', 'invalid_mfa_code']);
+    for (const signIn of [behind, current, ahead]) expect(signIn.user.mfa_enabled).toBe(true);
+  });
+
+  it('ends an mfa_token after 300 s, and when the sessions end meanwhile (a password change, a global logout)', async () => {
+    // Prepare
+    const { app, user, mfa, secret, challenge } = await enrolled();
+    const expiring = await challenge();
+    const outlived = await challenge();
+
+    // Act
+    app.testClock.advance(301);
+    const expired = await failure(mfa.verify(expiring, { code: codeAt(secret, app.clock(), 0) }, caller));
+    const fresh = await challenge();
+    await app.users.revokeAllSessions(user.id, app.clock());
+    const afterLogout = await failure(mfa.verify(fresh, { code: codeAt(secret, app.clock(), 1) }, caller));
+
+    // Assess
+    expect(expired.code).toBe('invalid_mfa_token');
+    expect(afterLogout.code).toBe('invalid_mfa_token');
+    expect((await failure(mfa.verify(outlived, { code: codeAt(secret, app.clock(), 1) }, caller))).code).toBe('invalid_mfa_token');
+    // Neither refusal spent the step: a fresh token takes it
+    expect((await mfa.verify(await challenge(), { code: codeAt(secret, app.clock(), 1) }, caller)).user.id).toBe(user.id);
+  });
+
+  it('refuses a disabled user, and a token of the other purpose', async () => {
+    // Prepare
+    const { app, user, mfa, secret, challenge } = await enrolled();
+    const token = await challenge();
+
+    // Act + Assess: a verify token is not for setup or activation
+    expect((await failure(mfa.setup({ mfaToken: token }, caller))).code).toBe('invalid_mfa_token');
+    expect((await failure(mfa.activate({ mfaToken: token }, codeAt(secret, app.clock(), 1), caller))).code).toBe('invalid_mfa_token');
+    await app.users.setStatus(user.id, 'disabled', app.clock());
+    expect((await failure(mfa.verify(token, { code: codeAt(secret, app.clock(), 1) }, caller))).code).toBe('invalid_mfa_token');
+  });
+
+  it('keeps no secret or recovery code in the tables: the secret sealed under the MFA key, the codes as MACs', async () => {
+    // Prepare
+    const { app, user, secret, recoveryCodes } = await enrolled();
+
+    // Act
+    const { Item } = await app.db.send(new GetCommand({ TableName: app.config.usersTable, Key: userKey(user.id) }));
+    const dump = JSON.stringify(Item, (_key, value: unknown) => (value instanceof Set ? [...value] : value));
+
+    // Assess
+    expect(Item?.totp_secret).toMatch(/^v1\./);
+    expect(dump).not.toContain(secret);
+    for (const code of recoveryCodes) {
+      expect(dump).not.toContain(code);
+      expect(dump).not.toContain(code.replace(/-/g, ''));
+    }
+  });
+
+  it('signs a user whose role must have TOTP in only through enrolment, and keeps it on for them', async () => {
+    // Prepare
+    const app = await testApp(undefined, { MFA_KEY: randomBytes(32).toString('base64url'), MFA_REQUIRED_ROLES: 'admin' });
+    const admin = await createUser(app, { role: 'admin' });
+    const mfa = mfaService(app);
+
+    // Act
+    const refused = await failure(loginService(app).login(admin.email, admin.password, caller));
+    const enrolment = refused.fields.mfa_token as string;
+    const { secret } = await mfa.setup({ mfaToken: enrolment }, caller);
+    const wrong = await failure(mfa.activate({ mfaToken: enrolment }, codeAt(secret, app.clock(), 5), caller));
+    const activated = await mfa.activate({ mfaToken: enrolment }, codeAt(secret, app.clock(), 0), caller);
+
+    // Assess
+    expect(refused.code).toBe('mfa_enrollment_required');
+    expect(refused.fields.mfa_expires_in).toBe(300);
+    expect(wrong.code).toBe('invalid_mfa_code');
+    expect(activated.recovery_codes).toHaveLength(10);
+    expect(activated.token).toBeDefined();
+    expect((await app.tokens.verify(activated.token!)).amr).toEqual(['pwd', 'otp']);
+    expect((await failure(mfa.turnOff(activated.token!, codeAt(secret, app.clock(), 1), caller))).code).toBe('mfa_required_by_policy');
+  });
+
+  it('holds every code to the account\'s limits, whatever device token the sign-in presented: the pair, the device, the hour', async () => {
+    // Prepare: a user with TOTP whose attacker has the password and a device token; an account cap of 12 an hour
+    const { app, user, mfa, secret, challenge } = await enrolled({ LOGIN_ACCOUNT_MAX_FAILURES: '12' });
+    const device = (await mfa.verify(await challenge(), { code: codeAt(secret, app.clock(), 1) }, caller)).device_token;
+    const from = (ip: string): Caller => ({ ...caller, sourceIp: ip });
+    const signIn = async (ip: string, withDevice?: string) => (await failure(loginService(app).login(user.email, user.password, from(ip), withDevice))).fields.mfa_token as string;
+    const wrong = () => ({ code: codeAt(secret, app.clock(), 10) });
+
+    // Act: from one address, two fresh tokens with the device token, three wrong codes on each
+    const outcomes: string[] = [];
+    for (let round = 0; round < 2; round++) {
+      const token = await signIn('203.0.113.9', device);
+      for (let i = 0; i < 3; i++) outcomes.push((await failure(mfa.verify(token, wrong(), from('203.0.113.9')))).code);
+    }
+    // ... and the device token signs in three more times (its own five), then no more
+    for (let i = 0; i < 3; i++) await signIn('203.0.113.10', device);
+    const deviceLocked = await failure(loginService(app).login(user.email, user.password, from('203.0.113.10'), device));
+
+    // Assess: five wrong codes lock the pair, as five wrong passwords do; the device token does not lift it,
+    // and a right password does not renew a device token before the second factor is proven
+    expect(outcomes).toEqual([...Array(5).fill('invalid_mfa_code'), 'too_many_attempts']);
+    expect(deviceLocked.code).toBe('too_many_attempts');
+
+    // Act: tokens stockpiled from other addresses, then spent on wrong codes, one kept for a right code
+    const stockpile: Array<[string, string]> = [];
+    for (let i = 0; i < 4; i++) {
+      const ip = `203.0.113.${20 + i}`;
+      const token = await signIn(ip).catch(() => undefined);
+      if (token) stockpile.push([ip, token]);
+    }
+    const kept = stockpile.pop()!;
+    const spread: string[] = [];
+    for (const [ip, token] of stockpile) for (let i = 0; i < 5; i++) spread.push((await failure(mfa.verify(token, wrong(), from(ip)))).code);
+    const refused = await failure(mfa.verify(kept[1], { code: codeAt(secret, app.clock(), 1) }, from(kept[0])));
+
+    // Assess: the hour holds however the guesses are spread; once it is spent, a right code is refused too
+    expect(spread).toContain('too_many_attempts');
+    expect(spread.filter((code) => code === 'invalid_mfa_code').length + outcomes.filter((code) => code === 'invalid_mfa_code').length).toBeLessThanOrEqual(12);
+    expect(refused.code).toBe('too_many_attempts');
+    expect(Number(refused.headers['Retry-After'])).toBeGreaterThan(0);
+  });
+
+  it('never lets a password change extend a session that owes a second factor', async () => {
+    // Prepare: an admin signed in before MFA_REQUIRED_ROLES listed admins
+    const lax = await testApp(undefined, { MFA_KEY: randomBytes(32).toString('base64url') });
+    const admin = await createUser(lax, { role: 'admin' });
+    const old = await loginService(lax).login(admin.email, admin.password, caller);
+    lax.testClock.advance(1800);
+    const strict = createApp({ ...lax.config, mfa: { ...lax.config.mfa, requiredRoles: ['admin'] } }, lax.testClock.now);
+
+    // Act
+    const changed = await passwordService(strict).changePassword(old.token, admin.password, 'a long enough new passphrase', caller);
+
+    // Assess: a working session, but it ends when the old one would have, not 30 days from now
+    expect(changed.refresh_expires_in).toBe(old.refresh_expires_in - 1800);
+    expect((await failure(loginService(strict).login(admin.email, 'a long enough new passphrase', caller))).code).toBe('mfa_enrollment_required');
+  });
+});
