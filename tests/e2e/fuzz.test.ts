@@ -28,6 +28,14 @@ const body = fc.oneof(
   fc.record({ email: fc.oneof(emailish, anyValue), password: fc.oneof(secretish, anyValue) }, { requiredKeys: [] }).map((value) => JSON.stringify(value)),
   fc.record({ refresh_token: fc.oneof(secretish.map((s) => `rt_${s}`), anyValue), scope: fc.oneof(fc.constantFrom('local', 'global', 'all'), anyValue) }, { requiredKeys: [] }).map((value) => JSON.stringify(value)),
   fc.record({ current_password: fc.oneof(secretish, anyValue), new_password: fc.oneof(secretish, anyValue) }, { requiredKeys: [] }).map((value) => JSON.stringify(value)),
+  fc.record(
+    {
+      mfa_token: fc.oneof(secretish.map((s) => `mt_${s}`), fc.base64String().map((s) => `mt_${s.replace(/[+/=]/g, '')}`), anyValue),
+      code: fc.oneof(fc.stringMatching(/^\d{6}$/), fc.stringMatching(/^[\d ]{1,12}$/), secretish, anyValue),
+      recovery_code: fc.oneof(fc.stringMatching(/^[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}$/), secretish, anyValue),
+    },
+    { requiredKeys: [] },
+  ).map((value) => JSON.stringify(value)),
 );
 const authorization = fc.oneof(
   headerText,
@@ -81,13 +89,29 @@ describe('fuzzing every endpoint with random bodies and headers (fast-check)', (
     ['DELETE', fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/), fc.constantFrom('%20%20', '%2B', '%00', '%25', 'x'.repeat(300))).map((id) => `/sessions/${id}`), '127.0.0.45'],
     ['POST', fc.constant('/password'), '127.0.0.46'],
   ] as const)(`answers ${RUNS / 4} random %s requests without a 5xx and with a well-formed body`, async (method, path, sourceIp) => {
+    await fuzzWithToken(method, path, sourceIp, RUNS / 4);
+  }, 180_000);
+
+  // The two-factor endpoints: fewer runs still (each shares its code with the others).
+  it.each([
+    ['POST', '/mfa/totp/setup', '127.0.0.47'],
+    ['POST', '/mfa/totp/activate', '127.0.0.48'],
+    ['POST', '/mfa/verify', '127.0.0.49'],
+    ['POST', '/mfa/recovery-codes', '127.0.0.50'],
+    ['DELETE', '/mfa/totp', '127.0.0.51'],
+  ] as const)(`answers ${RUNS / 8} random %s %s requests without a 5xx and with a well-formed body`, async (method, path, sourceIp) => {
+    await fuzzWithToken(method, fc.constant(path), sourceIp, RUNS / 8);
+  }, 180_000);
+
+  /** Random requests, half of them with a live token. */
+  async function fuzzWithToken(method: string, path: fc.Arbitrary<string>, sourceIp: string, runs: number): Promise<void> {
     await fc.assert(
       fc.asyncProperty(path, body, headers, fc.boolean(), async (target, payload, sentHeaders, live) => {
         const withToken = live ? { ...sentHeaders, authorization: `Bearer ${liveToken}` } : sentHeaders;
         const reply = await requestFrom(sourceIp, method, target, { body: method === 'GET' ? undefined : payload, headers: withToken, recordSecrets: false });
         expectWellFormed(reply);
       }),
-      { numRuns: RUNS / 4 },
+      { numRuns: runs },
     );
-  }, 180_000);
+  }
 });
