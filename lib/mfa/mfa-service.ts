@@ -120,54 +120,66 @@ export class MfaService {
 
   /**
    * The second step of a sign-in: a TOTP code or a recovery code for the `mfa_token` the right
-   * password got. Before the code is looked at, one of the token's attempts is taken (five in all:
-   * the fifth wrong code ends it), the user read beside it, and then the attempt is held to the
-   * account's own limits as a password is (its pair with this address and its hour: 429 once
-   * locked, whatever device token the sign-in presented). A TOTP code's step is then claimed (never
-   * accepted twice), or the recovery code spent, by one conditional write; the token is spent; the
-   * session is opened, clearing the pair. A wrong code stays counted. DynamoDB calls: 7 on success
-   * (the token ‖ the user, the pair ‖ the hour, the claim, the spend, the session's batch), 4 for a
-   * wrong code; round trips 5 and 2.
+   * password got. Three round trips:
+   * 1. one of the token's attempts is taken (five in all: the fifth wrong code ends it), the user
+   *    read beside it;
+   * 2. the code's attempt is held to the account's own limits as a password's is (its pair with
+   *    this address and its hour: 429 once locked, whatever device token the sign-in presented),
+   *    and beside it a TOTP code that matches has its step claimed (never accepted twice) by one
+   *    conditional write: a step claimed while the account is locked is simply lost, the answer
+   *    being 429 whatever the code. A recovery code is spent only once the limits hold (they are
+   *    scarce): one more round trip;
+   * 3. the token is spent beside the new session's write (the pair cleared); should another request
+   *    have spent it first, the session just written is ended and the answer is `invalid_mfa_token`.
+   * A wrong code stays counted. DynamoDB calls: 7 on success, 4 for a wrong code (5 for a replayed one).
    */
   async verify(mfaToken: string, proof: SecondFactor, caller: Caller): Promise<SignIn & { recovery_codes_left?: number }> {
     const keys = await this.deps.mfaKeyRing.current();
     const token = parseMfaToken(mfaToken);
     const now = this.deps.clock();
     if (!token) throw this.tokenRefused(undefined, 'malformed', caller);
-    const [state, user] = await Promise.all([this.deps.mfaTokens.reserveAttempt(token, now), this.deps.users.get(token.userId)]);
-    const problem = tokenProblem(state, user, 'verify');
+    const [state, read] = await Promise.all([this.deps.mfaTokens.reserveAttempt(token, now), this.deps.users.get(token.userId)]);
+    const problem = tokenProblem(state, read, 'verify');
     if (problem) throw this.tokenRefused(token.userId, problem, caller);
-    if (user!.totp?.status !== 'active') throw this.tokenRefused(token.userId, 'no_totp', caller);
-    const { pairKey } = await this.holdCode(user!, caller, now);
+    const user = read!;
+    if (user.totp?.status !== 'active') throw this.tokenRefused(token.userId, 'no_totp', caller);
     const kind = 'code' in proof ? 'code' : 'recovery_code';
     let left: number | undefined;
     let accepted: boolean;
+    let pairKey: Record<string, unknown>;
     if ('code' in proof) {
-      const step = matchTotp(await this.openSecret(keys, user!), proof.code, now);
-      accepted = step !== undefined && (await this.deps.mfa.claimStep(user!.id, step));
+      const step = matchTotp(await this.openSecret(keys, user), proof.code, now);
+      [{ pairKey }, accepted] = await Promise.all([this.holdCode(user, caller, now), step !== undefined && this.deps.mfa.claimStep(user.id, step)]);
     } else {
-      const stored = user!.totp.recovery;
+      ({ pairKey } = await this.holdCode(user, caller, now));
+      const stored = user.totp.recovery;
       const mac = stored && matchRecoveryCode(await this.keysHolding(keys, stored.kid), stored, proof.recoveryCode);
-      left = mac === undefined ? undefined : await this.deps.mfa.useRecoveryCode(user!.id, mac);
+      left = mac === undefined ? undefined : await this.deps.mfa.useRecoveryCode(user.id, mac);
       accepted = left !== undefined;
     }
     if (!accepted) {
       // Already counted: the reservation was the failure's count.
       countMetric(METRIC.secondFactorFailed, { name: 'reason', value: kind });
-      log.info('mfa_verify_failed', { userId: user!.id, reason: `bad_${kind}`, attemptsLeft: MAX_MFA_TOKEN_ATTEMPTS - state!.attempts, ...caller });
+      log.info('mfa_verify_failed', { userId: user.id, reason: `bad_${kind}`, attemptsLeft: MAX_MFA_TOKEN_ATTEMPTS - state!.attempts, ...caller });
       throw invalidCode();
     }
-    if (!(await this.deps.mfaTokens.spend(token, now))) throw this.tokenRefused(user!.id, 'spent', caller);
     const ring = await this.deps.keyRing.current();
-    const { signIn, sessionId } = await this.deps.login.openSession(
-      { user: user!, ring, now, pairKey },
-      caller,
-      { amr: PASSWORD_AND_OTP },
-    );
+    const [spending, opening] = await Promise.allSettled([
+      this.deps.mfaTokens.spend(token, now),
+      this.deps.login.openSession({ user, ring, now, pairKey }, caller, { amr: PASSWORD_AND_OTP }),
+    ]);
+    if (opening.status === 'rejected') throw opening.reason;
+    const opened = opening.value;
+    if (spending.status === 'rejected' || !spending.value) {
+      // Another request with this token won (or the spend failed): the session just opened must not outlive the refusal.
+      await this.deps.sessions.revoke(opened.sessionId, user.id, now, 'mfa_token_spent').catch(() => undefined);
+      if (spending.status === 'rejected') throw spending.reason;
+      throw this.tokenRefused(user.id, 'spent', caller);
+    }
     countMetric(METRIC.secondFactorSucceeded, { name: 'reason', value: kind });
     countMetric(METRIC.signInSucceeded);
-    log.info('login_succeeded', { userId: user!.id, sessionId, secondFactor: kind, recoveryCodesLeft: left, ...caller });
-    return left === undefined ? signIn : { ...signIn, recovery_codes_left: left };
+    log.info('login_succeeded', { userId: user.id, sessionId: opened.sessionId, secondFactor: kind, recoveryCodesLeft: left, ...caller });
+    return left === undefined ? opened.signIn : { ...opened.signIn, recovery_codes_left: left };
   }
 
   /** Ten new recovery codes; the old ones die. Only from a session signed in with a second factor. 2 DynamoDB calls. */

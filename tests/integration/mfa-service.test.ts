@@ -78,6 +78,32 @@ describe('two-factor sign-in rules, with an injected clock, against dynalite', (
     expect((await mfa.verify(await challenge(), { code: codeAt(secret, app.clock(), 1) }, caller)).user.id).toBe(user.id);
   });
 
+  it('lets one mfa_token open one session, even when two right proofs race on it', async () => {
+    // Prepare
+    const { app, user, mfa, secret, recoveryCodes, challenge, session } = await enrolled();
+    const sessionOf = async (accessToken: string) => (await app.tokens.verify(accessToken)).sid;
+    const signedIn: string[] = [];
+
+    for (let round = 0; round < 3; round++) {
+      // Act: a right TOTP code and a right recovery code, at once, on one token
+      app.testClock.advance(30);
+      const token = await challenge();
+      const results = await Promise.allSettled([
+        mfa.verify(token, { code: codeAt(secret, app.clock(), 0) }, caller),
+        mfa.verify(token, { recoveryCode: recoveryCodes[round]! }, caller),
+      ]);
+
+      // Assess: one sign-in; the other refused, the token being spent
+      const outcomes = results.map((result) => (result.status === 'fulfilled' ? 'signed-in' : (result.reason as ApiError).code));
+      expect(outcomes.sort()).toEqual(['invalid_mfa_token', 'signed-in']);
+      signedIn.push(await sessionOf((results.find((result) => result.status === 'fulfilled') as PromiseFulfilledResult<{ token: string }>).value.token));
+    }
+
+    // Assess: the loser's session, written beside the spend, was ended: the live ones are the activating one and the winners'
+    const live = await app.sessions.listLive((await app.users.get(user.id))!, app.clock(), { idleSeconds: 0, limit: Infinity, maxAgeSeconds: 86_400 });
+    expect(live.map((listed) => listed.id).sort()).toEqual([await sessionOf(session.token), ...signedIn].sort());
+  });
+
   it('refuses a disabled user, and a token of the other purpose', async () => {
     // Prepare
     const { app, user, mfa, secret, challenge } = await enrolled();

@@ -206,8 +206,12 @@ describe('DynamoDB round trips per request', () => {
     expect([...loginChallenge].sort()).toEqual(['BatchGetItemCommand', 'BatchWriteItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
     // The token's attempt ‖ the user; then the code's attempt on the account's pair ‖ hour (a wrong code stays counted)
     expect([...verifyWrong].sort()).toEqual(['BatchGetItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
-    // ... then the step claimed; the token spent; the session's batch (clearing the pair)
+    // ... with the step claimed beside them; then the token spent ‖ the session's batch (clearing the pair): 3 round trips
     expect([...verify].sort()).toEqual(['BatchGetItemCommand', 'BatchWriteItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    expect(verify.slice(0, 2).sort()).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
+    expect(verify.slice(2, 5)).toEqual(['UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    expect(verify.slice(5).sort()).toEqual(['BatchWriteItemCommand', 'UpdateItemCommand']);
+    // A recovery code is spent once the limits hold: one more round trip, the same calls
     expect([...verifyRecovery].sort()).toEqual([...verify].sort());
     expect(recoveryCodes).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
     // The session; the code's attempt on the pair ‖ hour; TOTP removed; the pair's slot given back
