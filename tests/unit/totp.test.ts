@@ -73,6 +73,21 @@ describe('our TOTP', () => {
     expect(matchTotp(SECRET, totpCode(SECRET, at(1111111109 + 60)), now)).toBeUndefined();
   });
 
+  it('names a replayed code by the step it was made for, not the moment it comes back, so a spent step refuses it', () => {
+    // Prepare: a code, used once at once (its step is what the user item remembers)
+    const code = totpCode(SECRET, at(1111111109));
+    const spent = matchTotp(SECRET, code, at(1111111109))!;
+
+    // Act: the same code again, 1 s and 20 s later (the next step already: still inside the window)
+    const replays = [at(1111111110), at(1111111129)].map((moment) => matchTotp(SECRET, code, moment));
+
+    // Assess: the same step each time: not later than the one spent, which is all the claim needs to refuse it
+    expect(replays).toEqual([spent, spent]);
+    expect(replays.every((step) => step! <= spent)).toBe(true);
+    // while the next code, made for the next step, is later
+    expect(matchTotp(SECRET, totpCode(SECRET, at(1111111109 + 30)), at(1111111110))).toBe(spent + 1);
+  });
+
   it('refuses anything that is not six digits without comparing it', () => {
     const now = at(1111111109);
     for (const code of ['', '08180', '0818045', '08180a', ' 081804', '081804 ', '０８１８０４', '08180é', '1e5000']) {
