@@ -21,12 +21,13 @@ export function newTotpSecret(): string {
 
 /**
  * The otpauth:// URL an authenticator app scans (Google's Key URI format, every parameter spelt
- * out). The label keeps the email readable ('@' as it is, as in Google's own example); anything
- * else that could end or split it is percent-encoded.
+ * out). The label keeps the email as it is written ('@' and '+' are legal in a URI path, and Google's
+ * own example leaves '@' as it is); anything that could end or split it ('?', '#', '/', '%', ':',
+ * spaces, non-ASCII) is percent-encoded.
  */
 export function otpauthUrl(email: string, secret: string): string {
   const issuer = encodeURIComponent(TOTP_ISSUER);
-  const account = encodeURIComponent(email).replace(/%40/g, '@');
+  const account = encodeURIComponent(email).replace(/%40/g, '@').replace(/%2B/g, '+');
   return `otpauth://totp/${issuer}:${account}?secret=${secret}&issuer=${issuer}&algorithm=SHA1&digits=${TOTP_DIGITS}&period=${TOTP_PERIOD_SECONDS}`;
 }
 

@@ -54,8 +54,9 @@ describe('our TOTP', () => {
     expect(otpauthUrl('user@company.com', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP')).toBe(
       'otpauth://totp/VPN%20Enterprise:user@company.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=VPN%20Enterprise&algorithm=SHA1&digits=6&period=30',
     );
-    // What could end or split the label is encoded
-    expect(otpauthUrl('a+b?c#d@x.io', 'S')).toContain('VPN%20Enterprise:a%2Bb%3Fc%23d@x.io?secret=S&');
+    // The email as written ('+' and '@' are legal in the path); what could end or split the label is encoded
+    expect(otpauthUrl('first.last+vpn@x.io', 'S')).toContain('VPN%20Enterprise:first.last+vpn@x.io?secret=S&');
+    expect(otpauthUrl('a+b?c#d/e:f g%@x.io', 'S')).toContain('VPN%20Enterprise:a+b%3Fc%23d%2Fe%3Af%20g%25@x.io?secret=S&');
   });
 
   it('gives the 6-digit code of the RFC seed (the last six of the 8-digit vector)', () => {
