@@ -51,8 +51,9 @@ export interface VerifiedSecondFactor {
   pairKey: Record<string, unknown>;
 }
 
-/** 429 for a lock, saying when to try again. */
-export function tooManyAttempts(lock: Lock): ApiError {
+/** 429 for a lock, saying when to try again; counted by the limit that refused. */
+export function lockedOut(lock: Lock): ApiError {
+  countMetric(METRIC.signInLockedOut, { name: 'limit', value: lock.by });
   return new ApiError('too_many_attempts', undefined, { 'Retry-After': String(Math.max(1, lock.retryAfterSeconds)) });
 }
 
@@ -147,7 +148,7 @@ export class LoginService {
     const token = newMfaToken(user.id);
     // A stranger's pair is cleared (the password was right); a device token is not renewed: its
     // failures stand until the second factor is proven (the sign-in then hands out a new one).
-    const writes: BatchWrite[] = verified.reservation ? [{ table: this.deps.attempts.table, deleteKey: verified.reservation.pairKey }] : [];
+    const writes: BatchWrite[] = verified.reservation ? [this.deps.attempts.pairClearing(verified.reservation.pairKey)] : [];
     const [created, kept] = await Promise.allSettled([
       this.deps.mfaTokens.create(token, { purpose, userEpoch: user.sessionEpoch, at: now }, writes),
       this.bookkeeping(verified, password),
@@ -157,23 +158,6 @@ export class LoginService {
     countMetric(METRIC.secondFactorRequired, { name: 'reason', value: purpose });
     log.info('login_second_factor_due', { userId: user.id, purpose, device: verified.device !== undefined, ...caller });
     return new ApiError(purpose === 'verify' ? 'mfa_required' : 'mfa_enrollment_required', undefined, {}, { mfa_token: token.token, mfa_expires_in: MFA_TOKEN_TTL_SECONDS });
-  }
-
-  /**
-   * What a right password writes besides its session: the device token presented renewed (its
-   * failures cleared, its life restarted), or a stranger's pair counter deleted (its consecutive
-   * failures are over). `issued`: the device token the answer carries (a new one for a stranger).
-   */
-  private passwordRightWrites(verified: VerifiedPassword): { writes: BatchWrite[]; renewed: { token: DeviceToken & { token: string }; createdAt: string } | undefined } {
-    const { user, now, device, reservation } = verified;
-    const writes: BatchWrite[] = [];
-    let renewed: { token: DeviceToken & { token: string }; createdAt: string } | undefined;
-    if (device) {
-      renewed = { token: { ...device.trusted.token, token: device.presented }, createdAt: device.trusted.item.created_at };
-      writes.push(this.deviceWrite(renewed.token, user.sessionEpoch, renewed.createdAt, now));
-    }
-    if (reservation) writes.push({ table: this.deps.attempts.table, deleteKey: reservation.pairKey });
-    return { writes, renewed };
   }
 
   private deviceWrite(token: DeviceToken, userEpoch: number, createdAt: string, now: Date): BatchWrite {
@@ -209,9 +193,8 @@ export class LoginService {
       lock = reservation.lock;
     }
     if (lock) {
-      countMetric(METRIC.signInLockedOut, { name: 'limit', value: lock.by });
       log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, device: device !== undefined, ...caller });
-      throw tooManyAttempts(lock);
+      throw lockedOut(lock);
     }
     return reservation;
   }
@@ -236,13 +219,17 @@ export class LoginService {
     const secret = issueRefreshSecret(rotationKeysOf(ring).get(ring.currentKid)!, sessionId);
     const expiresAt = Math.min(epochSeconds(now) + config.refreshTokenTtlSeconds, endsBy ?? Infinity);
     const password = 'pairKey' in verified ? undefined : verified;
-    const { writes, renewed } = password
-      ? this.passwordRightWrites(password)
-      : { writes: [{ table: this.deps.attempts.table, deleteKey: (verified as VerifiedSecondFactor).pairKey }] as BatchWrite[], renewed: undefined };
-    // The device token presented is renewed; without one, the client gets a new one.
-    const issued = renewed?.token ?? newDeviceToken(user.id);
-    if (!renewed) writes.push(this.deviceWrite(issued, user.sessionEpoch, now.toISOString(), now));
-    writes.push(this.deps.users.lastLoginWrite(user.id, now));
+    // The device token presented is renewed (its failures cleared, its life restarted); without
+    // one, the client gets a new one. A success clears the pair's consecutive failures: a
+    // stranger's, or the pair a second factor's codes counted on.
+    const presented = password?.device;
+    const issued = presented ? { ...presented.trusted.token, token: presented.presented } : newDeviceToken(user.id);
+    const pairKey = password ? password.reservation?.pairKey : (verified as VerifiedSecondFactor).pairKey;
+    const writes: BatchWrite[] = [
+      this.deviceWrite(issued, user.sessionEpoch, presented?.trusted.item.created_at ?? now.toISOString(), now),
+      this.deps.users.lastLoginWrite(user.id, now),
+      ...(pairKey ? [this.deps.attempts.pairClearing(pairKey)] : []),
+    ];
     const [created, kept, others] = await Promise.allSettled([
       this.deps.sessions.create(
         {

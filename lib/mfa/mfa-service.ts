@@ -1,6 +1,6 @@
 import type { App } from '../app.js';
 import type { AuthService, Caller } from '../auth/auth-service.js';
-import { loginService, tooManyAttempts, type LoginService, type SignIn } from '../auth/login-service.js';
+import { loginService, lockedOut, type LoginService, type SignIn } from '../auth/login-service.js';
 import type { KeyRing } from '../auth/signing-keys.js';
 import type { Clock } from '../auth/tokens.js';
 import { ConfigError, type Config } from '../platform/config.js';
@@ -10,8 +10,8 @@ import { oncePer } from '../platform/memo.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
 import type { LoginAttempts } from '../store/login-attempts.js';
 import { MfaRepository } from '../store/mfa.js';
-import { MAX_MFA_TOKEN_ATTEMPTS, MfaTokensRepository, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
-import { epochSeconds, type AuthMethod, type SessionsRepository } from '../store/sessions.js';
+import { MAX_MFA_TOKEN_ATTEMPTS, MfaTokensRepository, isMfaTokenUsable, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
+import type { AuthMethod, SessionsRepository } from '../store/sessions.js';
 import type { User, UsersRepository } from '../store/users.js';
 import { newRecoveryCodes, matchRecoveryCode, storedRecoveryCodes } from './recovery-codes.js';
 import { open, seal, sealedKid, type MfaKeys } from './secret-box.js';
@@ -223,9 +223,8 @@ export class MfaService {
   private async holdCode(user: User, caller: Caller, now: Date): Promise<{ pairKey: Record<string, unknown> }> {
     const { lock, pairKey } = await this.deps.attempts.reserveCodeAttempt(user.email, caller.sourceIp ?? 'unknown', user.id, now);
     if (lock) {
-      countMetric(METRIC.signInLockedOut, { name: 'limit', value: lock.by });
       log.info('mfa_code_refused', { userId: user.id, reason: 'locked', lockedBy: lock.by, ...caller });
-      throw tooManyAttempts(lock);
+      throw lockedOut(lock);
     }
     return { pairKey };
   }
@@ -236,9 +235,8 @@ export class MfaService {
     if (!token) throw this.tokenRefused(undefined, 'malformed');
     const now = this.deps.clock();
     const [state, user] = await Promise.all([reserve ? this.deps.mfaTokens.reserveAttempt(token, now) : this.deps.mfaTokens.get(token), this.deps.users.get(token.userId)]);
-    // A reservation holds only for a usable token; a read is checked here by the same rules.
-    const usable = reserve || (state !== undefined && !state.spent && state.expiresAt > epochSeconds(now) && state.attempts < MAX_MFA_TOKEN_ATTEMPTS);
-    const problem = usable ? tokenProblem(state, user, 'enroll') : 'unusable';
+    // A reservation holds only for a usable token; a read is held to the same rule.
+    const problem = reserve || isMfaTokenUsable(state, now) ? tokenProblem(state, user, 'enroll') : 'unusable';
     if (problem) throw this.tokenRefused(token.userId, problem);
     return { user: user!, token };
   }

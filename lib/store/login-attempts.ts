@@ -1,7 +1,7 @@
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LoginLimits } from '../platform/config.js';
 import { deviceKey, type DeviceItem, type DeviceToken } from './device-tokens.js';
-import { batchGetAll, batchWriteAll, isConditionalCheckFailed, scanAll, storeCall, updateIf } from '../platform/dynamo.js';
+import { batchGetAll, batchWriteAll, isConditionalCheckFailed, scanAll, storeCall, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { epochSeconds } from './sessions.js';
 import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
@@ -275,6 +275,11 @@ export class LoginAttempts {
       return { lock: lock ?? (await this.pairLock(key, at)), pairKey: key };
     }
     return { lock: undefined, pairKey: key };
+  }
+
+  /** The write that deletes a pair counter, for a sign-in's BatchWriteItem: a success ends its consecutive failures. */
+  pairClearing(key: Record<string, unknown>): BatchWrite {
+    return { table: this.table, deleteKey: key };
   }
 
   /** A code's pair slot given back (it was right, and no session clears the pair). Best effort. */

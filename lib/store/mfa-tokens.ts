@@ -50,6 +50,11 @@ interface MfaTokenItem {
   spent_at?: string;
 }
 
+/** Whether a token as read may still take an attempt: what `reserveAttempt`'s condition holds it to. */
+export function isMfaTokenUsable(state: MfaTokenState | undefined, at: Date): state is MfaTokenState {
+  return state !== undefined && !state.spent && state.expiresAt > epochSeconds(at) && state.attempts < MAX_MFA_TOKEN_ATTEMPTS;
+}
+
 export class MfaTokensRepository {
   constructor(
     private readonly db: DynamoDBDocumentClient,
