@@ -25,6 +25,8 @@ const SETTINGS = {
   SESSION_IDLE_SECONDS: 'sessionIdleSeconds',
   MAX_SESSIONS_PER_USER: 'maxSessionsPerUser',
   MFA_REQUIRED_ROLES: 'mfaRequiredRoles',
+  MFA_MAX_FAILURES: 'mfaMaxFailures',
+  MFA_LOCKOUT_SECONDS: 'mfaLockoutSeconds',
   POWERTOOLS_LOG_LEVEL: 'logLevel',
 };
 

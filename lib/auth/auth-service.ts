@@ -26,6 +26,7 @@ import {
   type RotationKeys,
 } from './tokens.js';
 import type { KeyRing } from './signing-keys.js';
+import type { LoginAttempts } from '../store/login-attempts.js';
 import { toPublicUser, type PublicUser, type User, type UsersRepository } from '../store/users.js';
 
 export interface TokenPair {
@@ -54,6 +55,8 @@ export interface StandingSession {
   amr: AuthMethod[];
   /** When it ends at the latest (epoch seconds). */
   expiresAt: number;
+  /** The session's own count of wrong current passwords (lib/auth/credentials.ts). */
+  passwordFailures: Session['passwordFailures'];
 }
 
 /** One of the caller's sessions, as GET /auth/sessions shows it. */
@@ -67,6 +70,7 @@ export interface AuthServiceDeps {
   keyRing: KeyRing;
   users: UsersRepository;
   sessions: SessionsRepository;
+  attempts: LoginAttempts;
   tokens: AccessTokens;
   clock: Clock;
 }
@@ -188,7 +192,7 @@ export class AuthService {
       }
       await this.deps.users.revokeAllSessions(claims.sub, now);
     }
-    await this.deps.sessions.revoke(claims.sid, claims.sub, now);
+    await this.endWithDevice(claims.sid, claims.sub, now, 'logout');
     countMetric(METRIC.logout, { name: 'scope', value: scope });
     log.info(scope === 'global' ? 'logout_all' : 'logout', { userId: claims.sub, sessionId: claims.sid, ...caller });
   }
@@ -224,13 +228,24 @@ export class AuthService {
    */
   async endSession(accessToken: string, targetId: string, caller: Caller): Promise<void> {
     const { user, sessionId } = await this.authenticate(accessToken);
-    const ended = sessionIdToBytes(targetId) !== undefined && (await this.deps.sessions.revoke(targetId, user.id, this.deps.clock(), 'ended_by_user'));
+    const ended = sessionIdToBytes(targetId) !== undefined && (await this.endWithDevice(targetId, user.id, this.deps.clock(), 'ended_by_user'));
     if (!ended) {
       log.info('session_end_refused', { userId: user.id, sessionId, reason: 'session_not_found', ...caller });
       throw new ApiError('session_not_found');
     }
     countMetric(METRIC.sessionEnded);
     log.info('session_ended', { userId: user.id, sessionId, endedSessionId: targetId, reason: 'ended_by_user', ...caller });
+  }
+
+  /**
+   * End one session, and the device token handed out with it (a lost laptop's token must not keep
+   * its exemption from the account's limits): unless a later sign-in with that token moved it on.
+   * False when there is no such session of this user.
+   */
+  private async endWithDevice(sessionId: string, userId: string, at: Date, reason: string): Promise<boolean> {
+    const ended = await this.deps.sessions.end(sessionId, userId, at, reason);
+    if (ended?.deviceHash) await this.deps.attempts.endDevice(ended.deviceHash, sessionId);
+    return ended !== undefined;
   }
 
   /** The signed-in user, read now: a revoked session, a disabled user or a changed epoch is refused. */
@@ -250,7 +265,7 @@ export class AuthService {
   private async standing(claims: { sub: string; sid: string }, { lastLogin = false } = {}): Promise<StandingSession> {
     const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub, { lastLogin });
     if (!isSessionLive(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
-    return { user: user!, sessionId: claims.sid, amr: session!.amr, expiresAt: session!.expiresAt };
+    return { user: user!, sessionId: claims.sid, amr: session!.amr, expiresAt: session!.expiresAt, passwordFailures: session!.passwordFailures };
   }
 }
 

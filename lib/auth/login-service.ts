@@ -1,16 +1,17 @@
 import type { App } from '../app.js';
 import { issueTokenPair, type Caller, type TokenPair } from './auth-service.js';
 import type { Config } from '../platform/config.js';
-import { deviceItem, newDeviceToken, parseDeviceToken, type DeviceToken } from '../store/device-tokens.js';
+import { deviceItem, isDeviceAging, newDeviceToken, type DeviceToken } from '../store/device-tokens.js';
 import { MFA_TOKEN_TTL_SECONDS, newMfaToken, type MfaTokenPurpose, MfaTokensRepository } from '../store/mfa-tokens.js';
 import type { BatchWrite } from '../platform/dynamo.js';
-import { ApiError, bearerError } from '../platform/errors.js';
+import { ApiError } from '../platform/errors.js';
 import { newSessionId } from '../platform/ids.js';
 import { describeError, log } from '../platform/log.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
-import type { LimitScope, Lock, LoginAttempts, LoginState, Reservation, TrustedDevice } from '../store/login-attempts.js';
+import type { LoginAttempts } from '../store/login-attempts.js';
+import { credentials, type Credentials, type VerifiedPassword } from './credentials.js';
 import { oncePer } from '../platform/memo.js';
-import { bcryptHash, needsRehash, verifyPassword } from './passwords.js';
+import { bcryptHash, needsRehash } from './passwords.js';
 import { PASSWORD_ONLY, epochSeconds, type AuthMethod, type SessionSummary, type SessionsRepository } from '../store/sessions.js';
 import type { KeyRing } from './signing-keys.js';
 import type { SigningKeys } from '../platform/config.js';
@@ -24,6 +25,7 @@ export interface LoginServiceDeps {
   sessions: SessionsRepository;
   attempts: LoginAttempts;
   mfaTokens: MfaTokensRepository;
+  credentials: Credentials;
   tokens: AccessTokens;
   clock: Clock;
 }
@@ -31,99 +33,39 @@ export interface LoginServiceDeps {
 /** A sign-in's answer: a token pair and the device token to present at the next sign-in. */
 export type SignIn = TokenPair & { device_token: string };
 
-/** A password that checked out, and what checking it reserved: all a new session needs. */
-export interface VerifiedPassword {
-  user: User;
-  ring: SigningKeys;
-  now: Date;
-  /** The live device token presented, as presented (its counter was the one reserved). */
-  device: { trusted: TrustedDevice; presented: string } | undefined;
-  /** Without a device token: the pair, IP and account slots reserved. */
-  reservation: Reservation | undefined;
-}
-
 /** A user signed in by a second factor (lib/mfa/mfa-service.ts): no password checked in this request. */
 export interface VerifiedSecondFactor {
   user: User;
   ring: SigningKeys;
   now: Date;
-  /** The account+IP pair counter this sign-in clears (its wrong codes counted there). */
-  pairKey: Record<string, unknown>;
-}
-
-/** 429 for a lock, saying when to try again; counted by the limit that refused. */
-export function lockedOut(lock: Lock): ApiError {
-  countMetric(METRIC.signInLockedOut, { name: 'limit', value: lock.by });
-  return new ApiError('too_many_attempts', undefined, { 'Retry-After': String(Math.max(1, lock.retryAfterSeconds)) });
+  /** The device token the password's sign-in presented (its hash): replaced by the one this sign-in hands out. */
+  replacesDevice?: string;
 }
 
 /**
- * Signing in: the one place that checks a password (the password change checks the current one
- * through here too). Kept apart from AuthService so that only the functions that check passwords
- * bundle bcrypt; everything that can go wrong leaves as an ApiError.
+ * Signing in: a password checked (by lib/auth/credentials.ts, the one place that checks
+ * credentials), then a session opened, or a second factor's challenge. Every new session is opened
+ * here (openSession: device token, bookkeeping, the session cap), after a password, a second factor
+ * or a password change. Everything that can go wrong leaves as an ApiError.
  */
 export class LoginService {
   constructor(private readonly deps: LoginServiceDeps) {}
 
   /**
-   * Unknown email, wrong password, over-long password and disabled account all end in the same
-   * 401 after the same single bcrypt comparison, so neither answer nor time tells them apart.
-   * Brute force is stopped before bcrypt runs: every counter the request is held to is reserved
-   * first (lib/store/login-attempts.ts), and a refusal is 429. With a live device token for the account
-   * only that token's own counter applies, so strangers exhausting the account's or an IP's
-   * attempts cannot lock the owner's device out. DynamoDB calls: at most 6 without a device
-   * token, at most 4 with one, and with MAX_SESSIONS_PER_USER one Query more, plus one write per
-   * session it ends (docs/design.md, "A request, in DynamoDB calls").
+   * The password checked (lib/auth/credentials.ts: the limits, reserved before bcrypt; 401 or 429),
+   * then a session, or the challenge of a second factor. DynamoDB calls: at most 6 without a
+   * device token (7 when a hash at another cost is replaced), at most 4 with one, and with
+   * MAX_SESSIONS_PER_USER one Query more, plus one write per session it ends (docs/design.md,
+   * "A request, in DynamoDB calls"); more reads while it waits for attempts in flight.
    */
   async login(email: string, password: string, caller: Caller, presentedDevice?: string): Promise<SignIn> {
-    const verified = await this.verify(email, password, caller, { presentedDevice });
+    const verified = await this.deps.credentials.password(email, password, caller, { presentedDevice });
     const due = this.secondFactorDue(verified.user);
     if (due) throw await this.challenge(verified, due, caller, password);
     const { signIn, sessionId } = await this.openSession(verified, caller, { rehash: password });
     countMetric(METRIC.signInSucceeded);
     log.info('login_succeeded', { userId: verified.user.id, sessionId, device: verified.device !== undefined, ...caller });
     return signIn;
-  }
-
-  /**
-   * Hold the attempt to every limit, then compare the password: the verified user, or 429
-   * `too_many_attempts`, or 401 `invalid_credentials` (the failure stays counted). `sessionEpoch`
-   * (a signed-in user's password change): the user must still be at that epoch, or the caller's
-   * session has ended meanwhile (another change won): 401 `invalid_token`, before bcrypt, and
-   * the attempt given back.
-   */
-  async verify(
-    email: string,
-    password: string,
-    caller: Caller,
-    { presentedDevice, scope, sessionEpoch }: { presentedDevice?: string; scope?: LimitScope; sessionEpoch?: number } = {},
-  ): Promise<VerifiedPassword> {
-    const { attempts, config } = this.deps;
-    // First: while the signing keys cannot be read (503), no attempt is spent and no bcrypt runs.
-    const ring = await this.deps.keyRing.current();
-    const now = this.deps.clock();
-    const ip = caller.sourceIp ?? 'unknown';
-    // A malformed, unknown, expired, ended or another account's device token is no token at all.
-    const state = await attempts.read(email, ip, presentedDevice === undefined ? undefined : parseDeviceToken(presentedDevice), now);
-    const device = state.device;
-    const reservation = await this.hold(email, state, caller, now, scope);
-    const user = device ? device.user : reservation!.user;
-    if (sessionEpoch !== undefined && user !== undefined && user.sessionEpoch !== sessionEpoch) {
-      if (reservation) await attempts.giveBackAll(reservation);
-      log.info('login_failed', { reason: 'session_ended', userId: user.id, ...caller });
-      throw bearerError('invalid_token', true);
-    }
-    const passwordMatches = await verifyPassword(password, user?.passwordHash, config.bcryptCost);
-    if (!user || !passwordMatches || user.status !== 'active') {
-      // Already counted: the reservation was the failure's count. A failure has a round trip to
-      // spare for clearing old hourly counters from the user item.
-      if (user) await attempts.clearStaleCounters(user.id, device ? device.staleCounters : reservation!.staleCounters);
-      const reason = !user ? 'unknown_user' : !passwordMatches ? 'bad_password' : 'disabled';
-      countMetric(METRIC.signInFailed, { name: 'reason', value: reason });
-      log.info('login_failed', { reason, userId: user?.id, device: device !== undefined, ...caller });
-      throw new ApiError('invalid_credentials');
-    }
-    return { user, ring, now, device: device ? { trusted: device, presented: presentedDevice! } : undefined, reservation };
   }
 
   /**
@@ -146,12 +88,14 @@ export class LoginService {
   private async challenge(verified: VerifiedPassword, purpose: MfaTokenPurpose, caller: Caller, password: string): Promise<ApiError> {
     const { user, now } = verified;
     const token = newMfaToken(user.id);
-    // A stranger's pair is cleared (the password was right); a device token is not renewed: its
-    // failures stand until the second factor is proven (the sign-in then hands out a new one).
+    // A stranger's pair is cleared (the password was right). A device token is not renewed: the
+    // right password is no failure of it (its slot is given back), but its failures stand until the
+    // second factor is proven, which is held to its counter too (the token names it).
     const writes: BatchWrite[] = verified.reservation ? [this.deps.attempts.pairClearing(verified.reservation.pairKey)] : [];
+    const deviceHash = verified.device?.trusted.token.hash;
     const [created, kept] = await Promise.allSettled([
-      this.deps.mfaTokens.create(token, { purpose, userEpoch: user.sessionEpoch, at: now }, writes),
-      this.bookkeeping(verified, password),
+      this.deps.mfaTokens.create(token, { purpose, userEpoch: user.sessionEpoch, at: now, deviceHash }, writes),
+      Promise.all([this.bookkeeping(verified, password), deviceHash ? this.deps.attempts.giveBackDevice(deviceHash) : undefined]),
     ]);
     if (created.status === 'rejected') throw created.reason;
     if (kept.status === 'rejected') log.warn('login_bookkeeping_failed', { userId: user.id, ...describeError(kept.reason) });
@@ -160,43 +104,26 @@ export class LoginService {
     return new ApiError(purpose === 'verify' ? 'mfa_required' : 'mfa_enrollment_required', undefined, {}, { mfa_token: token.token, mfa_expires_in: MFA_TOKEN_TTL_SECONDS });
   }
 
-  private deviceWrite(token: DeviceToken, userEpoch: number, createdAt: string, now: Date): BatchWrite {
-    return { table: this.deps.attempts.table, put: { ...deviceItem(token, userEpoch, createdAt, epochSeconds(now) + this.deps.config.deviceTokenTtlSeconds) } };
+  /**
+   * A device token's item for this session: its life is fixed from its first issue
+   * (DEVICE_TOKEN_TTL_SECONDS), and it names the session it was handed out with, which ends it.
+   */
+  private deviceWrite(token: DeviceToken, userEpoch: number, createdAt: string, sessionId: string): BatchWrite {
+    const expiresAt = Math.floor(Date.parse(createdAt) / 1000) + this.deps.config.deviceTokenTtlSeconds;
+    return { table: this.deps.attempts.table, put: { ...deviceItem(token, userEpoch, createdAt, expiresAt, sessionId) } };
   }
 
   /**
-   * One more write besides the batch: a hash at another cost is replaced, or else a stranger's IP
-   * slot is given back. (After a change of BCRYPT_COST, a user's first sign-in from a stranger's
-   * address keeps its IP slot: the one case that would otherwise take a 7th call.) With a device
-   * token there is a round trip to spare, for old hourly counters on the user item; a password
-   * change counted no IP slot and spends none.
+   * Besides the batch: a stranger's IP slot is given back, and a hash at another cost replaced
+   * beside it (after a change of BCRYPT_COST, a user's first sign-in takes a 7th call). With a
+   * device token there is a round trip to spare, for old hourly counters on the user item.
    */
   private async bookkeeping({ user, device, reservation }: VerifiedPassword, rehash: string | undefined): Promise<void> {
-    if (rehash !== undefined && needsRehash(user.passwordHash, this.deps.config.bcryptCost)) return this.rehash(user, rehash);
-    if (reservation) return this.deps.attempts.giveBackIp(reservation);
-    if (device) return this.deps.attempts.clearStaleCounters(user.id, device.trusted.staleCounters);
-  }
-
-  /**
-   * Reserve every counter the attempt is held to (the device token's alone when one is live), or
-   * throw 429 `too_many_attempts`. The stranger's reservation; undefined with a device token.
-   */
-  private async hold(email: string, state: LoginState, caller: Caller, now: Date, scope: LimitScope | undefined): Promise<Reservation | undefined> {
-    const { attempts } = this.deps;
-    const ip = caller.sourceIp ?? 'unknown';
-    const device = state.device;
-    let reservation: Reservation | undefined;
-    let lock = attempts.settledLock(state, ip, now, scope);
-    if (!lock && device) lock = await attempts.reserveDevice(device, now);
-    if (!lock && !device) {
-      reservation = await attempts.reserveStranger(email, ip, state, now, scope);
-      lock = reservation.lock;
-    }
-    if (lock) {
-      log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, device: device !== undefined, ...caller });
-      throw lockedOut(lock);
-    }
-    return reservation;
+    await Promise.all([
+      rehash !== undefined && needsRehash(user.passwordHash, this.deps.config.bcryptCost) ? this.rehash(user, rehash) : undefined,
+      reservation ? this.deps.attempts.giveBackIp(reservation) : undefined,
+      device ? this.deps.attempts.clearStaleCounters(user.id, device.trusted.staleCounters) : undefined,
+    ]);
   }
 
   /**
@@ -218,17 +145,20 @@ export class LoginService {
     const sessionId = newSessionId();
     const secret = issueRefreshSecret(rotationKeysOf(ring).get(ring.currentKid)!, sessionId);
     const expiresAt = Math.min(epochSeconds(now) + config.refreshTokenTtlSeconds, endsBy ?? Infinity);
-    const password = 'pairKey' in verified ? undefined : verified;
-    // The device token presented is renewed (its failures cleared, its life restarted); without
-    // one, the client gets a new one. A success clears the pair's consecutive failures: a
-    // stranger's, or the pair a second factor's codes counted on.
-    const presented = password?.device;
+    const password = 'reservation' in verified ? verified : undefined;
+    // The device token presented is renewed (its failures cleared, bound to this session) while
+    // more than half its fixed life is left; past that, and without one, the client gets a new one
+    // (an older token still stands until its own end). A stranger's success clears the pair's
+    // consecutive failures. A second factor's sign-in replaces the token its password presented.
+    const presented = password?.device && !isDeviceAging(password.device.trusted.item, epochSeconds(now)) ? password.device : undefined;
     const issued = presented ? { ...presented.trusted.token, token: presented.presented } : newDeviceToken(user.id);
-    const pairKey = password ? password.reservation?.pairKey : (verified as VerifiedSecondFactor).pairKey;
+    const pairKey = password?.reservation?.pairKey;
+    const replaced = password ? undefined : (verified as VerifiedSecondFactor).replacesDevice;
     const writes: BatchWrite[] = [
-      this.deviceWrite(issued, user.sessionEpoch, presented?.trusted.item.created_at ?? now.toISOString(), now),
+      this.deviceWrite(issued, user.sessionEpoch, presented?.trusted.item.created_at ?? now.toISOString(), sessionId),
       this.deps.users.lastLoginWrite(user.id, now),
       ...(pairKey ? [this.deps.attempts.pairClearing(pairKey)] : []),
+      ...(replaced && replaced !== issued.hash ? [this.deps.attempts.deviceClearing(replaced)] : []),
     ];
     const [created, kept, others] = await Promise.allSettled([
       this.deps.sessions.create(
@@ -243,6 +173,7 @@ export class LoginService {
           userAgent: caller.userAgent,
           expiresAt,
           amr: [...amr],
+          deviceHash: issued.hash,
         },
         writes,
       ),
@@ -283,4 +214,4 @@ export class LoginService {
 }
 
 /** The login service over an app's repositories and keys (one per app). */
-export const loginService = oncePer((app: App) => new LoginService({ ...app, mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable) }));
+export const loginService = oncePer((app: App) => new LoginService({ ...app, mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable), credentials: credentials(app) }));

@@ -1,6 +1,7 @@
 import type { App } from '../app.js';
 import type { AuthService, Caller } from '../auth/auth-service.js';
-import { loginService, lockedOut, type LoginService, type SignIn } from '../auth/login-service.js';
+import { loginService, type LoginService, type SignIn } from '../auth/login-service.js';
+import { credentials, type Credentials, type SecondFactor } from '../auth/credentials.js';
 import type { KeyRing } from '../auth/signing-keys.js';
 import type { Clock } from '../auth/tokens.js';
 import { ConfigError, type Config } from '../platform/config.js';
@@ -8,12 +9,11 @@ import { ApiError, bearerError, unavailable } from '../platform/errors.js';
 import { log } from '../platform/log.js';
 import { oncePer } from '../platform/memo.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
-import type { LoginAttempts } from '../store/login-attempts.js';
 import { MfaRepository } from '../store/mfa.js';
-import { MAX_MFA_TOKEN_ATTEMPTS, MfaTokensRepository, isMfaTokenUsable, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
+import { MfaTokensRepository, isMfaTokenUsable, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
 import type { AuthMethod, SessionsRepository } from '../store/sessions.js';
 import type { User, UsersRepository } from '../store/users.js';
-import { newRecoveryCodes, matchRecoveryCode, storedRecoveryCodes } from './recovery-codes.js';
+import { newRecoveryCodes, storedRecoveryCodes } from './recovery-codes.js';
 import { open, seal, sealedKid, type MfaKeys } from './secret-box.js';
 import { matchTotp, newTotpSecret, otpauthUrl } from './totp.js';
 
@@ -24,19 +24,22 @@ export interface MfaServiceDeps {
   mfaKeyRing: KeyRing;
   auth: AuthService;
   login: LoginService;
+  credentials: Credentials;
   users: UsersRepository;
   sessions: SessionsRepository;
-  attempts: LoginAttempts;
   mfa: MfaRepository;
   mfaTokens: MfaTokensRepository;
   clock: Clock;
 }
 
-/** How a request to setup or activate is authenticated: a signed-in user's access token, or the `mfa_token` of a sign-in that must enrol first. */
+/**
+ * How a request to setup or activate is authenticated: a signed-in user's access token (for a
+ * setup, with the current password: a stolen token alone must not enrol an attacker's
+ * authenticator), or the `mfa_token` of a sign-in that must enrol first (earned with the password
+ * moments ago).
+ */
 export type EnrolmentAuth = { accessToken: string } | { mfaToken: string };
-
-/** How the second step of a sign-in is proven. */
-export type SecondFactor = { code: string } | { recoveryCode: string };
+export type SetupAuth = { accessToken: string; currentPassword: string } | { mfaToken: string };
 
 /** A session signed in with a password and a second factor (RFC 8176). */
 const PASSWORD_AND_OTP: readonly AuthMethod[] = ['pwd', 'otp'];
@@ -56,13 +59,17 @@ export class MfaService {
 
   /**
    * A new secret, pending until a code proves it: `{secret, otpauth_url}`. A setup replaces a
-   * pending one; with TOTP active it is 409 `mfa_already_enabled`. By access token: 2 DynamoDB
-   * calls; by an enrolment `mfa_token`: 2 (the token and the user read together, then the write).
+   * pending one; with TOTP active it is 409 `mfa_already_enabled`. By access token, the current
+   * password is checked as a password change checks it (lib/auth/credentials.ts: the session's own
+   * count of wrong ones): 4 DynamoDB calls; by an enrolment `mfa_token`: 2 (the token and the user
+   * read together, then the write).
    */
-  async setup(auth: EnrolmentAuth, caller: Caller): Promise<{ secret: string; otpauth_url: string }> {
+  async setup(auth: SetupAuth, caller: Caller): Promise<{ secret: string; otpauth_url: string }> {
     const keys = await this.deps.mfaKeyRing.current();
-    const { user } = 'accessToken' in auth ? await this.deps.auth.authenticate(auth.accessToken) : await this.enrolling(auth.mfaToken, { reserve: false });
+    const standing = 'accessToken' in auth ? await this.deps.auth.authenticate(auth.accessToken) : undefined;
+    const { user } = standing ?? (await this.enrolling((auth as { mfaToken: string }).mfaToken, { reserve: false }));
     if (user.totp?.status === 'active') throw new ApiError('mfa_already_enabled');
+    if (standing && 'currentPassword' in auth) await this.deps.credentials.currentPassword(standing, auth.currentPassword, caller, { action: 'mfa_setup' });
     const secret = newTotpSecret();
     if (!(await this.deps.mfa.savePending(user.id, seal(keys, secret, user.id)))) throw new ApiError('mfa_already_enabled');
     log.info('mfa_setup', { userId: user.id, by: 'accessToken' in auth ? 'session' : 'mfa_token', ...caller });
@@ -108,11 +115,7 @@ export class MfaService {
       return { recovery_codes: codes };
     }
     const ring = await this.deps.keyRing.current();
-    const { signIn, sessionId } = await this.deps.login.openSession(
-      { user: activated, ring, now, pairKey: this.deps.attempts.pairKeyOf(user.email, caller.sourceIp ?? 'unknown') },
-      caller,
-      { cap: false, amr: PASSWORD_AND_OTP },
-    );
+    const { signIn, sessionId } = await this.deps.login.openSession({ user: activated, ring, now }, caller, { cap: false, amr: PASSWORD_AND_OTP });
     log.info('mfa_activated', { userId: user.id, sessionId, ...caller });
     countMetric(METRIC.signInSucceeded);
     return { recovery_codes: codes, ...signIn };
@@ -120,18 +123,17 @@ export class MfaService {
 
   /**
    * The second step of a sign-in: a TOTP code or a recovery code for the `mfa_token` the right
-   * password got. Three round trips:
+   * password got. Three round trips (four when the sign-in presented a device token):
    * 1. one of the token's attempts is taken (five in all: the fifth wrong code ends it), the user
    *    read beside it;
-   * 2. the code's attempt is held to the account's own limits as a password's is (its pair with
-   *    this address and its hour: 429 once locked, whatever device token the sign-in presented),
-   *    and beside it a TOTP code that matches has its step claimed (never accepted twice) by one
-   *    conditional write: a step claimed while the account is locked is simply lost, the answer
-   *    being 429 whatever the code. A recovery code is spent only once the limits hold (they are
-   *    scarce): one more round trip;
-   * 3. the token is spent beside the new session's write (the pair cleared); should another request
-   *    have spent it first, the session just written is ended and the answer is `invalid_mfa_token`.
-   * A wrong code stays counted. DynamoDB calls: 7 on success, 4 for a wrong code (5 for a replayed one).
+   * 2. the code is checked by lib/auth/credentials.ts: the account's own count of wrong codes (and
+   *    the device token's, when the sign-in presented one) reserved first, never the counters
+   *    strangers can fill; 429 once locked, 401 for a wrong code (counted);
+   * 3. the code is spent (a TOTP step claimed, never accepted twice; a recovery code removed; either
+   *    ends the account's wrong-code counts and a lock in force), the token spent and the new
+   *    session written, side by side; should the code or the token have been spent by another
+   *    request first, the session just written is ended and the answer is 401.
+   * DynamoDB calls: 7 on success, 3 for a wrong code.
    */
   async verify(mfaToken: string, proof: SecondFactor, caller: Caller): Promise<SignIn & { recovery_codes_left?: number }> {
     const keys = await this.deps.mfaKeyRing.current();
@@ -143,53 +145,49 @@ export class MfaService {
     if (problem) throw this.tokenRefused(token.userId, problem, caller);
     const user = read!;
     if (user.totp?.status !== 'active') throw this.tokenRefused(token.userId, 'no_totp', caller);
-    const kind = 'code' in proof ? 'code' : 'recovery_code';
-    let left: number | undefined;
-    let accepted: boolean;
-    let pairKey: Record<string, unknown>;
-    if ('code' in proof) {
-      const step = matchTotp(await this.openSecret(keys, user), proof.code, now);
-      [{ pairKey }, accepted] = await Promise.all([this.holdCode(user, caller, now), step !== undefined && this.deps.mfa.claimStep(user.id, step)]);
-    } else {
-      ({ pairKey } = await this.holdCode(user, caller, now));
-      const stored = user.totp.recovery;
-      const mac = stored && matchRecoveryCode(await this.keysHolding(keys, stored.kid), stored, proof.recoveryCode);
-      left = mac === undefined ? undefined : await this.deps.mfa.useRecoveryCode(user.id, mac);
-      accepted = left !== undefined;
-    }
-    if (!accepted) {
-      // Already counted: the reservation was the failure's count.
-      countMetric(METRIC.secondFactorFailed, { name: 'reason', value: kind });
-      log.info('mfa_verify_failed', { userId: user.id, reason: `bad_${kind}`, attemptsLeft: MAX_MFA_TOKEN_ATTEMPTS - state!.attempts, ...caller });
-      throw invalidCode();
-    }
+    const matched = await this.deps.credentials.signInSecondFactor(
+      user,
+      proof,
+      { token, tokenState: state!, secret: () => this.openSecret(keys, user), keys: () => this.keysHolding(keys, user.totp!.recovery?.kid) },
+      caller,
+    );
     const ring = await this.deps.keyRing.current();
-    const [spending, opening] = await Promise.allSettled([
+    const [spending, claiming, opening] = await Promise.allSettled([
       this.deps.mfaTokens.spend(token, now),
-      this.deps.login.openSession({ user, ring, now, pairKey }, caller, { amr: PASSWORD_AND_OTP }),
+      matched.kind === 'code' ? this.deps.mfa.claimStep(user.id, matched.step) : this.deps.mfa.useRecoveryCode(user.id, matched.mac),
+      this.deps.login.openSession({ user, ring, now, replacesDevice: state!.deviceHash }, caller, { amr: PASSWORD_AND_OTP }),
     ]);
     if (opening.status === 'rejected') throw opening.reason;
     const opened = opening.value;
-    if (spending.status === 'rejected' || !spending.value) {
-      // Another request with this token won (or the spend failed): the session just opened must not outlive the refusal.
+    const claimed = claiming.status === 'fulfilled' && claiming.value !== false && claiming.value !== undefined;
+    const spent = spending.status === 'fulfilled' && spending.value;
+    if (!claimed || !spent) {
+      // Another request won the code or the token (or a write failed): the session just opened must not outlive the refusal.
       await this.deps.sessions.revoke(opened.sessionId, user.id, now, 'mfa_token_spent').catch(() => undefined);
-      if (spending.status === 'rejected') throw spending.reason;
-      throw this.tokenRefused(user.id, 'spent', caller);
+      for (const settled of [claiming, spending]) if (settled.status === 'rejected') throw settled.reason;
+      throw claimed ? this.tokenRefused(user.id, 'spent', caller) : this.deps.credentials.spentElsewhere(user, proof, caller);
     }
-    countMetric(METRIC.secondFactorSucceeded, { name: 'reason', value: kind });
+    const left = matched.kind === 'recovery_code' ? (claiming as PromiseFulfilledResult<number>).value : undefined;
+    countMetric(METRIC.secondFactorSucceeded, { name: 'reason', value: matched.kind });
     countMetric(METRIC.signInSucceeded);
-    log.info('login_succeeded', { userId: user.id, sessionId: opened.sessionId, secondFactor: kind, recoveryCodesLeft: left, ...caller });
+    log.info('login_succeeded', { userId: user.id, sessionId: opened.sessionId, secondFactor: matched.kind, recoveryCodesLeft: left, ...caller });
     return left === undefined ? opened.signIn : { ...opened.signIn, recovery_codes_left: left };
   }
 
-  /** Ten new recovery codes; the old ones die. Only from a session signed in with a second factor. 2 DynamoDB calls. */
-  async replaceRecoveryCodes(accessToken: string, caller: Caller): Promise<{ recovery_codes: string[] }> {
+  /**
+   * Ten new recovery codes; the old ones die. Only from a session signed in with a second factor,
+   * and with a current TOTP code (lib/auth/credentials.ts: the account's own count of wrong codes),
+   * whose step is spent by the very write that replaces the codes: a stolen access token alone
+   * cannot mint a lasting second factor. 3 DynamoDB calls.
+   */
+  async replaceRecoveryCodes(accessToken: string, code: string, caller: Caller): Promise<{ recovery_codes: string[] }> {
     const keys = await this.deps.mfaKeyRing.current();
     const { user, sessionId, amr } = await this.deps.auth.authenticate(accessToken);
     if (user.totp?.status !== 'active') throw new ApiError('mfa_not_enabled');
     if (!amr.includes('otp')) throw new ApiError('otp_session_required');
+    const step = await this.deps.credentials.sessionCode(user, code, () => this.openSecret(keys, user), caller);
     const codes = newRecoveryCodes();
-    if (!(await this.deps.mfa.replaceRecoveryCodes(user.id, storedRecoveryCodes(keys, codes)))) throw new ApiError('mfa_not_enabled');
+    if (!(await this.deps.mfa.replaceRecoveryCodes(user.id, storedRecoveryCodes(keys, codes), step))) throw this.deps.credentials.spentElsewhere(user, { code }, caller);
     countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'recovery_codes_replaced' });
     log.info('mfa_recovery_codes_replaced', { userId: user.id, sessionId, ...caller });
     return { recovery_codes: codes };
@@ -197,36 +195,19 @@ export class MfaService {
 
   /**
    * TOTP off, with a current code: 403 `mfa_required_by_policy` when the user's role must have it.
-   * The code is held to the account's limits as a password is (the account+IP pair and the
-   * account's hour reserved first; a wrong code stays counted, 429 once locked), and its step is
-   * spent by the very write that removes TOTP. Sessions stand.
+   * The code is checked by lib/auth/credentials.ts (the account's own count of wrong codes, 429
+   * once locked; a wrong code stays counted), and its step is spent by the very write that removes
+   * TOTP. Sessions stand. 3 DynamoDB calls.
    */
   async turnOff(accessToken: string, code: string, caller: Caller): Promise<void> {
     const keys = await this.deps.mfaKeyRing.current();
     const { user, sessionId } = await this.deps.auth.authenticate(accessToken);
     if (this.deps.config.mfa.requiredRoles.includes(user.role)) throw new ApiError('mfa_required_by_policy');
     if (user.totp?.status !== 'active') throw new ApiError('mfa_not_enabled');
-    const now = this.deps.clock();
-    const { pairKey } = await this.holdCode(user, caller, now);
-    const step = matchTotp(await this.openSecret(keys, user), code, now);
-    if (step === undefined || !(await this.deps.mfa.turnOff(user.id, step))) {
-      countMetric(METRIC.secondFactorFailed, { name: 'reason', value: 'code' });
-      log.info('mfa_turn_off_failed', { userId: user.id, sessionId, reason: 'bad_code', ...caller });
-      throw invalidCode();
-    }
-    await this.deps.attempts.giveBackPair(pairKey);
+    const step = await this.deps.credentials.sessionCode(user, code, () => this.openSecret(keys, user), caller);
+    if (!(await this.deps.mfa.turnOff(user.id, step))) throw this.deps.credentials.spentElsewhere(user, { code }, caller);
     countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'turned_off' });
     log.info('mfa_turned_off', { userId: user.id, sessionId, ...caller });
-  }
-
-  /** A code's attempt reserved on the account's limits (lib/store/login-attempts.ts), or 429 `too_many_attempts`. */
-  private async holdCode(user: User, caller: Caller, now: Date): Promise<{ pairKey: Record<string, unknown> }> {
-    const { lock, pairKey } = await this.deps.attempts.reserveCodeAttempt(user.email, caller.sourceIp ?? 'unknown', user.id, now);
-    if (lock) {
-      log.info('mfa_code_refused', { userId: user.id, reason: 'locked', lockedBy: lock.by, ...caller });
-      throw lockedOut(lock);
-    }
-    return { pairKey };
   }
 
   /** The user and token of an enrolment `mfa_token`: read (setup), or with one of its attempts taken (activate). */
@@ -284,6 +265,7 @@ export const mfaService = oncePer((app: App) => {
     ...app,
     mfaKeyRing: app.mfaKeyRing,
     login: loginService(app),
+    credentials: credentials(app),
     mfa: new MfaRepository(app.db, app.config.usersTable),
     mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable),
   });

@@ -94,6 +94,10 @@ export interface MfaPolicy {
   requiredRoles: readonly Role[];
   /** Undefined when neither MFA_KEY nor MFA_KEY_PARAMETER is set: the MFA functions refuse to start. */
   keySource: KeySource | undefined;
+  /** An account's consecutive wrong TOTP codes (and, apart, recovery codes) before they are refused. */
+  maxFailures: number;
+  /** How long the first such lock lasts; each further one doubles, up to a day. */
+  lockoutSeconds: number;
 }
 
 export interface Config extends StoreConfig, HttpPolicy {
@@ -276,7 +280,12 @@ export function loadMfaPolicy(env: Env = process.env): MfaPolicy {
       throw new ConfigError('MFA_KEY', 'must not hold a JWT signing key (give the MFA keys a ring of their own)');
     }
   }
-  return { requiredRoles: [...new Set(requiredRoles)] as Role[], keySource };
+  return {
+    requiredRoles: [...new Set(requiredRoles)] as Role[],
+    keySource,
+    maxFailures: integer(env, 'MFA_MAX_FAILURES', 10, 1, 100),
+    lockoutSeconds: integer(env, 'MFA_LOCKOUT_SECONDS', 3600, 1, 86_400),
+  };
 }
 
 function boolean(env: Env, name: string, fallback: boolean): boolean {

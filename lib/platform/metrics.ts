@@ -18,7 +18,7 @@ export const METRIC = {
   signInSucceeded: 'SignInSucceeded',
   /** reason: unknown_user | bad_password | disabled */
   signInFailed: 'SignInFailed',
-  /** limit: pair | ip | account | device */
+  /** limit: pair | ip | account | device | session | code | recovery_code */
   signInLockedOut: 'SignInLockedOut',
   tokenRefreshed: 'TokenRefreshed',
   refreshTokenReused: 'RefreshTokenReused',
@@ -35,6 +35,8 @@ export const METRIC = {
   secondFactorFailed: 'SecondFactorFailed',
   /** reason: activated | turned_off | recovery_codes_replaced (an operator's mfa-reset is in the audit log). */
   secondFactorChanged: 'SecondFactorChanged',
+  /** reason: code | recovery_code. An account's wrong second factors reached MFA_MAX_FAILURES: a lock began. */
+  secondFactorLocked: 'SecondFactorLocked',
   authorizerAllowed: 'AuthorizerAllowed',
   authorizerDenied: 'AuthorizerDenied',
   serviceUnavailable: 'ServiceUnavailable',

@@ -1,8 +1,9 @@
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LoginLimits } from '../platform/config.js';
-import { deviceKey, type DeviceItem, type DeviceToken } from './device-tokens.js';
-import { batchGetAll, batchWriteAll, isConditionalCheckFailed, scanAll, storeCall, updateIf, type BatchWrite } from '../platform/dynamo.js';
-import { epochSeconds } from './sessions.js';
+import { deviceKey, isDeviceLive, type DeviceItem, type DeviceToken } from './device-tokens.js';
+import { batchGetAll, batchWriteAll, isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
+import { epochSeconds, sessionKey } from './sessions.js';
+import { CODE_FAILURE_ATTRIBUTES } from './mfa.js';
 import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
 /**
@@ -21,12 +22,32 @@ import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './us
  *   so that both cost the same and a refusal says nothing about existence.
  * - a device token's own consecutive failures (its item, lib/store/device-tokens.ts): a request with a
  *   live device token for the account is held to this counter *instead* of the three above.
- * A request refused by a counter is not a failure: what it reserved elsewhere is given back.
+ * - a session's own wrong current passwords (`password_failures` on the session item): what a
+ *   signed-in user's password change, or TOTP set-up, is held to.
+ * Which check reserves which counter is said in one place: lib/auth/credentials.ts.
+ *
+ * The pair, IP and device counters also count their attempts still in flight (`pending`): a
+ * reservation adds one, and its outcome takes it off (a failure stays counted, a success gives its
+ * slot back). A request that finds the last slots held only by attempts in flight waits for them
+ * (at most WAIT_FOR_IN_FLIGHT_MS), then goes on or is refused by what they recorded: 20 right
+ * passwords at once all get in, and 20 wrong ones still get at most the limit.
+ * A request refused by a counter moves none: what it reserved elsewhere is given back.
  */
 const HOUR = 3600;
 const QUARTER_HOUR = 900;
 /** The account counters of this many earlier hours are cleared from the user item as it is written. */
 const STALE_HOURS_CLEARED = 24;
+
+/**
+ * How long a request waits, at most, for attempts in flight to settle. One attempt is a bcrypt
+ * comparison and a write (0.3–0.4 s at cost 12), so a request that is going to be refused learns
+ * so within about one bcrypt time; this bound only matters when waves of right passwords keep
+ * taking and giving back the slots, or when an attempt in flight died without settling.
+ */
+export const WAIT_FOR_IN_FLIGHT_MS = 3000;
+/** Polls of a held counter: from this interval, doubling, up to 200 ms. */
+const FIRST_POLL_MS = 25;
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Key builders, one per counter; the windowed ones also say when their window ends.
 const pairKey = (email: string, ip: string) => ({ pk: `PAIR#${normalizeEmail(email)}#${ip}` });
@@ -51,10 +72,8 @@ function staleCounters(userItem: Record<string, unknown>, now: number): string[]
 }
 
 /**
- * A lock already in force is seen in the first read and answered with its own Retry-After. A
- * reservation refused after that was refused because requests in flight hold the last slots:
- * each of them ends as a success (giving its slot back) or a failure within a bcrypt's time, so
- * the client is told to try again in a second, when the counter says which it was.
+ * The Retry-After of a request refused because attempts in flight still held the last slots after
+ * WAIT_FOR_IN_FLIGHT_MS (they died without settling, or kept being replaced): a second.
  */
 const CONTENDED_RETRY_AFTER_SECONDS = 1;
 
@@ -62,7 +81,7 @@ export interface Lock {
   /** Seconds until a login may be tried again. */
   retryAfterSeconds: number;
   /** Which limit, for the audit log. */
-  by: 'pair' | 'account' | 'ip' | 'device';
+  by: 'pair' | 'account' | 'ip' | 'device' | 'session' | 'code' | 'recovery_code' | 'mfa_token';
 }
 
 /** A counter with a lock that slides: `failures`, live until `until`. */
@@ -86,11 +105,15 @@ export interface LoginState {
   userId: string | undefined;
   pair: SlidingCounter | undefined;
   ipFailures: number;
+  /** Whether the IP's window was full of settled failures when read (none in flight). */
+  ipSettled: boolean;
+  /** Whether the pair's failures had all settled when read. */
+  pairSettled: boolean;
   /** The presented device token, when it is live for this account. */
   device: TrustedDevice | undefined;
 }
 
-/** What a stranger's sign-in reserved, so that a refusal or a success can give it back. */
+/** What a stranger's sign-in reserved, so that a refusal, a failure or a success can settle it. */
 export interface Reservation {
   lock: Lock | undefined;
   /** The user, read by the same write that reserved the account's attempt. */
@@ -98,24 +121,28 @@ export interface Reservation {
   /** Hourly counters on the user item too old for the reservation's own clean-up. */
   staleCounters: string[];
   pairKey: Record<string, unknown>;
-  /** Undefined when the IP's window was not counted (a signed-in user's password change). */
-  ipKey: Record<string, unknown> | undefined;
+  ipKey: Record<string, unknown>;
 }
 
-/**
- * Which limits apply. A sign-in is held to all. A password change, made by a signed-in user, is
- * held to the account's own (the pair and the account's hour), not to the IP's window, which is
- * there for strangers spraying many accounts from one address.
- */
-export interface LimitScope {
-  ip: boolean;
+/** One counter a reservation can wait on: how to take a slot given what was read, and what a read says. */
+interface HeldCounter {
+  by: Lock['by'];
+  table: string;
+  key: Record<string, unknown>;
+  /** Take one slot, choosing the write by what was read (undefined: nothing read yet). */
+  take(read: Record<string, unknown> | undefined, at: Date): Promise<boolean>;
+  /** The lock the item shows at `at`, when there is one; `inFlight`: attempts of it still unsettled. */
+  lockOf(item: Record<string, unknown> | undefined, at: Date): Lock | undefined;
 }
+
+const inFlight = (item: Record<string, unknown> | undefined) => Number(item?.pending ?? 0) > 0;
 
 export class LoginAttempts {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     readonly table: string,
     private readonly usersTable: string,
+    private readonly sessionsTable: string,
     private readonly limits: LoginLimits,
   ) {}
 
@@ -141,140 +168,208 @@ export class LoginAttempts {
       const item = byKey.get(deviceKey(token.hash).pk) as DeviceItem | undefined;
       const userItem = byKey.get(userKey(token.userId).pk);
       const user = userItem ? userFromItem(userItem) : undefined;
-      if (item && user && item.user_id === user.id && item.expires_at > now && item.user_epoch === user.sessionEpoch) {
+      if (item && user && isDeviceLive(item, user, now)) {
         device = { token, item, user, staleCounters: staleCounters(userItem!, now) };
       }
     }
     return {
       userId,
       pair: pair ? { failures: pair.failures ?? 0, until: pair.expires_at ?? 0 } : undefined,
+      pairSettled: !inFlight(pair),
       ipFailures: Number(byKey.get(keys.ip.pk)?.failures ?? 0),
+      ipSettled: !inFlight(byKey.get(keys.ip.pk)),
       device,
     };
   }
 
-  /** A lock already in force when read (pair or IP; or the device's), refused without any write. */
-  settledLock(state: LoginState, ip: string, at: Date, scope: LimitScope = { ip: true }): Lock | undefined {
+  /**
+   * A lock in force when read, every attempt of it settled (pair or IP; or the device's): refused
+   * without any write. A counter full of attempts still in flight is not a lock yet.
+   */
+  settledLock(state: LoginState, ip: string, at: Date): Lock | undefined {
     const now = epochSeconds(at);
     const { maxFailures, ipMaxFailures } = this.limits;
     if (state.device) {
       const { failures = 0, failures_until: until = 0 } = state.device.item;
-      return until > now && failures >= maxFailures ? { by: 'device', retryAfterSeconds: until - now } : undefined;
+      return until > now && failures >= maxFailures && !inFlight(state.device.item as unknown as Record<string, unknown>) ? { by: 'device', retryAfterSeconds: until - now } : undefined;
     }
     const locks: Lock[] = [];
-    if (state.pair && state.pair.until > now && state.pair.failures >= maxFailures) locks.push({ by: 'pair', retryAfterSeconds: state.pair.until - now });
-    if (scope.ip && state.ipFailures >= ipMaxFailures) locks.push({ by: 'ip', retryAfterSeconds: ipWindow(ip, now).windowEnd - now });
+    if (state.pair && state.pairSettled && state.pair.until > now && state.pair.failures >= maxFailures) locks.push({ by: 'pair', retryAfterSeconds: state.pair.until - now });
+    if (state.ipSettled && state.ipFailures >= ipMaxFailures) locks.push({ by: 'ip', retryAfterSeconds: ipWindow(ip, now).windowEnd - now });
     return locks.sort((a, b) => b.retryAfterSeconds - a.retryAfterSeconds)[0];
   }
 
   /**
-   * A sign-in with a live device token: one conditional write takes one of the token's attempts.
-   * The account and IP caps do not apply; nothing else is counted.
+   * A sign-in with a live device token: one conditional write takes one of the token's attempts
+   * (waiting for attempts in flight when they hold the last ones). The account and IP caps do not
+   * apply; nothing else is counted.
    */
   async reserveDevice(device: TrustedDevice, at: Date): Promise<Lock | undefined> {
-    const { item } = device;
-    const read = item.failures_until === undefined ? undefined : { failures: item.failures ?? 0, until: item.failures_until };
-    const reserved = await this.reserveSliding({ table: this.table, key: deviceKey(device.token.hash), failures: 'failures', until: 'failures_until', mustExist: true }, read, at);
-    return reserved ? undefined : { by: 'device', retryAfterSeconds: CONTENDED_RETRY_AFTER_SECONDS };
+    return this.reserveWaiting(this.deviceCounter(device.token.hash), device.item as unknown as Record<string, unknown>, at);
+  }
+
+  /** The counter of a device token (by the SHA-256 of the token), as a sign-in or a second factor reserves it. */
+  private deviceCounter(hash: string): HeldCounter {
+    const sliding = { table: this.table, key: deviceKey(hash), failures: 'failures', until: 'failures_until', mustExist: true };
+    return {
+      ...sliding,
+      by: 'device',
+      take: (read, at) => this.reserveSliding(sliding, slidingOf(read, 'failures', 'failures_until'), at),
+      lockOf: (item, at) => this.slidingLock('device', slidingOf(item, 'failures', 'failures_until'), at),
+    };
   }
 
   /**
    * A sign-in without a live device token: the pair and the IP counters are reserved (in
-   * parallel), then the account's attempt for this hour, which also reads the user. The first
-   * refusal gives back what was reserved and returns the lock. 2 to 5 round trips.
+   * parallel, each waiting for attempts in flight that hold its last slots), then the account's
+   * attempt for this hour, which also reads the user. The first refusal gives back what was
+   * reserved and returns the lock. 2 to 6 round trips (more while waiting).
    */
-  async reserveStranger(email: string, ip: string, state: LoginState, at: Date, scope: LimitScope = { ip: true }): Promise<Reservation> {
+  async reserveStranger(email: string, ip: string, state: LoginState, at: Date): Promise<Reservation> {
     const now = epochSeconds(at);
     const pair = pairKey(email, ip);
     const window = ipWindow(ip, now);
-    const held: Reservation = { lock: undefined, user: undefined, staleCounters: [], pairKey: pair, ipKey: scope.ip ? { pk: window.pk } : undefined };
+    const held: Reservation = { lock: undefined, user: undefined, staleCounters: [], pairKey: pair, ipKey: { pk: window.pk } };
+    const pairRead = state.pair && { failures: state.pair.failures, expires_at: state.pair.until };
     const [pairReserved, ipReserved] = await Promise.allSettled([
-      this.reserveSliding({ table: this.table, key: pair, failures: 'failures', until: 'expires_at', mustExist: false }, state.pair, at),
-      scope.ip ? this.reserveWindow(window.pk, window.windowEnd) : true,
+      this.reserveWaiting(this.pairCounter(pair), pairRead, at),
+      this.reserveWaiting(this.ipCounter(window), undefined, at),
     ]);
-    const gotPair = pairReserved.status === 'fulfilled' && pairReserved.value;
-    const gotIp = ipReserved.status === 'fulfilled' && ipReserved.value;
+    const gotPair = pairReserved.status === 'fulfilled' && pairReserved.value === undefined;
+    const gotIp = ipReserved.status === 'fulfilled' && ipReserved.value === undefined;
     if (!gotPair || !gotIp) {
-      await this.giveBack({ pair: gotPair, ip: gotIp }, held);
+      await Promise.allSettled([gotPair ? this.giveBack(pair) : undefined, gotIp ? this.giveBack(held.ipKey) : undefined]);
       // A store fault is the answer (503), with whatever was reserved given back.
       for (const settled of [pairReserved, ipReserved]) if (settled.status === 'rejected') throw settled.reason;
-      return { ...held, lock: { by: gotPair ? 'ip' : 'pair', retryAfterSeconds: CONTENDED_RETRY_AFTER_SECONDS } };
+      const lock = (gotPair ? ipReserved : pairReserved) as PromiseFulfilledResult<Lock>;
+      return { ...held, lock: lock.value };
     }
     let account: Awaited<ReturnType<LoginAttempts['reserveAccountAttempt']>>;
     try {
       account = await this.reserveAccountAttempt(email, state.userId, at);
     } catch (error) {
-      await this.giveBack({ pair: true, ip: true }, held);
+      await this.giveBackStranger(held);
       throw error;
     }
     if (account.lock) {
-      await this.giveBack({ pair: true, ip: true }, held);
+      await this.giveBackStranger(held);
       return { ...held, lock: account.lock };
     }
     return { ...held, user: account.user, staleCounters: account.staleCounters };
   }
 
-  /** A stranger's success gives its IP slot back (its pair counter is deleted with the new session). */
-  async giveBackIp(reservation: Pick<Reservation, 'ipKey'>): Promise<void> {
-    if (reservation.ipKey) await this.undoOne(reservation.ipKey);
+  private pairCounter(key: Record<string, unknown>): HeldCounter {
+    const sliding = { table: this.table, key, failures: 'failures', until: 'expires_at', mustExist: false };
+    return {
+      ...sliding,
+      by: 'pair',
+      take: (read, at) => this.reserveSliding(sliding, slidingOf(read, 'failures', 'expires_at'), at),
+      lockOf: (item, at) => this.slidingLock('pair', slidingOf(item, 'failures', 'expires_at'), at),
+    };
   }
 
-  /** Give back both slots of a reservation whose password was right but whose request went no further (a lost race). */
-  async giveBackAll(reservation: Reservation): Promise<void> {
-    await this.giveBack({ pair: true, ip: true }, reservation);
+  private ipCounter(window: { pk: string; windowEnd: number }): HeldCounter {
+    return {
+      by: 'ip',
+      table: this.table,
+      key: { pk: window.pk },
+      take: () => this.reserveWindow(window.pk, window.windowEnd),
+      lockOf: (item, at) =>
+        Number(item?.failures ?? 0) >= this.limits.ipMaxFailures ? { by: 'ip', retryAfterSeconds: window.windowEnd - epochSeconds(at) } : undefined,
+    };
   }
 
-  /** Give back what a refused request reserved; best effort (a fault here must not hide the answer). */
-  private async giveBack(taken: { pair: boolean; ip: boolean }, reservation: Reservation): Promise<void> {
-    await Promise.allSettled([taken.pair ? this.undoOne(reservation.pairKey) : undefined, taken.ip && reservation.ipKey ? this.undoOne(reservation.ipKey) : undefined]);
+  private slidingLock(by: Lock['by'], counter: SlidingCounter | undefined, at: Date): Lock | undefined {
+    const left = (counter?.until ?? 0) - epochSeconds(at);
+    return counter && counter.failures >= this.limits.maxFailures && left > 0 ? { by, retryAfterSeconds: left } : undefined;
   }
 
   /**
-   * One failure fewer, only on a counter that still has one: a counter deleted meanwhile (a success
+   * Take a slot of `counter`; when its last slots are held, read it again and again (strongly
+   * consistent) until a slot frees up (an attempt in flight was right and gave its slot back),
+   * or every attempt it holds has settled as a failure (refused with the lock), or
+   * WAIT_FOR_IN_FLIGHT_MS has passed (refused for a second). Undefined: taken.
+   */
+  private async reserveWaiting(counter: HeldCounter, firstRead: Record<string, unknown> | undefined, at: Date): Promise<Lock | undefined> {
+    const started = Date.now();
+    const now = () => new Date(at.getTime() + (Date.now() - started));
+    let read = firstRead;
+    for (let poll = FIRST_POLL_MS, round = 0; ; poll = Math.min(poll * 2, 200), round++) {
+      if (await counter.take(read, now())) return undefined;
+      const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: counter.table, Key: counter.key, ConsistentRead: true })));
+      read = Item;
+      const lock = counter.lockOf(Item, now());
+      if (lock && !inFlight(Item)) return lock;
+      const left = WAIT_FOR_IN_FLIGHT_MS - (Date.now() - started);
+      if (left <= 0) return { by: counter.by, retryAfterSeconds: CONTENDED_RETRY_AFTER_SECONDS };
+      // A slot that looked free is tried again at once, the first time; held ones are polled.
+      if (lock || round > 0) await pause(Math.min(poll, left));
+    }
+  }
+
+  /** A stranger's success gives its IP slot back (its pair counter is deleted with the new session). */
+  async giveBackIp(reservation: Pick<Reservation, 'ipKey'>): Promise<void> {
+    await this.giveBack(reservation.ipKey);
+  }
+
+  /** Give back every slot of a stranger's reservation: refused, or right but going no further (a lost race). */
+  async giveBackStranger(reservation: Pick<Reservation, 'pairKey' | 'ipKey'>): Promise<void> {
+    await Promise.allSettled([this.giveBack(reservation.pairKey), this.giveBack(reservation.ipKey)]);
+  }
+
+  /** A device token's slot given back: its attempt was refused elsewhere, or was a right password that still owes a second factor. */
+  async giveBackDevice(hash: string): Promise<void> {
+    await this.giveBack(deviceKey(hash));
+  }
+
+  /** A failure recorded: the stranger's attempts (pair and IP) stay counted, and are no longer in flight. */
+  async settleStranger(reservation: Pick<Reservation, 'pairKey' | 'ipKey'>): Promise<void> {
+    await Promise.allSettled([this.settle(reservation.pairKey), this.settle(reservation.ipKey)]);
+  }
+
+  /** A device token's failure recorded: it stays counted, no longer in flight. */
+  async settleDevice(hash: string): Promise<void> {
+    await this.settle(deviceKey(hash));
+  }
+
+  /**
+   * One attempt fewer, only on a counter that still has one: a counter deleted meanwhile (a success
    * cleared the pair) or already at zero is left alone, so a give-back can never create a counter or
    * push one below zero (which would hand out extra attempts, or leave an item without expiry).
+   * Best effort: a fault here must not hide the answer.
    */
-  private async undoOne(key: Record<string, unknown>): Promise<void> {
+  private async giveBack(key: Record<string, unknown>): Promise<void> {
     await updateIf(this.db, {
       TableName: this.table,
       Key: key,
-      UpdateExpression: 'ADD failures :minus',
+      UpdateExpression: 'ADD failures :minus, pending :minus',
       ConditionExpression: 'failures > :zero',
       ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
-    });
+    }).catch(() => false);
+  }
+
+  /** An attempt in flight has settled as a failure: still counted, no longer pending. Best effort. */
+  private async settle(key: Record<string, unknown>): Promise<void> {
+    await updateIf(this.db, {
+      TableName: this.table,
+      Key: key,
+      UpdateExpression: 'ADD pending :minus',
+      ConditionExpression: 'pending > :zero',
+      ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
+    }).catch(() => false);
   }
 
   /**
-   * The pair counter's key: a sign-in finished with a second factor clears it, as a success
-   * without one does.
+   * The pair counter's key: a sign-in finished with a second factor after an enrolment clears it,
+   * as a success without one does.
    */
   pairKeyOf(email: string, ip: string): Record<string, unknown> {
     return pairKey(email, ip);
   }
 
-  /**
-   * One attempt of a code (a second factor at sign-in, or the code that turns TOTP off) on the
-   * account's own limits, reserved before the code is looked at, as a password's is: the account+IP
-   * pair (a live counter is added to while under the limit; a stale one starts again at 1; a locked
-   * one refuses) and the account's hour, in parallel. Whatever login or device token came before, a
-   * code is held to these. A refusal gives the other slot back and is the lock; a success's slot is
-   * cleared with its session (the pair) or given back (`giveBackPair`); a wrong code stays counted.
-   */
-  async reserveCodeAttempt(email: string, ip: string, userId: string, at: Date): Promise<{ lock: Lock | undefined; pairKey: Record<string, unknown> }> {
-    const key = pairKey(email, ip);
-    const pair = { table: this.table, key, failures: 'failures', until: 'expires_at', mustExist: false };
-    const [pairReserved, account] = await Promise.allSettled([
-      this.reserveSliding(pair, undefined, at).then((added) => added || this.reserveSliding(pair, { failures: 0, until: 0 }, at)),
-      this.reserveAccountAttempt(email, userId, at),
-    ]);
-    const gotPair = pairReserved.status === 'fulfilled' && pairReserved.value;
-    if (account.status === 'rejected' || (account.status === 'fulfilled' && account.value.lock) || !gotPair) {
-      if (gotPair) await this.undoOne(key).catch(() => undefined);
-      for (const settled of [pairReserved, account]) if (settled.status === 'rejected') throw settled.reason;
-      const lock = (account as PromiseFulfilledResult<{ lock?: Lock }>).value.lock;
-      return { lock: lock ?? (await this.pairLock(key, at)), pairKey: key };
-    }
-    return { lock: undefined, pairKey: key };
+  /** The write that deletes a device token's item, for a sign-in's BatchWriteItem: the token is replaced by a new one. */
+  deviceClearing(hash: string): BatchWrite {
+    return { table: this.table, deleteKey: deviceKey(hash) };
   }
 
   /** The write that deletes a pair counter, for a sign-in's BatchWriteItem: a success ends its consecutive failures. */
@@ -282,17 +377,57 @@ export class LoginAttempts {
     return { table: this.table, deleteKey: key };
   }
 
-  /** A code's pair slot given back (it was right, and no session clears the pair). Best effort. */
-  async giveBackPair(key: Record<string, unknown>): Promise<void> {
-    await this.undoOne(key).catch(() => undefined);
+  /** A device token's item as it stands (a second factor reserves its counter when the password's sign-in presented it). */
+  async readDevice(hash: string): Promise<DeviceItem | undefined> {
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: deviceKey(hash), ConsistentRead: true })));
+    return Item as DeviceItem | undefined;
   }
 
-  /** Why a pair refused a reservation: its lock, for as long as it lasts (1 s when racing requests took the last slots). */
-  private async pairLock(key: Record<string, unknown>, at: Date): Promise<Lock> {
-    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true })));
-    const until = Number(Item?.expires_at ?? 0) - epochSeconds(at);
-    const locked = Number(Item?.failures ?? 0) >= this.limits.maxFailures && until > 0;
-    return { by: 'pair', retryAfterSeconds: locked ? until : CONTENDED_RETRY_AFTER_SECONDS };
+  /**
+   * The device token handed out with a session that has just ended, ended with it: only while that
+   * session is still the one it was last handed out with (a later sign-in with it moved it on).
+   */
+  async endDevice(hash: string, sessionId: string): Promise<boolean> {
+    try {
+      await storeCall(
+        this.db.send(new DeleteCommand({ TableName: this.table, Key: deviceKey(hash), ConditionExpression: 'session_id = :sid', ExpressionAttributeValues: { ':sid': sessionId } })),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+  }
+
+  /** One of a device token's attempts, for a second factor (waiting as a sign-in does). */
+  async reserveDeviceByHash(hash: string, item: DeviceItem, at: Date): Promise<Lock | undefined> {
+    return this.reserveWaiting(this.deviceCounter(hash), item as unknown as Record<string, unknown>, at);
+  }
+
+  /**
+   * A signed-in user's current password (a password change, a TOTP set-up), reserved on the
+   * session's own count of wrong ones before bcrypt runs: LOGIN_MAX_FAILURES in a row lock that
+   * session's checks for LOGIN_LOCKOUT_SECONDS. Nobody without the session can move it.
+   */
+  async reserveSessionPassword(sessionId: string, userId: string, read: SlidingCounter | undefined, at: Date): Promise<Lock | undefined> {
+    const settled = this.slidingLock('session', read, at);
+    if (settled) return settled;
+    const taken = await this.reserveSliding(
+      { table: this.sessionsTable, key: sessionKey(sessionId), failures: 'password_failures', until: 'password_failures_until', mustExist: true, owner: userId },
+      read,
+      at,
+    );
+    return taken ? undefined : { by: 'session', retryAfterSeconds: this.limits.lockoutSeconds };
+  }
+
+  /** A right current password: the session's count of wrong ones starts again. Best effort. */
+  async clearSessionPassword(sessionId: string): Promise<void> {
+    await updateIf(this.db, {
+      TableName: this.sessionsTable,
+      Key: sessionKey(sessionId),
+      UpdateExpression: 'REMOVE password_failures, password_failures_until',
+      ConditionExpression: 'attribute_exists(pk)',
+    }).catch(() => false);
   }
 
   /**
@@ -305,53 +440,40 @@ export class LoginAttempts {
   }
 
   /**
-   * One attempt of the account's hour. For a user, an attribute of the user item (`ADD`, which
-   * also returns the user, strongly consistent, and clears the attributes of earlier hours); for an
-   * email with no user, a counter item of its own. Successes count too: nobody signs in a hundred
-   * times an hour without a device token.
+   * One attempt of the account's hour, only while under the cap (a refusal moves nothing). For a
+   * user, an attribute of the user item (`ADD`, which also returns the user, strongly consistent,
+   * and clears the attributes of earlier hours); for an email with no user, a counter item of its
+   * own, at the same cost. Successes count too: nobody signs in a hundred times an hour without a
+   * device token.
    */
   private async reserveAccountAttempt(email: string, userId: string | undefined, at: Date): Promise<{ lock?: Lock; user?: User; staleCounters: string[] }> {
     const now = epochSeconds(at);
     const window = accountWindow(email, now);
-    const lock = (attempts: number): Lock | undefined =>
-      attempts > this.limits.accountMaxFailuresPerHour ? { by: 'account', retryAfterSeconds: window.windowEnd - now } : undefined;
+    const lock: Lock = { by: 'account', retryAfterSeconds: window.windowEnd - now };
+    const cap = this.limits.accountMaxFailuresPerHour;
     if (userId !== undefined) {
       const names: Record<string, string> = { '#now': accountAttribute(window.hour) };
       for (let back = 1; back <= STALE_HOURS_CLEARED; back++) names[`#h${back}`] = accountAttribute(window.hour - back * HOUR);
-      try {
-        const { Attributes } = await storeCall(
-          this.db.send(
-            new UpdateCommand({
-              TableName: this.usersTable,
-              Key: userKey(userId),
-              UpdateExpression: `ADD #now :one REMOVE ${Object.keys(names).filter((name) => name !== '#now').join(', ')}`,
-              ConditionExpression: 'attribute_exists(pk)',
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: { ':one': 1 },
-              ReturnValues: 'ALL_NEW',
-            }),
-          ),
-        );
-        return { lock: lock(Number(Attributes![accountAttribute(window.hour)])), user: userFromItem(Attributes!), staleCounters: staleCounters(Attributes!, now) };
-      } catch (error) {
-        // A claim whose user is gone (a creation that failed half-way): there is no account to
-        // protect; the pair and IP counters still hold, and the request costs what an unknown email's does.
-        if (!isConditionalCheckFailed(error)) throw error;
-        return { staleCounters: [] };
-      }
+      const item = await updateAndReadIf(this.db, {
+        TableName: this.usersTable,
+        Key: userKey(userId),
+        UpdateExpression: `ADD #now :one REMOVE ${Object.keys(names).filter((name) => name !== '#now').join(', ')}`,
+        // A claim whose user is gone (a creation that failed half-way) is refused as a spent hour:
+        // there is no account to sign in to, and nothing is written.
+        ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#now) OR #now < :cap)',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: { ':one': 1, ':cap': cap },
+      });
+      return item ? { user: userFromItem(item), staleCounters: staleCounters(item, now) } : { lock, staleCounters: [] };
     }
-    const { Attributes } = await storeCall(
-      this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: window.pk },
-          UpdateExpression: 'ADD attempts :one SET expires_at = if_not_exists(expires_at, :end)',
-          ExpressionAttributeValues: { ':one': 1, ':end': window.windowEnd },
-          ReturnValues: 'UPDATED_NEW',
-        }),
-      ),
-    );
-    return { lock: lock(Number(Attributes?.attempts ?? 0)), staleCounters: [] };
+    const taken = await updateIf(this.db, {
+      TableName: this.table,
+      Key: { pk: window.pk },
+      UpdateExpression: 'ADD attempts :one SET expires_at = if_not_exists(expires_at, :end)',
+      ConditionExpression: 'attribute_not_exists(attempts) OR attempts < :cap',
+      ExpressionAttributeValues: { ':one': 1, ':end': window.windowEnd, ':cap': cap },
+    });
+    return taken ? { staleCounters: [] } : { lock, staleCounters: [] };
   }
 
   /** One failure in a fixed window, only while the window is under the IP limit. False: refused. */
@@ -359,45 +481,58 @@ export class LoginAttempts {
     return updateIf(this.db, {
       TableName: this.table,
       Key: { pk },
-      UpdateExpression: 'ADD failures :one SET expires_at = if_not_exists(expires_at, :end)',
+      UpdateExpression: 'ADD failures :one, pending :one SET expires_at = if_not_exists(expires_at, :end)',
       ConditionExpression: 'attribute_not_exists(failures) OR failures < :max',
       ExpressionAttributeValues: { ':one': 1, ':end': windowEnd, ':max': this.limits.ipMaxFailures },
     });
   }
 
   /**
-   * One attempt of a counter whose lock slides (pair, device token), chosen by what was read:
-   * a missing or live counter is added to while under the limit; a stale one starts again at 1,
-   * only if it is still stale. One write either way, so of any number of racing requests at most
-   * `maxFailures` get through; a request that lost a race at the moment a stale counter restarts
-   * is refused for a second rather than written twice. False: refused.
+   * One attempt of a counter whose lock slides (pair, device token, a session's password checks),
+   * chosen by what was read: a missing or live counter is added to while under the limit; a stale
+   * one starts again at 1, only if it is still stale. One write either way, so of any number of
+   * racing requests at most `maxFailures` get through. The attempt is also marked in flight
+   * (`pending`) until its outcome settles it (not on a session: one user's own requests). False: refused.
    */
   private async reserveSliding(
-    target: { table: string; key: Record<string, unknown>; failures: string; until: string; mustExist: boolean },
+    target: { table: string; key: Record<string, unknown>; failures: string; until: string; mustExist: boolean; owner?: string },
     read: SlidingCounter | undefined,
     at: Date,
   ): Promise<boolean> {
     const now = epochSeconds(at);
     const stale = read !== undefined && read.until <= now;
-    const exists = target.mustExist ? 'attribute_exists(pk) AND ' : '';
+    const exists = target.owner !== undefined ? 'user_id = :owner AND ' : target.mustExist ? 'attribute_exists(pk) AND ' : '';
+    const pending = target.table === this.table;
     return updateIf(this.db, {
       TableName: target.table,
       Key: target.key,
-      UpdateExpression: stale ? 'SET #f = :one, #u = :until' : 'ADD #f :one SET #u = :until',
+      UpdateExpression: stale ? `SET #f = :one, #u = :until${pending ? ', pending = :one' : ''}` : `ADD #f :one${pending ? ', pending :one' : ''} SET #u = :until`,
       ConditionExpression: stale
         ? `${exists}(attribute_not_exists(#u) OR #u <= :now)`
         : `${exists}(attribute_not_exists(#f) OR (#u > :now AND #f < :max))`,
       ExpressionAttributeNames: { '#f': target.failures, '#u': target.until },
-      ExpressionAttributeValues: { ':one': 1, ':until': now + this.limits.lockoutSeconds, ':now': now, ...(stale ? {} : { ':max': this.limits.maxFailures }) },
+      ExpressionAttributeValues: {
+        ':one': 1,
+        ':until': now + this.limits.lockoutSeconds,
+        ':now': now,
+        ...(stale ? {} : { ':max': this.limits.maxFailures }),
+        ...(target.owner !== undefined ? { ':owner': target.owner } : {}),
+      },
     });
   }
+}
 
+/** A sliding counter's state from an item read (undefined: none). */
+function slidingOf(item: Record<string, unknown> | undefined, failures: string, until: string): SlidingCounter | undefined {
+  if (!item || item[until] === undefined) return undefined;
+  return { failures: Number(item[failures] ?? 0), until: Number(item[until]) };
 }
 
 /**
  * `npm run users -- unlock`: clear every counter of one account. Its pair counters (every IP) and
- * its hourly attempts (on the user item, and any counted while the email had no user), and the
- * failure counters of its device tokens. The IP counters are left alone: they are the addresses',
+ * its hourly attempts (on the user item, and any counted while the email had no user), its wrong
+ * second-factor counts (a TOTP lock and its doubling, the recovery codes' lock), and the failure
+ * counters of its device tokens. The IP counters are left alone: they are the addresses',
  * not the account's. An operator command: it scans the attempts table.
  */
 export async function unlockAccount(
@@ -417,12 +552,14 @@ export async function unlockAccount(
   for (const item of found) ((item.pk as string).startsWith('DEVICE#') ? devices : counters).push({ pk: item.pk });
   await batchWriteAll(db, counters.map((key) => ({ table: tables.attemptsTable, deleteKey: key })));
   for (const key of devices) {
-    await updateIf(db, { TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until', ConditionExpression: 'attribute_exists(pk)' });
+    await updateIf(db, { TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until, pending', ConditionExpression: 'attribute_exists(pk)' });
   }
   const { Item } = await storeCall(db.send(new GetCommand({ TableName: tables.usersTable, Key: userKey(userId), ConsistentRead: true })));
   const hours = Object.keys(Item ?? {}).filter((name) => name.startsWith(ACCOUNT_ATTRIBUTE_PREFIX));
-  await removeUserAttributes(db, tables.usersTable, userId, hours);
-  return { counters: counters.length + hours.length, devices: devices.length };
+  // The second factor's counts too: a TOTP lock, its doubling, the recovery codes' lock.
+  const codes = CODE_FAILURE_ATTRIBUTES.filter((name) => Item?.[name] !== undefined);
+  await removeUserAttributes(db, tables.usersTable, userId, [...hours, ...codes]);
+  return { counters: counters.length + hours.length + codes.length, devices: devices.length };
 }
 
 /** Remove attributes (hourly counters) from a user item that still exists; nothing to do for none. */

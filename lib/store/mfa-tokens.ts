@@ -31,6 +31,8 @@ export function parseMfaToken(value: string): MfaToken | undefined {
 
 export interface MfaTokenState {
   userId: string;
+  /** SHA-256 of the live device token the sign-in presented: a second factor is held to its counter too. */
+  deviceHash: string | undefined;
   purpose: MfaTokenPurpose;
   userEpoch: number;
   attempts: number;
@@ -48,6 +50,7 @@ interface MfaTokenItem {
   /** Epoch seconds; also the TTL attribute. */
   expires_at: number;
   spent_at?: string;
+  device_hash?: string;
 }
 
 /** Whether a token as read may still take an attempt: what `reserveAttempt`'s condition holds it to. */
@@ -62,7 +65,11 @@ export class MfaTokensRepository {
   ) {}
 
   /** Store a new token, in one BatchWriteItem with `alongside` (a sign-in's bookkeeping). */
-  async create(token: MfaToken, { purpose, userEpoch, at }: { purpose: MfaTokenPurpose; userEpoch: number; at: Date }, alongside: BatchWrite[] = []): Promise<void> {
+  async create(
+    token: MfaToken,
+    { purpose, userEpoch, at, deviceHash }: { purpose: MfaTokenPurpose; userEpoch: number; at: Date; deviceHash?: string },
+    alongside: BatchWrite[] = [],
+  ): Promise<void> {
     const item: MfaTokenItem = {
       ...mfaTokenKey(token.hash),
       user_id: token.userId,
@@ -71,6 +78,7 @@ export class MfaTokensRepository {
       attempts: 0,
       created_at: at.toISOString(),
       expires_at: epochSeconds(at) + MFA_TOKEN_TTL_SECONDS,
+      ...(deviceHash ? { device_hash: deviceHash } : {}),
     };
     // 256 random bits: a new key, without a condition (a BatchWriteItem takes none).
     await batchWriteAll(this.db, [{ table: this.table, put: { ...item } }, ...alongside]);
@@ -96,6 +104,17 @@ export class MfaTokensRepository {
     return item && stateFrom(item);
   }
 
+  /** An attempt given back: its code was refused by another limit before being looked at. Best effort. */
+  async giveBackAttempt(token: MfaToken): Promise<void> {
+    await updateIf(this.db, {
+      TableName: this.table,
+      Key: mfaTokenKey(token.hash),
+      UpdateExpression: 'ADD attempts :minus',
+      ConditionExpression: 'attempts > :zero AND attribute_not_exists(spent_at)',
+      ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
+    }).catch(() => false);
+  }
+
   /** Spend the token on its success; false when another request spent it first. */
   async spend(token: MfaToken, at: Date): Promise<boolean> {
     return updateIf(this.db, {
@@ -110,5 +129,5 @@ export class MfaTokensRepository {
 
 function stateFrom(item: Record<string, unknown>): MfaTokenState {
   const row = item as unknown as MfaTokenItem;
-  return { userId: row.user_id, purpose: row.purpose, userEpoch: row.user_epoch, attempts: row.attempts, expiresAt: row.expires_at, spent: row.spent_at !== undefined };
+  return { userId: row.user_id, deviceHash: row.device_hash, purpose: row.purpose, userEpoch: row.user_epoch, attempts: row.attempts, expiresAt: row.expires_at, spent: row.spent_at !== undefined };
 }

@@ -1,6 +1,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { scanAll, updateAndReadIf, updateIf } from '../platform/dynamo.js';
-import { userFromItem, userKey, type User } from './users.js';
+import { epochSeconds } from './sessions.js';
+import { userFromItem, userKey, type CodeFailures, type User } from './users.js';
 
 /**
  * A user's second factor, as attributes of the user item (read with the user: `User.totp`): the
@@ -12,6 +13,32 @@ import { userFromItem, userKey, type User } from './users.js';
 const TOTP_ATTRIBUTES = 'totp_status, totp_secret, totp_last_step, recovery_kid, recovery_macs, totp_activated_at';
 /** A code's step later than any accepted before. */
 const LATER_STEP = '(attribute_not_exists(totp_last_step) OR totp_last_step < :step)';
+/** The account's consecutive wrong second factors (`User.codeFailures`); `code_locks` is kept for the doubling. */
+export const CODE_FAILURE_ATTRIBUTES = ['code_failures', 'code_locked_until', 'code_locks', 'recovery_failures'];
+/** What a successful second factor clears: the counts and a lock in force (not how many locks there were). */
+const RESET_FAILURES = 'code_failures, code_locked_until, recovery_failures';
+/** The longest a lock of TOTP codes lasts, however many came before it. */
+const MAX_CODE_LOCK_SECONDS = 86_400;
+
+/** The second-factor limits (MFA_MAX_FAILURES, MFA_LOCKOUT_SECONDS). */
+export interface CodeLimits {
+  maxFailures: number;
+  lockoutSeconds: number;
+}
+
+/** How long the lock after `locks` earlier ones lasts: MFA_LOCKOUT_SECONDS, doubling each time, at most a day. */
+export function codeLockSeconds(limits: CodeLimits, locks: number): number {
+  return Math.min(limits.lockoutSeconds * 2 ** Math.min(locks, 20), MAX_CODE_LOCK_SECONDS);
+}
+
+/** A TOTP lock in force on the counts as read: seconds left, or undefined. */
+export function codeLockLeft(failures: CodeFailures, limits: CodeLimits, at: Date): number | undefined {
+  const left = failures.lockedUntil - epochSeconds(at);
+  return failures.codes >= limits.maxFailures && left > 0 ? left : undefined;
+}
+
+/** A code's reservation: taken (with the count it made), or refused (a lock, with how long it lasts). */
+export type CodeReservation = { taken: true; count: number } | { taken: false; retryAfterSeconds: number };
 
 export interface RecoveryCodes {
   /** The MFA key the MACs are under. */
@@ -71,37 +98,112 @@ export class MfaRepository {
     return item && userFromItem(item);
   }
 
-  /** Spend a code's step: true only for a step later than any accepted before (a replay, or a racing twin, gets false). */
+  /**
+   * Spend a code's step: true only for a step later than any accepted before (a replay, or a racing
+   * twin, gets false). A success: the account's wrong-code counts and any lock in force end with it.
+   */
   async claimStep(userId: string, step: number): Promise<boolean> {
     return updateIf(this.db, {
       TableName: this.table,
       Key: userKey(userId),
-      UpdateExpression: 'SET totp_last_step = :step',
+      UpdateExpression: `SET totp_last_step = :step REMOVE ${RESET_FAILURES}`,
       ConditionExpression: `totp_status = :active AND ${LATER_STEP}`,
       ExpressionAttributeValues: { ':active': 'active', ':step': step },
     });
   }
 
-  /** Spend one recovery code (by its MAC): how many are left, or undefined when it was not there (used, or never one). */
+  /**
+   * Spend one recovery code (by its MAC): how many are left, or undefined when it was not there
+   * (used, or never one). A success, so the wrong-code counts and a TOTP lock in force end with it.
+   */
   async useRecoveryCode(userId: string, mac: string): Promise<number | undefined> {
     const item = await updateAndReadIf(this.db, {
       TableName: this.table,
       Key: userKey(userId),
-      UpdateExpression: 'DELETE recovery_macs :mac',
+      UpdateExpression: `DELETE recovery_macs :mac REMOVE ${RESET_FAILURES}`,
       ConditionExpression: 'totp_status = :active AND contains(recovery_macs, :one)',
       ExpressionAttributeValues: { ':mac': new Set([mac]), ':one': mac, ':active': 'active' },
     });
     return item && ((item.recovery_macs as Set<string> | undefined)?.size ?? 0);
   }
 
-  /** New recovery codes for active TOTP; the old ones die. False when TOTP is not active. */
-  async replaceRecoveryCodes(userId: string, recovery: RecoveryCodes): Promise<boolean> {
+  /**
+   * New recovery codes for active TOTP, proven by a code of `step` spent by this very write (a
+   * replay fails); the old codes die, and the wrong-code counts end. False when TOTP is not active
+   * or the step is not later than the last.
+   */
+  async replaceRecoveryCodes(userId: string, recovery: RecoveryCodes, step: number): Promise<boolean> {
     return updateIf(this.db, {
       TableName: this.table,
       Key: userKey(userId),
-      UpdateExpression: 'SET recovery_kid = :kid, recovery_macs = :macs',
-      ConditionExpression: 'totp_status = :active',
-      ExpressionAttributeValues: { ':kid': recovery.kid, ':macs': new Set(recovery.macs), ':active': 'active' },
+      UpdateExpression: `SET recovery_kid = :kid, recovery_macs = :macs, totp_last_step = :step REMOVE ${RESET_FAILURES}`,
+      ConditionExpression: `totp_status = :active AND ${LATER_STEP}`,
+      ExpressionAttributeValues: { ':kid': recovery.kid, ':macs': new Set(recovery.macs), ':active': 'active', ':step': step },
+    });
+  }
+
+  /**
+   * One TOTP code's attempt, reserved before the code is checked: the account's consecutive wrong
+   * codes, as read (`read`), go up by one while under MFA_MAX_FAILURES; after a lock has run out
+   * they start again at 1. Each reservation also sets when a lock it would complete ends (so the one
+   * that reaches the limit has set it). Of any number of racing codes, at most the limit are taken.
+   * A lock in force, or a race lost to the code that completed one, is refused without a write.
+   */
+  async reserveCode(userId: string, read: CodeFailures, limits: CodeLimits, at: Date): Promise<CodeReservation> {
+    const now = epochSeconds(at);
+    const left = codeLockLeft(read, limits, at);
+    if (left !== undefined) return { taken: false, retryAfterSeconds: left };
+    const lockEnds = now + codeLockSeconds(limits, read.locks);
+    const ranOut = read.codes >= limits.maxFailures;
+    const item = await updateAndReadIf(this.db, {
+      TableName: this.table,
+      Key: userKey(userId),
+      UpdateExpression: ranOut ? 'SET code_failures = :one, code_locked_until = :until' : 'ADD code_failures :one SET code_locked_until = :until',
+      ConditionExpression: ranOut
+        ? 'attribute_exists(pk) AND code_failures >= :max AND code_locked_until <= :now'
+        : 'attribute_exists(pk) AND (attribute_not_exists(code_failures) OR code_failures < :max)',
+      ExpressionAttributeValues: { ':one': 1, ':until': lockEnds, ':max': limits.maxFailures, ...(ranOut ? { ':now': now } : {}) },
+    });
+    if (!item) return { taken: false, retryAfterSeconds: codeLockSeconds(limits, read.locks) };
+    return { taken: true, count: Number(item.code_failures) };
+  }
+
+  /**
+   * One recovery code's attempt, reserved before it is checked: the count it made, while under the
+   * limit; undefined when refused (no such lock runs out: only a success or an unlock resets it).
+   */
+  async reserveRecoveryCode(userId: string, limits: CodeLimits): Promise<number | undefined> {
+    const item = await updateAndReadIf(this.db, {
+      TableName: this.table,
+      Key: userKey(userId),
+      UpdateExpression: 'ADD recovery_failures :one',
+      ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(recovery_failures) OR recovery_failures < :max)',
+      ExpressionAttributeValues: { ':one': 1, ':max': limits.maxFailures },
+    });
+    return item && Number(item.recovery_failures);
+  }
+
+  /** A code's reservation given back (its request was refused by another limit): one fewer, never below zero. Best effort. */
+  async giveBackCode(userId: string, kind: 'code' | 'recovery_code'): Promise<void> {
+    const attribute = kind === 'code' ? 'code_failures' : 'recovery_failures';
+    await updateIf(this.db, {
+      TableName: this.table,
+      Key: userKey(userId),
+      UpdateExpression: 'ADD #count :minus',
+      ConditionExpression: '#count > :zero',
+      ExpressionAttributeNames: { '#count': attribute },
+      ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
+    }).catch(() => false);
+  }
+
+  /** A lock began (the wrong code that reached the limit): the next one lasts twice as long. */
+  async countLock(userId: string): Promise<void> {
+    await updateIf(this.db, {
+      TableName: this.table,
+      Key: userKey(userId),
+      UpdateExpression: 'ADD code_locks :one',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':one': 1 },
     });
   }
 
@@ -113,7 +215,7 @@ export class MfaRepository {
     return updateIf(this.db, {
       TableName: this.table,
       Key: userKey(userId),
-      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES}`,
+      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES}, ${RESET_FAILURES}`,
       ConditionExpression: `totp_status = :active AND ${LATER_STEP}`,
       ExpressionAttributeValues: { ':active': 'active', ':step': step },
     });

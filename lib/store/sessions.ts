@@ -1,6 +1,6 @@
 import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SESSIONS_BY_USER_INDEX } from '../../infra/tables.js';
-import { batchGetAll, batchWriteAll, storeCall, updateIf, type BatchWrite } from '../platform/dynamo.js';
+import { batchGetAll, batchWriteAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { lastLoginKey, userFromItem, userKey, type User } from './users.js';
 
 /** How a session was signed in (RFC 8176 `amr` values): a password, and a one-time code when there was one. */
@@ -40,6 +40,10 @@ export interface Session {
   revokedAt: string | undefined;
   /** Why it ended: `logout`, or `refresh_token_reused` when a spent refresh token came back. */
   revokedReason: string | undefined;
+  /** SHA-256 of the device token handed out with it: ending the session ends that token. */
+  deviceHash: string | undefined;
+  /** Wrong current passwords given from this session in a row (a password change, a TOTP set-up), live until `until`. */
+  passwordFailures: { failures: number; until: number } | undefined;
 }
 
 export const sessionKey = (id: string) => ({ pk: `SESSION#${id}` });
@@ -67,6 +71,9 @@ interface SessionItem {
   expires_at: number;
   revoked_at?: string;
   revoked_reason?: string;
+  device_hash?: string;
+  password_failures?: number;
+  password_failures_until?: number;
 }
 
 /** A session's last use: recorded since last_used_at exists; before, its last rotation, else its sign-in. */
@@ -91,6 +98,8 @@ function sessionFromItem(item: Record<string, unknown>): Session {
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
     revokedReason: row.revoked_reason,
+    deviceHash: row.device_hash,
+    passwordFailures: row.password_failures_until !== undefined ? { failures: row.password_failures ?? 0, until: row.password_failures_until } : undefined,
   };
 }
 
@@ -171,8 +180,8 @@ export class SessionsRepository {
    * bits, so it needs no existence condition (which BatchWriteItem could not carry).
    */
   async create(
-    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'lastUsedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent' | 'amr'> &
-      Partial<Pick<Session, 'sourceIp' | 'userAgent' | 'amr'>>,
+    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'lastUsedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent' | 'amr' | 'deviceHash' | 'passwordFailures'> &
+      Partial<Pick<Session, 'sourceIp' | 'userAgent' | 'amr' | 'deviceHash'>>,
     alsoWrite: BatchWrite[] = [],
   ): Promise<Session> {
     const item: SessionItem = {
@@ -189,6 +198,7 @@ export class SessionsRepository {
       ...(session.sourceIp ? { ip: session.sourceIp } : {}),
       ...(session.userAgent ? { user_agent: [...session.userAgent].slice(0, MAX_USER_AGENT_LENGTH).join('') } : {}),
       expires_at: session.expiresAt,
+      ...(session.deviceHash ? { device_hash: session.deviceHash } : {}),
     };
     if (alsoWrite.length === 0) {
       await storeCall(this.db.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
@@ -311,12 +321,21 @@ export class SessionsRepository {
 
   /** End a session of this user. Idempotent: the first revocation time and reason are kept. False if there is no such session. */
   async revoke(sessionId: string, userId: string, at: Date, reason = 'logout'): Promise<boolean> {
-    return updateIf(this.db, {
+    return (await this.end(sessionId, userId, at, reason)) !== undefined;
+  }
+
+  /**
+   * `revoke`, answering what a caller must end with the session: the device token handed out with
+   * it (`deviceHash`). Undefined if there is no such session of this user.
+   */
+  async end(sessionId: string, userId: string, at: Date, reason = 'logout'): Promise<{ deviceHash: string | undefined } | undefined> {
+    const item = await updateAndReadIf(this.db, {
       TableName: this.table,
       Key: sessionKey(sessionId),
       UpdateExpression: 'SET revoked_at = if_not_exists(revoked_at, :at), revoked_reason = if_not_exists(revoked_reason, :reason)',
       ConditionExpression: 'attribute_exists(pk) AND user_id = :user',
       ExpressionAttributeValues: { ':at': at.toISOString(), ':user': userId, ':reason': reason },
     });
+    return item && { deviceHash: item.device_hash as string | undefined };
   }
 }

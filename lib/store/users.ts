@@ -24,6 +24,24 @@ export interface User {
    * it is carried over to the new one: lib/store/sessions.ts, isSessionLive).
    */
   keptSession: { id: string; fromEpoch: number } | undefined;
+  /** The account's consecutive wrong second factors (lib/store/mfa.ts, MFA_MAX_FAILURES). */
+  codeFailures: CodeFailures;
+}
+
+/**
+ * Consecutive wrong second factors of an account, across every mfa_token, address and hour: only
+ * someone holding the password or a live session can move them, and only a successful second factor
+ * (or an operator's unlock) resets them.
+ */
+export interface CodeFailures {
+  /** Wrong TOTP codes in a row (attempts reserved and not yet proven right). */
+  codes: number;
+  /** With `codes` at the limit: TOTP codes are refused until then (epoch seconds). */
+  lockedUntil: number;
+  /** How many locks the account has had: each further one lasts twice as long, up to a day. */
+  locks: number;
+  /** Wrong recovery codes in a row: at the limit, only an operator's unlock helps. */
+  recovery: number;
 }
 
 export type TotpStatus = 'pending' | 'active';
@@ -115,6 +133,10 @@ interface UserItem {
   totp_activated_at?: string;
   kept_session_id?: string;
   kept_session_epoch?: number;
+  code_failures?: number;
+  code_locked_until?: number;
+  code_locks?: number;
+  recovery_failures?: number;
 }
 
 /** A user from its item and, when read with it, its last-sign-in item. */
@@ -141,6 +163,7 @@ export function userFromItem(item: Record<string, unknown>, lastLoginItem?: Reco
           }
         : undefined,
     keptSession: row.kept_session_id !== undefined && row.kept_session_epoch !== undefined ? { id: row.kept_session_id, fromEpoch: row.kept_session_epoch } : undefined,
+    codeFailures: { codes: row.code_failures ?? 0, lockedUntil: row.code_locked_until ?? 0, locks: row.code_locks ?? 0, recovery: row.recovery_failures ?? 0 },
   };
 }
 

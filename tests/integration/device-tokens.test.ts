@@ -97,14 +97,27 @@ describe('device tokens: strangers cannot lock the owner out', () => {
     expect(results.filter((result) => codeOf(result) === 'too_many_attempts').length).toBeGreaterThanOrEqual(15);
   });
 
-  it('returns the same token on a successful sign-in with it, renewed for another DEVICE_TOKEN_TTL_SECONDS', async () => {
-    const app = await testApp(undefined, { DEVICE_TOKEN_TTL_SECONDS: '3600' });
+  it('returns the same token while more than half its fixed life is left, then a fresh one; none is honoured past DEVICE_TOKEN_TTL_SECONDS from its first issue', async () => {
+    // Prepare
+    const app = await testApp(undefined, { DEVICE_TOKEN_TTL_SECONDS: '3600', LOGIN_ACCOUNT_MAX_FAILURES: '3' });
     const user = await createUser(app);
-    const { device_token } = (await attempt(app, user.email, user.password, '198.51.100.49')) as SignIn;
-    app.testClock.advance(3000);
-    expect(await attempt(app, user.email, user.password, '198.51.100.49', device_token)).toMatchObject({ device_token });
-    app.testClock.advance(3000);
-    expect(await attempt(app, user.email, user.password, '198.51.100.49', device_token)).toMatchObject({ device_token });
+    const { device_token: first } = (await attempt(app, user.email, user.password, '198.51.100.49')) as SignIn;
+
+    // Act: used at 25 minutes (same token), at 35 minutes (a fresh one), then the first at 61 minutes
+    app.testClock.advance(1500);
+    const early = (await attempt(app, user.email, user.password, '198.51.100.49', first)) as SignIn;
+    app.testClock.advance(600);
+    const late = (await attempt(app, user.email, user.password, '198.51.100.49', first)) as SignIn;
+    app.testClock.advance(1560);
+    for (let i = 0; i < 4; i++) await attempt(app, user.email, 'wrong-password', `10.78.0.${i}`);
+    const expired = await attempt(app, user.email, user.password, '198.51.100.50', first);
+    const fresh = await attempt(app, user.email, user.password, '198.51.100.50', late.device_token);
+
+    // Assess: the first token's life was never extended by its use; the fresh one carries the daily user on
+    expect(early.device_token).toBe(first);
+    expect(late.device_token).not.toBe(first);
+    expect(codeOf(expired)).toBe('too_many_attempts');
+    expect(fresh).toMatchObject({ token_type: 'Bearer', device_token: late.device_token });
   });
 
   it.each([

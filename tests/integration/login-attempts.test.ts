@@ -4,6 +4,7 @@ import type { Caller } from '../../lib/auth/auth-service.js';
 import { ApiError } from '../../lib/platform/errors.js';
 import { loginService } from '../../lib/auth/login-service.js';
 import { createUser, testApp, uniqueEmail } from '../support/store.js';
+import { WAIT_FOR_IN_FLIGHT_MS } from '../../lib/store/login-attempts.js';
 
 type TestApp = Awaited<ReturnType<typeof testApp>>;
 const from = (sourceIp: string): Caller => ({ requestId: 'req', sourceIp, userAgent: 'vitest' });
@@ -115,8 +116,8 @@ describe('brute-force lockout, against dynalite with an injected clock', () => {
 
     // Assess
     const codes = results.map((result) => (result === 'ok' ? 'ok' : result.code));
-    expect(codes.filter((code) => code === 'invalid_credentials')).toHaveLength(100);
-    expect(codes.filter((code) => code === 'too_many_attempts')).toHaveLength(30);
+    const counts = Object.fromEntries([...new Set(codes)].map((code) => [code, codes.filter((each) => each === code).length]));
+    expect(counts).toEqual({ invalid_credentials: 100, too_many_attempts: 30 });
   });
 
   it('counts concurrent failures atomically', async () => {
@@ -253,5 +254,86 @@ describe('brute-force lockout, against dynalite with an injected clock', () => {
     const { Item } = await app.db.send(new GetCommand({ TableName: app.users.table, Key: { pk: `USER#${user.id}` } }));
     expect(Object.keys(Item!).filter((name) => name.startsWith('login_attempts_'))).toEqual([`login_attempts_${hour}`]);
     expect(Item![`login_attempts_${hour}`]).toBe(1);
+  });
+
+  it('lets 20 right passwords at once for one pair all in: a request finding the slots held by attempts in flight waits for them', async () => {
+    // Prepare
+    const app = await testApp();
+    const user = await createUser(app);
+
+    // Act
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => attempt(app, user.email, user.password, '198.51.100.150')));
+
+    // Assess
+    expect(outcomes).toEqual(Array(20).fill('ok'));
+  });
+
+  it('still lets at most LOGIN_MAX_FAILURES of 20 wrong passwords at once through, the rest refused once those have settled', async () => {
+    // Prepare
+    const app = await testApp();
+    const user = await createUser(app);
+
+    // Act
+    const started = Date.now();
+    const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => attempt(app, user.email, `wrong-${i}`, '198.51.100.151')));
+    const took = Date.now() - started;
+
+    // Assess: refused with the lock itself (not "try again in a second"), well before the wait's bound
+    const codes = outcomes.map((outcome) => (outcome === 'ok' ? 'ok' : outcome.code));
+    expect(codes.filter((code) => code === 'invalid_credentials')).toHaveLength(5);
+    expect(codes.filter((code) => code === 'too_many_attempts')).toHaveLength(15);
+    for (const outcome of outcomes) if (outcome !== 'ok' && outcome.code === 'too_many_attempts') expect(Number(outcome.retryAfter)).toBeGreaterThan(800);
+    expect(took).toBeLessThan(WAIT_FOR_IN_FLIGHT_MS);
+  });
+
+  it('lets 20 right passwords of 20 accounts at once from one address in, whatever the IP window has left', async () => {
+    // Prepare
+    const app = await testApp(undefined, { LOGIN_IP_MAX_FAILURES: '3' });
+    const users = await Promise.all(Array.from({ length: 20 }, () => createUser(app)));
+
+    // Act
+    const outcomes = await Promise.all(users.map((user) => attempt(app, user.email, user.password, '198.51.100.152')));
+
+    // Assess
+    expect(outcomes).toEqual(Array(20).fill('ok'));
+  });
+
+  it('moves no counter for a refused attempt: 20 at once against a locked pair, a spent hour, a full IP window', async () => {
+    // Prepare: a locked pair, and an account whose hour is spent, and an IP window full of failures
+    const app = await testApp(undefined, { LOGIN_ACCOUNT_MAX_FAILURES: '6', LOGIN_IP_MAX_FAILURES: '12' });
+    const user = await createUser(app);
+    const spent = await createUser(app);
+    await fail(app, user.email, '198.51.100.153', 5);
+    for (let i = 0; i < 6; i++) await attempt(app, spent.email, 'wrong-password', `198.51.100.${160 + i}`);
+    await fail(app, uniqueEmail('spray'), '198.51.100.154', 5);
+    await fail(app, uniqueEmail('spray'), '198.51.100.154', 5);
+    await fail(app, uniqueEmail('spray'), '198.51.100.154', 2);
+    // Every count, an item not there being a count of 0
+    const counts = (item: Record<string, unknown> | undefined) =>
+      Object.fromEntries(Object.entries(item ?? {}).filter(([name]) => ['failures', 'pending', 'attempts'].includes(name) || name.startsWith('login_attempts_')).filter(([, value]) => value !== 0));
+    const counters = async () => {
+      const read = async (table: string, pk: string) => counts((await app.db.send(new GetCommand({ TableName: table, Key: { pk }, ConsistentRead: true }))).Item);
+      const quarter = Math.floor(app.clock().getTime() / 900_000) * 900;
+      return [
+        await read(app.attempts.table, `PAIR#${user.email}#198.51.100.153`),
+        await read(app.attempts.table, `IP#198.51.100.153#${quarter}`),
+        await read(app.attempts.table, `IP#198.51.100.154#${quarter}`),
+        await read(app.attempts.table, `IP#198.51.100.170#${quarter}`),
+        await read(app.users.table, `USER#${user.id}`),
+        await read(app.users.table, `USER#${spent.id}`),
+      ];
+    };
+    const before = await counters();
+
+    // Act
+    const outcomes = await Promise.all([
+      ...Array.from({ length: 20 }, () => attempt(app, user.email, user.password, '198.51.100.153')),
+      ...Array.from({ length: 20 }, () => attempt(app, spent.email, spent.password, '198.51.100.170')),
+      ...Array.from({ length: 20 }, () => attempt(app, uniqueEmail('spray'), 'wrong-password', '198.51.100.154')),
+    ]);
+
+    // Assess
+    expect(outcomes.every((outcome) => outcome !== 'ok' && outcome.code === 'too_many_attempts')).toBe(true);
+    expect(await counters()).toEqual(before);
   });
 });

@@ -91,12 +91,12 @@ describe('MfaRepository against dynalite (the TOTP attributes of the user item)'
     expect(await mfa.useRecoveryCode(user.id, 'mac-1')).toBeUndefined();
 
     // Act: new codes, the old ones dead; then an operator's reset removes everything and ends every session
-    expect(await mfa.replaceRecoveryCodes(user.id, { kid: 'm2', macs: ['new-0', 'new-1'] })).toBe(true);
+    expect(await mfa.replaceRecoveryCodes(user.id, { kid: 'm2', macs: ['new-0', 'new-1'] }, 1_000_000)).toBe(true);
     expect(await mfa.useRecoveryCode(user.id, 'mac-5')).toBeUndefined();
     expect(await mfa.useRecoveryCode(user.id, 'new-1')).toBe(1);
     const reset = await mfa.reset(user.id, app.clock());
     expect(reset).toMatchObject({ totp: undefined, sessionEpoch: 2 });
-    expect(await mfa.replaceRecoveryCodes(user.id, RECOVERY)).toBe(false);
+    expect(await mfa.replaceRecoveryCodes(user.id, RECOVERY, 2_000_000)).toBe(false);
     expect(await mfa.reset('usr_none', app.clock())).toBeUndefined();
   });
 });

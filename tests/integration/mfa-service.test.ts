@@ -9,6 +9,7 @@ import { mfaService } from '../../lib/mfa/mfa-service.js';
 import { totpCode } from '../../lib/mfa/totp.js';
 import type { ApiError } from '../../lib/platform/errors.js';
 import { userKey } from '../../lib/store/users.js';
+import { unlockAccount } from '../../lib/store/login-attempts.js';
 import { createUser, testApp } from '../support/store.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.70', userAgent: 'vitest' };
@@ -30,7 +31,7 @@ async function enrolled(env: Record<string, string> = {}) {
   const user = await createUser(app);
   const mfa = mfaService(app);
   const session = await loginService(app).login(user.email, user.password, caller);
-  const { secret } = await mfa.setup({ accessToken: session.token }, caller);
+  const { secret } = await mfa.setup({ accessToken: session.token, currentPassword: user.password }, caller);
   const { recovery_codes: recoveryCodes } = await mfa.activate({ accessToken: session.token }, codeAt(secret, app.clock(), 0), caller);
   const challenge = async () => ((await failure(loginService(app).login(user.email, user.password, caller))).fields.mfa_token as string);
   return { app, user, mfa, secret, recoveryCodes, session, challenge };
@@ -156,46 +157,132 @@ describe('two-factor sign-in rules, with an injected clock, against dynalite', (
     expect((await failure(mfa.turnOff(activated.token!, codeAt(secret, app.clock(), 1), caller))).code).toBe('mfa_required_by_policy');
   });
 
-  it('holds every code to the account\'s limits, whatever device token the sign-in presented: the pair, the device, the hour', async () => {
-    // Prepare: a user with TOTP whose attacker has the password and a device token; an account cap of 12 an hour
+  it('holds codes only to counters strangers cannot fill: a spent hour and a locked pair refuse no code', async () => {
+    // Prepare: a user with TOTP and a device token; strangers spend the account's hour and lock the owner's pair
     const { app, user, mfa, secret, challenge } = await enrolled({ LOGIN_ACCOUNT_MAX_FAILURES: '12' });
     const device = (await mfa.verify(await challenge(), { code: codeAt(secret, app.clock(), 1) }, caller)).device_token;
+    for (let i = 0; i < 12; i++) await failure(loginService(app).login(user.email, `guess-${i}`, { ...caller, sourceIp: `203.0.113.${i % 3}` }));
+    for (let i = 0; i < 5; i++) await failure(loginService(app).login(user.email, `guess-${i}`, caller));
+    const strangerRefused = await failure(loginService(app).login(user.email, user.password, { ...caller, sourceIp: '203.0.113.99' }));
+
+    // Act: the owner, with the password and the device token, from the locked address (a minute on: a code of a new step)
+    app.testClock.advance(60);
+    const challenges = [];
+    for (let i = 0; i < 6; i++) challenges.push(await failure(loginService(app).login(user.email, user.password, caller, device)));
+    const signIn = await mfa.verify(challenges[5]!.fields.mfa_token as string, { code: codeAt(secret, app.clock(), 0) }, caller);
+
+    // Assess: the strangers' counters refuse the strangers' path only; six right passwords do not lock the device token
+    expect(strangerRefused.code).toBe('too_many_attempts');
+    expect(challenges.map((refusal) => refusal.code)).toEqual(Array(6).fill('mfa_required'));
+    expect(signIn.user.id).toBe(user.id);
+  });
+
+  it('locks TOTP codes after MFA_MAX_FAILURES wrong in a row across tokens and addresses, for MFA_LOCKOUT_SECONDS doubling; recovery codes still work and end the lock', async () => {
+    // Prepare
+    const { app, user, mfa, secret, recoveryCodes, challenge } = await enrolled({ MFA_MAX_FAILURES: '4', MFA_LOCKOUT_SECONDS: '600' });
+    const wrong = () => ({ code: codeAt(secret, app.clock(), 10) });
     const from = (ip: string): Caller => ({ ...caller, sourceIp: ip });
-    const signIn = async (ip: string, withDevice?: string) => (await failure(loginService(app).login(user.email, user.password, from(ip), withDevice))).fields.mfa_token as string;
+    app.testClock.advance(60);
+
+    // Act: four wrong codes on two tokens from two addresses, a right password in between
+    const first = await challenge();
+    const wrongs = [await failure(mfa.verify(first, wrong(), from('203.0.113.30'))), await failure(mfa.verify(first, wrong(), from('203.0.113.30')))];
+    const second = await challenge();
+    wrongs.push(await failure(mfa.verify(second, wrong(), from('203.0.113.31'))), await failure(mfa.verify(second, wrong(), from('203.0.113.31'))));
+    const third = await challenge();
+    const right = await failure(mfa.verify(third, { code: codeAt(secret, app.clock(), 0) }, from('203.0.113.32')));
+    const stored = await app.users.get(user.id);
+
+    // Assess: the fifth code, right though it is, is refused for the lock's length; the lock is counted
+    expect(wrongs.map((error) => error.code)).toEqual(Array(4).fill('invalid_mfa_code'));
+    expect(right.code).toBe('too_many_attempts');
+    expect(Number(right.headers['Retry-After'])).toBe(600);
+    expect(stored?.codeFailures).toMatchObject({ codes: 4, locks: 1 });
+
+    // Act: a recovery code during the lock signs in and ends it; then a right code works again
+    const recovered = await mfa.verify(third, { recoveryCode: recoveryCodes[0]! }, from('203.0.113.32'));
+    app.testClock.advance(60);
+    const afterRecovery = await mfa.verify(await challenge(), { code: codeAt(secret, app.clock(), 0) }, caller);
+
+    // Assess
+    expect(recovered.recovery_codes_left).toBe(9);
+    expect(afterRecovery.user.id).toBe(user.id);
+    expect((await app.users.get(user.id))?.codeFailures).toMatchObject({ codes: 0, locks: 1 });
+
+    // Act: the next lock lasts twice as long; once it has run out, codes are counted from one again
+    const tokens = [await challenge(), await challenge()];
+    const burst = [];
+    for (let i = 0; i < 4; i++) burst.push(await failure(mfa.verify(tokens[i % 2]!, wrong(), caller)));
+    const locked = await failure(mfa.verify(await challenge(), { code: codeAt(secret, app.clock(), 1) }, caller));
+    app.testClock.advance(1201);
+    const stale = (await app.users.get(user.id))?.codeFailures;
+    const later = await mfa.verify(await challenge(), { code: codeAt(secret, app.clock(), 0) }, caller);
+
+    // Assess
+    expect(burst.map((error) => error.code)).toEqual(Array(4).fill('invalid_mfa_code'));
+    expect(locked.code).toBe('too_many_attempts');
+    expect(Number(locked.headers['Retry-After'])).toBe(1200);
+    expect(stale).toMatchObject({ codes: 4, locks: 2 });
+    expect(later.user.id).toBe(user.id);
+  });
+
+  it('does not let a right password reset the wrong-code count', async () => {
+    // Prepare
+    const { app, mfa, secret, challenge } = await enrolled({ MFA_MAX_FAILURES: '3' });
     const wrong = () => ({ code: codeAt(secret, app.clock(), 10) });
 
-    // Act: from one address, two fresh tokens with the device token, three wrong codes on each
-    const outcomes: string[] = [];
-    for (let round = 0; round < 2; round++) {
-      const token = await signIn('203.0.113.9', device);
-      for (let i = 0; i < 3; i++) outcomes.push((await failure(mfa.verify(token, wrong(), from('203.0.113.9')))).code);
-    }
-    // ... and the device token signs in three more times (its own five), then no more
-    for (let i = 0; i < 3; i++) await signIn('203.0.113.10', device);
-    const deviceLocked = await failure(loginService(app).login(user.email, user.password, from('203.0.113.10'), device));
+    // Act: a wrong code on each of three tokens, each earned with the right password
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await failure(mfa.verify(await challenge(), wrong(), caller))).code);
+    const refused = await failure(mfa.verify(await challenge(), { code: codeAt(secret, app.clock(), 0) }, caller));
 
-    // Assess: five wrong codes lock the pair, as five wrong passwords do; the device token does not lift it,
-    // and a right password does not renew a device token before the second factor is proven
-    expect(outcomes).toEqual([...Array(5).fill('invalid_mfa_code'), 'too_many_attempts']);
-    expect(deviceLocked.code).toBe('too_many_attempts');
-
-    // Act: tokens stockpiled from other addresses, then spent on wrong codes, one kept for a right code
-    const stockpile: Array<[string, string]> = [];
-    for (let i = 0; i < 4; i++) {
-      const ip = `203.0.113.${20 + i}`;
-      const token = await signIn(ip).catch(() => undefined);
-      if (token) stockpile.push([ip, token]);
-    }
-    const kept = stockpile.pop()!;
-    const spread: string[] = [];
-    for (const [ip, token] of stockpile) for (let i = 0; i < 5; i++) spread.push((await failure(mfa.verify(token, wrong(), from(ip)))).code);
-    const refused = await failure(mfa.verify(kept[1], { code: codeAt(secret, app.clock(), 1) }, from(kept[0])));
-
-    // Assess: the hour holds however the guesses are spread; once it is spent, a right code is refused too
-    expect(spread).toContain('too_many_attempts');
-    expect(spread.filter((code) => code === 'invalid_mfa_code').length + outcomes.filter((code) => code === 'invalid_mfa_code').length).toBeLessThanOrEqual(12);
+    // Assess
+    expect(codes).toEqual(Array(3).fill('invalid_mfa_code'));
     expect(refused.code).toBe('too_many_attempts');
-    expect(Number(refused.headers['Retry-After'])).toBeGreaterThan(0);
+  });
+
+  it('locks recovery codes after MFA_MAX_FAILURES wrong ones, until an operator\'s unlock', async () => {
+    // Prepare
+    const { app, user, mfa, recoveryCodes, challenge } = await enrolled({ MFA_MAX_FAILURES: '2' });
+    const token = await challenge();
+
+    // Act
+    const wrong = [];
+    for (let i = 0; i < 2; i++) wrong.push((await failure(mfa.verify(token, { recoveryCode: 'aaaa-bbbb-cccc' }, caller))).code);
+    const refused = await failure(mfa.verify(token, { recoveryCode: recoveryCodes[0]! }, caller));
+    app.testClock.advance(86_400 * 3);
+    const stillRefused = await failure(mfa.verify(await challenge(), { recoveryCode: recoveryCodes[0]! }, caller));
+    await unlockAccount(app.db, app.config, user.email, user.id);
+    const unlocked = await mfa.verify(await challenge(), { recoveryCode: recoveryCodes[0]! }, caller);
+
+    // Assess
+    expect(wrong).toEqual(['invalid_mfa_code', 'invalid_mfa_code']);
+    expect(refused.code).toBe('too_many_attempts');
+    expect(stillRefused.code).toBe('too_many_attempts');
+    expect(unlocked.recovery_codes_left).toBe(9);
+  });
+
+  it('counts a code of a sign-in that presented a device token on that token too, and gives a refused code\'s attempts back', async () => {
+    // Prepare
+    const { app, user, mfa, secret, challenge } = await enrolled({ MFA_MAX_FAILURES: '20' });
+    const device = (await mfa.verify(await challenge(), { code: codeAt(secret, app.clock(), 1) }, caller)).device_token;
+    const withDevice = async () => (await failure(loginService(app).login(user.email, user.password, caller, device))).fields.mfa_token as string;
+    const wrong = () => ({ code: codeAt(secret, app.clock(), 10) });
+
+    // Act: five wrong codes over two sign-ins with the device token lock it; the next code is refused by it
+    const first = await withDevice();
+    for (let i = 0; i < 3; i++) await failure(mfa.verify(first, wrong(), caller));
+    const second = await withDevice();
+    for (let i = 0; i < 2; i++) await failure(mfa.verify(second, wrong(), caller));
+    const before = await app.users.get(user.id);
+    const refused = await failure(mfa.verify(second, { code: codeAt(secret, app.clock(), 0) }, caller));
+    const after = await app.users.get(user.id);
+    const third = await failure(mfa.verify(second, { code: codeAt(secret, app.clock(), 0) }, caller));
+
+    // Assess: 429 by the device; the refused code moved no count (the account's, the token's attempts)
+    expect(refused.code).toBe('too_many_attempts');
+    expect(after?.codeFailures.codes).toBe(before?.codeFailures.codes);
+    expect(third.code).toBe('too_many_attempts');
   });
 
   it('never lets a password change extend a session that owes a second factor', async () => {

@@ -212,20 +212,33 @@ describe('changing the password', () => {
     expect(listed.map((session) => session.id)).not.toContain(sessionOf(laptop));
   });
 
-  it('refuses a wrong current password as invalid_credentials, counted: the pair locks after LOGIN_MAX_FAILURES', async () => {
-    // Prepare
+  it('refuses a wrong current password as invalid_credentials, counted on the session alone: it locks after LOGIN_MAX_FAILURES, nothing else does', async () => {
+    // Prepare: two sessions of one user, from one address
     const { app, user, login } = await signedIn();
     const pair = await login('Laptop/1.0');
-    const change = (current: string) => passwordService(app).changePassword(pair.token, current, NEW_PASSWORD, caller('Laptop/1.0'));
+    const other = await login('Phone/2.0');
+    const change = (token: string, current: string) => passwordService(app).changePassword(token, current, NEW_PASSWORD, caller('Laptop/1.0'));
+
+    // Act + Assess: five wrong lock this session's checks, even with the right password now
+    for (let i = 0; i < 5; i++) {
+      await expect(change(pair.token, 'not-the-password')).rejects.toMatchObject({ code: 'invalid_credentials', status: 401, message: 'The current password is incorrect.' });
+    }
+    await expect(change(pair.token, user.password)).rejects.toMatchObject({ code: 'too_many_attempts', status: 429, headers: { 'Retry-After': '900' } });
+    // Neither a sign-in from that address nor the user's other session is held to it
+    await expect(loginService(app).login(user.email, user.password, caller('Laptop/1.0'))).resolves.toMatchObject({ token_type: 'Bearer' });
+    await expect(app.auth.me(pair.token)).resolves.toBeDefined();
+    await expect(change(other.token, user.password)).resolves.toMatchObject({ token_type: 'Bearer' });
+  });
+
+  it('is not refused by counters strangers can fill: a locked pair and a spent hour leave a live session\'s change alone', async () => {
+    // Prepare
+    const { app, user, login } = await signedIn({ LOGIN_ACCOUNT_MAX_FAILURES: '5' });
+    const pair = await login('Laptop/1.0');
+    for (let i = 0; i < 6; i++) await loginService(app).login(user.email, `guess-${i}`, caller('Laptop/1.0')).catch(() => undefined);
+    await expect(loginService(app).login(user.email, user.password, caller('Laptop/1.0'))).rejects.toMatchObject({ code: 'too_many_attempts' });
 
     // Act + Assess
-    for (let i = 0; i < 5; i++) {
-      await expect(change('not-the-password')).rejects.toMatchObject({ code: 'invalid_credentials', status: 401, message: 'The current password is incorrect.' });
-    }
-    await expect(change(user.password)).rejects.toMatchObject({ code: 'too_many_attempts', status: 429, headers: { 'Retry-After': expect.stringMatching(/^\d+$/) } });
-    // The same counter a sign-in from that address is held to
-    await expect(loginService(app).login(user.email, user.password, caller('Laptop/1.0'))).rejects.toMatchObject({ code: 'too_many_attempts' });
-    await expect(app.auth.me(pair.token)).resolves.toBeDefined();
+    await expect(passwordService(app).changePassword(pair.token, user.password, NEW_PASSWORD, caller('Laptop/1.0'))).resolves.toMatchObject({ token_type: 'Bearer' });
   });
 
   it('refuses a weak new password with the rule it breaks, before spending an attempt', async () => {

@@ -51,7 +51,7 @@ describe('loadConfig', () => {
       requireHttps: false,
       loginLimits: { maxFailures: 5, lockoutSeconds: 900, accountMaxFailuresPerHour: 100, ipMaxFailures: 100 },
       sessionPolicy: { idleSeconds: 604_800, maxPerUser: 0 },
-      mfa: { requiredRoles: [], keySource: undefined },
+      mfa: { requiredRoles: [], keySource: undefined, maxFailures: 10, lockoutSeconds: 3600 },
     });
   });
 
@@ -60,7 +60,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ JWT_SECRET: SECRET, MFA_REQUIRED_ROLES: ' Admin, admin ,', MFA_KEY: mfaKey }).mfa).toEqual({
       requiredRoles: ['admin'],
       keySource: { kind: 'inline', keys: { currentKid: kidFor(mfaKey), keys: new Map([[kidFor(mfaKey), new TextEncoder().encode(mfaKey)]]) } },
+      maxFailures: 10,
+      lockoutSeconds: 3600,
     });
+    expect(loadConfig({ JWT_SECRET: SECRET, MFA_MAX_FAILURES: '3', MFA_LOCKOUT_SECONDS: '60' }).mfa).toMatchObject({ maxFailures: 3, lockoutSeconds: 60 });
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_MAX_FAILURES: '0' })).variable).toBe('MFA_MAX_FAILURES');
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_LOCKOUT_SECONDS: 'soon' })).variable).toBe('MFA_LOCKOUT_SECONDS');
     expect(loadConfig({ JWT_SECRET: SECRET, MFA_KEY_PARAMETER: '/vpn-auth/prod/mfa-keys' }).mfa.keySource).toMatchObject({ kind: 'parameter', name: '/vpn-auth/prod/mfa-keys' });
     expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_REQUIRED_ROLES: 'admin,root' })).variable).toBe('MFA_REQUIRED_ROLES');
     expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_KEY: 'short' })).variable).toBe('MFA_KEY');

@@ -1,0 +1,310 @@
+import type { App } from '../app.js';
+import type { Caller, StandingSession } from './auth-service.js';
+import { oncePer } from '../platform/memo.js';
+import type { Config } from '../platform/config.js';
+import { isDeviceLive, parseDeviceToken } from '../store/device-tokens.js';
+import { ApiError } from '../platform/errors.js';
+import { log } from '../platform/log.js';
+import { METRIC, countMetric } from '../platform/metrics.js';
+import type { Lock, LoginAttempts, LoginState, Reservation, TrustedDevice } from '../store/login-attempts.js';
+import { MfaRepository, codeLockSeconds, type CodeLimits } from '../store/mfa.js';
+import { MAX_MFA_TOKEN_ATTEMPTS, MfaTokensRepository, type MfaToken, type MfaTokenState } from '../store/mfa-tokens.js';
+import type { User } from '../store/users.js';
+import { matchRecoveryCode } from '../mfa/recovery-codes.js';
+import type { MfaKeys } from '../mfa/secret-box.js';
+import { matchTotp } from '../mfa/totp.js';
+import { verifyPassword } from './passwords.js';
+import type { KeyRing } from './signing-keys.js';
+import type { SigningKeys } from '../platform/config.js';
+import type { Clock } from './tokens.js';
+import { epochSeconds } from '../store/sessions.js';
+
+/**
+ * The one module that checks a credential, and the one place that says which counters each check
+ * is held to. Every counter is reserved before the credential is looked at (so racing attempts
+ * cannot outnumber it), a wrong credential stays counted, and a refused attempt moves none: what it
+ * reserved elsewhere is given back.
+ *
+ * | credential | where | counters | who can move them |
+ * |---|---|---|---|
+ * | password, no live device token | sign-in | account+IP pair (5 in a row), IP's window (100 / 15 min), account's hour (100, successes too) | anyone: a stranger can fill them, and they refuse only this path |
+ * | password, live device token | sign-in | that token's own (5 in a row) | whoever holds the token |
+ * | current password | password change, TOTP set-up by a session | that session's own (5 in a row) | whoever holds the session |
+ * | TOTP code | sign-in's second step, TOTP off, new recovery codes | the mfa_token's (5, at sign-in), the account's wrong codes in a row (MFA_MAX_FAILURES, locks doubling), the device token presented at the sign-in (its own) | whoever holds the password or a session |
+ * | recovery code | sign-in's second step | the mfa_token's, the account's wrong recovery codes in a row (MFA_MAX_FAILURES; only an unlock resets it) | whoever holds the password |
+ *
+ * So a stranger, who has no password, session or device token, can fill only the first row's
+ * counters, and none of them ever refuses a device token, a session or a second factor.
+ */
+export interface CredentialsDeps {
+  config: Pick<Config, 'bcryptCost' | 'mfa'>;
+  keyRing: KeyRing;
+  attempts: LoginAttempts;
+  mfa: MfaRepository;
+  mfaTokens: MfaTokensRepository;
+  clock: Clock;
+}
+
+/** A password that checked out, and what checking it reserved: all a new session needs. */
+export interface VerifiedPassword {
+  user: User;
+  ring: SigningKeys;
+  now: Date;
+  /** The live device token presented, as presented (its counter was the one reserved). */
+  device: { trusted: TrustedDevice; presented: string } | undefined;
+  /** Without a device token: the pair, IP and account slots reserved. */
+  reservation: Reservation | undefined;
+}
+
+/** How a second factor is proven. */
+export type SecondFactor = { code: string } | { recoveryCode: string };
+
+/**
+ * A second factor that matched, its counters reserved: the caller makes the write that spends it
+ * (a TOTP code's step, a recovery code's MAC), which also ends the account's wrong-code counts.
+ */
+export type MatchedSecondFactor = { kind: 'code'; step: number } | { kind: 'recovery_code'; mac: string };
+
+/** 429 for a lock, saying when to try again; counted by the limit that refused. */
+export function lockedOut(lock: Lock): ApiError {
+  countMetric(METRIC.signInLockedOut, { name: 'limit', value: lock.by });
+  return new ApiError('too_many_attempts', undefined, { 'Retry-After': String(Math.max(1, lock.retryAfterSeconds)) });
+}
+
+/** A recovery-code lock does not run out: an operator's unlock ends it. Clients are told to come back in a day. */
+const RECOVERY_LOCK_RETRY_AFTER_SECONDS = 86_400;
+
+export class Credentials {
+  constructor(private readonly deps: CredentialsDeps) {}
+
+  private get codeLimits(): CodeLimits {
+    return this.deps.config.mfa;
+  }
+
+  /**
+   * A sign-in's password. Unknown email, wrong password, over-long password and disabled account
+   * all end in the same 401 after the same single bcrypt comparison. Brute force is stopped
+   * before bcrypt runs: every counter the attempt is held to is reserved first, and a refusal is
+   * 429. With a live device token for the account only that token's own counter applies, so
+   * strangers exhausting the account's or an IP's attempts cannot lock the owner's device out.
+   */
+  async password(email: string, password: string, caller: Caller, { presentedDevice }: { presentedDevice?: string } = {}): Promise<VerifiedPassword> {
+    const { attempts, config } = this.deps;
+    // First: while the signing keys cannot be read (503), no attempt is spent and no bcrypt runs.
+    const ring = await this.deps.keyRing.current();
+    const now = this.deps.clock();
+    const ip = caller.sourceIp ?? 'unknown';
+    // A malformed, unknown, expired, ended or another account's device token is no token at all.
+    const state = await attempts.read(email, ip, presentedDevice === undefined ? undefined : parseDeviceToken(presentedDevice), now);
+    const device = state.device;
+    const reservation = await this.holdPassword(email, state, caller, now);
+    const user = device ? device.user : reservation!.user;
+    const passwordMatches = await verifyPassword(password, user?.passwordHash, config.bcryptCost);
+    if (!user || !passwordMatches || user.status !== 'active') {
+      // Already counted: the reservation was the failure's count; it is no longer in flight. A
+      // failure has a round trip to spare for clearing old hourly counters from the user item.
+      await Promise.all([
+        device ? attempts.settleDevice(device.token.hash) : attempts.settleStranger(reservation!),
+        user ? attempts.clearStaleCounters(user.id, device ? device.staleCounters : reservation!.staleCounters) : undefined,
+      ]);
+      const reason = !user ? 'unknown_user' : !passwordMatches ? 'bad_password' : 'disabled';
+      countMetric(METRIC.signInFailed, { name: 'reason', value: reason });
+      log.info('login_failed', { reason, userId: user?.id, device: device !== undefined, ...caller });
+      throw new ApiError('invalid_credentials');
+    }
+    return { user, ring, now, device: device ? { trusted: device, presented: presentedDevice! } : undefined, reservation };
+  }
+
+  /**
+   * A right password whose sign-in goes no further now (a second factor is owed): for a device
+   * token it is neither a failure nor a success, so its slot is given back; a stranger's pair is
+   * cleared by the caller's write and its IP slot given back as at a success.
+   */
+  async passwordOwesSecondFactor(verified: VerifiedPassword): Promise<void> {
+    if (verified.device) await this.deps.attempts.giveBackDevice(verified.device.trusted.token.hash);
+    else if (verified.reservation) await this.deps.attempts.giveBackIp(verified.reservation);
+  }
+
+  /**
+   * Reserve every counter a sign-in's password is held to (the device token's alone when one is
+   * live), or throw 429 `too_many_attempts`. The stranger's reservation; undefined with a device token.
+   */
+  private async holdPassword(email: string, state: LoginState, caller: Caller, now: Date): Promise<Reservation | undefined> {
+    const { attempts } = this.deps;
+    const ip = caller.sourceIp ?? 'unknown';
+    const device = state.device;
+    let reservation: Reservation | undefined;
+    let lock = attempts.settledLock(state, ip, now);
+    if (!lock && device) lock = await attempts.reserveDevice(device, now);
+    if (!lock && !device) {
+      reservation = await attempts.reserveStranger(email, ip, state, now);
+      lock = reservation.lock;
+    }
+    if (lock) {
+      log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, device: device !== undefined, ...caller });
+      throw lockedOut(lock);
+    }
+    return reservation;
+  }
+
+  /**
+   * A signed-in user's current password (a password change, a TOTP set-up by a session): held to
+   * that session's own count of wrong ones (LOGIN_MAX_FAILURES in a row lock it for
+   * LOGIN_LOCKOUT_SECONDS), reserved before bcrypt runs; nothing a stranger can fill. A wrong one
+   * is 401 `invalid_credentials` and stays counted; a right one clears the count (not needed when
+   * the session is about to end: `sessionEnds`). 1 or 2 DynamoDB calls.
+   */
+  async currentPassword(session: StandingSession, password: string, caller: Caller, { action, sessionEnds = false }: { action: string; sessionEnds?: boolean }): Promise<void> {
+    const now = this.deps.clock();
+    const lock = await this.deps.attempts.reserveSessionPassword(session.sessionId, session.user.id, session.passwordFailures, now);
+    if (lock) {
+      log.info(`${action}_refused`, { userId: session.user.id, sessionId: session.sessionId, reason: 'locked', ...caller });
+      throw lockedOut(lock);
+    }
+    if (!(await verifyPassword(password, session.user.passwordHash, this.deps.config.bcryptCost))) {
+      countMetric(METRIC.signInFailed, { name: 'reason', value: 'bad_password' });
+      log.info(`${action}_refused`, { userId: session.user.id, sessionId: session.sessionId, reason: 'bad_password', ...caller });
+      throw new ApiError('invalid_credentials', 'The current password is incorrect.');
+    }
+    if (!sessionEnds) await this.deps.attempts.clearSessionPassword(session.sessionId);
+  }
+
+  /**
+   * A second factor for the `mfa_token` of a sign-in. The token's attempt was taken with the user's
+   * read (`tokenState`); here the account's own count (and the device token's, when the sign-in
+   * presented one: `deviceHash`) is reserved, then the code compared. A refusal gives back the
+   * token's attempt and whatever else was reserved (429); a wrong code stays counted everywhere
+   * (401 `invalid_mfa_code`). A match is returned for the caller to spend.
+   */
+  async signInSecondFactor(
+    user: User,
+    proof: SecondFactor,
+    { token, tokenState, secret, keys }: { token: MfaToken; tokenState: MfaTokenState; secret: () => Promise<string>; keys: () => Promise<MfaKeys> },
+    caller: Caller,
+  ): Promise<MatchedSecondFactor> {
+    const now = this.deps.clock();
+    const deviceHash = tokenState.deviceHash;
+    const [own, onDevice] = await Promise.allSettled([this.reserveSecondFactor(user, proof, now), deviceHash ? this.reserveDevice(deviceHash, user, now) : undefined]);
+    const ownLock = own.status === 'fulfilled' ? own.value.lock : undefined;
+    const deviceLock = onDevice.status === 'fulfilled' ? onDevice.value?.lock : undefined;
+    const deviceTaken = onDevice.status === 'fulfilled' && onDevice.value !== undefined && !deviceLock;
+    if (own.status === 'rejected' || onDevice.status === 'rejected' || ownLock || deviceLock) {
+      await Promise.allSettled([
+        this.deps.mfaTokens.giveBackAttempt(token),
+        own.status === 'fulfilled' && !ownLock ? this.deps.mfa.giveBackCode(user.id, kindOf(proof)) : undefined,
+        deviceTaken ? this.deps.attempts.giveBackDevice(deviceHash!) : undefined,
+      ]);
+      for (const settled of [own, onDevice]) if (settled.status === 'rejected') throw settled.reason;
+      throw this.codeRefused(user, (ownLock ?? deviceLock)!, caller);
+    }
+    const matched = await this.match(user, proof, secret, keys, now);
+    // A right code's device attempt needs nothing: the sign-in replaces that token. A wrong one settles as its failure.
+    if (!matched) {
+      const [refusal] = await Promise.all([
+        this.wrongSecondFactor(user, proof, (own as PromiseFulfilledResult<Reserved>).value.count, caller, { attemptsLeft: MAX_MFA_TOKEN_ATTEMPTS - tokenState.attempts }),
+        deviceTaken ? this.deps.attempts.settleDevice(deviceHash!) : undefined,
+      ]);
+      throw refusal;
+    }
+    return matched;
+  }
+
+  /** The device token presented at the sign-in, when it is still live for this user: one of its attempts (or its lock). */
+  private async reserveDevice(hash: string, user: User, now: Date): Promise<{ lock: Lock | undefined } | undefined> {
+    const item = await this.deps.attempts.readDevice(hash);
+    if (!item || !isDeviceLive(item, user, epochSeconds(now))) return undefined;
+    return { lock: await this.deps.attempts.reserveDeviceByHash(hash, item, now) };
+  }
+
+  /**
+   * A TOTP code from a signed-in user (turning TOTP off, new recovery codes): the account's own
+   * count reserved, then the code compared. 429 when locked (nothing moved), 401 `invalid_mfa_code`
+   * when wrong (counted); the matching step for the caller to spend.
+   */
+  async sessionCode(user: User, code: string, secret: () => Promise<string>, caller: Caller): Promise<number> {
+    const now = this.deps.clock();
+    const reserved = await this.reserveSecondFactor(user, { code }, now);
+    if (reserved.lock) throw this.codeRefused(user, reserved.lock, caller);
+    const step = matchTotp(await secret(), code, now);
+    if (step === undefined) throw await this.wrongSecondFactor(user, { code }, reserved.count, caller, {});
+    return step;
+  }
+
+  /**
+   * A spend that failed after the code matched (its step was claimed by a racing request, or a
+   * replay): a wrong code, as counted.
+   */
+  spentElsewhere(user: User, proof: SecondFactor, caller: Caller): ApiError {
+    const kind = kindOf(proof);
+    countMetric(METRIC.secondFactorFailed, { name: 'reason', value: kind });
+    log.info('mfa_code_failed', { userId: user.id, reason: `spent_${kind}`, ...caller });
+    return new ApiError('invalid_mfa_code');
+  }
+
+  /** One attempt of the account's own count for this kind of second factor: the count it made, or the lock that refused it. */
+  private async reserveSecondFactor(user: User, proof: SecondFactor, now: Date): Promise<Reserved> {
+    if ('recoveryCode' in proof) {
+      const count = await this.deps.mfa.reserveRecoveryCode(user.id, this.codeLimits);
+      return count === undefined ? { count: 0, lock: { by: 'recovery_code', retryAfterSeconds: RECOVERY_LOCK_RETRY_AFTER_SECONDS } } : { count };
+    }
+    const reserved = await this.deps.mfa.reserveCode(user.id, user.codeFailures, this.codeLimits, now);
+    return reserved.taken ? { count: reserved.count } : { count: 0, lock: { by: 'code', retryAfterSeconds: reserved.retryAfterSeconds } };
+  }
+
+  private async match(user: User, proof: SecondFactor, secret: () => Promise<string>, keys: () => Promise<MfaKeys>, now: Date): Promise<MatchedSecondFactor | undefined> {
+    if ('code' in proof) {
+      const step = matchTotp(await secret(), proof.code, now);
+      return step === undefined ? undefined : { kind: 'code', step };
+    }
+    const stored = user.totp?.recovery;
+    const mac = stored && matchRecoveryCode(await keys(), stored, proof.recoveryCode);
+    return mac === undefined ? undefined : { kind: 'recovery_code', mac };
+  }
+
+  /**
+   * A wrong second factor, counted: 401. When its reservation was the one that reached
+   * MFA_MAX_FAILURES, a lock begins: counted (SecondFactorLocked), audited with the account.
+   */
+  private async wrongSecondFactor(user: User, proof: SecondFactor, count: number, caller: Caller, detail: Record<string, unknown>): Promise<ApiError> {
+    const kind = kindOf(proof);
+    countMetric(METRIC.secondFactorFailed, { name: 'reason', value: kind });
+    log.info('mfa_code_failed', { userId: user.id, reason: `bad_${kind}`, ...detail, ...caller });
+    if (count === this.codeLimits.maxFailures) {
+      if (kind === 'code') await this.deps.mfa.countLock(user.id).catch(() => undefined);
+      countMetric(METRIC.secondFactorLocked, { name: 'reason', value: kind });
+      log.warn('second_factor_locked', {
+        userId: user.id,
+        email: user.email,
+        kind,
+        // A TOTP lock runs out (doubling each time); a recovery-code lock waits for an operator's unlock.
+        lockedForSeconds: kind === 'code' ? codeLockSeconds(this.codeLimits, user.codeFailures.locks) : undefined,
+        ...caller,
+      });
+    }
+    return new ApiError('invalid_mfa_code');
+  }
+
+  private codeRefused(user: User, lock: Lock, caller: Caller): ApiError {
+    log.info('mfa_code_refused', { userId: user.id, reason: 'locked', lockedBy: lock.by, ...caller });
+    return lockedOut(lock);
+  }
+}
+
+/** A reservation of an account's second-factor count: the count it made, or the lock that refused it. */
+interface Reserved {
+  count: number;
+  lock?: Lock;
+}
+
+const kindOf = (proof: SecondFactor): 'code' | 'recovery_code' => ('code' in proof ? 'code' : 'recovery_code');
+
+
+/** The credential checks over an app's repositories (one per app). */
+export const credentials = oncePer(
+  (app: App) =>
+    new Credentials({
+      ...app,
+      mfa: new MfaRepository(app.db, app.config.usersTable),
+      mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable),
+    }),
+);
