@@ -74,6 +74,11 @@ function alarmResources(stage, thresholds, alarmEmail) {
       serviceMetric(stage, 'SecondFactorFailed'),
       { threshold: t.secondFactorFailureAlarmThreshold },
     ),
+    SecondFactorLockedAlarm: alarm(
+      "An account's second factor was locked (MFA_MAX_FAILURES wrong codes in a row): someone holding its password has been guessing codes. The audit line second_factor_locked names the account; reset its password.",
+      serviceMetric(stage, 'SecondFactorLocked'),
+      { threshold: 1 },
+    ),
     ServiceUnavailableAlarm: alarm('The service answered 503: DynamoDB or SSM throttled, slow or unreachable.', serviceMetric(stage, 'ServiceUnavailable'), { threshold: 5 }),
     ApiServerErrorsAlarm: alarm(
       `The API answered ${t.serverErrorAlarmThreshold} 5xx in 5 minutes.`,

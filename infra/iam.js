@@ -19,7 +19,8 @@ const ACCESS = {
     // UpdateItem and the index: MAX_SESSIONS_PER_USER ends the least recently used sessions.
     SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
-    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // GetItem: a counter whose last slots are held by attempts in flight is read again while waiting.
+    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
   },
   listSessions: {
     UsersTable: ['dynamodb:BatchGetItem'],
@@ -29,12 +30,15 @@ const ACCESS = {
   endSession: {
     UsersTable: ['dynamodb:BatchGetItem'],
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+    // The device token handed out with the session ends with it.
+    AttemptsTable: ['dynamodb:DeleteItem'],
   },
   changePassword: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // UpdateItem: the session's own count of wrong current passwords.
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
-    [SESSIONS_BY_USER]: ['dynamodb:Query'],
-    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // The new session's device token.
+    AttemptsTable: ['dynamodb:BatchWriteItem'],
   },
   refresh: {
     UsersTable: ['dynamodb:BatchGetItem'],
@@ -43,6 +47,8 @@ const ACCESS = {
   logout: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+    // The device token handed out with the session ends with it.
+    AttemptsTable: ['dynamodb:DeleteItem'],
   },
   me: {
     UsersTable: ['dynamodb:BatchGetItem'],
@@ -55,7 +61,8 @@ const ACCESS = {
   // Second factors (the MFA state is on the user item; mfa_tokens are in the attempts table).
   mfaSetup: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
-    SessionsTable: ['dynamodb:BatchGetItem'],
+    // UpdateItem: the session's own count of wrong current passwords.
+    SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
     AttemptsTable: ['dynamodb:GetItem'],
   },
   mfaActivate: {
@@ -68,7 +75,8 @@ const ACCESS = {
     // UpdateItem and the index: MAX_SESSIONS_PER_USER ends the least recently used sessions.
     SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
-    AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // GetItem: the device token the sign-in presented, whose counter the code is held to too.
+    AttemptsTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
   },
   mfaRecoveryCodes: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
@@ -77,7 +85,6 @@ const ACCESS = {
   mfaTurnOff: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
     SessionsTable: ['dynamodb:BatchGetItem'],
-    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
   },
   notFound: {},
   exampleProtected: {},

@@ -322,6 +322,10 @@ describe('the packaged CloudFormation template', () => {
     expect(alarms.AuthorizerLatencyAlarm!.Properties).toMatchObject({ Namespace: 'AWS/Lambda', MetricName: 'Duration', ExtendedStatistic: 'p99', Dimensions: [{ Name: 'FunctionName', Value: 'vpn-auth-prod-authorizer' }] });
     expect(watched('SecondFactorFailuresAlarm')).toBe('VpnEnterprise/Auth/SecondFactorFailed');
     expect(alarms.SecondFactorFailuresAlarm!.Properties.Threshold).toBe(20);
+    // Any lock of an account's second factor: someone holding its password has been guessing codes
+    expect(watched('SecondFactorLockedAlarm')).toBe('VpnEnterprise/Auth/SecondFactorLocked');
+    expect(alarms.SecondFactorLockedAlarm!.Properties.Threshold).toBe(1);
+    expect(alarms.SecondFactorLockedAlarm!.Properties.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
     // Every deployed function's errors
     const functions = byType(prod, 'AWS::Lambda::Function').map(([id]) => id.replace(/LambdaFunction$/, ''));
     expect(functions).toHaveLength(14);
