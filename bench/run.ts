@@ -389,7 +389,13 @@ async function main(): Promise<void> {
     },
     'mfa-setup': async (round) => {
       const pair = await freshPair(round);
-      return JSON.stringify(event('mfa-setup', (e) => (e.headers.authorization = `Bearer ${pair.token}`)));
+      return JSON.stringify(
+        event('mfa-setup', (e) => {
+          e.headers.authorization = `Bearer ${pair.token}`;
+          e.headers['content-type'] = 'application/json';
+          e.body = JSON.stringify({ current_password: password });
+        }),
+      );
     },
     // A real change each round, so a user of its own each round.
     'change-password': async (round) => {

@@ -117,12 +117,12 @@ export class Credentials {
 
   /**
    * A right password whose sign-in goes no further now (a second factor is owed): for a device
-   * token it is neither a failure nor a success, so its slot is given back; a stranger's pair is
-   * cleared by the caller's write and its IP slot given back as at a success.
+   * token it is neither a failure nor a success, so its slot is given back (the second factor is
+   * then held to the token's counter too). A stranger's slots are settled as at a success, by the
+   * sign-in's own writes (the pair cleared, the IP's slot given back).
    */
   async passwordOwesSecondFactor(verified: VerifiedPassword): Promise<void> {
     if (verified.device) await this.deps.attempts.giveBackDevice(verified.device.trusted.token.hash);
-    else if (verified.reservation) await this.deps.attempts.giveBackIp(verified.reservation);
   }
 
   /**

@@ -95,7 +95,7 @@ export class LoginService {
     const deviceHash = verified.device?.trusted.token.hash;
     const [created, kept] = await Promise.allSettled([
       this.deps.mfaTokens.create(token, { purpose, userEpoch: user.sessionEpoch, at: now, deviceHash }, writes),
-      Promise.all([this.bookkeeping(verified, password), deviceHash ? this.deps.attempts.giveBackDevice(deviceHash) : undefined]),
+      Promise.all([this.bookkeeping(verified, password), this.deps.credentials.passwordOwesSecondFactor(verified)]),
     ]);
     if (created.status === 'rejected') throw created.reason;
     if (kept.status === 'rejected') log.warn('login_bookkeeping_failed', { userId: user.id, ...describeError(kept.reason) });
