@@ -20,7 +20,8 @@ const ACCESS = {
     SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
     // GetItem: a counter whose last slots are held by attempts in flight is read again while waiting.
-    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // DeleteItem: a session the cap ends takes its device token with it.
+    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem'],
   },
   listSessions: {
     UsersTable: ['dynamodb:BatchGetItem'],
@@ -43,6 +44,8 @@ const ACCESS = {
   refresh: {
     UsersTable: ['dynamodb:BatchGetItem'],
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    // A session ended for a reused refresh token takes its device token with it.
+    AttemptsTable: ['dynamodb:DeleteItem'],
   },
   logout: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
@@ -75,8 +78,9 @@ const ACCESS = {
     // UpdateItem and the index: MAX_SESSIONS_PER_USER ends the least recently used sessions.
     SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
-    // GetItem: the device token the sign-in presented, whose counter the code is held to too.
-    AttemptsTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // GetItem: the device token the sign-in presented, whose counter the code is held to too;
+    // DeleteItem: that token, replaced by the new one once the sign-in has succeeded.
+    AttemptsTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem'],
   },
   mfaRecoveryCodes: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],

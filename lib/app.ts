@@ -41,7 +41,7 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
   const db = createDocumentClient(config);
   const users = new UsersRepository(db, config.usersTable);
   const sessions = new SessionsRepository(db, config.sessionsTable, config.usersTable);
-  const attempts = new LoginAttempts(db, config.attemptsTable, config.usersTable, config.sessionsTable, config.loginLimits);
+  const attempts = new LoginAttempts(db, config.attemptsTable, config.usersTable, config.sessionsTable, config.loginLimits, config.deviceTokenTtlSeconds);
   const keyRing = createKeyRing(config.signingKeySource, 'JWT_SECRET_PARAMETER', 'signing_keys', config, db, clock);
   const mfaKeyRing = config.mfa.keySource && createKeyRing(config.mfa.keySource, 'MFA_KEY_PARAMETER', 'mfa_keys', config, db, clock);
   const tokens = new AccessTokens({

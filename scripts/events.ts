@@ -9,9 +9,10 @@
  * authorizer would pass on into the example route's context. change-password's event asks for the
  * demo password as the new one, so invoking it is refused by the policy (400 weak_password) after
  * every check but the write, and the demo user keeps its password; edit `new_password` to really
- * change it. The MFA events are answered without changing the demo user's sign-in: setup leaves a
- * pending secret, activate's code and verify's token are placeholders (401), and with no TOTP on
- * there are no recovery codes to replace and nothing to turn off (409).
+ * change it. The MFA events are answered without changing the demo user's sign-in: setup (its
+ * `current_password` the demo password, as change-password's is) leaves a pending secret,
+ * activate's code and verify's token are placeholders (401), and with no TOTP on there are no
+ * recovery codes to replace (its `code` a placeholder) and nothing to turn off (409).
  * (`git checkout events/` puts the placeholders back.)
  * `npm start` writes `.env.<stage>`, which the framework loads (`useDotenv`), so invoke local reads
  * the same tables and key as the running stack.

@@ -57,6 +57,8 @@ export interface StandingSession {
   expiresAt: number;
   /** The session's own count of wrong current passwords (lib/auth/credentials.ts). */
   passwordFailures: Session['passwordFailures'];
+  /** The device token handed out with it. */
+  deviceHash: string | undefined;
 }
 
 /** One of the caller's sessions, as GET /auth/sessions shows it. */
@@ -134,7 +136,7 @@ export class AuthService {
     const successor = this.graceSuccessor(session!, parsed.secret, presentedHash, now, rotation);
     if (successor) return this.replay(user!, session!, successor, now, audit);
     if (this.isSpentToken(session!, parsed.secret, rotation)) {
-      await this.deps.sessions.revoke(session!.id, user!.id, now, 'refresh_token_reused');
+      await this.endWithDevice(session!.id, user!.id, now, 'refresh_token_reused');
       countMetric(METRIC.refreshTokenReused);
       log.warn('refresh_token_reused', { ...audit, generation: session!.generation });
       throw new ApiError('refresh_token_reused');
@@ -237,15 +239,8 @@ export class AuthService {
     log.info('session_ended', { userId: user.id, sessionId, endedSessionId: targetId, reason: 'ended_by_user', ...caller });
   }
 
-  /**
-   * End one session, and the device token handed out with it (a lost laptop's token must not keep
-   * its exemption from the account's limits): unless a later sign-in with that token moved it on.
-   * False when there is no such session of this user.
-   */
   private async endWithDevice(sessionId: string, userId: string, at: Date, reason: string): Promise<boolean> {
-    const ended = await this.deps.sessions.end(sessionId, userId, at, reason);
-    if (ended?.deviceHash) await this.deps.attempts.endDevice(ended.deviceHash, sessionId);
-    return ended !== undefined;
+    return endSession(this.deps, sessionId, userId, at, reason);
   }
 
   /** The signed-in user, read now: a revoked session, a disabled user or a changed epoch is refused. */
@@ -265,8 +260,25 @@ export class AuthService {
   private async standing(claims: { sub: string; sid: string }, { lastLogin = false } = {}): Promise<StandingSession> {
     const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub, { lastLogin });
     if (!isSessionLive(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
-    return { user: user!, sessionId: claims.sid, amr: session!.amr, expiresAt: session!.expiresAt, passwordFailures: session!.passwordFailures };
+    return { user: user!, sessionId: claims.sid, amr: session!.amr, expiresAt: session!.expiresAt, passwordFailures: session!.passwordFailures, deviceHash: session!.deviceHash };
   }
+}
+
+/**
+ * End one session, and the device token handed out with it (a lost laptop's token must not keep
+ * its exemption from the account's limits), unless a later sign-in with that token moved it on.
+ * False when there is no such session of this user.
+ */
+export async function endSession(
+  { sessions, attempts }: { sessions: SessionsRepository; attempts: LoginAttempts },
+  sessionId: string,
+  userId: string,
+  at: Date,
+  reason: string,
+): Promise<boolean> {
+  const ended = await sessions.end(sessionId, userId, at, reason);
+  if (ended?.deviceHash) await attempts.endDevice(ended.deviceHash, sessionId);
+  return ended !== undefined;
 }
 
 /** The answer to a login or a refresh: a new access token (saying how the session was signed in) and the session's refresh token. */

@@ -30,14 +30,14 @@ import { epochSeconds } from '../store/sessions.js';
  * | password, no live device token | sign-in | account+IP pair (5 in a row), IP's window (100 / 15 min), account's hour (100, successes too) | anyone: a stranger can fill them, and they refuse only this path |
  * | password, live device token | sign-in | that token's own (5 in a row) | whoever holds the token |
  * | current password | password change, TOTP set-up by a session | that session's own (5 in a row) | whoever holds the session |
- * | TOTP code | sign-in's second step, TOTP off, new recovery codes | the mfa_token's (5, at sign-in), the account's wrong codes in a row (MFA_MAX_FAILURES, locks doubling), the device token presented at the sign-in (its own) | whoever holds the password or a session |
- * | recovery code | sign-in's second step | the mfa_token's, the account's wrong recovery codes in a row (MFA_MAX_FAILURES; only an unlock resets it) | whoever holds the password |
+ * | TOTP code | sign-in's second step, TOTP off, new recovery codes, proving a pending secret (activation) | the mfa_token's (5, at sign-in), the account's wrong codes in a row (MFA_MAX_FAILURES, locks doubling), the device token presented at the sign-in (its own) | whoever holds the password or a session |
+ * | recovery code | sign-in's second step | the mfa_token's, the account's wrong recovery codes in a row (MFA_MAX_FAILURES; a right recovery code or an unlock resets it: past the limit, only an unlock) | whoever holds the password |
  *
  * So a stranger, who has no password, session or device token, can fill only the first row's
  * counters, and none of them ever refuses a device token, a session or a second factor.
  */
 export interface CredentialsDeps {
-  config: Pick<Config, 'bcryptCost' | 'mfa'>;
+  config: Pick<Config, 'bcryptCost' | 'mfa' | 'deviceTokenTtlSeconds'>;
   keyRing: KeyRing;
   attempts: LoginAttempts;
   mfa: MfaRepository;
@@ -96,15 +96,14 @@ export class Credentials {
     const ip = caller.sourceIp ?? 'unknown';
     // A malformed, unknown, expired, ended or another account's device token is no token at all.
     const state = await attempts.read(email, ip, presentedDevice === undefined ? undefined : parseDeviceToken(presentedDevice), now);
-    const device = state.device;
-    const reservation = await this.holdPassword(email, state, caller, now);
+    const { device, reservation } = await this.holdPassword(email, state, caller, now);
     const user = device ? device.user : reservation!.user;
     const passwordMatches = await verifyPassword(password, user?.passwordHash, config.bcryptCost);
     if (!user || !passwordMatches || user.status !== 'active') {
       // Already counted: the reservation was the failure's count; it is no longer in flight. A
       // failure has a round trip to spare for clearing old hourly counters from the user item.
       await Promise.all([
-        device ? attempts.settleDevice(device.token.hash) : attempts.settleStranger(reservation!),
+        device ? attempts.settleDevice(device.token.hash, now) : attempts.settleStranger(reservation!, now),
         user ? attempts.clearStaleCounters(user.id, device ? device.staleCounters : reservation!.staleCounters) : undefined,
       ]);
       const reason = !user ? 'unknown_user' : !passwordMatches ? 'bad_password' : 'disabled';
@@ -129,13 +128,18 @@ export class Credentials {
    * Reserve every counter a sign-in's password is held to (the device token's alone when one is
    * live), or throw 429 `too_many_attempts`. The stranger's reservation; undefined with a device token.
    */
-  private async holdPassword(email: string, state: LoginState, caller: Caller, now: Date): Promise<Reservation | undefined> {
+  private async holdPassword(email: string, state: LoginState, caller: Caller, now: Date): Promise<{ device: TrustedDevice | undefined; reservation: Reservation | undefined }> {
     const { attempts } = this.deps;
     const ip = caller.sourceIp ?? 'unknown';
-    const device = state.device;
+    let device = state.device;
     let reservation: Reservation | undefined;
     let lock = attempts.settledLock(state, ip, now);
-    if (!lock && device) lock = await attempts.reserveDevice(device, now);
+    if (!lock && device) {
+      const held = await attempts.reserveDevice(device, now);
+      // Ended between the read and the reservation (a logout elsewhere): no token at all.
+      if (held === 'gone') device = undefined;
+      else lock = held;
+    }
     if (!lock && !device) {
       reservation = await attempts.reserveStranger(email, ip, state, now);
       lock = reservation.lock;
@@ -144,7 +148,7 @@ export class Credentials {
       log.info('login_failed', { reason: 'locked', lockedBy: lock.by, userId: state.userId, device: device !== undefined, ...caller });
       throw lockedOut(lock);
     }
-    return reservation;
+    return { device, reservation };
   }
 
   /**
@@ -202,7 +206,7 @@ export class Credentials {
     if (!matched) {
       const [refusal] = await Promise.all([
         this.wrongSecondFactor(user, proof, (own as PromiseFulfilledResult<Reserved>).value.count, caller, { attemptsLeft: MAX_MFA_TOKEN_ATTEMPTS - tokenState.attempts }),
-        deviceTaken ? this.deps.attempts.settleDevice(deviceHash!) : undefined,
+        deviceTaken ? this.deps.attempts.settleDevice(deviceHash!, now) : undefined,
       ]);
       throw refusal;
     }
@@ -212,19 +216,26 @@ export class Credentials {
   /** The device token presented at the sign-in, when it is still live for this user: one of its attempts (or its lock). */
   private async reserveDevice(hash: string, user: User, now: Date): Promise<{ lock: Lock | undefined } | undefined> {
     const item = await this.deps.attempts.readDevice(hash);
-    if (!item || !isDeviceLive(item, user, epochSeconds(now))) return undefined;
-    return { lock: await this.deps.attempts.reserveDeviceByHash(hash, item, now) };
+    if (!item || !isDeviceLive(item, user, epochSeconds(now), this.deps.config.deviceTokenTtlSeconds)) return undefined;
+    const held = await this.deps.attempts.reserveDeviceByHash(hash, item, now);
+    return held === 'gone' ? undefined : { lock: held };
   }
 
   /**
-   * A TOTP code from a signed-in user (turning TOTP off, new recovery codes): the account's own
-   * count reserved, then the code compared. 429 when locked (nothing moved), 401 `invalid_mfa_code`
-   * when wrong (counted); the matching step for the caller to spend.
+   * A TOTP code outside a sign-in's second step: turning TOTP off, new recovery codes (from a
+   * session), or proving a pending secret at activation (from a session, or an enrolment
+   * `mfa_token`, whose attempt was taken with the user's read: `token`). The account's own count is
+   * reserved, then the code compared. 429 when locked (nothing moved: the token's attempt given
+   * back), 401 `invalid_mfa_code` when wrong (counted); the matching step for the caller to spend
+   * by the write that also ends the count.
    */
-  async sessionCode(user: User, code: string, secret: () => Promise<string>, caller: Caller): Promise<number> {
+  async sessionCode(user: User, code: string, secret: () => Promise<string>, caller: Caller, { token }: { token?: MfaToken } = {}): Promise<number> {
     const now = this.deps.clock();
     const reserved = await this.reserveSecondFactor(user, { code }, now);
-    if (reserved.lock) throw this.codeRefused(user, reserved.lock, caller);
+    if (reserved.lock) {
+      if (token) await this.deps.mfaTokens.giveBackAttempt(token);
+      throw this.codeRefused(user, reserved.lock, caller);
+    }
     const step = matchTotp(await secret(), code, now);
     if (step === undefined) throw await this.wrongSecondFactor(user, { code }, reserved.count, caller, {});
     return step;

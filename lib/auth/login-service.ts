@@ -1,5 +1,5 @@
 import type { App } from '../app.js';
-import { issueTokenPair, type Caller, type TokenPair } from './auth-service.js';
+import { endSession, issueTokenPair, type Caller, type TokenPair } from './auth-service.js';
 import type { Config } from '../platform/config.js';
 import { deviceItem, isDeviceAging, newDeviceToken, type DeviceToken } from '../store/device-tokens.js';
 import { MFA_TOKEN_TTL_SECONDS, newMfaToken, type MfaTokenPurpose, MfaTokensRepository } from '../store/mfa-tokens.js';
@@ -33,13 +33,11 @@ export interface LoginServiceDeps {
 /** A sign-in's answer: a token pair and the device token to present at the next sign-in. */
 export type SignIn = TokenPair & { device_token: string };
 
-/** A user signed in by a second factor (lib/mfa/mfa-service.ts): no password checked in this request. */
+/** A user signed in by a second factor (lib/mfa/mfa-service.ts) or a password change: no sign-in password checked in this request. */
 export interface VerifiedSecondFactor {
   user: User;
   ring: SigningKeys;
   now: Date;
-  /** The device token the password's sign-in presented (its hash): replaced by the one this sign-in hands out. */
-  replacesDevice?: string;
 }
 
 /**
@@ -118,11 +116,13 @@ export class LoginService {
    * beside it (after a change of BCRYPT_COST, a user's first sign-in takes a 7th call). With a
    * device token there is a round trip to spare, for old hourly counters on the user item.
    */
-  private async bookkeeping({ user, device, reservation }: VerifiedPassword, rehash: string | undefined): Promise<void> {
+  private async bookkeeping({ user, device, reservation }: VerifiedPassword, rehash: string | undefined, { replacedDevice = false } = {}): Promise<void> {
     await Promise.all([
       rehash !== undefined && needsRehash(user.passwordHash, this.deps.config.bcryptCost) ? this.rehash(user, rehash) : undefined,
       reservation ? this.deps.attempts.giveBackIp(reservation) : undefined,
       device ? this.deps.attempts.clearStaleCounters(user.id, device.trusted.staleCounters) : undefined,
+      // A token past half its life is not renewed (a fresh one is handed out): its success still clears its counts.
+      device && replacedDevice ? this.deps.attempts.clearDevice(device.trusted.token.hash) : undefined,
     ]);
   }
 
@@ -153,12 +153,10 @@ export class LoginService {
     const presented = password?.device && !isDeviceAging(password.device.trusted.item, epochSeconds(now)) ? password.device : undefined;
     const issued = presented ? { ...presented.trusted.token, token: presented.presented } : newDeviceToken(user.id);
     const pairKey = password?.reservation?.pairKey;
-    const replaced = password ? undefined : (verified as VerifiedSecondFactor).replacesDevice;
     const writes: BatchWrite[] = [
       this.deviceWrite(issued, user.sessionEpoch, presented?.trusted.item.created_at ?? now.toISOString(), sessionId),
       this.deps.users.lastLoginWrite(user.id, now),
       ...(pairKey ? [this.deps.attempts.pairClearing(pairKey)] : []),
-      ...(replaced && replaced !== issued.hash ? [this.deps.attempts.deviceClearing(replaced)] : []),
     ];
     const [created, kept, others] = await Promise.allSettled([
       this.deps.sessions.create(
@@ -177,7 +175,7 @@ export class LoginService {
         },
         writes,
       ),
-      password ? this.bookkeeping(password, rehash) : undefined,
+      password ? this.bookkeeping(password, rehash, { replacedDevice: password.device !== undefined && presented === undefined }) : undefined,
       // Read beside the write: the new session is left out of the count whether the index shows it yet or not.
       cap && config.sessionPolicy.maxPerUser > 0 ? this.deps.sessions.listLive(user, now, { idleSeconds: config.sessionPolicy.idleSeconds, limit: Infinity, maxAgeSeconds: config.refreshTokenTtlSeconds }) : [],
     ]);
@@ -199,7 +197,7 @@ export class LoginService {
     if (maxPerUser === 0 || others.length < maxPerUser) return;
     const byLastUse = [...others].sort((a, b) => b.lastUsedAt.localeCompare(a.lastUsedAt) || b.createdAt.localeCompare(a.createdAt));
     const ending = byLastUse.slice(maxPerUser - 1);
-    const ended = await Promise.allSettled(ending.map((session) => this.deps.sessions.revoke(session.id, user.id, now, 'session_limit')));
+    const ended = await Promise.allSettled(ending.map((session) => endSession(this.deps, session.id, user.id, now, 'session_limit')));
     ending.forEach((session, index) => {
       if (ended[index]!.status === 'fulfilled') log.info('session_ended', { userId: user.id, endedSessionId: session.id, reason: 'session_limit', ...caller });
       else log.warn('session_cap_failed', { userId: user.id, endedSessionId: session.id, ...describeError((ended[index] as PromiseRejectedResult).reason) });

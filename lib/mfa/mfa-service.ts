@@ -12,10 +12,11 @@ import { METRIC, countMetric } from '../platform/metrics.js';
 import { MfaRepository } from '../store/mfa.js';
 import { MfaTokensRepository, isMfaTokenUsable, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
 import type { AuthMethod, SessionsRepository } from '../store/sessions.js';
+import type { LoginAttempts } from '../store/login-attempts.js';
 import type { User, UsersRepository } from '../store/users.js';
 import { newRecoveryCodes, storedRecoveryCodes } from './recovery-codes.js';
 import { open, seal, sealedKid, type MfaKeys } from './secret-box.js';
-import { matchTotp, newTotpSecret, otpauthUrl } from './totp.js';
+import { newTotpSecret, otpauthUrl } from './totp.js';
 
 export interface MfaServiceDeps {
   config: Pick<Config, 'mfa'>;
@@ -25,6 +26,7 @@ export interface MfaServiceDeps {
   auth: AuthService;
   login: LoginService;
   credentials: Credentials;
+  attempts: LoginAttempts;
   users: UsersRepository;
   sessions: SessionsRepository;
   mfa: MfaRepository;
@@ -69,7 +71,11 @@ export class MfaService {
     const standing = 'accessToken' in auth ? await this.deps.auth.authenticate(auth.accessToken) : undefined;
     const { user } = standing ?? (await this.enrolling((auth as { mfaToken: string }).mfaToken, { reserve: false }));
     if (user.totp?.status === 'active') throw new ApiError('mfa_already_enabled');
-    if (standing && 'currentPassword' in auth) await this.deps.credentials.currentPassword(standing, auth.currentPassword, caller, { action: 'mfa_setup' });
+    if (standing) {
+      const currentPassword = (auth as { currentPassword?: unknown }).currentPassword;
+      if (typeof currentPassword !== 'string') throw new ApiError('invalid_request', 'The field "current_password" is required with a Bearer token.');
+      await this.deps.credentials.currentPassword(standing, currentPassword, caller, { action: 'mfa_setup' });
+    }
     const secret = newTotpSecret();
     if (!(await this.deps.mfa.savePending(user.id, seal(keys, secret, user.id)))) throw new ApiError('mfa_already_enabled');
     log.info('mfa_setup', { userId: user.id, by: 'accessToken' in auth ? 'session' : 'mfa_token', ...caller });
@@ -91,11 +97,9 @@ export class MfaService {
     const user = (signedIn ?? enrolment)!.user;
     if (user.totp?.status === 'active') throw new ApiError('mfa_already_enabled');
     if (!user.totp) throw new ApiError('mfa_not_enabled', 'No authenticator is set up: POST /v1/auth/mfa/totp/setup first.');
-    const step = matchTotp(await this.openSecret(keys, user), code, now);
-    if (step === undefined) {
-      log.info('mfa_activation_failed', { userId: user.id, reason: 'bad_code', ...caller });
-      throw invalidCode();
-    }
+    // Held to the account's count of wrong codes, as any code is (an abandoned pending secret must not
+    // be guessable); by an enrolment token, a refusal gives its attempt back.
+    const step = await this.deps.credentials.sessionCode(user, code, () => this.openSecret(keys, user), caller, { token: enrolment?.token });
     // The token is spent before the activation it leads to, so the codes shown once cannot be lost to a race.
     if (enrolment && !(await this.deps.mfaTokens.spend(enrolment.token, now))) throw invalidMfaToken();
     const codes = newRecoveryCodes();
@@ -110,7 +114,12 @@ export class MfaService {
     }
     countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'activated' });
     if (signedIn) {
-      const kept = await this.deps.sessions.carryOver(signedIn.sessionId, user.id, { from: user.sessionEpoch, to: activated.sessionEpoch });
+      const epochs = { from: user.sessionEpoch, to: activated.sessionEpoch };
+      const [kept] = await Promise.all([
+        this.deps.sessions.carryOver(signedIn.sessionId, user.id, epochs),
+        // Its device token too, so that this device keeps its exemption from the account's limits.
+        signedIn.deviceHash ? this.deps.attempts.carryDeviceOver(signedIn.deviceHash, signedIn.sessionId, epochs) : undefined,
+      ]);
       log.info('mfa_activated', { userId: user.id, sessionId: signedIn.sessionId, sessionKept: kept, ...caller });
       return { recovery_codes: codes };
     }
@@ -155,18 +164,25 @@ export class MfaService {
     const [spending, claiming, opening] = await Promise.allSettled([
       this.deps.mfaTokens.spend(token, now),
       matched.kind === 'code' ? this.deps.mfa.claimStep(user.id, matched.step) : this.deps.mfa.useRecoveryCode(user.id, matched.mac),
-      this.deps.login.openSession({ user, ring, now, replacesDevice: state!.deviceHash }, caller, { amr: PASSWORD_AND_OTP }),
+      this.deps.login.openSession({ user, ring, now }, caller, { amr: PASSWORD_AND_OTP }),
     ]);
     if (opening.status === 'rejected') throw opening.reason;
     const opened = opening.value;
     const claimed = claiming.status === 'fulfilled' && claiming.value !== false && claiming.value !== undefined;
     const spent = spending.status === 'fulfilled' && spending.value;
     if (!claimed || !spent) {
-      // Another request won the code or the token (or a write failed): the session just opened must not outlive the refusal.
-      await this.deps.sessions.revoke(opened.sessionId, user.id, now, 'mfa_token_spent').catch(() => undefined);
+      // Another request won the code or the token (or a write failed): the session just opened must
+      // not outlive the refusal; a token this request spent for a code that did not hold is
+      // restored (a replayed code is a wrong code: it takes one attempt, not the token).
+      await Promise.allSettled([
+        this.deps.sessions.revoke(opened.sessionId, user.id, now, 'mfa_token_spent'),
+        spent ? this.deps.mfaTokens.unspend(token, now) : undefined,
+      ]);
       for (const settled of [claiming, spending]) if (settled.status === 'rejected') throw settled.reason;
       throw claimed ? this.tokenRefused(user.id, 'spent', caller) : this.deps.credentials.spentElsewhere(user, proof, caller);
     }
+    // The device token the sign-in presented is replaced by the one handed out now.
+    if (state!.deviceHash) await this.deps.attempts.forgetDevice(state!.deviceHash);
     const left = matched.kind === 'recovery_code' ? (claiming as PromiseFulfilledResult<number>).value : undefined;
     countMetric(METRIC.secondFactorSucceeded, { name: 'reason', value: matched.kind });
     countMetric(METRIC.signInSucceeded);

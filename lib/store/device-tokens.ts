@@ -55,9 +55,14 @@ export function deviceItem(token: DeviceToken, userEpoch: number, createdAt: str
   return { ...deviceKey(token.hash), user_id: token.userId, user_epoch: userEpoch, created_at: createdAt, expires_at: expiresAt, session_id: sessionId };
 }
 
-/** Whether a device token's item stands for this user at `now` (epoch seconds). */
-export function isDeviceLive(item: DeviceItem, user: { id: string; sessionEpoch: number }, now: number): boolean {
-  return item.user_id === user.id && item.expires_at > now && item.user_epoch === user.sessionEpoch;
+/**
+ * Whether a device token's item stands for this user at `now` (epoch seconds): within its life, which
+ * is never more than `ttlSeconds` from its first issue (tokens written before lives were fixed carry
+ * a later `expires_at`).
+ */
+export function isDeviceLive(item: DeviceItem, user: { id: string; sessionEpoch: number }, now: number, ttlSeconds: number): boolean {
+  const end = Math.min(item.expires_at, Math.floor(Date.parse(item.created_at) / 1000) + ttlSeconds);
+  return item.user_id === user.id && end > now && item.user_epoch === user.sessionEpoch;
 }
 
 /** Whether a token of this life should be replaced at a sign-in: less than half of it is left. */

@@ -127,15 +127,25 @@ export interface Reservation {
 /** One counter a reservation can wait on: how to take a slot given what was read, and what a read says. */
 interface HeldCounter {
   by: Lock['by'];
+  /** A counter that is an item of its own (a device token's): when it is gone there is nothing to reserve. */
+  mustExist?: boolean;
   table: string;
   key: Record<string, unknown>;
   /** Take one slot, choosing the write by what was read (undefined: nothing read yet). */
   take(read: Record<string, unknown> | undefined, at: Date): Promise<boolean>;
-  /** The lock the item shows at `at`, when there is one; `inFlight`: attempts of it still unsettled. */
+  /** The lock the item shows at `at`, when there is one (its attempts may still be in flight). */
   lockOf(item: Record<string, unknown> | undefined, at: Date): Lock | undefined;
 }
 
-const inFlight = (item: Record<string, unknown> | undefined) => Number(item?.pending ?? 0) > 0;
+/**
+ * An attempt in flight takes one bcrypt comparison and a write. One whose outcome never came (its
+ * function died, a store fault lost the write) must not hold anyone: `pending` counts as settled
+ * once the last reservation is older than this.
+ */
+export const IN_FLIGHT_MS = 1000;
+
+/** Whether a counter, as read, still has attempts in flight (wall-clock time: it is about real requests, not the tests' clock). */
+const inFlight = (item: Record<string, unknown> | undefined) => Number(item?.pending ?? 0) > 0 && Date.now() - Number(item?.pending_at ?? 0) < IN_FLIGHT_MS;
 
 export class LoginAttempts {
   constructor(
@@ -144,6 +154,8 @@ export class LoginAttempts {
     private readonly usersTable: string,
     private readonly sessionsTable: string,
     private readonly limits: LoginLimits,
+    /** DEVICE_TOKEN_TTL_SECONDS: no device token stands longer from its first issue. */
+    private readonly deviceTokenTtlSeconds: number,
   ) {}
 
   /**
@@ -168,7 +180,7 @@ export class LoginAttempts {
       const item = byKey.get(deviceKey(token.hash).pk) as DeviceItem | undefined;
       const userItem = byKey.get(userKey(token.userId).pk);
       const user = userItem ? userFromItem(userItem) : undefined;
-      if (item && user && isDeviceLive(item, user, now)) {
+      if (item && user && isDeviceLive(item, user, now, this.deviceTokenTtlSeconds)) {
         device = { token, item, user, staleCounters: staleCounters(userItem!, now) };
       }
     }
@@ -202,9 +214,9 @@ export class LoginAttempts {
   /**
    * A sign-in with a live device token: one conditional write takes one of the token's attempts
    * (waiting for attempts in flight when they hold the last ones). The account and IP caps do not
-   * apply; nothing else is counted.
+   * apply; nothing else is counted. `gone`: the token ended meanwhile (it is no token at all).
    */
-  async reserveDevice(device: TrustedDevice, at: Date): Promise<Lock | undefined> {
+  async reserveDevice(device: TrustedDevice, at: Date): Promise<Lock | undefined | 'gone'> {
     return this.reserveWaiting(this.deviceCounter(device.token.hash), device.item as unknown as Record<string, unknown>, at);
   }
 
@@ -220,16 +232,19 @@ export class LoginAttempts {
   }
 
   /**
-   * A sign-in without a live device token: the pair and the IP counters are reserved (in
-   * parallel, each waiting for attempts in flight that hold its last slots), then the account's
-   * attempt for this hour, which also reads the user. The first refusal gives back what was
-   * reserved and returns the lock. 2 to 6 round trips (more while waiting).
+   * A sign-in without a live device token: first the account's attempt for this hour (which also
+   * reads the user; a spent hour refuses here, before the pair and IP counters are touched, so
+   * requests it refuses never hold their slots), then the pair and the IP counters, in parallel,
+   * each waiting for attempts in flight that hold its last slots. A refusal gives back what was
+   * reserved and returns the lock. 3 round trips (more while waiting).
    */
   async reserveStranger(email: string, ip: string, state: LoginState, at: Date): Promise<Reservation> {
     const now = epochSeconds(at);
     const pair = pairKey(email, ip);
     const window = ipWindow(ip, now);
     const held: Reservation = { lock: undefined, user: undefined, staleCounters: [], pairKey: pair, ipKey: { pk: window.pk } };
+    const account = await this.reserveAccountAttempt(email, state.userId, at);
+    if (account.lock) return { ...held, lock: account.lock };
     const pairRead = state.pair && { failures: state.pair.failures, expires_at: state.pair.until };
     const [pairReserved, ipReserved] = await Promise.allSettled([
       this.reserveWaiting(this.pairCounter(pair), pairRead, at),
@@ -238,22 +253,11 @@ export class LoginAttempts {
     const gotPair = pairReserved.status === 'fulfilled' && pairReserved.value === undefined;
     const gotIp = ipReserved.status === 'fulfilled' && ipReserved.value === undefined;
     if (!gotPair || !gotIp) {
-      await Promise.allSettled([gotPair ? this.giveBack(pair) : undefined, gotIp ? this.giveBack(held.ipKey) : undefined]);
+      await Promise.allSettled([gotPair ? this.giveBack(pair) : undefined, gotIp ? this.giveBack(held.ipKey) : undefined, this.giveBackAccountAttempt(account.taken)]);
       // A store fault is the answer (503), with whatever was reserved given back.
       for (const settled of [pairReserved, ipReserved]) if (settled.status === 'rejected') throw settled.reason;
-      const lock = (gotPair ? ipReserved : pairReserved) as PromiseFulfilledResult<Lock>;
-      return { ...held, lock: lock.value };
-    }
-    let account: Awaited<ReturnType<LoginAttempts['reserveAccountAttempt']>>;
-    try {
-      account = await this.reserveAccountAttempt(email, state.userId, at);
-    } catch (error) {
-      await this.giveBackStranger(held);
-      throw error;
-    }
-    if (account.lock) {
-      await this.giveBackStranger(held);
-      return { ...held, lock: account.lock };
+      const lock = (gotPair ? ipReserved : pairReserved) as PromiseFulfilledResult<Lock | 'gone'>;
+      return { ...held, lock: lock.value as Lock };
     }
     return { ...held, user: account.user, staleCounters: account.staleCounters };
   }
@@ -290,7 +294,7 @@ export class LoginAttempts {
    * or every attempt it holds has settled as a failure (refused with the lock), or
    * WAIT_FOR_IN_FLIGHT_MS has passed (refused for a second). Undefined: taken.
    */
-  private async reserveWaiting(counter: HeldCounter, firstRead: Record<string, unknown> | undefined, at: Date): Promise<Lock | undefined> {
+  private async reserveWaiting(counter: HeldCounter, firstRead: Record<string, unknown> | undefined, at: Date): Promise<Lock | undefined | 'gone'> {
     const started = Date.now();
     const now = () => new Date(at.getTime() + (Date.now() - started));
     let read = firstRead;
@@ -298,6 +302,8 @@ export class LoginAttempts {
       if (await counter.take(read, now())) return undefined;
       const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: counter.table, Key: counter.key, ConsistentRead: true })));
       read = Item;
+      // A device token ended meanwhile (a logout elsewhere): there is no such counter to wait for.
+      if (!Item && counter.mustExist) return 'gone';
       const lock = counter.lockOf(Item, now());
       if (lock && !inFlight(Item)) return lock;
       const left = WAIT_FOR_IN_FLIGHT_MS - (Date.now() - started);
@@ -322,14 +328,14 @@ export class LoginAttempts {
     await this.giveBack(deviceKey(hash));
   }
 
-  /** A failure recorded: the stranger's attempts (pair and IP) stay counted, and are no longer in flight. */
-  async settleStranger(reservation: Pick<Reservation, 'pairKey' | 'ipKey'>): Promise<void> {
-    await Promise.allSettled([this.settle(reservation.pairKey), this.settle(reservation.ipKey)]);
+  /** A failure recorded: the stranger's attempts (pair and IP) stay counted, and are no longer in flight; the pair's lock slides on. */
+  async settleStranger(reservation: Pick<Reservation, 'pairKey' | 'ipKey'>, at: Date): Promise<void> {
+    await Promise.allSettled([this.settle(reservation.pairKey, at, 'expires_at'), this.settle(reservation.ipKey, at)]);
   }
 
-  /** A device token's failure recorded: it stays counted, no longer in flight. */
-  async settleDevice(hash: string): Promise<void> {
-    await this.settle(deviceKey(hash));
+  /** A device token's failure recorded: it stays counted, no longer in flight, and the token's lock slides on. */
+  async settleDevice(hash: string, at: Date): Promise<void> {
+    await this.settle(deviceKey(hash), at, 'failures_until');
   }
 
   /**
@@ -348,14 +354,20 @@ export class LoginAttempts {
     }).catch(() => false);
   }
 
-  /** An attempt in flight has settled as a failure: still counted, no longer pending. Best effort. */
-  private async settle(key: Record<string, unknown>): Promise<void> {
+  /**
+   * An attempt in flight has settled as a failure: still counted, no longer pending; a sliding
+   * counter's lock (`until`) runs from now (each failure pushes it, as LOGIN_LOCKOUT_SECONDS says).
+   * Best effort.
+   */
+  private async settle(key: Record<string, unknown>, at: Date, until?: string): Promise<void> {
     await updateIf(this.db, {
       TableName: this.table,
       Key: key,
-      UpdateExpression: 'ADD pending :minus',
+      UpdateExpression: until ? 'ADD pending :minus SET #u = :until' : 'ADD pending :minus',
+      // Only an attempt still pending: a success that cleared the counter meanwhile (the pair deleted, the device token renewed) wins.
       ConditionExpression: 'pending > :zero',
-      ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
+      ...(until ? { ExpressionAttributeNames: { '#u': until } } : {}),
+      ExpressionAttributeValues: { ':minus': -1, ':zero': 0, ...(until ? { ':until': epochSeconds(at) + this.limits.lockoutSeconds } : {}) },
     }).catch(() => false);
   }
 
@@ -367,9 +379,36 @@ export class LoginAttempts {
     return pairKey(email, ip);
   }
 
-  /** The write that deletes a device token's item, for a sign-in's BatchWriteItem: the token is replaced by a new one. */
-  deviceClearing(hash: string): BatchWrite {
-    return { table: this.table, deleteKey: deviceKey(hash) };
+  /** A device token's counts cleared: a success with it (one that hands out a fresh token instead of renewing it). Best effort. */
+  async clearDevice(hash: string): Promise<void> {
+    await updateIf(this.db, {
+      TableName: this.table,
+      Key: deviceKey(hash),
+      UpdateExpression: 'REMOVE failures, failures_until, pending, pending_at',
+      ConditionExpression: 'attribute_exists(pk)',
+    }).catch(() => false);
+  }
+
+  /**
+   * A device token replaced by a new one, after a second factor's sign-in it was presented at has
+   * succeeded (its code and token both spent). Best effort: a leftover token only lives out its life.
+   */
+  async forgetDevice(hash: string): Promise<void> {
+    await storeCall(this.db.send(new DeleteCommand({ TableName: this.table, Key: deviceKey(hash) }))).catch(() => undefined);
+  }
+
+  /**
+   * The device token of the session that activated TOTP, carried over to the new epoch with its
+   * session (the activation ended every other one): only while it still names that session.
+   */
+  async carryDeviceOver(hash: string, sessionId: string, { from, to }: { from: number; to: number }): Promise<boolean> {
+    return updateIf(this.db, {
+      TableName: this.table,
+      Key: deviceKey(hash),
+      UpdateExpression: 'SET user_epoch = :to',
+      ConditionExpression: 'session_id = :sid AND user_epoch = :from',
+      ExpressionAttributeValues: { ':sid': sessionId, ':from': from, ':to': to },
+    }).catch(() => false);
   }
 
   /** The write that deletes a pair counter, for a sign-in's BatchWriteItem: a success ends its consecutive failures. */
@@ -400,7 +439,7 @@ export class LoginAttempts {
   }
 
   /** One of a device token's attempts, for a second factor (waiting as a sign-in does). */
-  async reserveDeviceByHash(hash: string, item: DeviceItem, at: Date): Promise<Lock | undefined> {
+  async reserveDeviceByHash(hash: string, item: DeviceItem, at: Date): Promise<Lock | undefined | 'gone'> {
     return this.reserveWaiting(this.deviceCounter(hash), item as unknown as Record<string, unknown>, at);
   }
 
@@ -446,7 +485,11 @@ export class LoginAttempts {
    * own, at the same cost. Successes count too: nobody signs in a hundred times an hour without a
    * device token.
    */
-  private async reserveAccountAttempt(email: string, userId: string | undefined, at: Date): Promise<{ lock?: Lock; user?: User; staleCounters: string[] }> {
+  private async reserveAccountAttempt(
+    email: string,
+    userId: string | undefined,
+    at: Date,
+  ): Promise<{ lock?: Lock; user?: User; staleCounters: string[]; taken: { table: string; key: Record<string, unknown>; attribute: string } }> {
     const now = epochSeconds(at);
     const window = accountWindow(email, now);
     const lock: Lock = { by: 'account', retryAfterSeconds: window.windowEnd - now };
@@ -464,7 +507,8 @@ export class LoginAttempts {
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: { ':one': 1, ':cap': cap },
       });
-      return item ? { user: userFromItem(item), staleCounters: staleCounters(item, now) } : { lock, staleCounters: [] };
+      const taken = { table: this.usersTable, key: userKey(userId), attribute: accountAttribute(window.hour) };
+      return item ? { user: userFromItem(item), staleCounters: staleCounters(item, now), taken } : { lock, staleCounters: [], taken };
     }
     const taken = await updateIf(this.db, {
       TableName: this.table,
@@ -473,7 +517,20 @@ export class LoginAttempts {
       ConditionExpression: 'attribute_not_exists(attempts) OR attempts < :cap',
       ExpressionAttributeValues: { ':one': 1, ':end': window.windowEnd, ':cap': cap },
     });
-    return taken ? { staleCounters: [] } : { lock, staleCounters: [] };
+    const counter = { table: this.table, key: { pk: window.pk }, attribute: 'attempts' };
+    return taken ? { staleCounters: [], taken: counter } : { lock, staleCounters: [], taken: counter };
+  }
+
+  /** An hour's attempt given back: its request was refused by the pair or the IP. Best effort. */
+  private async giveBackAccountAttempt({ table, key, attribute }: { table: string; key: Record<string, unknown>; attribute: string }): Promise<void> {
+    await updateIf(this.db, {
+      TableName: table,
+      Key: key,
+      UpdateExpression: 'ADD #count :minus',
+      ConditionExpression: '#count > :zero',
+      ExpressionAttributeNames: { '#count': attribute },
+      ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
+    }).catch(() => false);
   }
 
   /** One failure in a fixed window, only while the window is under the IP limit. False: refused. */
@@ -481,9 +538,9 @@ export class LoginAttempts {
     return updateIf(this.db, {
       TableName: this.table,
       Key: { pk },
-      UpdateExpression: 'ADD failures :one, pending :one SET expires_at = if_not_exists(expires_at, :end)',
+      UpdateExpression: 'ADD failures :one, pending :one SET expires_at = if_not_exists(expires_at, :end), pending_at = :ms',
       ConditionExpression: 'attribute_not_exists(failures) OR failures < :max',
-      ExpressionAttributeValues: { ':one': 1, ':end': windowEnd, ':max': this.limits.ipMaxFailures },
+      ExpressionAttributeValues: { ':one': 1, ':end': windowEnd, ':max': this.limits.ipMaxFailures, ':ms': Date.now() },
     });
   }
 
@@ -491,8 +548,11 @@ export class LoginAttempts {
    * One attempt of a counter whose lock slides (pair, device token, a session's password checks),
    * chosen by what was read: a missing or live counter is added to while under the limit; a stale
    * one starts again at 1, only if it is still stale. One write either way, so of any number of
-   * racing requests at most `maxFailures` get through. The attempt is also marked in flight
-   * (`pending`) until its outcome settles it (not on a session: one user's own requests). False: refused.
+   * racing requests at most `maxFailures` get through. On the attempts table the attempt is also
+   * marked in flight (`pending`, `pending_at`) until its outcome settles it, and a live counter's
+   * lock is pushed to now + lockout only when a failure settles (`settle`): a reservation given back
+   * leaves it as it was. (A session's count has no outcome to wait for: one user's own requests.)
+   * False: refused.
    */
   private async reserveSliding(
     target: { table: string; key: Record<string, unknown>; failures: string; until: string; mustExist: boolean; owner?: string },
@@ -502,11 +562,12 @@ export class LoginAttempts {
     const now = epochSeconds(at);
     const stale = read !== undefined && read.until <= now;
     const exists = target.owner !== undefined ? 'user_id = :owner AND ' : target.mustExist ? 'attribute_exists(pk) AND ' : '';
-    const pending = target.table === this.table;
+    const tracked = target.table === this.table;
+    const live = tracked ? 'ADD #f :one, pending :one SET #u = if_not_exists(#u, :until), pending_at = :ms' : 'ADD #f :one SET #u = :until';
     return updateIf(this.db, {
       TableName: target.table,
       Key: target.key,
-      UpdateExpression: stale ? `SET #f = :one, #u = :until${pending ? ', pending = :one' : ''}` : `ADD #f :one${pending ? ', pending :one' : ''} SET #u = :until`,
+      UpdateExpression: stale ? `SET #f = :one, #u = :until${tracked ? ', pending = :one, pending_at = :ms' : ''}` : live,
       ConditionExpression: stale
         ? `${exists}(attribute_not_exists(#u) OR #u <= :now)`
         : `${exists}(attribute_not_exists(#f) OR (#u > :now AND #f < :max))`,
@@ -516,6 +577,7 @@ export class LoginAttempts {
         ':until': now + this.limits.lockoutSeconds,
         ':now': now,
         ...(stale ? {} : { ':max': this.limits.maxFailures }),
+        ...(tracked ? { ':ms': Date.now() } : {}),
         ...(target.owner !== undefined ? { ':owner': target.owner } : {}),
       },
     });
@@ -552,7 +614,7 @@ export async function unlockAccount(
   for (const item of found) ((item.pk as string).startsWith('DEVICE#') ? devices : counters).push({ pk: item.pk });
   await batchWriteAll(db, counters.map((key) => ({ table: tables.attemptsTable, deleteKey: key })));
   for (const key of devices) {
-    await updateIf(db, { TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until, pending', ConditionExpression: 'attribute_exists(pk)' });
+    await updateIf(db, { TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until, pending, pending_at', ConditionExpression: 'attribute_exists(pk)' });
   }
   const { Item } = await storeCall(db.send(new GetCommand({ TableName: tables.usersTable, Key: userKey(userId), ConsistentRead: true })));
   const hours = Object.keys(Item ?? {}).filter((name) => name.startsWith(ACCOUNT_ATTRIBUTE_PREFIX));

@@ -115,6 +115,17 @@ export class MfaTokensRepository {
     }).catch(() => false);
   }
 
+  /** A spend undone: the code it was for did not hold after all (spent by another request). Only the spend made `at`. Best effort. */
+  async unspend(token: MfaToken, at: Date): Promise<void> {
+    await updateIf(this.db, {
+      TableName: this.table,
+      Key: mfaTokenKey(token.hash),
+      UpdateExpression: 'REMOVE spent_at',
+      ConditionExpression: 'spent_at = :at',
+      ExpressionAttributeValues: { ':at': at.toISOString() },
+    }).catch(() => false);
+  }
+
   /** Spend the token on its success; false when another request spent it first. */
   async spend(token: MfaToken, at: Date): Promise<boolean> {
     return updateIf(this.db, {

@@ -15,8 +15,13 @@ const TOTP_ATTRIBUTES = 'totp_status, totp_secret, totp_last_step, recovery_kid,
 const LATER_STEP = '(attribute_not_exists(totp_last_step) OR totp_last_step < :step)';
 /** The account's consecutive wrong second factors (`User.codeFailures`); `code_locks` is kept for the doubling. */
 export const CODE_FAILURE_ATTRIBUTES = ['code_failures', 'code_locked_until', 'code_locks', 'recovery_failures'];
-/** What a successful second factor clears: the counts and a lock in force (not how many locks there were). */
-const RESET_FAILURES = 'code_failures, code_locked_until, recovery_failures';
+/**
+ * What a successful TOTP code clears: its count and a lock in force (not how many locks there were,
+ * nor the recovery codes' count: past its limit only an operator's unlock helps). A successful
+ * recovery code clears both counts.
+ */
+const RESET_FAILURES = 'code_failures, code_locked_until';
+const RESET_ALL_FAILURES = `${RESET_FAILURES}, recovery_failures`;
 /** The longest a lock of TOTP codes lasts, however many came before it. */
 const MAX_CODE_LOCK_SECONDS = 86_400;
 
@@ -79,7 +84,7 @@ export class MfaRepository {
       Key: userKey(userId),
       UpdateExpression:
         'SET totp_status = :active, totp_last_step = :step, recovery_kid = :kid, recovery_macs = :macs, totp_activated_at = :at, updated_at = :at, ' +
-        'kept_session_id = :kept, kept_session_epoch = :epoch ADD session_epoch :one',
+        `kept_session_id = :kept, kept_session_epoch = :epoch ADD session_epoch :one REMOVE ${RESET_FAILURES}`,
       ConditionExpression: 'totp_status = :pending AND totp_secret = :sealed AND session_epoch = :epoch',
       ExpressionAttributeValues: {
         ':active': 'active',
@@ -120,7 +125,7 @@ export class MfaRepository {
     const item = await updateAndReadIf(this.db, {
       TableName: this.table,
       Key: userKey(userId),
-      UpdateExpression: `DELETE recovery_macs :mac REMOVE ${RESET_FAILURES}`,
+      UpdateExpression: `DELETE recovery_macs :mac REMOVE ${RESET_ALL_FAILURES}`,
       ConditionExpression: 'totp_status = :active AND contains(recovery_macs, :one)',
       ExpressionAttributeValues: { ':mac': new Set([mac]), ':one': mac, ':active': 'active' },
     });
@@ -215,7 +220,7 @@ export class MfaRepository {
     return updateIf(this.db, {
       TableName: this.table,
       Key: userKey(userId),
-      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES}, ${RESET_FAILURES}`,
+      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES}, ${RESET_ALL_FAILURES}`,
       ConditionExpression: `totp_status = :active AND ${LATER_STEP}`,
       ExpressionAttributeValues: { ':active': 'active', ':step': step },
     });

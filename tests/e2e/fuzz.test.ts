@@ -33,6 +33,8 @@ const body = fc.oneof(
       mfa_token: fc.oneof(secretish.map((s) => `mt_${s}`), fc.base64String().map((s) => `mt_${s.replace(/[+/=]/g, '')}`), anyValue),
       code: fc.oneof(fc.stringMatching(/^\d{6}$/), fc.stringMatching(/^[\d ]{1,12}$/), secretish, anyValue),
       recovery_code: fc.oneof(fc.stringMatching(/^[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}$/), secretish, anyValue),
+      // A set-up by a session takes the current password
+      current_password: fc.oneof(secretish, anyValue),
     },
     { requiredKeys: [] },
   ).map((value) => JSON.stringify(value)),

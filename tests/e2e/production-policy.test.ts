@@ -86,7 +86,7 @@ describe('the prod stage over HTTP, as the README recommends it: HTTPS only, HST
           env: { ...api.env(), AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_DYNAMODB: api.env().DYNAMODB_ENDPOINT, AWS_PROFILE: undefined },
         });
       const session = await post('/login', { email: user.email, password: user.password });
-      const setup = await post('/mfa/totp/setup', {}, session.body.token);
+      const setup = await post('/mfa/totp/setup', { current_password: user.password }, session.body.token);
       const app = new Authenticator(setup.body.secret);
       const activated = await post('/mfa/totp/activate', { code: await app.next() }, session.body.token);
       expect(activated.status, activated.text).toBe(200);
@@ -119,7 +119,7 @@ describe('the prod stage over HTTP, as the README recommends it: HTTPS only, HST
       expect(verified.status, verified.text).toBe(200);
 
       // Act: new recovery codes (under the new key); now the old key can go, and they still work
-      const renewed = await post('/mfa/recovery-codes', {}, verified.body.token);
+      const renewed = await post('/mfa/recovery-codes', { code: await app.next() }, verified.body.token);
       const unused = await keys('list');
       // Nothing needs it now, but containers may still seal with it until their cache runs out (300 s here): forced
       const waiting = await keys('retire');
