@@ -5,6 +5,9 @@ const { isProductionStage, SESSIONS_BY_USER_INDEX } = require('./tables.js');
 // its code uses (no dynamodb:*, no Resource "*"), reading the signing-key parameter only where it
 // verifies or signs tokens, and writing only its own log group.
 // tests/package/template.test.ts reads the packaged template, so a change cannot widen these quietly.
+// The local stack holds each function to its role (scripts/local-iam/, docs/local-stack.md): a call
+// outside it fails the e2e run, and so does a grant no e2e path uses, unless a comment directly above
+// it, `// needs <action>: <path>`, names the path that does.
 
 /** The sessions table's by-user index, as a key of ACCESS: `<table logical id>/index/<name>`. */
 const SESSIONS_BY_USER = `SessionsTable/index/${SESSIONS_BY_USER_INDEX}`;
@@ -32,12 +35,14 @@ const ACCESS = {
   },
   changePassword: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
-    SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
-    [SESSIONS_BY_USER]: ['dynamodb:Query'],
+    // No UpdateItem, no index: the new session has no cap to apply (every other session has just ended).
+    SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'],
     AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
   },
   refresh: {
     UsersTable: ['dynamodb:BatchGetItem'],
+    // needs dynamodb:GetItem: a refresh that lost the rotation race re-reads the session (the e2e
+    // races usually lose one, not surely)
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
   },
   logout: {
@@ -65,10 +70,13 @@ const ACCESS = {
   },
   mfaVerify: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
-    // UpdateItem and the index: MAX_SESSIONS_PER_USER ends the least recently used sessions.
+    // needs dynamodb:UpdateItem: MAX_SESSIONS_PER_USER ending the least recently used sessions at a
+    // second-factor sign-in; a session written for a verify that lost its mfa_token's spend, ended at once
     SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
+    // needs dynamodb:Query: MAX_SESSIONS_PER_USER's cap at a second-factor sign-in reads the user's sessions
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
-    AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // GetItem: a code refused by a locked pair reads the lock for its Retry-After (LoginAttempts.pairLock).
+    AttemptsTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
   },
   mfaRecoveryCodes: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
@@ -77,7 +85,8 @@ const ACCESS = {
   mfaTurnOff: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
     SessionsTable: ['dynamodb:BatchGetItem'],
-    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+    // GetItem: as mfaVerify's, the lock read for a refused code's Retry-After.
+    AttemptsTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
   },
   notFound: {},
   exampleProtected: {},
