@@ -79,11 +79,15 @@ export default async function setup(project: TestProject) {
     writeFileSync(join(PROJECT_ROOT, '.test-output', 'serverless-offline.log'), output);
     removeLocalEnv(E2E_STAGE);
     await offline.stop();
-    // Every Lambda has stopped (stage APIs and `invoke local` end with their tests): the record is whole.
-    const findings = iamFindings(iam, await incompleteRun(project));
-    writeFileSync(join(PROJECT_ROOT, '.test-output', 'iam-usage.json'), `${JSON.stringify(findings.report, null, 2)}\n`);
-    await iam.close();
-    await dynamo.close();
+    let findings;
+    try {
+      // Every Lambda has stopped (stage APIs and `invoke local` end with their tests): the record is whole.
+      findings = iamFindings(iam, await incompleteRun(project));
+      writeFileSync(join(PROJECT_ROOT, '.test-output', 'iam-usage.json'), `${JSON.stringify(findings.report, null, 2)}\n`);
+    } finally {
+      await iam.close();
+      await dynamo.close();
+    }
     // Every key any ring held during the run, rotations included.
     const keys = ssm.history.flatMap((value) => (value.startsWith('{') ? Object.values(JSON.parse(value) as Record<string, string>) : [value]));
     await ssm.close();
