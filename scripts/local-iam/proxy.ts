@@ -67,7 +67,7 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
   const used = new Set<string>();
   const denials: Denial[] = [];
 
-  /** The first need the caller's role does not allow (AWS stops at the first), after recording the allowed ones. */
+  /** A Lambda's call refused for the first need its role does not allow (AWS names one); else undefined, its grants recorded as used. */
   function refusal(headers: IncomingHttpHeaders, body: Buffer): Denial | undefined {
     const [, accessKeyId = '', region = 'us-east-1'] = CREDENTIAL.exec(String(headers.authorization ?? '')) ?? [];
     const functionName = lambdaOfAccessKeyId(accessKeyId);
