@@ -5,6 +5,9 @@ const { isProductionStage, SESSIONS_BY_USER_INDEX } = require('./tables.js');
 // its code uses (no dynamodb:*, no Resource "*"), reading the signing-key parameter only where it
 // verifies or signs tokens, and writing only its own log group.
 // tests/package/template.test.ts reads the packaged template, so a change cannot widen these quietly.
+// The local stack holds each function to its role (scripts/local-iam/, docs/local-stack.md): a call
+// outside it fails the e2e run, and so does a grant no e2e path uses, unless a comment directly above
+// it, `// needs <action>: <path>`, names the path that does.
 
 /** The sessions table's by-user index, as a key of ACCESS: `<table logical id>/index/<name>`. */
 const SESSIONS_BY_USER = `SessionsTable/index/${SESSIONS_BY_USER_INDEX}`;
@@ -43,6 +46,8 @@ const ACCESS = {
   },
   refresh: {
     UsersTable: ['dynamodb:BatchGetItem'],
+    // needs dynamodb:GetItem: a refresh that lost the rotation race re-reads the session (the e2e
+    // races usually lose one, not surely)
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
     // A session ended for a reused refresh token takes its device token with it.
     AttemptsTable: ['dynamodb:DeleteItem'],
@@ -75,8 +80,10 @@ const ACCESS = {
   },
   mfaVerify: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
-    // UpdateItem and the index: MAX_SESSIONS_PER_USER ends the least recently used sessions.
+    // needs dynamodb:UpdateItem: MAX_SESSIONS_PER_USER ending the least recently used sessions at a
+    // second-factor sign-in; a session written for a verify that lost its mfa_token's spend, ended at once
     SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
+    // needs dynamodb:Query: MAX_SESSIONS_PER_USER's cap at a second-factor sign-in reads the user's sessions
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
     // GetItem: the device token the sign-in presented, whose counter the code is held to too;
     // DeleteItem: that token, replaced by the new one once the sign-in has succeeded.

@@ -28,6 +28,7 @@ import { paramArguments } from '../infra/settings.js';
 import { tableResources } from '../infra/tables.js';
 import type { StoreConfig } from '../lib/platform/config.js';
 import { createDocumentClient } from '../lib/platform/dynamo.js';
+import { placeholderCredentials } from '../lib/platform/local-credentials.js';
 import { hashPassword } from '../lib/auth/passwords.js';
 import { EmailTakenError, UsersRepository, type Role } from '../lib/store/users.js';
 
@@ -70,7 +71,7 @@ export async function startDynalite(port: number, path?: string): Promise<Runnin
  * (dynalite cannot add an index to a table; CloudFormation does that in AWS).
  */
 export async function ensureTables(endpoint: string, stage: string, region = 'us-east-1'): Promise<string[]> {
-  const client = new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const client = new DynamoDBClient({ endpoint, region, credentials: placeholderCredentials() });
   const created: string[] = [];
   try {
     for (const resource of Object.values(tableResources(stage))) {

@@ -1,10 +1,12 @@
 /**
  * `npm start`: the whole API on this machine, no Docker, no Java, no AWS account.
- * dynalite (data kept in .data/) -> tables -> demo user -> serverless-offline, stopped together.
+ * dynalite (data kept in .data/) behind the local IAM check -> tables -> demo user ->
+ * serverless-offline, stopped together.
  */
 import { join } from 'node:path';
 import { ConfigError, dynamodbEndpointFrom, isProductionStage, loadConfig } from '../lib/platform/config.js';
 import { bcryptCostFor } from './stage-params.js';
+import { describeDenial, startIamProxy, type IamProxy } from './local-iam/proxy.js';
 import { DATA_DIR, ensureTables, localMfaKey, localSigningSecret, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv, type RunningDynalite } from './local-stack.js';
 
 function fail(message: string): never {
@@ -53,19 +55,29 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  if (external) {
-    env.DYNAMODB_ENDPOINT = external;
-  } else {
+  if (!external) {
     try {
-      dynamo = await startDynalite(dynamoPort, join(DATA_DIR, `dynamodb-${stage}`));
+      dynamo = await startDynalite(0, join(DATA_DIR, `dynamodb-${stage}`));
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EADDRINUSE') fail(`port ${dynamoPort} is taken: set DYNAMODB_PORT to a free port`);
       if (/lock/i.test(String(error))) fail(`the data in .data/dynamodb-${stage} is in use by another process (another npm start?)`);
       throw error;
     }
-    env.DYNAMODB_ENDPOINT = dynamo.endpoint;
   }
+  // Every client reaches DynamoDB through the local IAM check, on DYNAMODB_PORT (the CLIs find the
+  // store there); only the Lambdas' calls are checked, each against its own role in infra/iam.js.
+  let iam: IamProxy;
+  try {
+    iam = await startIamProxy({
+      target: external ?? dynamo!.endpoint,
+      port: external ? 0 : dynamoPort,
+      onDenial: (denial) => console.error(`local IAM: ${describeDenial(denial)}: ${denial.message} (a 500, as in AWS; grant it in infra/iam.js)`),
+    });
+  } catch (error) {
+    await dynamo?.close();
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') fail(`port ${dynamoPort} is taken: set DYNAMODB_PORT to a free port`);
+    throw error;
+  }
+  env.DYNAMODB_ENDPOINT = iam.endpoint;
   const store = { ...config, dynamodbEndpoint: env.DYNAMODB_ENDPOINT };
 
   const created = await ensureTables(env.DYNAMODB_ENDPOINT!, stage, config.region);
@@ -81,6 +93,7 @@ async function main(): Promise<void> {
   }
 
   const offline = await startOffline({ stage, port: httpPort, env, echo: (text) => process.stdout.write(text) }).catch(async (error) => {
+    await iam.close();
     await dynamo?.close();
     if (/EADDRINUSE/.test(String(error))) fail(`port ${httpPort} is taken: set PORT to a free port`);
     throw error;
@@ -93,7 +106,7 @@ async function main(): Promise<void> {
   console.log(`
   VPN Enterprise auth API (stage ${stage}) is running
   Base URL:  ${base}/auth/{login,refresh,logout,me,sessions,password,mfa/...}
-  DynamoDB:  ${env.DYNAMODB_ENDPOINT}${external ? '' : ` (dynalite, data in .data/dynamodb-${stage})`}
+  DynamoDB:  ${env.DYNAMODB_ENDPOINT}${external ? ` (in front of ${external})` : ` (dynalite, data in .data/dynamodb-${stage})`}, each Lambda held to its role (infra/iam.js)
 ${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}\n`}
   Try it:
     curl -s -X POST ${base}/auth/login -H 'Content-Type: application/json' \\
@@ -109,6 +122,7 @@ ${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}
     console.log(`\n${signal}: stopping serverless-offline and dynalite...`);
     removeLocalEnv(stage);
     await offline.stop();
+    await iam.close();
     await dynamo?.close();
     process.exit(0);
   };
@@ -118,7 +132,7 @@ ${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}
     if (stopping) return;
     console.error(`serverless-offline exited (code ${code}); stopping.`);
     removeLocalEnv(stage);
-    void dynamo?.close().then(() => process.exit(1));
+    void iam.close().then(() => dynamo?.close()).then(() => process.exit(1));
   });
 }
 

@@ -33,6 +33,12 @@ export interface StoreConfig {
    * AWS_ENDPOINT_URL_DYNAMODB only when no credentials are configured (no AWS_ACCESS_KEY_ID or AWS_PROFILE).
    */
   placeholderCredentials: boolean;
+  /**
+   * The Lambda this process runs as (AWS_LAMBDA_FUNCTION_NAME; unset for the CLIs and the tests'
+   * own clients). Placeholder credentials carry it, so that the local stack holds each function to
+   * its own role as IAM does in AWS (lib/platform/local-credentials.ts).
+   */
+  functionName: string | undefined;
   bcryptCost: number;
   /** The fewest characters (Unicode code points) a new password may have (lib/auth/password-policy.ts). */
   passwordMinLength: number;
@@ -200,6 +206,7 @@ export function loadStoreConfig(env: Env = process.env): StoreConfig {
     attemptsTable: read(env, 'ATTEMPTS_TABLE') ?? defaults.attempts,
     dynamodbEndpoint: endpoint,
     placeholderCredentials: local !== undefined || (endpoint !== undefined && read(env, 'AWS_ACCESS_KEY_ID') === undefined && read(env, 'AWS_PROFILE') === undefined),
+    functionName: read(env, 'AWS_LAMBDA_FUNCTION_NAME'),
     bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
     // NIST SP 800-63B: never fewer than 8; 64 at most, so that any minimum leaves room below bcrypt's 72 bytes.
     passwordMinLength: integer(env, 'PASSWORD_MIN_LENGTH', 12, 8, 64),

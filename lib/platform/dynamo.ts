@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unavailable } from './errors.js';
+import { placeholderCredentials } from './local-credentials.js';
 
 export interface DynamoOptions {
   region: string;
@@ -8,13 +9,15 @@ export interface DynamoOptions {
   dynamodbEndpoint: string | undefined;
   /** dynalite checks that requests are signed, not by whom. */
   placeholderCredentials: boolean;
+  /** The Lambda calling, named by its placeholder credentials (the local stack's IAM check reads it). */
+  functionName?: string | undefined;
 }
 
 export function createDocumentClient(options: DynamoOptions): DynamoDBDocumentClient {
   const client = new DynamoDBClient({
     region: options.region,
     ...(options.dynamodbEndpoint ? { endpoint: options.dynamodbEndpoint } : {}),
-    ...(options.placeholderCredentials ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+    ...(options.placeholderCredentials ? { credentials: placeholderCredentials(options.functionName) } : {}),
     maxAttempts: 3,
     // DynamoDB answers in milliseconds; a stuck connection must fail (and be retried) well
     // inside the Lambda timeout, not hold the request until the Lambda is killed.

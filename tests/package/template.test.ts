@@ -113,6 +113,25 @@ describe('the packaged CloudFormation template', () => {
     }
   });
 
+  it('lets the functions that hold a code to a pair read its lock, and grants no read or write their paths do not make', () => {
+    // The grants' DynamoDB actions by resource, as infra/iam.js names them (`<table>/index/<name>` for an index).
+    const dynamoOf = (fn: string): Record<string, string[]> => {
+      const statements = prod.Resources[`${fn}Role`]!.Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
+      const resourceName = (resource: any): string =>
+        resource['Fn::GetAtt'] ? resource['Fn::GetAtt'][0] : `${resource['Fn::Join'][1][0]['Fn::GetAtt'][0]}${resource['Fn::Join'][1][1]}`;
+      return Object.fromEntries(
+        statements.filter((statement: any) => [statement.Action].flat().some((action: string) => action.startsWith('dynamodb:'))).map((statement: any) => [resourceName(statement.Resource), [statement.Action].flat().sort()]),
+      );
+    };
+    // A code refused by a locked pair reads the lock for its Retry-After (LoginAttempts.pairLock): without
+    // GetItem, AWS answers AccessDenied and the request a 500 instead of 429.
+    expect(dynamoOf('MfaVerify').AttemptsTable).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    expect(dynamoOf('MfaTurnOff').AttemptsTable).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    // A password change applies no session cap: it neither reads the index nor ends sessions one by one.
+    expect(dynamoOf('ChangePassword')).not.toHaveProperty(['SessionsTable/index/by-user']);
+    expect(dynamoOf('ChangePassword').SessionsTable).toEqual(['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem']);
+  });
+
   it('lets /auth/me and the authorizer only read', () => {
     for (const fn of ['me', 'authorizer'] as const) {
       for (const actions of Object.values(ACCESS[fn])) {

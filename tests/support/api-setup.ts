@@ -4,31 +4,37 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { mfaKeyParameter, signingKeyParameter } from '../../infra/signing-keys.js';
 import { loadStoreConfig } from '../../lib/platform/config.js';
+import { startIamProxy } from '../../scripts/local-iam/proxy.js';
 import { PROJECT_ROOT, ensureTables, freePort, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
 import { startFakeSsm } from './fake-ssm.js';
+import { iamFindings, incompleteRun } from './iam-usage.js';
 import { leakedLines, resetSecrets } from './secrets.js';
 
 export const E2E_STAGE = 'test';
 
 /**
- * The API as it runs in AWS, but private: in-memory dynalite and serverless-offline on free
- * loopback ports, the signing keys read from an SSM parameter (a fake SSM on loopback that checks
- * SigV4) as the deployed Lambdas read them, the demo user seeded. Stopped when the run ends.
+ * The API as it runs in AWS, but private: in-memory dynalite behind the local IAM check (each
+ * Lambda held to its role in infra/iam.js) and serverless-offline on free loopback ports, the
+ * signing keys read from an SSM parameter (a fake SSM on loopback that checks SigV4) as the
+ * deployed Lambdas read them, the demo user seeded. Stopped when the run ends.
  */
 export default async function setup(project: TestProject) {
   resetSecrets();
   // A stale one (a run that was killed) would give the Lambdas below a key instead of SSM.
   removeLocalEnv(E2E_STAGE);
   const dynamo = await startDynalite(0);
-  await ensureTables(dynamo.endpoint, E2E_STAGE);
+  // Every DynamoDB client of the run goes through it (stage APIs and `invoke local` too); only the
+  // Lambdas' calls are checked, and what each used is recorded for the check at the end.
+  const iam = await startIamProxy({ target: dynamo.endpoint });
+  await ensureTables(iam.endpoint, E2E_STAGE);
   const ssm = await startFakeSsm();
   const signingKey = randomBytes(48).toString('base64url');
   ssm.put(signingKeyParameter(E2E_STAGE), JSON.stringify({ 'e2e-1': signingKey }));
   ssm.put(mfaKeyParameter(E2E_STAGE), JSON.stringify({ 'mfa-1': randomBytes(48).toString('base64url') }));
   const env: Record<string, string> = {
     STAGE: E2E_STAGE,
-    DYNAMODB_ENDPOINT: dynamo.endpoint,
+    DYNAMODB_ENDPOINT: iam.endpoint,
     // serverless.yml names the parameter for the Lambdas; the tests' own app needs it spelt out.
     JWT_SECRET_PARAMETER: signingKeyParameter(E2E_STAGE),
     MFA_KEY_PARAMETER: mfaKeyParameter(E2E_STAGE),
@@ -43,6 +49,7 @@ export default async function setup(project: TestProject) {
     env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: '.esbuild-e2e' },
     echo: process.env.E2E_VERBOSE ? (text) => process.stderr.write(text) : undefined,
   }).catch(async (error) => {
+    await iam.close();
     await dynamo.close();
     await ssm.close();
     throw error;
@@ -56,13 +63,14 @@ export default async function setup(project: TestProject) {
     }
   } catch (error) {
     await offline.stop();
+    await iam.close();
     await dynamo.close();
     await ssm.close();
     throw error;
   }
   // As `npm start` does: what a plain `serverless invoke local --stage test` loads (useDotenv).
   writeLocalEnv(E2E_STAGE, env);
-  project.provide('dynamoEndpoint', dynamo.endpoint);
+  project.provide('dynamoEndpoint', iam.endpoint);
   project.provide('apiUrl', offline.url);
   project.provide('apiEnv', env);
   return async () => {
@@ -71,17 +79,26 @@ export default async function setup(project: TestProject) {
     writeFileSync(join(PROJECT_ROOT, '.test-output', 'serverless-offline.log'), output);
     removeLocalEnv(E2E_STAGE);
     await offline.stop();
-    await dynamo.close();
+    let findings;
+    try {
+      // Every Lambda has stopped (stage APIs and `invoke local` end with their tests): the record is whole.
+      findings = iamFindings(iam, await incompleteRun(project));
+      writeFileSync(join(PROJECT_ROOT, '.test-output', 'iam-usage.json'), `${JSON.stringify(findings.report, null, 2)}\n`);
+    } finally {
+      await iam.close();
+      await dynamo.close();
+    }
     // Every key any ring held during the run, rotations included.
     const keys = ssm.history.flatMap((value) => (value.startsWith('{') ? Object.values(JSON.parse(value) as Record<string, string>) : [value]));
     await ssm.close();
     // The audit trail must never carry a password, token, hash or key: every line the Lambdas
     // logged during the run is checked against every secret the tests used.
     const leaks = leakedLines(output, [...keys, DEMO_USER.password]);
-    if (leaks.length > 0) {
+    const failures = [...findings.failures, ...(leaks.length > 0 ? [`Secrets found in the Lambdas' logs:\n${leaks.slice(0, 5).join('\n')}`] : [])];
+    if (failures.length > 0) {
       // A throw here is only printed by vitest ("error during close"); the exit code must say it.
       process.exitCode = 1;
-      throw new Error(`Secrets found in the Lambdas' logs:\n${leaks.slice(0, 5).join('\n')}`);
+      throw new Error(failures.join('\n\n'));
     }
   };
 }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, createHmac, type BinaryLike, type Hash, type Hmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { PLACEHOLDER_SECRET, isPlaceholderAccessKeyId, placeholderCredentials } from '../../lib/platform/local-credentials.js';
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 const bytes = (data: SourceData): BinaryLike => (data instanceof ArrayBuffer ? new Uint8Array(data) : (data as BinaryLike));
@@ -21,10 +22,10 @@ export class Sha256 {
 }
 
 /**
- * The placeholder credentials the local stack signs with (lib/platform/dynamo.ts gives them to clients of
- * a local endpoint); the fake checks every signature against them.
+ * The placeholder credentials the local stack's own clients sign with (lib/platform/local-credentials.ts;
+ * a Lambda's name its function). The fake checks every signature against the placeholder secret.
  */
-export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+export const LOCAL_CREDENTIALS = placeholderCredentials();
 
 export interface FakeSsm {
   endpoint: string;
@@ -59,7 +60,6 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
     history.push(value);
     return parameters.get(name)!.version;
   };
-  const verifier = new SignatureV4({ credentials: LOCAL_CREDENTIALS, region, service: 'ssm', sha256: Sha256 });
   let failures: { count: number; status: number; type: string } = { count: 0, status: 0, type: '' };
 
   async function signatureProblem(request: IncomingMessage, body: string): Promise<string | undefined> {
@@ -67,7 +67,7 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
     const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(authorization);
     if (!match) return 'missing or malformed Authorization';
     const [, accessKeyId, , signedRegion, service, signedHeaders, signature] = match;
-    if (accessKeyId !== LOCAL_CREDENTIALS.accessKeyId) return `unknown access key ${accessKeyId}`;
+    if (!isPlaceholderAccessKeyId(accessKeyId!)) return `unknown access key ${accessKeyId}`;
     if (signedRegion !== region || service !== 'ssm') return `signed for ${signedRegion}/${service}, expected ${region}/ssm`;
     const amzDate = String(request.headers['x-amz-date'] ?? '');
     const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate);
@@ -79,7 +79,8 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
     if (sessionToken !== undefined && !signedHeaders!.split(';').includes('x-amz-security-token')) return 'X-Amz-Security-Token is not signed';
     const headers: Record<string, string> = {};
     for (const name of signedHeaders!.split(';')) headers[name] = String(request.headers[name] ?? '');
-    const signer = sessionToken === undefined ? verifier : new SignatureV4({ credentials: { ...LOCAL_CREDENTIALS, sessionToken: String(sessionToken) }, region, service: 'ssm', sha256: Sha256 });
+    const credentials = { accessKeyId: accessKeyId!, secretAccessKey: PLACEHOLDER_SECRET, ...(sessionToken === undefined ? {} : { sessionToken: String(sessionToken) }) };
+    const signer = new SignatureV4({ credentials, region, service: 'ssm', sha256: Sha256 });
     const resigned = await signer.sign(
       { method: request.method!, protocol: 'http:', hostname: '127.0.0.1', path: request.url!.split('?')[0]!, query: {}, headers, body },
       { signingDate: new Date(`${date[1]}-${date[2]}-${date[3]}T${date[4]}:${date[5]}:${date[6]}Z`) },

@@ -13,6 +13,8 @@ export interface StageApi {
   app(): App;
   /** Where it answers (once the describe's beforeAll has run). */
   readonly url: string;
+  /** What its serverless-offline printed so far: its Lambdas' logs. */
+  output(): string;
 }
 
 /**
@@ -40,5 +42,6 @@ export function stageApi(stage: string, settings: Record<string, string>, { para
       if (!api) throw new Error(`the ${stage} API has not started`);
       return api.url;
     },
+    output: () => api?.output() ?? '',
   };
 }

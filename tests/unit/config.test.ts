@@ -39,6 +39,7 @@ describe('loadConfig', () => {
       attemptsTable: 'vpn-auth-dev-attempts',
       dynamodbEndpoint: undefined,
       placeholderCredentials: false,
+      functionName: undefined,
       bcryptCost: 12,
       passwordMinLength: 12,
       signingKeySource: { kind: 'inline', keys: { currentKid: kidFor(SECRET), keys: new Map([[kidFor(SECRET), new TextEncoder().encode(SECRET)]]) } },
@@ -393,6 +394,7 @@ describe('loadStoreConfig', () => {
       attemptsTable: 'vpn-auth-dev-attempts',
       dynamodbEndpoint: undefined,
       placeholderCredentials: false,
+      functionName: undefined,
       bcryptCost: 12,
       passwordMinLength: 12,
     });
@@ -404,6 +406,10 @@ describe('loadStoreConfig', () => {
     ['AWS_ENDPOINT_URL_DYNAMODB with the credentials configured', { AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:8000', AWS_ACCESS_KEY_ID: 'AKIA' }, false],
   ])('takes the DynamoDB endpoint from %s', (_label, env, placeholders) => {
     expect(loadStoreConfig(env)).toMatchObject({ dynamodbEndpoint: 'http://127.0.0.1:8000', placeholderCredentials: placeholders });
+  });
+
+  it("names the Lambda it runs as from AWS_LAMBDA_FUNCTION_NAME (its placeholder credentials carry it)", () => {
+    expect(loadStoreConfig({ AWS_LAMBDA_FUNCTION_NAME: 'vpn-auth-dev-login', DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000' }).functionName).toBe('vpn-auth-dev-login');
   });
 
   it('prefers DYNAMODB_ENDPOINT, and takes the SSM endpoint from SSM_ENDPOINT or AWS_ENDPOINT_URL_SSM', () => {
