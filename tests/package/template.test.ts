@@ -123,13 +123,15 @@ describe('the packaged CloudFormation template', () => {
         statements.filter((statement: any) => [statement.Action].flat().some((action: string) => action.startsWith('dynamodb:'))).map((statement: any) => [resourceName(statement.Resource), [statement.Action].flat().sort()]),
       );
     };
-    // A code refused by a locked pair reads the lock for its Retry-After (LoginAttempts.pairLock): without
-    // GetItem, AWS answers AccessDenied and the request a 500 instead of 429.
-    expect(dynamoOf('MfaVerify').AttemptsTable).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem']);
-    expect(dynamoOf('MfaTurnOff').AttemptsTable).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
-    // A password change applies no session cap: it neither reads the index nor ends sessions one by one.
+    // A second factor reads the device token its sign-in presented (GetItem) and replaces it once the sign-in
+    // succeeded (DeleteItem): without them, AWS answers AccessDenied and the request a 500.
+    expect(dynamoOf('MfaVerify').AttemptsTable).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    // Turning TOTP off is held to the account's own count of wrong codes, on the user item: no attempts table at all.
+    expect(dynamoOf('MfaTurnOff')).not.toHaveProperty('AttemptsTable');
+    // A password change applies no session cap: it neither reads the index; it counts wrong current passwords on its session.
     expect(dynamoOf('ChangePassword')).not.toHaveProperty(['SessionsTable/index/by-user']);
-    expect(dynamoOf('ChangePassword').SessionsTable).toEqual(['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem']);
+    expect(dynamoOf('ChangePassword').SessionsTable).toEqual(['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem']);
+    expect(dynamoOf('ChangePassword').AttemptsTable).toEqual(['dynamodb:BatchWriteItem']);
   });
 
   it('lets /auth/me and the authorizer only read', () => {
