@@ -275,11 +275,10 @@ describe('idle timeout and session cap, over HTTP', () => {
   });
 
   it('refuses an idle session at every endpoint that authenticates it, the authorizer included; a fresh session is served', async () => {
-    // Prepare: a session left idle past SESSION_IDLE_SECONDS (3 s), then a fresh one of the same user
+    // Prepare: a session left idle past SESSION_IDLE_SECONDS (3 s)
     const user = await createUser(sessionsApp());
     const idle = (await signIn(user.email, user.password, 'Idle/1.0', { baseUrl: api.url })).body.token as string;
     await new Promise((resolveWait) => setTimeout(resolveWait, 3200));
-    const fresh = (await signIn(user.email, user.password, 'Fresh/1.0', { baseUrl: api.url })).body.token as string;
     const send = (token: string, method: string, path: string, body?: unknown) =>
       requestFrom('127.0.0.1', method, path, {
         headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -289,7 +288,7 @@ describe('idle timeout and session cap, over HTTP', () => {
     const endpoints: Array<[string, string, unknown?]> = [
       ['GET', '/me'],
       ['GET', '/sessions'],
-      ['DELETE', `/sessions/${sidOf(fresh)}`],
+      ['DELETE', `/sessions/${sidOf(idle)}`],
       ['POST', '/password', { current_password: user.password, new_password: NEW_PASSWORD }],
       ['POST', '/mfa/totp/setup'],
       ['POST', '/mfa/totp/activate', { code: '123456' }],
@@ -302,8 +301,14 @@ describe('idle timeout and session cap, over HTTP', () => {
     const refused = [];
     for (const [method, path, body] of endpoints) refused.push(await send(idle, method, path, body));
     const protectedIdle = await fetch(`${api.url}/v1/example/protected`, { headers: { authorization: `Bearer ${idle}` }, signal: AbortSignal.timeout(20_000) });
-    const served = [await send(fresh, 'GET', '/me'), await send(fresh, 'GET', '/sessions'), await send(fresh, 'POST', '/mfa/totp/setup')];
-    const protectedFresh = await fetch(`${api.url}/v1/example/protected`, { headers: { authorization: `Bearer ${fresh}` }, signal: AbortSignal.timeout(20_000) });
+    // A fresh session of the same user, used at once (well inside its own 3 s)
+    const fresh = (await signIn(user.email, user.password, 'Fresh/1.0', { baseUrl: api.url })).body.token as string;
+    const [protectedFresh, ...served] = await Promise.all([
+      fetch(`${api.url}/v1/example/protected`, { headers: { authorization: `Bearer ${fresh}` }, signal: AbortSignal.timeout(20_000) }),
+      send(fresh, 'GET', '/me'),
+      send(fresh, 'GET', '/sessions'),
+      send(fresh, 'POST', '/mfa/totp/setup'),
+    ]);
 
     // Assess
     expect(refused.map((reply, i) => `${endpoints[i]![0]} ${endpoints[i]![1]} ${reply.status} ${reply.body?.error?.code}`)).toEqual(
