@@ -3,10 +3,11 @@ import middy from '@middy/core';
 import type { APIGatewayRequestAuthorizerEventV2, APIGatewaySimpleAuthorizerWithContextResult } from 'aws-lambda';
 import { app } from '../lib/app.js';
 import { TIMEOUT_MARGIN_MS, bearerFromHeader } from '../lib/http/http.js';
+import { withStoreDeadline } from '../lib/platform/dynamo.js';
 import { describeError, log, logger } from '../lib/platform/log.js';
 import { METRIC, countMetric, publishMetrics } from '../lib/platform/metrics.js';
 
-const { auth } = app();
+const { auth, config } = app();
 
 export interface AuthorizerContext {
   sub: string;
@@ -24,7 +25,8 @@ const DENY: AuthorizerResult = { isAuthorized: false, context: {} };
  * API Gateway HTTP API Lambda authorizer (simple responses) for any VPN Enterprise API: the
  * same check as /auth/me — signature, expiry, and a session that still stands — so a logout or
  * a disabled user is refused at once. Attach with a result cache TTL of 0 to keep it that way.
- * Anything that goes wrong, a DynamoDB outage included, denies (fails closed).
+ * Anything that goes wrong, a DynamoDB outage included, denies (fails closed), and a store that
+ * hangs is given up on within STORE_DEADLINE_FAST_MS (1.5 s): every API of the product waits on this.
  */
 export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResult>({
   // Out of time before an answer (a stuck dependency): deny, before the platform fails the call.
@@ -37,7 +39,7 @@ export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResul
   .handler(async (event): Promise<AuthorizerResult> => {
     try {
       const token = bearerFromHeader(event.headers?.authorization ?? event.identitySource?.[0]);
-      const { user, sessionId, amr } = await auth.authenticate(token);
+      const { user, sessionId, amr } = await withStoreDeadline(config.storeDeadlinesMs.fast, () => auth.authenticate(token));
       countMetric(METRIC.authorizerAllowed);
       return { isAuthorized: true, context: { sub: user.id, sid: sessionId, role: user.role, amr: amr.join(',') } };
     } catch (error) {

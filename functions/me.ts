@@ -6,4 +6,4 @@ const { auth, config } = app();
 /** GET /v1/auth/me (Bearer) -> the signed-in user as stored now. */
 export const handler = httpHandler(async (event) => {
   return ok({ user: await auth.me(bearerToken(event)) });
-}, config);
+}, config, { storeDeadline: 'fast' });

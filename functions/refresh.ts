@@ -9,4 +9,4 @@ export const handler = httpHandler(async (event, context) => {
   const body = parseJsonObject(bodyText(event));
   const refreshToken = requiredString(body, 'refresh_token', MAX_REFRESH_TOKEN_INPUT_LENGTH);
   return ok(await auth.refresh(refreshToken, requestInfo(event, context)));
-}, config);
+}, config, { storeDeadline: 'fast' });

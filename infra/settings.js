@@ -24,6 +24,8 @@ const SETTINGS = {
   PASSWORD_MIN_LENGTH: 'passwordMinLength',
   SESSION_IDLE_SECONDS: 'sessionIdleSeconds',
   MAX_SESSIONS_PER_USER: 'maxSessionsPerUser',
+  STORE_DEADLINE_FAST_MS: 'storeDeadlineFastMs',
+  STORE_DEADLINE_MS: 'storeDeadlineMs',
   MFA_REQUIRED_ROLES: 'mfaRequiredRoles',
   MFA_MAX_FAILURES: 'mfaMaxFailures',
   MFA_LOCKOUT_SECONDS: 'mfaLockoutSeconds',

@@ -104,7 +104,7 @@ export class AuthService {
       log.info('refresh_failed', { ...audit, reason: 'session_ended' });
       throw new ApiError('invalid_refresh_token');
     }
-    // Unused for SESSION_IDLE_SECONDS: over, whatever token is presented (its access token may live out its hour).
+    // Unused for SESSION_IDLE_SECONDS: over, whatever token is presented (its access tokens too: stands()).
     if (isSessionIdle(session!, this.deps.config.sessionPolicy.idleSeconds, now)) {
       log.info('refresh_failed', { ...audit, reason: 'session_idle' });
       throw new ApiError('invalid_refresh_token');
@@ -188,7 +188,7 @@ export class AuthService {
       // ended (say, revoked for refresh-token reuse) is refused outright: answering 200 while
       // ending nothing would tell a user reacting to a theft that every session is gone.
       const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub);
-      if (!isSessionLive(session, user, now)) {
+      if (!this.stands(session, user, now)) {
         log.info('logout_refused', { userId: claims.sub, sessionId: claims.sid, reason: 'session_ended', ...caller });
         throw bearerError('invalid_token', true);
       }
@@ -249,8 +249,9 @@ export class AuthService {
   }
 
   /**
-   * The one check every protected request gets (`/auth/me`, the shared authorizer): a genuine,
-   * unexpired token whose session still stands, with the user as stored now (current role).
+   * The one check every request with an access token gets (`/auth/me`, the shared authorizer, the
+   * sessions endpoints, a password change, the MFA endpoints): a genuine, unexpired token whose
+   * session still stands (not ended, not idle), with the user as stored now (current role).
    */
   async authenticate(accessToken: string, { lastLogin = false } = {}): Promise<StandingSession> {
     return this.standing(await this.deps.tokens.verify(accessToken), { lastLogin });
@@ -259,8 +260,18 @@ export class AuthService {
   /** The session of verified claims, and its user, if the session still stands; else 401 `invalid_token`. */
   private async standing(claims: { sub: string; sid: string }, { lastLogin = false } = {}): Promise<StandingSession> {
     const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub, { lastLogin });
-    if (!isSessionLive(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
+    if (!this.stands(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
     return { user: user!, sessionId: claims.sid, amr: session!.amr, expiresAt: session!.expiresAt, passwordFailures: session!.passwordFailures, deviceHash: session!.deviceHash };
+  }
+
+  /**
+   * Whether an access token's session stands: live, and not idle. An idle session has ended as a
+   * logged-out one has, for every token of it, not only for its refresh token. (With the defaults
+   * its last access token is long past `exp` by then: SESSION_IDLE_SECONDS, 7 days, counts from
+   * the last refresh, and an access token lives an hour from its sign-in or refresh.)
+   */
+  private stands(session: Session | undefined, user: User | undefined, now: Date): session is Session {
+    return isSessionLive(session, user, now) && !isSessionIdle(session!, this.deps.config.sessionPolicy.idleSeconds, now);
   }
 }
 

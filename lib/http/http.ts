@@ -1,7 +1,8 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import type { HttpPolicy } from '../platform/config.js';
+import { DEFAULT_STORE_DEADLINES_MS, type HttpPolicy, type StoreDeadlines } from '../platform/config.js';
+import { withStoreDeadline } from '../platform/dynamo.js';
 import { ApiError, bearerError, unavailable } from '../platform/errors.js';
 import { describeError, log, logger } from '../platform/log.js';
 import { METRIC, countMetric, publishMetrics } from '../platform/metrics.js';
@@ -88,7 +89,7 @@ export function requestInfo(event: HttpEvent, context?: Context): RequestInfo {
 }
 
 const HSTS = 'max-age=31536000; includeSubDomains';
-const NO_POLICY: HttpPolicy = { requireHttps: false };
+const NO_POLICY: HttpPolicy = { requireHttps: false, storeDeadlinesMs: DEFAULT_STORE_DEADLINES_MS };
 
 /** The fixed headers, and HSTS when HTTPS is required. (CORS is API Gateway's: infra/cors.js.) */
 function policyHeaders(policy: HttpPolicy): Record<string, string> {
@@ -156,8 +157,16 @@ function jsonApi(policy: HttpPolicy, readsBody: boolean): MiddlewareObj<HttpEven
  */
 export const TIMEOUT_MARGIN_MS = 500;
 
-/** `readsBody: false` for a handler that never reads the body (the $default route): no 415 then. */
-export function httpHandler(handler: (event: HttpEvent, context: Context) => Promise<HttpResult>, policy: HttpPolicy = NO_POLICY, { readsBody = true } = {}) {
+/**
+ * `readsBody: false` for a handler that never reads the body (the $default route): no 415 then.
+ * `storeDeadline`: which of the policy's deadlines for DynamoDB the request is held to (`fast` for
+ * /auth/me and refresh), then 503.
+ */
+export function httpHandler(
+  handler: (event: HttpEvent, context: Context) => Promise<HttpResult>,
+  policy: HttpPolicy = NO_POLICY,
+  { readsBody = true, storeDeadline = 'standard' }: { readsBody?: boolean; storeDeadline?: keyof StoreDeadlines } = {},
+) {
   return middy<HttpEvent, HttpResult, Error, Context>({
     timeoutEarlyInMillis: TIMEOUT_MARGIN_MS,
     timeoutEarlyResponse: () => {
@@ -167,5 +176,5 @@ export function httpHandler(handler: (event: HttpEvent, context: Context) => Pro
     .use(injectLambdaContext(logger, { logEvent: false }))
     .use(publishMetrics())
     .use(jsonApi(policy, readsBody))
-    .handler(handler);
+    .handler((event, context) => withStoreDeadline(policy.storeDeadlinesMs[storeDeadline], () => handler(event, context)));
 }

@@ -51,7 +51,22 @@ export interface StoreConfig {
 export interface HttpPolicy {
   /** Refuse anything that did not reach API Gateway over HTTPS, and send HSTS. */
   requireHttps: boolean;
+  /** How long one request may wait for DynamoDB in all, then 503 (lib/platform/dynamo.ts, withStoreDeadline). */
+  storeDeadlinesMs: StoreDeadlines;
 }
+
+/**
+ * A request's deadline for DynamoDB (ms), every call, attempt and backoff included: `fast` for what
+ * sits in front of every call of the product or keeps a client signed in (the authorizer, /auth/me,
+ * refresh), `standard` for the other endpoints. DynamoDB's p99 is a few milliseconds, so the SDK's
+ * retries fit well inside; a store that hangs costs a request this long, then a 503 with Retry-After.
+ */
+export interface StoreDeadlines {
+  fast: number;
+  standard: number;
+}
+
+export const DEFAULT_STORE_DEADLINES_MS: StoreDeadlines = { fast: 1500, standard: 3000 };
 
 /** Brute-force limits: failed logins counted in DynamoDB, checked before bcrypt runs. */
 export interface LoginLimits {
@@ -307,6 +322,11 @@ export function loadHttpPolicy(env: Env = process.env): HttpPolicy {
   const stage = read(env, 'STAGE') ?? 'dev';
   return {
     requireHttps: boolean(env, 'REQUIRE_HTTPS', isProductionStage(stage)),
+    // Below the Lambda timeout (lambdaTimeout, 10 s), whose own 503 (lib/http/http.ts) is the backstop.
+    storeDeadlinesMs: {
+      fast: integer(env, 'STORE_DEADLINE_FAST_MS', DEFAULT_STORE_DEADLINES_MS.fast, 100, 9000),
+      standard: integer(env, 'STORE_DEADLINE_MS', DEFAULT_STORE_DEADLINES_MS.standard, 100, 9000),
+    },
   };
 }
 

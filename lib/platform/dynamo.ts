@@ -1,5 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { HttpHandlerOptions } from '@smithy/types';
 import { unavailable } from './errors.js';
 import { placeholderCredentials } from './local-credentials.js';
 
@@ -13,20 +15,46 @@ export interface DynamoOptions {
   functionName?: string | undefined;
 }
 
+/** The deadline of the request being served, if any (the CLIs have none: they keep the per-attempt timeout alone). */
+const requestDeadline = new AsyncLocalStorage<AbortSignal>();
+
+/**
+ * Serve one request under one deadline for the store, `ms` from now (the config's
+ * STORE_DEADLINE_FAST_MS or STORE_DEADLINE_MS): any DynamoDB call it makes, however many, one after
+ * another or at once, is aborted when the time is up, a retry's backoff included, and one begun
+ * after that fails at once; either is an AbortError, so a 503 with Retry-After (storeCall), never
+ * the 3 attempts × 2 s of the per-attempt timeout alone.
+ */
+export function withStoreDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
+  return requestDeadline.run(AbortSignal.timeout(ms), work);
+}
+
 export function createDocumentClient(options: DynamoOptions): DynamoDBDocumentClient {
   const client = new DynamoDBClient({
     region: options.region,
     ...(options.dynamodbEndpoint ? { endpoint: options.dynamodbEndpoint } : {}),
     ...(options.placeholderCredentials ? { credentials: placeholderCredentials(options.functionName) } : {}),
     maxAttempts: 3,
-    // DynamoDB answers in milliseconds; a stuck connection must fail (and be retried) well
-    // inside the Lambda timeout, not hold the request until the Lambda is killed.
-    // (Without throwOnRequestTimeout this SDK only logs a warning and keeps waiting.)
+    // Per attempt: a stuck connection fails (and is retried) even where no request deadline
+    // applies (the CLIs). (Without throwOnRequestTimeout this SDK only logs a warning and keeps waiting.)
     requestHandler: { connectionTimeout: 1000, requestTimeout: 2000, throwOnRequestTimeout: true },
   });
-  return DynamoDBDocumentClient.from(client, {
+  const db = DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true },
   });
+  // Every command carries the request's deadline as the SDK's own abortSignal, which ends an
+  // attempt in flight and a retry's backoff alike: the repositories need not pass it on. (Only
+  // the promise form of send is used here, never a callback.)
+  const send = db.send.bind(db) as (command: unknown, options?: HttpHandlerOptions) => Promise<unknown>;
+  db.send = ((command: unknown, sendOptions?: HttpHandlerOptions) => send(command, withDeadline(sendOptions))) as typeof db.send;
+  return db;
+}
+
+function withDeadline(options: HttpHandlerOptions = {}): HttpHandlerOptions {
+  const deadline = requestDeadline.getStore();
+  if (!deadline) return options;
+  const own = options.abortSignal as AbortSignal | undefined;
+  return { ...options, abortSignal: own ? AbortSignal.any([own, deadline]) : deadline };
 }
 
 const UNAVAILABLE_ERRORS = new Set([

@@ -107,7 +107,8 @@ export const epochSeconds = (at: Date) => Math.floor(at.getTime() / 1000);
 
 /**
  * Whether a session has gone unused (no refresh) for `idleSeconds` (0: never idle). An idle
- * session has ended for refreshing and listing; its last access token may live out its hour.
+ * session has ended: it is not refreshed, not listed, and its access tokens are refused wherever
+ * the session is checked (lib/auth/auth-service.ts).
  */
 export function isSessionIdle(session: Pick<Session, 'lastUsedAt'>, idleSeconds: number, now: Date): boolean {
   return idleSeconds > 0 && now.getTime() - Date.parse(session.lastUsedAt) >= idleSeconds * 1000;

@@ -258,7 +258,7 @@ describe('idle timeout and session cap, over HTTP', () => {
   const api = stageApi('sessions', { SESSION_IDLE_SECONDS: '3', MAX_SESSIONS_PER_USER: '2' });
   const sessionsApp = () => api.app();
 
-  it('ends a session not refreshed for SESSION_IDLE_SECONDS: refresh refused, off the list; its access token still works', async () => {
+  it('ends a session not refreshed for SESSION_IDLE_SECONDS: refresh refused, off the list, its access token refused', async () => {
     // Prepare: two sessions; one is refreshed after 2 s, the other never
     const user = await createUser(sessionsApp());
     const idle = await signIn(user.email, user.password, 'Idle/1.0', { baseUrl: api.url });
@@ -277,7 +277,53 @@ describe('idle timeout and session cap, over HTTP', () => {
     // Assess
     expect({ status: refused.status, code: refused.body.error.code }).toEqual({ status: 401, code: 'invalid_refresh_token' });
     expect(listed.body.sessions.map((session: { id: string }) => session.id)).toEqual([sidOf(active.body.token)]);
-    expect(me.status).toBe(200);
+    expect({ status: me.status, code: me.body.error.code }).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
+  it('refuses an idle session at every endpoint that authenticates it, the authorizer included; a fresh session is served', async () => {
+    // Prepare: a session left idle past SESSION_IDLE_SECONDS (3 s)
+    const user = await createUser(sessionsApp());
+    const idle = (await signIn(user.email, user.password, 'Idle/1.0', { baseUrl: api.url })).body.token as string;
+    await new Promise((resolveWait) => setTimeout(resolveWait, 3200));
+    const send = (token: string, method: string, path: string, body?: unknown) =>
+      requestFrom('127.0.0.1', method, path, {
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        baseUrl: api.url,
+      });
+    const endpoints: Array<[string, string, unknown?]> = [
+      ['GET', '/me'],
+      ['GET', '/sessions'],
+      ['DELETE', `/sessions/${sidOf(idle)}`],
+      ['POST', '/password', { current_password: user.password, new_password: NEW_PASSWORD }],
+      ['POST', '/mfa/totp/setup'],
+      ['POST', '/mfa/totp/activate', { code: '123456' }],
+      ['POST', '/mfa/recovery-codes'],
+      ['DELETE', '/mfa/totp', { code: '123456' }],
+      ['POST', '/logout', { scope: 'global' }],
+    ];
+
+    // Act
+    const refused = [];
+    for (const [method, path, body] of endpoints) refused.push(await send(idle, method, path, body));
+    const protectedIdle = await fetch(`${api.url}/v1/example/protected`, { headers: { authorization: `Bearer ${idle}` }, signal: AbortSignal.timeout(20_000) });
+    // A fresh session of the same user, used at once (well inside its own 3 s)
+    const fresh = (await signIn(user.email, user.password, 'Fresh/1.0', { baseUrl: api.url })).body.token as string;
+    const [protectedFresh, ...served] = await Promise.all([
+      fetch(`${api.url}/v1/example/protected`, { headers: { authorization: `Bearer ${fresh}` }, signal: AbortSignal.timeout(20_000) }),
+      send(fresh, 'GET', '/me'),
+      send(fresh, 'GET', '/sessions'),
+      send(fresh, 'POST', '/mfa/totp/setup'),
+    ]);
+
+    // Assess
+    expect(refused.map((reply, i) => `${endpoints[i]![0]} ${endpoints[i]![1]} ${reply.status} ${reply.body?.error?.code}`)).toEqual(
+      endpoints.map(([method, path]) => `${method} ${path} 401 invalid_token`),
+    );
+    expect(protectedIdle.status).toBe(403);
+    expect(served.map((reply) => reply.status)).toEqual([200, 200, 200]);
+    expect(served[1]!.body.sessions.map((session: { id: string }) => session.id)).toEqual([sidOf(fresh)]);
+    expect(protectedFresh.status).toBe(200);
   });
 
   it('keeps MAX_SESSIONS_PER_USER=2 by ending the least recently used; after 20 sign-ins at once the next one trims to 2', async () => {

@@ -1,11 +1,16 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context } from 'aws-lambda';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth/auth-service.js';
+import { httpHandler, ok, type HttpEvent } from '../../lib/http/http.js';
+import { DEFAULT_STORE_DEADLINES_MS } from '../../lib/platform/config.js';
+import { withStoreDeadline } from '../../lib/platform/dynamo.js';
 import { ApiError } from '../../lib/platform/errors.js';
 import { loginService } from '../../lib/auth/login-service.js';
+import { passwordService } from '../../lib/auth/password-service.js';
 import { freePort } from '../../scripts/local-stack.js';
 import { countCalls, createUser, testApp } from '../support/store.js';
 
@@ -124,7 +129,7 @@ describe('DynamoDB faults', () => {
     expect(error.headers['Retry-After']).toMatch(/^\d+$/);
   });
 
-  it('answers 503 when DynamoDB accepts the connection but never answers (a real timeout)', async () => {
+  it('answers 503 when DynamoDB accepts the connection but never answers, outside any request\'s deadline (the CLIs: the per-attempt timeout)', async () => {
     // Prepare: a socket that takes requests and never replies
     const silent = createServer(() => undefined);
     await new Promise<void>((listening) => silent.listen(0, '127.0.0.1', () => listening()));
@@ -176,5 +181,150 @@ describe('DynamoDB faults', () => {
     expect(once).toMatchObject({ id: user.id });
     expect(readsWhenOnce).toBe(2);
     expect(always).toMatchObject({ code: 'service_unavailable', status: 503 });
+  });
+});
+
+/** A DynamoDB endpoint on loopback that takes connections and requests and never answers. */
+async function hangingStore(): Promise<{ endpoint: string; close(): void }> {
+  const silent = createServer(() => undefined);
+  await new Promise<void>((listening) => silent.listen(0, '127.0.0.1', () => listening()));
+  return {
+    endpoint: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+    close: () => {
+      silent.closeAllConnections();
+      silent.close();
+    },
+  };
+}
+
+const { fast, standard } = DEFAULT_STORE_DEADLINES_MS;
+
+/** What a request under a deadline `ms` from now gives up with, and after how long (ms). */
+async function timedFailure(deadlineMs: number, work: () => Promise<unknown>): Promise<{ error: ApiError; ms: number }> {
+  const started = performance.now();
+  const error = await failure(withStoreDeadline(deadlineMs, work));
+  return { error, ms: performance.now() - started };
+}
+
+/**
+ * Upper bounds leave room for a loaded machine (the budget plus 0.7 s); lower bounds show the
+ * budget, not something shorter, ended the wait.
+ */
+const SLACK_MS = 700;
+
+describe('a store that hangs: one deadline per request, retries included', () => {
+  /** A user with a live session on a healthy store, and an app on the same tables' names whose DynamoDB never answers. */
+  async function signedInThenHanging() {
+    const app = await testApp();
+    const user = await createUser(app);
+    const pair = await loginService(app).login(user.email, user.password, caller);
+    const store = await hangingStore();
+    const hanging = await testApp(undefined, { DYNAMODB_ENDPOINT: store.endpoint });
+    const token = await hanging.tokens.sign({ userId: user.id, sessionId: decodeJwt(pair.token).sid as string, role: 'user' });
+    return { app, user, pair, store, hanging, token };
+  }
+
+  it('answers 503 with Retry-After within the fast deadline (1.5 s) for /auth/me, refresh and the authorizer\'s check', async () => {
+    // Prepare
+    const { pair, store, hanging, token } = await signedInThenHanging();
+
+    // Act: at once, each under its own deadline (without one, each would wait 3 attempts × 2 s)
+    const outcomes = await Promise.all([
+      timedFailure(fast, () => hanging.auth.me(token)),
+      timedFailure(fast, () => hanging.auth.refresh(pair.refresh_token, caller)),
+      timedFailure(fast, () => hanging.auth.authenticate(token)),
+    ]);
+    store.close();
+
+    // Assess
+    for (const { error, ms } of outcomes) {
+      expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
+      expect(error.headers['Retry-After']).toMatch(/^\d+$/);
+      expect(ms).toBeGreaterThanOrEqual(fast - 50);
+      expect(ms).toBeLessThan(fast + SLACK_MS);
+    }
+  });
+
+  it('answers 503 within the standard deadline (3 s) for the other endpoints, a second attempt begun inside it included', async () => {
+    // Prepare
+    const { user, pair, store, hanging, token } = await signedInThenHanging();
+
+    // Act
+    const outcomes = await Promise.all([
+      timedFailure(standard, () => loginService(hanging).login(user.email, user.password, caller)),
+      timedFailure(standard, () => hanging.auth.listSessions(token, caller)),
+      timedFailure(standard, () => hanging.auth.endSession(token, decodeJwt(pair.token).sid as string, caller)),
+      timedFailure(standard, () => hanging.auth.logout(token, 'global', caller)),
+      timedFailure(standard, () => passwordService(hanging).changePassword(token, user.password, 'a long and fresh passphrase', caller)),
+    ]);
+    store.close();
+
+    // Assess
+    for (const { error, ms } of outcomes) {
+      expect(error).toMatchObject({ code: 'service_unavailable', status: 503 });
+      expect(ms).toBeGreaterThanOrEqual(standard - 50);
+      expect(ms).toBeLessThan(standard + SLACK_MS);
+    }
+  });
+
+  it('holds for calls made one after another: three reads in a row under one fast deadline take 1.5 s in all', async () => {
+    // Prepare
+    const { store, hanging, token } = await signedInThenHanging();
+    const errors: unknown[] = [];
+
+    // Act: a handler that keeps trying (each call caught) still ends at the deadline
+    const started = performance.now();
+    await withStoreDeadline(fast, async () => {
+      for (let i = 0; i < 3; i++) await hanging.auth.me(token).catch((error: unknown) => errors.push(error));
+    });
+    const ms = performance.now() - started;
+    store.close();
+
+    // Assess
+    expect(errors).toHaveLength(3);
+    for (const error of errors) expect(error).toMatchObject({ code: 'service_unavailable' });
+    expect(ms).toBeLessThan(fast + SLACK_MS);
+  });
+
+  it('answers our JSON 503 with Retry-After through the handler wiring (httpHandler, the fast deadline)', async () => {
+    // Prepare: a handler as functions/me.ts wires it, on a store that hangs
+    const { store, hanging, token } = await signedInThenHanging();
+    const handler = httpHandler(async () => ok({ user: await hanging.auth.me(token) }), hanging.config, { storeDeadline: 'fast' });
+    const event = { headers: {}, requestContext: { requestId: 'req-hanging', http: { method: 'GET', path: '/v1/auth/me', sourceIp: '198.51.100.50' } } } as unknown as HttpEvent;
+    const context = { awsRequestId: 'aws-req', functionName: 'vpn-auth-test-me', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
+
+    // Act
+    const started = performance.now();
+    const response = await handler(event, context);
+    const ms = performance.now() - started;
+    store.close();
+
+    // Assess
+    expect(response.statusCode).toBe(503);
+    expect(JSON.parse(response.body!)).toEqual({ success: false, error: { code: 'service_unavailable', message: expect.any(String) } });
+    expect(response.headers).toMatchObject({ 'Retry-After': expect.stringMatching(/^\d+$/), 'Content-Type': 'application/json' });
+    expect(ms).toBeLessThan(fast + SLACK_MS);
+  });
+
+  it('still retries inside the deadline: a throttled attempt, then the answer, under the fast deadline', async () => {
+    // Prepare: the first attempt (below the SDK's retries) is throttled
+    const app = await testApp();
+    const user = await createUser(app);
+    const pair = await loginService(app).login(user.email, user.password, caller);
+    let attempts = 0;
+    app.db.middlewareStack.add(
+      (next) => async (args) => {
+        if (attempts++ === 0) throw Object.assign(new Error('Injected: throttled'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });
+        return next(args);
+      },
+      { step: 'deserialize', name: 'throttle-first-attempt' },
+    );
+
+    // Act
+    const me = await withStoreDeadline(fast, () => app.auth.me(pair.token));
+
+    // Assess
+    expect(me).toMatchObject({ id: user.id });
+    expect(attempts).toBe(2);
   });
 });

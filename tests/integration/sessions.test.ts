@@ -138,7 +138,7 @@ describe('ending one session', () => {
 });
 
 describe('the idle timeout', () => {
-  it('ends a session not refreshed for SESSION_IDLE_SECONDS: no refresh, off the list; its access token lives out its hour', async () => {
+  it('ends a session not refreshed for SESSION_IDLE_SECONDS: no refresh, off the list, its access token refused', async () => {
     // Prepare
     const { app, login } = await signedIn({ SESSION_IDLE_SECONDS: '600' });
     const idle = await login('Laptop/1.0');
@@ -150,10 +150,29 @@ describe('the idle timeout', () => {
     // Act + Assess: 600 s since the sign-in, never refreshed
     await expect(app.auth.refresh(idle.refresh_token, caller('Laptop/1.0'))).rejects.toMatchObject({ code: 'invalid_refresh_token' });
     expect((await app.auth.listSessions(refreshed.token, caller('Phone/2.0'))).map((session) => session.id)).toEqual([sessionOf(active)]);
-    await expect(app.auth.me(idle.token)).resolves.toBeDefined();
+    await expect(app.auth.me(idle.token)).rejects.toMatchObject({ code: 'invalid_token', status: 401 });
+    await expect(app.auth.me(refreshed.token)).resolves.toBeDefined();
     // Counted from the last refresh: 599 s since it
     app.testClock.advance(499);
     await expect(app.auth.refresh(refreshed.refresh_token, caller('Phone/2.0'))).resolves.toMatchObject({ token_type: 'Bearer' });
+  });
+
+  it('refuses an idle session wherever its access token is checked, with the same call count', async () => {
+    // Prepare
+    const { app, login } = await signedIn({ SESSION_IDLE_SECONDS: '600' });
+    const idle = await login('Laptop/1.0');
+    app.testClock.advance(600);
+    const fresh = await login('Phone/2.0');
+
+    // Act + Assess: the one check (authenticate) and the global logout's own
+    await expect(app.auth.authenticate(idle.token)).rejects.toMatchObject({ code: 'invalid_token', status: 401 });
+    await expect(app.auth.listSessions(idle.token, caller('Laptop/1.0'))).rejects.toMatchObject({ code: 'invalid_token' });
+    await expect(app.auth.endSession(idle.token, sessionOf(fresh), caller('Laptop/1.0'))).rejects.toMatchObject({ code: 'invalid_token' });
+    await expect(passwordService(app).changePassword(idle.token, 'whatever it was', NEW_PASSWORD, caller('Laptop/1.0'))).rejects.toMatchObject({ code: 'invalid_token' });
+    await expect(app.auth.logout(idle.token, 'global', caller('Laptop/1.0'))).rejects.toMatchObject({ code: 'invalid_token' });
+    await expect(app.auth.me(fresh.token)).resolves.toBeDefined();
+    // A local logout stays idempotent for an ended session
+    await expect(app.auth.logout(idle.token, 'local', caller('Laptop/1.0'))).resolves.toBeUndefined();
   });
 
   it('never ends a session for idleness when SESSION_IDLE_SECONDS is 0', async () => {

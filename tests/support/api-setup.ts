@@ -40,6 +40,12 @@ export default async function setup(project: TestProject) {
     MFA_KEY_PARAMETER: mfaKeyParameter(E2E_STAGE),
     SSM_ENDPOINT: ssm.endpoint,
     BCRYPT_COST: String(TEST_BCRYPT_COST),
+    // One dynalite process on a shared machine is no DynamoDB: a burst of 200 requests queues behind
+    // it for seconds. So this stack waits for it as long as the per-attempt limits alone would (the
+    // most the settings allow); the deployed deadlines (1.5 s, 3 s) are proven against a store that
+    // hangs, on an API of their own (tests/e2e/hanging-store.test.ts).
+    STORE_DEADLINE_FAST_MS: '9000',
+    STORE_DEADLINE_MS: '9000',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   await seedUser(loadStoreConfig(env), { ...DEMO_USER, name: 'John Doe', role: 'admin' });

@@ -50,6 +50,7 @@ describe('loadConfig', () => {
       refreshReuseGraceSeconds: 10,
       deviceTokenTtlSeconds: 31_536_000,
       requireHttps: false,
+      storeDeadlinesMs: { fast: 1500, standard: 3000 },
       loginLimits: { maxFailures: 5, lockoutSeconds: 900, accountMaxFailuresPerHour: 100, ipMaxFailures: 100 },
       sessionPolicy: { idleSeconds: 604_800, maxPerUser: 0 },
       mfa: { requiredRoles: [], keySource: undefined, maxFailures: 10, lockoutSeconds: 3600 },
@@ -79,6 +80,10 @@ describe('loadConfig', () => {
     const config = loadConfig({ JWT_SECRET: SECRET, PASSWORD_MIN_LENGTH: '15', SESSION_IDLE_SECONDS: '0', MAX_SESSIONS_PER_USER: '3' });
     expect(config.passwordMinLength).toBe(15);
     expect(config.sessionPolicy).toEqual({ idleSeconds: 0, maxPerUser: 3 });
+  });
+
+  it("reads a request's deadlines for DynamoDB (the authorizer, me and refresh; the others)", () => {
+    expect(loadConfig({ JWT_SECRET: SECRET, STORE_DEADLINE_FAST_MS: '800', STORE_DEADLINE_MS: '2000' }).storeDeadlinesMs).toEqual({ fast: 800, standard: 2000 });
   });
 
   it('requires HTTPS by default in prod only, and lets REQUIRE_HTTPS say otherwise', () => {
@@ -185,6 +190,9 @@ describe('loadConfig', () => {
     ['SESSION_IDLE_SECONDS', '-1'],
     ['SESSION_IDLE_SECONDS', 'week'],
     ['MAX_SESSIONS_PER_USER', '1001'],
+    ['STORE_DEADLINE_FAST_MS', '99'],
+    ['STORE_DEADLINE_MS', '9001'],
+    ['STORE_DEADLINE_MS', '3s'],
     ['REFRESH_TOKEN_TTL_SECONDS', '59'],
     ['STAGE', 'Prod!'],
     ['STAGE', 'a-stage-name-longer-than-20'],

@@ -1,5 +1,6 @@
 import type { Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DEFAULT_STORE_DEADLINES_MS } from '../../lib/platform/config.js';
 import { ApiError, bearerError, unavailable } from '../../lib/platform/errors.js';
 import { bearerToken, bodyText, headerValue, httpHandler, json, ok, type HttpEvent, type HttpResult } from '../../lib/http/http.js';
 import { MAX_BODY_BYTES } from '../../lib/http/validation.js';
@@ -332,7 +333,7 @@ describe('headerValue', () => {
 });
 
 describe('the HTTP policy (REQUIRE_HTTPS)', () => {
-  const production = { requireHttps: true };
+  const production = { requireHttps: true, storeDeadlinesMs: DEFAULT_STORE_DEADLINES_MS };
 
   it('refuses plain HTTP with 403 https_required before the handler runs, and still sends HSTS', async () => {
     // Prepare
