@@ -2,19 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { mfaKeyParameter, signingKeyParameter } from '../../infra/signing-keys.js';
+import { mfaKeyAlias, mfaKeyParameter, signingKeyAlias, signingKeyParameter } from '../../infra/signing-keys.js';
 import { loadStoreConfig } from '../../lib/platform/config.js';
 import { PROJECT_ROOT, ensureTables, freePort, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
+import { startFakeKms } from './fake-kms.js';
 import { startFakeSsm } from './fake-ssm.js';
+import { putSealedRing } from './sealed-rings.js';
 import { leakedLines, resetSecrets } from './secrets.js';
 
 export const E2E_STAGE = 'test';
 
 /**
  * The API as it runs in AWS, but private: in-memory dynalite and serverless-offline on free
- * loopback ports, the signing keys read from an SSM parameter (a fake SSM on loopback that checks
- * SigV4) as the deployed Lambdas read them, the demo user seeded. Stopped when the run ends.
+ * loopback ports, the key rings read from SSM parameters and opened by KMS (a fake SSM and a fake
+ * KMS on loopback that check SigV4) as the deployed Lambdas read them, the demo user seeded.
+ * Stopped when the run ends.
  */
 export default async function setup(project: TestProject) {
   resetSecrets();
@@ -23,16 +26,21 @@ export default async function setup(project: TestProject) {
   const dynamo = await startDynalite(0);
   await ensureTables(dynamo.endpoint, E2E_STAGE);
   const ssm = await startFakeSsm();
-  const signingKey = randomBytes(48).toString('base64url');
-  ssm.put(signingKeyParameter(E2E_STAGE), JSON.stringify({ 'e2e-1': signingKey }));
-  ssm.put(mfaKeyParameter(E2E_STAGE), JSON.stringify({ 'mfa-1': randomBytes(48).toString('base64url') }));
+  const kms = await startFakeKms();
+  // What `npm run keys -- init --aws [--ring mfa]` writes before a first deploy.
+  const fakes = { ssm: ssm.endpoint, kms: kms.endpoint };
+  await putSealedRing(fakes, E2E_STAGE, 'signing', JSON.stringify({ 'e2e-1': randomBytes(48).toString('base64url') }));
+  await putSealedRing(fakes, E2E_STAGE, 'mfa', JSON.stringify({ 'mfa-1': randomBytes(48).toString('base64url') }));
   const env: Record<string, string> = {
     STAGE: E2E_STAGE,
     DYNAMODB_ENDPOINT: dynamo.endpoint,
     // serverless.yml names the parameter for the Lambdas; the tests' own app needs it spelt out.
     JWT_SECRET_PARAMETER: signingKeyParameter(E2E_STAGE),
     MFA_KEY_PARAMETER: mfaKeyParameter(E2E_STAGE),
+    JWT_SECRET_KMS_KEY: signingKeyAlias(E2E_STAGE),
+    MFA_KEY_KMS_KEY: mfaKeyAlias(E2E_STAGE),
     SSM_ENDPOINT: ssm.endpoint,
+    KMS_ENDPOINT: kms.endpoint,
     BCRYPT_COST: String(TEST_BCRYPT_COST),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
@@ -45,6 +53,7 @@ export default async function setup(project: TestProject) {
   }).catch(async (error) => {
     await dynamo.close();
     await ssm.close();
+    await kms.close();
     throw error;
   });
   // One request per function, one at a time, so that the tests' first requests do not all
@@ -58,6 +67,7 @@ export default async function setup(project: TestProject) {
     await offline.stop();
     await dynamo.close();
     await ssm.close();
+    await kms.close();
     throw error;
   }
   // As `npm start` does: what a plain `serverless invoke local --stage test` loads (useDotenv).
@@ -72,9 +82,11 @@ export default async function setup(project: TestProject) {
     removeLocalEnv(E2E_STAGE);
     await offline.stop();
     await dynamo.close();
-    // Every key any ring held during the run, rotations included.
-    const keys = ssm.history.flatMap((value) => (value.startsWith('{') ? Object.values(JSON.parse(value) as Record<string, string>) : [value]));
+    // Every key any ring held during the run, rotations included: sealed (KMS saw them), or put
+    // in plaintext by a test playing someone who cannot seal.
+    const keys = [...ssm.history, ...kms.plaintexts].flatMap((value) => (value.startsWith('{') ? Object.values(JSON.parse(value) as Record<string, string>) : [value]));
     await ssm.close();
+    await kms.close();
     // The audit trail must never carry a password, token, hash or key: every line the Lambdas
     // logged during the run is checked against every secret the tests used.
     const leaks = leakedLines(output, [...keys, DEMO_USER.password]);
