@@ -12,8 +12,4 @@ export function mfaKeyAlias(stage: string): string;
 export function mfaKeyResources(stage: string, readers: string[], operators?: string[]): Record<string, { Type: string; Properties: Record<string, unknown> }>;
 /** The `signingKeyOperators` param: comma-separated IAM role or user ARNs. */
 export function parseOperators(raw: unknown): string[];
-/** The two rings, as `npm run keys -- --ring` names them. */
-export const RING_NAMES: readonly ['signing', 'mfa'];
-export type RingName = (typeof RING_NAMES)[number];
-/** `{"stage": S, "ring": R}`: the KMS encryption context a ring is sealed with and opened with. */
-export function ringEncryptionContext(stage: string, ring: RingName): { stage: string; ring: RingName };
+export { RING_NAMES, ringEncryptionContext, type RingName } from './rings.js';

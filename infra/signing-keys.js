@@ -20,6 +20,7 @@
 // the parameter; directly, for the ring's context). The account's administrators manage the key
 // without using it.
 const { SERVICE } = require('./tables.js');
+const { RING_NAMES, ringEncryptionContext } = require('./rings.js');
 
 /** `/vpn-auth/<stage>/jwt-signing-keys` */
 function signingKeyParameter(stage) {
@@ -41,19 +42,6 @@ function mfaKeyAlias(stage) {
   return `alias/${SERVICE}-${stage}-mfa-keys`;
 }
 
-/** The two rings, as `npm run keys -- --ring` names them. */
-const RING_NAMES = ['signing', 'mfa'];
-
-/**
- * The encryption context a ring is sealed with and must be opened with: `{"stage": S, "ring": R}`.
- * Each ring has a key of its own already; the context also ties a ciphertext to its place, so that
- * one ring's ciphertext is refused as the other's, or another stage's, and CloudTrail's Decrypt
- * records say which ring was read.
- */
-function ringEncryptionContext(stage, ring) {
-  if (!RING_NAMES.includes(ring)) throw new Error(`unknown ring "${ring}"`);
-  return { stage, ring };
-}
 
 // Managing, not using: no kms:CreateGrant (a grant would let its grantee decrypt). The policy itself
 // can be changed by these administrators (kms:PutKeyPolicy: a key must stay manageable), which

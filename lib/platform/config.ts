@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isProductionStage, tableNames } from '../../infra/tables.js';
-import { ringEncryptionContext } from '../../infra/signing-keys.js';
+import { ringEncryptionContext } from '../../infra/rings.js';
 
 export { isProductionStage };
 
