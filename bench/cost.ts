@@ -44,8 +44,9 @@ const LOGS_INGESTION_PER_GB = 0.5;
 // aws.amazon.com/kms/pricing: $1/month per customer managed key; $0.03 per 10,000 requests (wring.co, 2026-03-15)
 const KMS_KEY_PER_MONTH = 1;
 const KMS_PER_10K_REQUESTS = 0.03;
-/** Each warm container re-reads the signing keys (SSM SecureString: one KMS Decrypt) every 300 s. */
+/** Each warm container re-reads the signing keys every 300 s: two KMS Decrypts (SSM's of the SecureString, then the sealed ring's own). */
 const KEY_CACHE_SECONDS = 300;
+const DECRYPTS_PER_READ = 2;
 /** Warm containers sized for this multiple of the average concurrency (daily peaks, bursts). */
 const PEAK_TO_AVERAGE = 10;
 
@@ -82,7 +83,7 @@ function bill(users: number, fns: Fn[] = Object.keys(CALLS) as Fn[]): Line[] {
   // Warm containers per function: average concurrency (calls/s x seconds) x PEAK_TO_AVERAGE, at least 1
   const seconds = DAYS_PER_MONTH * 86_400;
   const containers = sum((fn, c) => Math.max(1, Math.ceil((monthly(users, fn) / seconds) * (billedMs(c) / 1000) * PEAK_TO_AVERAGE)));
-  const decrypts = containers * (seconds / KEY_CACHE_SECONDS);
+  const decrypts = containers * (seconds / KEY_CACHE_SECONDS) * DECRYPTS_PER_READ;
   const lines: Line[] = [
     { component: 'Lambda compute', quantity: gbSeconds, unit: 'GB-s', unitPrice: LAMBDA_ARM64_PER_GB_SECOND, cost: 0 },
     { component: 'Lambda requests', quantity: invocations / 1e6, unit: 'M requests', unitPrice: LAMBDA_PER_MILLION_REQUESTS, cost: 0 },

@@ -129,8 +129,11 @@ function roleResources(service, stage) {
       },
       ...Object.entries(tables).map(([table, actions]) => ({ Effect: 'Allow', Action: actions, Resource: tableArn(table) })),
     ];
-    // Each encrypted with a KMS key of its own (infra/signing-keys.js), whose key policy grants
-    // these roles kms:Decrypt through SSM directly: no KMS statement is needed here.
+    // Each encrypted with a KMS key of its own (infra/signing-keys.js), whose key policy names
+    // these roles for kms:Decrypt (through SSM for the parameter, and directly for the sealed ring's
+    // encryption context). A key policy that names a role of its own account needs no IAM
+    // statement, so none is added here: it would add nothing for these keys, and could only let
+    // the roles use other keys of the account.
     for (const [readers, parameter] of [[KEY_READERS, signingKeyParameter(stage)], [MFA_KEY_READERS, mfaKeyParameter(stage)]]) {
       if (!readers.includes(fn)) continue;
       statements.push({

@@ -5,7 +5,7 @@
 // dashboard (infra/alarms.js).
 const { tableNames, tableResources } = require('./tables.js');
 const { KEY_READERS, MFA_KEY_READERS, roleName, roleResources } = require('./iam.js');
-const { mfaKeyParameter, mfaKeyResources, parseOperators, signingKeyParameter, signingKeyResources } = require('./signing-keys.js');
+const { mfaKeyAlias, mfaKeyParameter, mfaKeyResources, parseOperators, signingKeyAlias, signingKeyParameter, signingKeyResources } = require('./signing-keys.js');
 const { DEFAULT_THRESHOLDS, alarmResources } = require('./alarms.js');
 const { isProductionStage } = require('./tables.js');
 
@@ -27,6 +27,8 @@ module.exports = async ({ resolveVariable }) => {
     names: tableNames(stage),
     signingKeyParameter: signingKeyParameter(stage),
     mfaKeyParameter: mfaKeyParameter(stage),
+    signingKeyAlias: signingKeyAlias(stage),
+    mfaKeyAlias: mfaKeyAlias(stage),
     resources: {
       ...tableResources(stage),
       ...roleResources(service, stage),

@@ -12,3 +12,4 @@ export function mfaKeyAlias(stage: string): string;
 export function mfaKeyResources(stage: string, readers: string[], operators?: string[]): Record<string, { Type: string; Properties: Record<string, unknown> }>;
 /** The `signingKeyOperators` param: comma-separated IAM role or user ARNs. */
 export function parseOperators(raw: unknown): string[];
+export { RING_NAMES, ringEncryptionContext, type RingName } from './rings.js';

@@ -7,12 +7,20 @@
 //
 // Why a key of our own: a SecureString under the AWS-managed `aws/ssm` key can be decrypted by any
 // principal of the account that may call ssm:GetParameter (a ReadOnlyAccess role, say), and with
-// the HS256 keys anyone can mint an admin token. Under this key, SSM decrypts the parameter only
-// for the functions that verify or sign tokens, and for the operator principals the stage names
-// (the `signingKeyOperators` param: the keys CLI reads the ring to rotate it); any principal the
-// account's IAM policies allow may *encrypt* (write a new ring), none may decrypt. The account's
-// administrators manage the key. Every use must come through SSM, for this parameter only.
+// the HS256 keys anyone can mint an admin token.
+//
+// Why the ring is sealed by KMS itself, not only stored encrypted: SSM encrypts whatever it is
+// given, under whatever key the writer names, and GetParameter does not say which key that was. A
+// principal allowed only ssm:PutParameter could store a ring of its own choosing (under aws/ssm,
+// say), and the Lambdas would sign with it within minutes. So the parameter's value is a KMS
+// ciphertext of the ring (lib/auth/sealed-ring.ts), made with the stage's key and an encryption
+// context naming the stage and the ring; the Lambdas decrypt it naming that key and that context,
+// and KMS refuses anything else. Only the operators the stage names (`signingKeyOperators`) may
+// encrypt under the key, directly or through SSM; the functions may only decrypt (through SSM, for
+// the parameter; directly, for the ring's context). The account's administrators manage the key
+// without using it.
 const { SERVICE } = require('./tables.js');
+const { RING_NAMES, ringEncryptionContext } = require('./rings.js');
 
 /** `/vpn-auth/<stage>/jwt-signing-keys` */
 function signingKeyParameter(stage) {
@@ -34,6 +42,7 @@ function mfaKeyAlias(stage) {
   return `alias/${SERVICE}-${stage}-mfa-keys`;
 }
 
+
 // Managing, not using: no kms:CreateGrant (a grant would let its grantee decrypt). The policy itself
 // can be changed by these administrators (kms:PutKeyPolicy: a key must stay manageable), which
 // CloudTrail records.
@@ -48,15 +57,16 @@ const KEY_ADMINISTRATION = [
 /**
  * The signing keys' KMS key and its alias. `readers` are the logical ids of the roles that may
  * decrypt (the functions that verify or sign tokens); `operators` the ARNs of the principals that
- * may also decrypt, to rotate the ring (none by default).
+ * may seal a ring under it and open it, to rotate it (none by default: then nobody can write one).
  */
 function signingKeyResources(stage, readers, operators = []) {
   return parameterKeyResources({
     id: 'SigningKeysKey',
     parameter: signingKeyParameter(stage),
     alias: signingKeyAlias(stage),
+    context: ringEncryptionContext(stage, 'signing'),
     description: `Encrypts ${signingKeyParameter(stage)} (JWT signing keys of ${SERVICE} ${stage})`,
-    readersSid: 'TokenFunctionsDecryptThroughSsm',
+    readersSid: 'TokenFunctions',
     readers,
     operators,
   });
@@ -68,24 +78,31 @@ function mfaKeyResources(stage, readers, operators = []) {
     id: 'MfaKeysKey',
     parameter: mfaKeyParameter(stage),
     alias: mfaKeyAlias(stage),
+    context: ringEncryptionContext(stage, 'mfa'),
     description: `Encrypts ${mfaKeyParameter(stage)} (MFA keys of ${SERVICE} ${stage})`,
-    readersSid: 'MfaFunctionsDecryptThroughSsm',
+    readersSid: 'MfaFunctions',
     readers,
     operators,
   });
 }
 
 /**
- * A KMS key for one parameter, and its alias: kept when the stack is removed (a deleted key makes
- * its ciphertext unreadable for good); yearly rotation on.
+ * A KMS key for one parameter's ring, and its alias: kept when the stack is removed (a deleted key
+ * makes its ciphertext unreadable for good); yearly rotation on. Two uses, each held to its own
+ * encryption context: SSM's, for the parameter (`PARAMETER_ARN`, through SSM only), and the ring's
+ * own (`stage`, `ring`: the sealed ring inside the parameter). No statement lets the account at
+ * large encrypt: a principal that could would be able to seal a ring of its own.
  */
-function parameterKeyResources({ id, parameter, alias, description, readersSid, readers, operators }) {
+function parameterKeyResources({ id, parameter, alias, context, description, readersSid, readers, operators }) {
   const root = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
   const throughSsmForTheParameter = {
     StringEquals: {
       'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' },
       'kms:EncryptionContext:PARAMETER_ARN': { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameter}` },
     },
+  };
+  const forTheRing = {
+    StringEquals: Object.fromEntries(Object.entries(context).map(([name, value]) => [`kms:EncryptionContext:${name}`, value])),
   };
   return {
     [id]: {
@@ -100,7 +117,7 @@ function parameterKeyResources({ id, parameter, alias, description, readersSid, 
           Statement: [
             { Sid: 'AdministratorsManage', Effect: 'Allow', Principal: { AWS: root }, Action: KEY_ADMINISTRATION, Resource: '*' },
             {
-              Sid: readersSid,
+              Sid: `${readersSid}DecryptThroughSsm`,
               Effect: 'Allow',
               Principal: { AWS: readers.map((role) => ({ 'Fn::GetAtt': [role, 'Arn'] })) },
               Action: 'kms:Decrypt',
@@ -108,15 +125,20 @@ function parameterKeyResources({ id, parameter, alias, description, readersSid, 
               Condition: throughSsmForTheParameter,
             },
             {
-              Sid: 'AccountWritesThroughSsm',
+              Sid: `${readersSid}OpenTheRing`,
               Effect: 'Allow',
-              Principal: { AWS: root },
-              Action: ['kms:Encrypt', 'kms:GenerateDataKey'],
+              Principal: { AWS: readers.map((role) => ({ 'Fn::GetAtt': [role, 'Arn'] })) },
+              Action: 'kms:Decrypt',
               Resource: '*',
-              Condition: throughSsmForTheParameter,
+              Condition: forTheRing,
             },
             ...(operators.length > 0
-              ? [{ Sid: 'OperatorsReadThroughSsm', Effect: 'Allow', Principal: { AWS: operators }, Action: 'kms:Decrypt', Resource: '*', Condition: throughSsmForTheParameter }]
+              ? [
+                  // Write the parameter (SSM encrypts a standard parameter with Encrypt, an advanced one with GenerateDataKey) and read it.
+                  { Sid: 'OperatorsUseThroughSsm', Effect: 'Allow', Principal: { AWS: operators }, Action: ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'], Resource: '*', Condition: throughSsmForTheParameter },
+                  // Seal the ring (keys init, rotate, retire, seal) and open it (list, rotate, retire, reseal).
+                  { Sid: 'OperatorsSealTheRing', Effect: 'Allow', Principal: { AWS: operators }, Action: ['kms:Encrypt', 'kms:Decrypt'], Resource: '*', Condition: forTheRing },
+                ]
               : []),
           ],
         },
@@ -138,4 +160,4 @@ function parseOperators(raw) {
   return operators;
 }
 
-module.exports = { signingKeyParameter, signingKeyAlias, signingKeyResources, mfaKeyParameter, mfaKeyAlias, mfaKeyResources, parseOperators };
+module.exports = { signingKeyParameter, signingKeyAlias, signingKeyResources, mfaKeyParameter, mfaKeyAlias, mfaKeyResources, RING_NAMES, ringEncryptionContext, parseOperators };

@@ -3,7 +3,9 @@ import { AuthService } from './auth/auth-service.js';
 import { loadConfig, parseSigningKeys, type Config, type KeySource } from './platform/config.js';
 import { createDocumentClient } from './platform/dynamo.js';
 import { LoginAttempts } from './store/login-attempts.js';
+import { KeyManagement } from './platform/key-management.js';
 import { ParameterStore } from './platform/parameter-store.js';
+import { openSealedRing } from './auth/sealed-ring.js';
 import { SessionsRepository } from './store/sessions.js';
 import { FetchedKeyRing, FixedKeyRing, type KeyRing } from './auth/signing-keys.js';
 import { AccessTokens, type Clock } from './auth/tokens.js';
@@ -27,8 +29,10 @@ export interface App {
 function createKeyRing(source: KeySource, variable: string, what: 'signing_keys' | 'mfa_keys', config: Config, db: DynamoDBDocumentClient, clock: Clock): KeyRing {
   if (source.kind === 'inline') return new FixedKeyRing(source.keys);
   const store = ParameterStore.sharingCredentialsWith(db, config.region, source.ssmEndpoint);
+  const kms = KeyManagement.sharingCredentialsWith(db, config.region, source.kmsEndpoint);
   return new FetchedKeyRing({
-    fetch: () => store.get(source.name),
+    // Only a ring the stage's operators sealed under its key: never whatever the parameter holds.
+    fetch: async () => openSealedRing(await store.get(source.name), kms, source, source.name),
     parse: (raw) => parseSigningKeys(raw, variable),
     cacheSeconds: source.cacheSeconds,
     source: source.name,

@@ -2,14 +2,17 @@
  * Operators' key rotation: `npm run keys -- <command> [options]`, for the JWT signing keys or, with
  * `--ring mfa`, the MFA keys (TOTP secrets, recovery codes). Edits the local stack's ring
  * (.data/jwt-secret, .data/mfa-key) by default, or with `--aws` the stage's SSM SecureString
- * parameter the Lambdas read (region and credentials from the usual AWS env).
+ * parameter the Lambdas read (region and credentials from the usual AWS env), where the ring is
+ * sealed by KMS under the stage's key (lib/auth/sealed-ring.ts): only the stage's
+ * `signingKeyOperators` can run these with `--aws`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { GetParameterCommand, ParameterAlreadyExists, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DecryptCommand, EncryptCommand, IncorrectKeyException, InvalidCiphertextException, KMSClient } from '@aws-sdk/client-kms';
+import { DescribeParametersCommand, GetParameterCommand, ParameterAlreadyExists, ParameterNotFound, PutParameterCommand, SSMClient, paginateGetParameterHistory, type ParameterHistory } from '@aws-sdk/client-ssm';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { mfaKeyAlias, mfaKeyParameter, signingKeyAlias, signingKeyParameter } from '../infra/signing-keys.js';
-import { ConfigError, dynamodbEndpointFrom, loadKeyTimings, loadStoreConfig, parseSigningKeys, signingKeyEntries, ssmEndpointFrom } from '../lib/platform/config.js';
+import { mfaKeyAlias, mfaKeyParameter, ringEncryptionContext, signingKeyAlias, signingKeyParameter } from '../infra/signing-keys.js';
+import { ConfigError, dynamodbEndpointFrom, kmsEndpointFrom, loadKeyTimings, loadStoreConfig, parseSigningKeys, signingKeyEntries, ssmEndpointFrom } from '../lib/platform/config.js';
 import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { open, seal, sealedKid } from '../lib/mfa/secret-box.js';
 import { MfaRepository } from '../lib/store/mfa.js';
@@ -39,6 +42,12 @@ Commands:
             and JWT_SECRET_CACHE_SECONDS + 35 s after the rotation (running Lambdas seal with the
             key they hold until then)
   reseal    MFA ring only: seal every TOTP secret sealed under a previous key again under the current one
+  seal      with --aws: seal a ring the parameter holds in plaintext (written before rings were
+            sealed) under the stage's KMS key, as it is; says who last wrote it. The Lambdas
+            refuse a plaintext ring
+  restore   with --aws: when the parameter holds a ring the Lambdas refuse (someone else wrote
+            it), put back the newest earlier version that the stage's key sealed; says which
+            versions it passed over and who wrote them
 
 Options:
   --ring R     signing (default): the JWT signing keys; mfa: the MFA keys
@@ -79,6 +88,10 @@ interface RingStore {
   stage?: string;
   read(): Promise<string | undefined>;
   write(text: string, options: { create: boolean }): Promise<void>;
+  /** SSM only: seal a ring the parameter holds in plaintext; what was done, for the operator. */
+  seal?(): Promise<string>;
+  /** SSM only: put back the newest version the stage's key sealed, over ones it did not; what was done. */
+  restore?(): Promise<string>;
   /** What an operator does next for the change to reach the running API. */
   afterChange: string;
 }
@@ -101,15 +114,25 @@ function localStore(ring: RingName, file = join(DATA_DIR, RINGS[ring].file)): Ri
   };
 }
 
+// A KMS ciphertext, base64: what the parameter holds once sealed (anything else is plaintext).
+const SEALED = /^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
 function ssmStore(stage: string, ring: RingName): RingStore {
   const { region } = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: '' });
   const name = RINGS[ring].parameter(stage);
-  const endpoint = ssmEndpointFrom();
-  // The SDK's own client (the Lambdas read with a signed fetch of their own, lib/platform/parameter-store.ts,
-  // to keep their bundles small; the CLI is not bundled). Its standard retries cover throttling
-  // and transient faults.
-  const ssm = new SSMClient({ region, ...(endpoint ? { endpoint } : {}), maxAttempts: 3 });
-  const read = async (): Promise<string | undefined> => {
+  const alias = RINGS[ring].alias(stage);
+  const context = ringEncryptionContext(stage, ring);
+  const ssmEndpoint = ssmEndpointFrom();
+  const kmsEndpoint = kmsEndpointFrom();
+  // The SDK's own clients (the Lambdas read and decrypt with signed fetches of their own,
+  // lib/platform/aws-json.ts, to keep their bundles small; the CLI is not bundled). Their standard
+  // retries cover throttling and transient faults.
+  const ssm = new SSMClient({ region, ...(ssmEndpoint ? { endpoint: ssmEndpoint } : {}), maxAttempts: 3 });
+  const kms = new KMSClient({ region, ...(kmsEndpoint ? { endpoint: kmsEndpoint } : {}), maxAttempts: 3 });
+  const where = `SSM parameter ${name} (${region})`;
+  const options = ring === 'mfa' ? ' --ring mfa' : '';
+
+  const readValue = async (): Promise<string | undefined> => {
     try {
       const { Parameter } = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
       return Parameter?.Value;
@@ -118,30 +141,118 @@ function ssmStore(stage: string, ring: RingName): RingStore {
       throw error;
     }
   };
+  /**
+   * The ring a sealed value holds, opened as the Lambdas open it (the stage's key and the ring's
+   * context named): what someone else put there is refused here too, never rotated into a ring
+   * the stage's key then vouches for.
+   */
+  const open = async (value: string): Promise<string> => {
+    if (!SEALED.test(value.trim())) {
+      throw new KeyRingError(
+        `${where} holds a ring in plaintext, which the Lambdas refuse. If it is the stage's own ring from before rings were sealed, ` +
+          `seal it with \`npm run keys -- seal${options} --aws --stage ${stage}\` (docs/deploying.md, "Sealed rings")`,
+      );
+    }
+    try {
+      const { Plaintext } = await kms.send(new DecryptCommand({ CiphertextBlob: Buffer.from(value.trim(), 'base64'), KeyId: alias, EncryptionContext: context }));
+      return Buffer.from(Plaintext!).toString('utf8');
+    } catch (error) {
+      if (error instanceof IncorrectKeyException || error instanceof InvalidCiphertextException) {
+        throw new KeyRingError(`${where} does not hold a ring sealed under ${alias} for ${JSON.stringify(context)} (${error.name}): the Lambdas refuse it. Someone other than this CLI wrote it; see \`aws ssm get-parameter-history --name ${name}\``);
+      }
+      throw error;
+    }
+  };
+  const read = async (): Promise<string | undefined> => {
+    const value = await readValue();
+    return value === undefined ? undefined : open(value);
+  };
+  /** Whether a value is a ring this stage's key sealed for this ring. */
+  const opens = async (value: string | undefined): Promise<boolean> => {
+    if (value === undefined) return false;
+    try {
+      await open(value);
+      return true;
+    } catch (error) {
+      if (error instanceof KeyRingError) return false;
+      throw error;
+    }
+  };
+  const put = async (text: string, { create }: { create: boolean }): Promise<void> => {
+    const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: alias, Plaintext: Buffer.from(text, 'utf8'), EncryptionContext: context }));
+    const sealed = Buffer.from(CiphertextBlob!).toString('base64');
+    // A standard parameter holds 4 KB: some 20 keys. Retire old ones first.
+    if (sealed.length > 4096) throw new KeyRingError(`The sealed ring would be ${sealed.length} characters, over SSM's 4096 of a standard parameter: retire previous keys first`);
+    try {
+      // The SecureString under the stage's key too, never SSM's account-wide aws/ssm: whoever may
+      // read SSM but not decrypt sees not even the ciphertext (so cannot put an older one back).
+      await ssm.send(
+        new PutParameterCommand({
+          Name: name,
+          Value: sealed,
+          Type: 'SecureString',
+          KeyId: alias,
+          Overwrite: !create,
+          Description: RINGS[ring].description,
+        }),
+      );
+    } catch (error) {
+      // A create the SDK sent again after a timeout may have landed the first time: ours, not a conflict.
+      const retried = ((error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) > 1;
+      if (error instanceof ParameterAlreadyExists && retried && (await read().catch(() => undefined)) === text) return;
+      if (error instanceof ParameterAlreadyExists) throw new KeyRingError(`${name} already exists`);
+      throw error;
+    }
+  };
   return {
-    where: `SSM parameter ${name} (${region})`,
+    where,
     stage,
     read,
-    write: async (text, { create }) => {
-      try {
-        // Under the stage's own KMS key (deployed with the stack), never SSM's account-wide aws/ssm.
-        await ssm.send(
-          new PutParameterCommand({
-            Name: name,
-            Value: text,
-            Type: 'SecureString',
-            KeyId: RINGS[ring].alias(stage),
-            Overwrite: !create,
-            Description: RINGS[ring].description,
-          }),
-        );
-      } catch (error) {
-        // A create the SDK sent again after a timeout may have landed the first time: ours, not a conflict.
-        const retried = ((error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) > 1;
-        if (error instanceof ParameterAlreadyExists && retried && (await read()) === text) return;
-        if (error instanceof ParameterAlreadyExists) throw new KeyRingError(`${name} already exists`);
-        throw error;
+    write: put,
+    seal: async () => {
+      const value = await readValue();
+      if (value === undefined) throw new KeyRingError(`No key ring at ${where}: create it with \`npm run keys -- init${options} --aws\``);
+      if (SEALED.test(value.trim())) {
+        // Sealed already (then it opens), or a ciphertext this stage's key did not make (then open says so).
+        const entries = signingKeyEntries(await open(value), where);
+        return `${where} is sealed under ${alias} already (${entries.map(([kid]) => kid).join(', ')}); nothing to do.`;
       }
+      const entries = signingKeyEntries(value.trim(), where);
+      // Who wrote the plaintext: before sealing, anyone allowed ssm:PutParameter could have. The operator judges.
+      const { Parameters } = await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Option: 'Equals', Values: [name] }] }));
+      const written = Parameters?.[0];
+      await put(formatRing(entries), { create: false });
+      const kids = entries.map(([kid]) => kid);
+      audit('keys-cli', `${RINGS[ring].event}s_sealed`, { kids, where, version: written?.Version, lastModifiedUser: written?.LastModifiedUser });
+      return (
+        `Sealed the ring at ${where} under ${alias}: ${kids.join(', ')} (current ${kids[0]}).\n` +
+        `It was version ${written?.Version ?? '?'}, written ${written?.LastModifiedDate?.toISOString() ?? 'at an unknown time'} by ${written?.LastModifiedUser ?? 'an unknown principal'} under ${written?.KeyId ?? 'an unknown key'}.\n` +
+        `If that is not who you expect, rotate now and retire the old keys as soon as \`retire\` allows (docs/deploying.md, "Sealed rings").`
+      );
+    },
+    restore: async () => {
+      if (await opens(await readValue())) return `${where} holds a ring sealed under ${alias} already; nothing to restore.`;
+      // SSM keeps a parameter's last 100 versions; newest first from here.
+      const history: ParameterHistory[] = [];
+      for await (const page of paginateGetParameterHistory({ client: ssm }, { Name: name, WithDecryption: true, MaxResults: 50 })) history.push(...(page.Parameters ?? []));
+      history.sort((a, b) => (b.Version ?? 0) - (a.Version ?? 0));
+      const passedOver: ParameterHistory[] = [];
+      for (const version of history) {
+        if (!(await opens(version.Value))) {
+          passedOver.push(version);
+          continue;
+        }
+        // The very ciphertext the operators sealed then: it opens as it did.
+        await ssm.send(new PutParameterCommand({ Name: name, Value: version.Value!, Type: 'SecureString', KeyId: alias, Overwrite: true, Description: RINGS[ring].description }));
+        const kids = signingKeyEntries(await open(version.Value!), where).map(([kid]) => kid);
+        const others = passedOver.map((other) => `version ${other.Version} (${other.LastModifiedDate?.toISOString() ?? '?'}, ${other.LastModifiedUser ?? 'unknown'})`);
+        audit('keys-cli', `${RINGS[ring].event}s_restored`, { kids, where, version: version.Version, passedOver: passedOver.map((other) => ({ version: other.Version, lastModifiedUser: other.LastModifiedUser })) });
+        return (
+          `Restored version ${version.Version} of ${where} (sealed ${version.LastModifiedDate?.toISOString() ?? '?'} by ${version.LastModifiedUser ?? 'an unknown principal'}): ${kids.join(', ')}.\n` +
+          `Passed over, not sealed by ${alias} for this ring: ${others.join('; ')}. Find out how they were written.`
+        );
+      }
+      throw new KeyRingError(`No version of ${where} in SSM's history is a ring sealed under ${alias}: create a new ring (delete the parameter, then \`npm run keys -- init${options} --aws\`)`);
     },
     afterChange:
       ring === 'signing'
@@ -192,6 +303,14 @@ async function run(args: Args, store: RingStore, ring: RingName, mfaStore: () =>
   const event = RINGS[ring].event;
   if (args.command === 'reseal' && ring !== 'mfa') throw new UsageError('reseal is for the MFA ring: --ring mfa');
   switch (args.command) {
+    case 'seal': {
+      if (!store.seal) throw new UsageError('seal is for a ring in AWS (--aws): a local ring file is never sealed');
+      return store.seal();
+    }
+    case 'restore': {
+      if (!store.restore) throw new UsageError('restore is for a ring in AWS (--aws)');
+      return store.restore();
+    }
     case 'init': {
       if ((await store.read()) !== undefined) throw new KeyRingError(`A key ring already exists at ${store.where}; use rotate to change it`);
       const kid = newKid(now, new Set());

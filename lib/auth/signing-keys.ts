@@ -1,6 +1,7 @@
 import type { SigningKeys } from '../platform/config.js';
 import { unavailable } from '../platform/errors.js';
 import { describeError, log } from '../platform/log.js';
+import { RingRefusedError } from './sealed-ring.js';
 import type { Clock } from './tokens.js';
 
 /**
@@ -35,7 +36,10 @@ export class FixedKeyRing implements KeyRing {
 }
 
 export interface FetchedKeyRingOptions {
-  /** Reads the ring's source text (the SSM parameter's value). */
+  /**
+   * Reads the ring's text: the SSM parameter's value, opened by KMS (lib/auth/sealed-ring.ts).
+   * Throws RingRefusedError when the parameter holds a ring that was not sealed as it must be.
+   */
   fetch: () => Promise<string>;
   /** Turns that text into keys; throws ConfigError on a malformed ring. */
   parse: (raw: string) => SigningKeys;
@@ -65,6 +69,9 @@ export const MAX_STALE_SECONDS = 3600;
  * - Fetches are single-flight and at most one per MIN_REFETCH_SECONDS, success or failure, so
  *   forged kids cannot turn into a stream of SSM calls.
  * - Without a usable ring, requests get 503.
+ * - A ring refused (not sealed under the stage's key for this ring: see sealed-ring.ts) is never
+ *   used; it fails like an unreadable one, and is logged as an error (`signing_keys_refused`) even
+ *   while the held ring keeps serving, since it means someone wrote the parameter who should not have.
  */
 export class FetchedKeyRing implements KeyRing {
   private ring: SigningKeys | undefined;
@@ -133,7 +140,8 @@ export class FetchedKeyRing implements KeyRing {
     } catch (error) {
       this.lastError = error;
       const held = this.ring !== undefined && this.secondsSince(this.loadedAt) < MAX_STALE_SECONDS;
-      if (held) log.warn(`${this.what}_refresh_failed`, { source: this.options.source, ...describeError(error) });
+      if (error instanceof RingRefusedError) log.error(`${this.what}_refused`, { source: this.options.source, held, ...describeError(error) });
+      else if (held) log.warn(`${this.what}_refresh_failed`, { source: this.options.source, ...describeError(error) });
       else log.error(`${this.what}_unavailable`, { source: this.options.source, ...describeError(error) });
     }
     return this.ring;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isProductionStage, tableNames } from '../../infra/tables.js';
+import { ringEncryptionContext } from '../../infra/rings.js';
 
 export { isProductionStage };
 
@@ -90,8 +91,9 @@ export interface SessionPolicy {
 /**
  * Where a key ring comes from: an environment variable holding the ring itself (the local stack,
  * tests), or the SSM SecureString parameter another variable names (AWS; the template never holds
- * a key). The JWT signing keys come from JWT_SECRET / JWT_SECRET_PARAMETER; the MFA keys, which
- * seal TOTP secrets, from MFA_KEY / MFA_KEY_PARAMETER.
+ * a key), which holds the ring sealed by KMS (lib/auth/sealed-ring.ts). The JWT signing keys come
+ * from JWT_SECRET / JWT_SECRET_PARAMETER + JWT_SECRET_KMS_KEY; the MFA keys, which seal TOTP
+ * secrets, from MFA_KEY / MFA_KEY_PARAMETER + MFA_KEY_KMS_KEY.
  */
 export type KeySource =
   | { kind: 'inline'; keys: SigningKeys }
@@ -102,6 +104,12 @@ export type KeySource =
       cacheSeconds: number;
       /** An SSM-compatible endpoint (tests); unset in AWS. */
       ssmEndpoint: string | undefined;
+      /** The stage's own KMS key for this ring: a ring sealed under any other key is refused. */
+      kmsKeyId: string;
+      /** The encryption context it must have been sealed with: the stage and the ring. */
+      encryptionContext: Readonly<Record<string, string>>;
+      /** A KMS-compatible endpoint (tests); unset in AWS. */
+      kmsEndpoint: string | undefined;
     };
 export type SigningKeySource = KeySource;
 
@@ -238,6 +246,24 @@ export function ssmEndpointFrom(env: Env = process.env): string | undefined {
   return endpointUrl(env, 'SSM_ENDPOINT') ?? endpointUrl(env, 'AWS_ENDPOINT_URL_SSM');
 }
 
+/** A KMS endpoint other than AWS's: KMS_ENDPOINT (the tests' fake), else the SDK's AWS_ENDPOINT_URL_KMS. */
+export function kmsEndpointFrom(env: Env = process.env): string | undefined {
+  return endpointUrl(env, 'KMS_ENDPOINT') ?? endpointUrl(env, 'AWS_ENDPOINT_URL_KMS');
+}
+
+// What KMS's Decrypt takes as KeyId: an alias name or ARN, a key id or ARN.
+const KMS_KEY_ID = /^(alias\/[A-Za-z0-9/_-]{1,250}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(alias\/[A-Za-z0-9/_-]{1,250}|key\/(mrk-[0-9a-f]{32}|[0-9a-f-]{36}))|mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+/** The stage's KMS key a ring must be sealed under: required with the parameter (serverless.yml names the stage's alias). */
+function kmsKey(env: Env, name: string, ring: string): string {
+  const keyId = read(env, name);
+  if (keyId === undefined) throw new ConfigError(name, `is required with the SSM parameter: the KMS key its ring must be sealed under, like alias/vpn-auth-prod-${ring === 'mfa' ? 'mfa' : 'signing'}-keys`);
+  if (!KMS_KEY_ID.test(keyId)) throw new ConfigError(name, `must be a KMS key id, key ARN, alias or alias ARN, got "${keyId}"`);
+  // An AWS managed key is usable by the whole account through its service: no proof of who sealed.
+  if (/(^|:)alias\/aws\//.test(keyId)) throw new ConfigError(name, `must be the stage's own key, not an AWS managed key, got "${keyId}"`);
+  return keyId;
+}
+
 function endpointUrl(env: Env, name: string): string | undefined {
   const endpoint = read(env, name);
   if (endpoint !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(endpoint)) {
@@ -262,24 +288,34 @@ export function loadKeyTimings(env: Env = process.env): { accessTokenTtlSeconds:
 
 /** JWT_SECRET when set (it wins, so the local stack needs nothing else), else JWT_SECRET_PARAMETER. */
 export function loadSigningKeySource(env: Env = process.env): SigningKeySource {
-  const source = loadKeySource(env, 'JWT_SECRET', 'JWT_SECRET_PARAMETER');
+  const source = loadKeySource(env, 'signing');
   if (!source) throw new ConfigError('JWT_SECRET', 'is required (or JWT_SECRET_PARAMETER, the SSM parameter that holds it)');
   return source;
 }
 
-function loadKeySource(env: Env, inlineName: string, parameterName: string): KeySource | undefined {
-  const inline = read(env, inlineName);
-  if (inline !== undefined) return { kind: 'inline', keys: parseSigningKeys(inline, inlineName) };
-  const name = read(env, parameterName);
+/** The variables each ring is configured by. */
+const RING_VARIABLES = {
+  signing: { inline: 'JWT_SECRET', parameter: 'JWT_SECRET_PARAMETER', kmsKey: 'JWT_SECRET_KMS_KEY', example: 'jwt-signing-keys' },
+  mfa: { inline: 'MFA_KEY', parameter: 'MFA_KEY_PARAMETER', kmsKey: 'MFA_KEY_KMS_KEY', example: 'mfa-keys' },
+} as const;
+
+function loadKeySource(env: Env, ring: keyof typeof RING_VARIABLES): KeySource | undefined {
+  const variables = RING_VARIABLES[ring];
+  const inline = read(env, variables.inline);
+  if (inline !== undefined) return { kind: 'inline', keys: parseSigningKeys(inline, variables.inline) };
+  const name = read(env, variables.parameter);
   if (name === undefined) return undefined;
   if (name.length > 1011 || !PARAMETER_NAME.test(name)) {
-    throw new ConfigError(parameterName, `must be an SSM parameter name like /vpn-auth/prod/${inlineName === 'MFA_KEY' ? 'mfa-keys' : 'jwt-signing-keys'}, got "${name}"`);
+    throw new ConfigError(variables.parameter, `must be an SSM parameter name like /vpn-auth/prod/${variables.example}, got "${name}"`);
   }
   return {
     kind: 'parameter',
     name,
     cacheSeconds: loadKeyTimings(env).keyCacheSeconds,
     ssmEndpoint: ssmEndpointFrom(env),
+    kmsKeyId: kmsKey(env, variables.kmsKey, ring),
+    encryptionContext: ringEncryptionContext(read(env, 'STAGE') ?? 'dev', ring),
+    kmsEndpoint: kmsEndpointFrom(env),
   };
 }
 
@@ -294,7 +330,7 @@ export function loadMfaPolicy(env: Env = process.env): MfaPolicy {
   for (const role of requiredRoles) {
     if (!(ROLES as readonly string[]).includes(role)) throw new ConfigError('MFA_REQUIRED_ROLES', `must list roles among ${ROLES.join(', ')}, got "${role}"`);
   }
-  const keySource = loadKeySource(env, 'MFA_KEY', 'MFA_KEY_PARAMETER');
+  const keySource = loadKeySource(env, 'mfa');
   const jwt = read(env, 'JWT_SECRET');
   if (keySource?.kind === 'inline' && jwt !== undefined) {
     const signing = new Set(signingKeyEntries(jwt).map(([, secret]) => secret));

@@ -2,15 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { signingKeyParameter } from '../../infra/signing-keys.js';
 import { loadConfig, signingKeyEntries } from '../../lib/platform/config.js';
 import { E2E_STAGE } from '../support/api-setup.js';
 import { auditLine, runScript } from '../support/cli.js';
 import { DEMO_USER, apiEnv } from '../support/context.js';
 import { LOCAL_CREDENTIALS } from '../support/fake-ssm.js';
-import { call, e2eParameterStore, login } from '../support/http.js';
+import { call, e2eRing, login } from '../support/http.js';
+import { stageApi } from '../support/stage-api.js';
+import { createUser } from '../support/store.js';
+import { newSecret } from '../../scripts/key-ring.js';
 
 /** `npm run keys -- … --aws`, against the SSM the running Lambdas read (a fake on loopback). */
 function keysOnAws(args: string[]) {
@@ -23,7 +27,7 @@ function keysLocal(args: string[]) {
   return runScript('scripts/keys.ts', args);
 }
 
-const ring = async (stage: string) => signingKeyEntries(await e2eParameterStore().get(signingKeyParameter(stage)));
+const ring = async (stage: string) => signingKeyEntries(await e2eRing(stage));
 
 describe('npm run keys -- … --aws: the signing-key ring in SSM', () => {
   it('creates the ring once, rotates in a new key, refuses to retire the old one early, retires it with --force', async () => {
@@ -84,6 +88,55 @@ describe('npm run keys -- … --aws: the signing-key ring in SSM', () => {
     expect(previous.map(([kid]) => kid)).toContain(decodeProtectedHeader(oldToken).kid);
     await expect.poll(async () => (await call('GET', '/me', { token: newToken })).status, { timeout: 15_000, interval: 500 }).toBe(200);
     expect((await call('GET', '/me', { token: oldToken })).status).toBe(200);
+  });
+});
+
+describe('a signing ring put by someone allowed only ssm:PutParameter, against running Lambdas', () => {
+  const stage = 'planted';
+  const api = stageApi(stage, {});
+  let user: Awaited<ReturnType<typeof createUser>>;
+  beforeAll(async () => {
+    user = await createUser(api.app());
+  });
+  const send = (path: string, init: RequestInit = {}) => fetch(`${api.url}/v1/auth${path}`, { ...init, signal: AbortSignal.timeout(20_000) });
+  const signIn = () => send('/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: user.email, password: user.password }) });
+
+  it('is refused: 503 on every endpoint and signing_keys_refused in the log, never a token of the planted key; `keys restore` puts the sealed ring back', async () => {
+    // Prepare: before the Lambdas' first read, the parameter overwritten with a key of the writer's
+    // choosing, under SSM's aws/ssm (no KMS permission needed); and a token that key would mint
+    const planted = newSecret();
+    const ssm = new SSMClient({ region: 'us-east-1', endpoint: apiEnv().SSM_ENDPOINT, credentials: LOCAL_CREDENTIALS });
+    await ssm.send(new PutParameterCommand({ Name: signingKeyParameter(stage), Value: JSON.stringify({ planted }), Type: 'SecureString', Overwrite: true }));
+    ssm.destroy();
+    const forged = await new SignJWT({ sid: 'any', role: 'admin' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: 'planted' })
+      .setIssuer('vpn-enterprise-auth')
+      .setAudience('vpn-enterprise')
+      .setSubject(user.id)
+      .setJti('planted')
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(new TextEncoder().encode(planted));
+
+    // Act
+    const refused = await signIn();
+    const me = await send('/me', { headers: { authorization: `Bearer ${forged}` } });
+    const restored = await keysOnAws(['restore', '--stage', stage]);
+
+    // Assess
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toEqual({ success: false, error: { code: 'service_unavailable', message: expect.any(String) } });
+    expect(me.status).toBe(503);
+    const lines = api.output().split('\n').filter((line) => line.includes('"signing_keys_refused"'));
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(lines[0]!.slice(lines[0]!.indexOf('{')))).toMatchObject({ level: 'ERROR', source: signingKeyParameter(stage), error: { name: 'RingRefusedError' } });
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/^Restored version 1 of /);
+    expect(restored.stdout).toContain('version 2');
+    // Within 5 s of its last read a container (one per function) does not read again; then it takes
+    // the restored ring, and the planted key's token is an unknown kid's
+    await expect.poll(async () => (await signIn()).status, { timeout: 15_000, interval: 1000 }).toBe(200);
+    await expect.poll(async () => (await send('/me', { headers: { authorization: `Bearer ${forged}` } })).status, { timeout: 15_000, interval: 1000 }).toBe(401);
   });
 });
 

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MIN_REFETCH_SECONDS } from '../../lib/auth/signing-keys.js';
 import { Authenticator } from '../support/authenticator.js';
 import { auditLine, runScript } from '../support/cli.js';
-import { e2eParameterStore, requestFrom } from '../support/http.js';
+import { e2eRing, requestFrom } from '../support/http.js';
 import { stageApi } from '../support/stage-api.js';
 import { createUser } from '../support/store.js';
 
@@ -136,7 +136,7 @@ describe('the prod stage over HTTP, as the README recommends it: HTTPS only, HST
       expect(recovered.status, recovered.text).toBe(200);
       expect(recovered.body.recovery_codes_left).toBe(9);
       // No output ever shows a key
-      const ring = await e2eParameterStore().get('/vpn-auth/prod/mfa-keys');
+      const ring = await e2eRing('prod', 'mfa');
       const output = [rotated, early, resealed, listed, unused, waiting, retired].map((result) => result.stdout + result.stderr).join('\n');
       for (const secret of Object.values(JSON.parse(ring) as Record<string, string>)) expect(output).not.toContain(secret);
     });

@@ -38,6 +38,11 @@ const OPERATOR = 'arn:aws:iam::123456789012:role/SecurityAdmin';
 
 const byType = (template: Template, type: string) => Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 
+/** Whether a key-policy statement grants `action`, by name or by wildcard. */
+const uses = (statement: any, action: string) => [statement.Action].flat().some((granted: string) => granted === action || granted === 'kms:*' || (granted.endsWith('*') && action.startsWith(granted.slice(0, -1))));
+/** What makes a ciphertext under a key (a grant can allow any of it): whoever may do one of these could seal a ring of their own. */
+const SEALING = ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:GenerateDataKeyPair', 'kms:ReEncryptTo', 'kms:CreateGrant'];
+
 describe('the packaged CloudFormation template', () => {
   let prod: Template;
   let dev: Template;
@@ -163,7 +168,7 @@ describe('the packaged CloudFormation template', () => {
     expect(devStage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 });
   });
 
-  it('carries no signing key: the functions read it from the SSM parameter of their stage', () => {
+  it('carries no signing key: the functions read it from the SSM parameter of their stage, sealed under the stage\'s KMS key', () => {
     for (const [template, stage] of [[prod, 'prod'], [dev, 'dev']] as const) {
       expect(JSON.stringify(template)).not.toContain(DEPLOYER_SECRET);
       for (const [id, fn] of byType(template, 'AWS::Lambda::Function')) {
@@ -171,6 +176,9 @@ describe('the packaged CloudFormation template', () => {
         expect(Object.keys(variables), id).not.toContain('JWT_SECRET');
         expect(Object.keys(variables), id).not.toContain('DYNAMODB_ENDPOINT');
         expect(variables.JWT_SECRET_PARAMETER, id).toBe(`/vpn-auth/${stage}/jwt-signing-keys`);
+        // The key each ring must be sealed under: the stage's own, as its alias names it.
+        expect(variables.JWT_SECRET_KMS_KEY, id).toBe(template.Resources.SigningKeysKeyAlias!.Properties.AliasName);
+        expect(variables.MFA_KEY_KMS_KEY, id).toBe(template.Resources.MfaKeysKeyAlias!.Properties.AliasName);
       }
     }
   });
@@ -237,9 +245,9 @@ describe('the packaged CloudFormation template', () => {
   });
 
   it.each([
-    ['signing keys', 'SigningKeysKey', 'signing-keys', 'jwt-signing-keys', 'TokenFunctionsDecryptThroughSsm', ['AuthorizerRole', 'ChangePasswordRole', 'EndSessionRole', 'ListSessionsRole', 'LoginRole', 'LogoutRole', 'MeRole', 'MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole', 'RefreshRole']],
-    ['MFA keys', 'MfaKeysKey', 'mfa-keys', 'mfa-keys', 'MfaFunctionsDecryptThroughSsm', ['MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole']],
-  ] as const)('encrypts the %s with a KMS key of their own: rotated yearly, retained, decryptable only by their readers through SSM', (_label, keyId, aliasName, parameterName, readersSid, readers) => {
+    ['signing keys', 'SigningKeysKey', 'signing-keys', 'jwt-signing-keys', 'signing', 'TokenFunctions', ['AuthorizerRole', 'ChangePasswordRole', 'EndSessionRole', 'ListSessionsRole', 'LoginRole', 'LogoutRole', 'MeRole', 'MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole', 'RefreshRole']],
+    ['MFA keys', 'MfaKeysKey', 'mfa-keys', 'mfa-keys', 'mfa', 'MfaFunctions', ['MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole']],
+  ] as const)('seals the %s under a KMS key of their own (rotated yearly, retained): its readers only decrypt, through SSM for the parameter and directly for the ring\'s own context; nobody else uses it', (_label, keyId, aliasName, parameterName, ring, readersSid, readers) => {
     for (const [template, stage] of [[prod, 'prod'], [dev, 'dev']] as const) {
       expect(byType(template, 'AWS::KMS::Key').map(([id]) => id).sort()).toEqual(['MfaKeysKey', 'SigningKeysKey']);
       const key = template.Resources[keyId]!;
@@ -249,28 +257,41 @@ describe('the packaged CloudFormation template', () => {
       const statements = key.Properties.KeyPolicy.Statement as any[];
       const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/vpn-auth/${stage}/${parameterName}` };
       const root = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
-      const uses = (statement: any, action: string) => [statement.Action].flat().some((granted: string) => granted === action || granted === 'kms:*' || (granted.endsWith('*') && action.startsWith(granted.slice(0, -1))));
-      // Decrypt: the readers' roles only, and only through SSM for that parameter.
+      expect(statements.map((statement) => statement.Sid)).toEqual(['AdministratorsManage', `${readersSid}DecryptThroughSsm`, `${readersSid}OpenTheRing`]);
+      // Nothing lets anyone seal a ring until the stage names its operators: not the account, not the functions.
+      for (const action of SEALING) expect(statements.filter((statement) => uses(statement, action)).map((statement) => statement.Sid), action).toEqual([]);
+      // Decrypt: the readers' roles only, through SSM for that parameter, or directly for the ring's context.
       const decrypting = statements.filter((statement) => uses(statement, 'kms:Decrypt') || uses(statement, 'kms:CreateGrant') || uses(statement, 'kms:ReEncryptFrom'));
-      expect(decrypting.map((statement) => statement.Sid)).toEqual([readersSid]);
-      const functions = decrypting[0];
-      expect(functions.Principal.AWS.map((principal: any) => principal['Fn::GetAtt'][0]).sort()).toEqual(readers);
-      expect(functions.Action).toBe('kms:Decrypt');
-      // Every use, decrypting or encrypting, comes through SSM for that one parameter.
-      for (const statement of statements.filter((candidate) => candidate.Sid !== 'AdministratorsManage')) {
-        expect(statement.Condition.StringEquals['kms:ViaService'], statement.Sid).toEqual({ 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' });
-        expect(statement.Condition.StringEquals['kms:EncryptionContext:PARAMETER_ARN'], statement.Sid).toEqual(parameterArn);
+      expect(decrypting.map((statement) => statement.Sid)).toEqual([`${readersSid}DecryptThroughSsm`, `${readersSid}OpenTheRing`]);
+      for (const statement of decrypting) {
+        expect(statement.Principal.AWS.map((principal: any) => principal['Fn::GetAtt'][0]).sort(), statement.Sid).toEqual(readers);
+        expect(statement.Action, statement.Sid).toBe('kms:Decrypt');
       }
-      // The account may write a ring (encrypt), and its administrators manage the key: neither decrypts.
-      const writing = statements.find((statement) => statement.Sid === 'AccountWritesThroughSsm');
-      expect(writing).toMatchObject({ Principal: { AWS: root }, Action: ['kms:Encrypt', 'kms:GenerateDataKey'] });
+      expect(decrypting[0].Condition).toEqual({ StringEquals: { 'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' }, 'kms:EncryptionContext:PARAMETER_ARN': parameterArn } });
+      expect(decrypting[1].Condition).toEqual({ StringEquals: { 'kms:EncryptionContext:stage': stage, 'kms:EncryptionContext:ring': ring } });
+      // The account's administrators manage the key without using it.
       const admin = statements.find((statement) => statement.Sid === 'AdministratorsManage');
       expect(admin.Principal).toEqual({ AWS: root });
-      for (const action of ['kms:Decrypt', 'kms:Encrypt', 'kms:CreateGrant', 'kms:ReEncryptFrom', 'kms:GenerateDataKey']) expect(uses(admin, action), action).toBe(false);
+      for (const action of ['kms:Decrypt', 'kms:ReEncryptFrom', ...SEALING]) expect(uses(admin, action), action).toBe(false);
     }
-    // Operators named by the stage's params may decrypt too (to rotate), through SSM only.
-    const operators = (reserved.Resources[keyId]!.Properties.KeyPolicy.Statement as any[]).find((statement) => statement.Sid === 'OperatorsReadThroughSsm');
-    expect(operators).toMatchObject({ Principal: { AWS: [OPERATOR] }, Action: 'kms:Decrypt', Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' } } } });
+    // With operators named (`signingKeyOperators`): they alone seal the ring and write the parameter, and may read both.
+    const statements = reserved.Resources[keyId]!.Properties.KeyPolicy.Statement as any[];
+    for (const action of SEALING) {
+      for (const statement of statements.filter((candidate) => uses(candidate, action))) expect(statement.Principal, `${statement.Sid} ${action}`).toEqual({ AWS: [OPERATOR] });
+    }
+    expect(statements.filter((statement) => uses(statement, 'kms:Encrypt')).map((statement) => statement.Sid)).toEqual(['OperatorsUseThroughSsm', 'OperatorsSealTheRing']);
+    expect(statements.find((statement) => statement.Sid === 'OperatorsUseThroughSsm')).toMatchObject({
+      Action: ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'],
+      Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' }, 'kms:EncryptionContext:PARAMETER_ARN': { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/vpn-auth/prod/${parameterName}` } } },
+    });
+    expect(statements.find((statement) => statement.Sid === 'OperatorsSealTheRing')).toEqual({
+      Sid: 'OperatorsSealTheRing',
+      Effect: 'Allow',
+      Principal: { AWS: [OPERATOR] },
+      Action: ['kms:Encrypt', 'kms:Decrypt'],
+      Resource: '*',
+      Condition: { StringEquals: { 'kms:EncryptionContext:stage': 'prod', 'kms:EncryptionContext:ring': ring } },
+    });
   });
 
   it("gives every function its stage's settings from the params in serverless.yml, never from the deploying shell", () => {

@@ -2,22 +2,24 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { mfaKeyParameter, signingKeyParameter } from '../../infra/signing-keys.js';
+import { mfaKeyAlias, mfaKeyParameter, signingKeyAlias, signingKeyParameter } from '../../infra/signing-keys.js';
 import { loadStoreConfig } from '../../lib/platform/config.js';
 import { startIamProxy } from '../../scripts/local-iam/proxy.js';
 import { PROJECT_ROOT, ensureTables, freePort, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
+import { startFakeKms } from './fake-kms.js';
 import { startFakeSsm } from './fake-ssm.js';
 import { iamFindings, incompleteRun } from './iam-usage.js';
+import { putSealedRing } from './sealed-rings.js';
 import { leakedLines, resetSecrets } from './secrets.js';
 
 export const E2E_STAGE = 'test';
 
 /**
  * The API as it runs in AWS, but private: in-memory dynalite behind the local IAM check (each
- * Lambda held to its role in infra/iam.js) and serverless-offline on free loopback ports, the
- * signing keys read from an SSM parameter (a fake SSM on loopback that checks SigV4) as the
- * deployed Lambdas read them, the demo user seeded. Stopped when the run ends.
+ * Lambda held to its role in infra/iam.js) and serverless-offline on free loopback ports, the key
+ * rings read from SSM parameters and opened by KMS (a fake SSM and a fake KMS on loopback that
+ * check SigV4) as the deployed Lambdas read them, the demo user seeded. Stopped when the run ends.
  */
 export default async function setup(project: TestProject) {
   resetSecrets();
@@ -29,16 +31,21 @@ export default async function setup(project: TestProject) {
   const iam = await startIamProxy({ target: dynamo.endpoint });
   await ensureTables(iam.endpoint, E2E_STAGE);
   const ssm = await startFakeSsm();
-  const signingKey = randomBytes(48).toString('base64url');
-  ssm.put(signingKeyParameter(E2E_STAGE), JSON.stringify({ 'e2e-1': signingKey }));
-  ssm.put(mfaKeyParameter(E2E_STAGE), JSON.stringify({ 'mfa-1': randomBytes(48).toString('base64url') }));
+  const kms = await startFakeKms();
+  // What `npm run keys -- init --aws [--ring mfa]` writes before a first deploy.
+  const fakes = { ssm: ssm.endpoint, kms: kms.endpoint };
+  await putSealedRing(fakes, E2E_STAGE, 'signing', JSON.stringify({ 'e2e-1': randomBytes(48).toString('base64url') }));
+  await putSealedRing(fakes, E2E_STAGE, 'mfa', JSON.stringify({ 'mfa-1': randomBytes(48).toString('base64url') }));
   const env: Record<string, string> = {
     STAGE: E2E_STAGE,
     DYNAMODB_ENDPOINT: iam.endpoint,
     // serverless.yml names the parameter for the Lambdas; the tests' own app needs it spelt out.
     JWT_SECRET_PARAMETER: signingKeyParameter(E2E_STAGE),
     MFA_KEY_PARAMETER: mfaKeyParameter(E2E_STAGE),
+    JWT_SECRET_KMS_KEY: signingKeyAlias(E2E_STAGE),
+    MFA_KEY_KMS_KEY: mfaKeyAlias(E2E_STAGE),
     SSM_ENDPOINT: ssm.endpoint,
+    KMS_ENDPOINT: kms.endpoint,
     BCRYPT_COST: String(TEST_BCRYPT_COST),
     // One dynalite process on a shared machine is no DynamoDB: a burst of 200 requests queues behind
     // it for seconds. So this stack waits for it as long as the per-attempt limits alone would (the
@@ -58,6 +65,7 @@ export default async function setup(project: TestProject) {
     await iam.close();
     await dynamo.close();
     await ssm.close();
+    await kms.close();
     throw error;
   });
   // One request per function, one at a time, so that the tests' first requests do not all
@@ -72,6 +80,7 @@ export default async function setup(project: TestProject) {
     await iam.close();
     await dynamo.close();
     await ssm.close();
+    await kms.close();
     throw error;
   }
   // As `npm start` does: what a plain `serverless invoke local --stage test` loads (useDotenv).
@@ -94,9 +103,11 @@ export default async function setup(project: TestProject) {
       await iam.close();
       await dynamo.close();
     }
-    // Every key any ring held during the run, rotations included.
-    const keys = ssm.history.flatMap((value) => (value.startsWith('{') ? Object.values(JSON.parse(value) as Record<string, string>) : [value]));
+    // Every key any ring held during the run, rotations included: sealed (KMS saw them), or put
+    // in plaintext by a test playing someone who cannot seal.
+    const keys = [...ssm.history, ...kms.plaintexts].flatMap((value) => (value.startsWith('{') ? Object.values(JSON.parse(value) as Record<string, string>) : [value]));
     await ssm.close();
+    await kms.close();
     // The audit trail must never carry a password, token, hash or key: every line the Lambdas
     // logged during the run is checked against every secret the tests used.
     const leaks = leakedLines(output, [...keys, DEMO_USER.password]);

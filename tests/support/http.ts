@@ -1,14 +1,12 @@
 import { request } from 'node:http';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { expect } from 'vitest';
-import { mfaKeyParameter, signingKeyParameter } from '../../infra/signing-keys.js';
+import type { RingName } from '../../infra/signing-keys.js';
 import { createApp, type App } from '../../lib/app.js';
 import { loadConfig } from '../../lib/platform/config.js';
-import { ParameterStore } from '../../lib/platform/parameter-store.js';
 import { apiEnv, apiUrl } from './context.js';
 import { contractViolation } from './openapi.js';
 import { newSecret } from '../../scripts/key-ring.js';
-import { LOCAL_CREDENTIALS } from './fake-ssm.js';
+import { putSealedRing, readSealedRing, type AwsFakes } from './sealed-rings.js';
 import { recordSecret } from './secrets.js';
 
 export interface ApiResponse {
@@ -91,20 +89,22 @@ export async function login(email: string, password: string): Promise<{ token: s
   return response.body;
 }
 
-/**
- * A new signing key and a new MFA key for `stage` in the SSM the running Lambdas read (a fake on
- * loopback), written as an operator's `npm run keys -- init --aws [--ring mfa]` would, with the SDK's client.
- */
-export async function putSigningKeys(stage: string): Promise<void> {
-  const ssm = new SSMClient({ region: e2eApp().config.region, endpoint: apiEnv().SSM_ENDPOINT, credentials: LOCAL_CREDENTIALS });
-  await ssm.send(new PutParameterCommand({ Name: signingKeyParameter(stage), Value: newSecret(), Type: 'SecureString', Overwrite: true }));
-  await ssm.send(new PutParameterCommand({ Name: mfaKeyParameter(stage), Value: newSecret(), Type: 'SecureString', Overwrite: true }));
-  ssm.destroy();
+/** The SSM and KMS the running Lambdas read their key rings from (fakes on loopback). */
+export function e2eFakes(): AwsFakes {
+  return { ssm: apiEnv().SSM_ENDPOINT!, kms: apiEnv().KMS_ENDPOINT!, region: e2eApp().config.region };
 }
 
-/** The SSM the running Lambdas read their signing keys from (a fake on loopback), as operators reach it. */
-export function e2eParameterStore(): ParameterStore {
-  return ParameterStore.sharingCredentialsWith(e2eApp().db, e2eApp().config.region, apiEnv().SSM_ENDPOINT);
+/**
+ * A new signing key and a new MFA key for `stage` in the SSM the running Lambdas read, sealed by
+ * the KMS they decrypt with, as an operator's `npm run keys -- init --aws [--ring mfa]` writes them.
+ */
+export async function putSigningKeys(stage: string): Promise<void> {
+  for (const ring of ['signing', 'mfa'] as const) await putSealedRing(e2eFakes(), stage, ring, newSecret());
+}
+
+/** A stage's ring (JSON) as its Lambdas read and open it. */
+export function e2eRing(stage: string, ring: RingName = 'signing'): Promise<string> {
+  return readSealedRing(e2eFakes(), stage, ring);
 }
 
 let sharedApp: App | undefined;

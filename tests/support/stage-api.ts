@@ -4,7 +4,7 @@ import { loadConfig } from '../../lib/platform/config.js';
 import { ensureTables, freePort, startOffline, type RunningOffline } from '../../scripts/local-stack.js';
 import { apiEnv, dynamoEndpoint } from './context.js';
 import { putSigningKeys } from './http.js';
-import { mfaKeyParameter, signingKeyParameter } from '../../infra/signing-keys.js';
+import { mfaKeyAlias, mfaKeyParameter, signingKeyAlias, signingKeyParameter } from '../../infra/signing-keys.js';
 
 export interface StageApi {
   /** The environment its Lambdas run with: the e2e stack's, with this stage and these settings. */
@@ -13,7 +13,7 @@ export interface StageApi {
   app(): App;
   /** Where it answers (once the describe's beforeAll has run). */
   readonly url: string;
-  /** What its serverless-offline printed so far: its Lambdas' logs. */
+  /** Everything its serverless-offline printed so far: the Lambdas' log lines among it. */
   output(): string;
 }
 
@@ -25,7 +25,15 @@ export interface StageApi {
 export function stageApi(stage: string, settings: Record<string, string>, { params }: { params?: string[] } = {}): StageApi {
   let api: RunningOffline | undefined;
   // The parameters its own Lambdas read (serverless.yml names them by stage), for the app below too.
-  const env = () => ({ ...apiEnv(), STAGE: stage, JWT_SECRET_PARAMETER: signingKeyParameter(stage), MFA_KEY_PARAMETER: mfaKeyParameter(stage), ...settings });
+  const env = () => ({
+    ...apiEnv(),
+    STAGE: stage,
+    JWT_SECRET_PARAMETER: signingKeyParameter(stage),
+    MFA_KEY_PARAMETER: mfaKeyParameter(stage),
+    JWT_SECRET_KMS_KEY: signingKeyAlias(stage),
+    MFA_KEY_KMS_KEY: mfaKeyAlias(stage),
+    ...settings,
+  });
   beforeAll(async () => {
     await ensureTables(dynamoEndpoint(), stage);
     // What `npm run keys -- init --aws --stage <stage>` does before a first deploy.

@@ -17,18 +17,18 @@ export class TestClock {
 }
 
 /**
- * The real app against the integration dynalite, on tables of its own (a fresh stage name),
- * so test files never see each other's data.
+ * The real app against the integration dynalite, on tables of its own (a fresh stage name, unless
+ * `env` names one), so test files never see each other's data.
  */
 export async function testApp(clock = new TestClock(), env: Record<string, string> = {}): Promise<App & { testClock: TestClock }> {
-  const stage = `t${randomBytes(5).toString('hex')}`;
+  const stage = env.STAGE || `t${randomBytes(5).toString('hex')}`;
   await ensureTables(dynamoEndpoint(), stage);
   const config = loadConfig({
-    STAGE: stage,
     DYNAMODB_ENDPOINT: dynamoEndpoint(),
     JWT_SECRET: randomBytes(32).toString('base64url'),
     BCRYPT_COST: String(TEST_BCRYPT_COST),
     ...env,
+    STAGE: stage,
   });
   return { ...createApp(config, clock.now), testClock: clock };
 }

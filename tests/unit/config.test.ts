@@ -68,7 +68,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ JWT_SECRET: SECRET, MFA_MAX_FAILURES: '3', MFA_LOCKOUT_SECONDS: '60' }).mfa).toMatchObject({ maxFailures: 3, lockoutSeconds: 60 });
     expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_MAX_FAILURES: '0' })).variable).toBe('MFA_MAX_FAILURES');
     expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_LOCKOUT_SECONDS: 'soon' })).variable).toBe('MFA_LOCKOUT_SECONDS');
-    expect(loadConfig({ JWT_SECRET: SECRET, MFA_KEY_PARAMETER: '/vpn-auth/prod/mfa-keys' }).mfa.keySource).toMatchObject({ kind: 'parameter', name: '/vpn-auth/prod/mfa-keys' });
+    expect(loadConfig({ JWT_SECRET: SECRET, MFA_KEY_PARAMETER: '/vpn-auth/prod/mfa-keys', MFA_KEY_KMS_KEY: 'alias/vpn-auth-prod-mfa-keys' }).mfa.keySource).toMatchObject({ kind: 'parameter', name: '/vpn-auth/prod/mfa-keys' });
     expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_REQUIRED_ROLES: 'admin,root' })).variable).toBe('MFA_REQUIRED_ROLES');
     expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_KEY: 'short' })).variable).toBe('MFA_KEY');
     expect(configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_KEY: SECRET })).variable).toBe('MFA_KEY');
@@ -254,6 +254,9 @@ describe('a key ring written the wrong way round', () => {
 
 describe('signing-key source', () => {
   const PARAMETER = '/vpn-auth/prod/jwt-signing-keys';
+  const KMS_KEY = 'alias/vpn-auth-prod-signing-keys';
+  /** What the Lambdas get besides the parameter (serverless.yml): the KMS key, the sealing's context for STAGE (default dev). */
+  const SEAL = { kmsKeyId: KMS_KEY, encryptionContext: { stage: 'dev', ring: 'signing' }, kmsEndpoint: undefined };
 
   it('uses JWT_SECRET itself when it is set', () => {
     // Act
@@ -273,18 +276,18 @@ describe('signing-key source', () => {
 
   it('reads the SSM parameter JWT_SECRET_PARAMETER names when JWT_SECRET is unset, cached 300 s by default', () => {
     // Act
-    const source = loadSigningKeySource({ JWT_SECRET_PARAMETER: PARAMETER });
+    const source = loadSigningKeySource({ JWT_SECRET_KMS_KEY: KMS_KEY, JWT_SECRET_PARAMETER: PARAMETER });
 
     // Assess
-    expect(source).toEqual({ kind: 'parameter', name: PARAMETER, cacheSeconds: 300, ssmEndpoint: undefined });
+    expect(source).toEqual({ kind: 'parameter', name: PARAMETER, cacheSeconds: 300, ssmEndpoint: undefined, ...SEAL });
   });
 
   it('is what loadConfig puts in signingKeySource', () => {
     // Act
-    const config = loadConfig({ JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_CACHE_SECONDS: '120' });
+    const config = loadConfig({ JWT_SECRET_KMS_KEY: KMS_KEY, JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_CACHE_SECONDS: '120' });
 
     // Assess
-    expect(config.signingKeySource).toEqual({ kind: 'parameter', name: PARAMETER, cacheSeconds: 120, ssmEndpoint: undefined });
+    expect(config.signingKeySource).toEqual({ kind: 'parameter', name: PARAMETER, cacheSeconds: 120, ssmEndpoint: undefined, ...SEAL });
   });
 
   it.each([
@@ -292,10 +295,10 @@ describe('signing-key source', () => {
     ['blank', '  '],
   ])('treats an %s JWT_SECRET as unset (serverless passes unset variables as ""), so the parameter is used', (_case, secret) => {
     // Act
-    const source = loadSigningKeySource({ JWT_SECRET: secret, JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_CACHE_SECONDS: '', SSM_ENDPOINT: '' });
+    const source = loadSigningKeySource({ JWT_SECRET: secret, JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_KMS_KEY: KMS_KEY, JWT_SECRET_CACHE_SECONDS: '', SSM_ENDPOINT: '' });
 
     // Assess
-    expect(source).toEqual({ kind: 'parameter', name: PARAMETER, cacheSeconds: 300, ssmEndpoint: undefined });
+    expect(source).toEqual({ kind: 'parameter', name: PARAMETER, cacheSeconds: 300, ssmEndpoint: undefined, ...SEAL });
   });
 
   it.each([
@@ -303,7 +306,7 @@ describe('signing-key source', () => {
     ['60', 60],
     ['3600', 3600],
   ])('reads JWT_SECRET_CACHE_SECONDS=%s', (raw, seconds) => {
-    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_CACHE_SECONDS: raw })).toMatchObject({ cacheSeconds: seconds });
+    expect(loadSigningKeySource({ JWT_SECRET_KMS_KEY: KMS_KEY, JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_CACHE_SECONDS: raw })).toMatchObject({ cacheSeconds: seconds });
   });
 
   it.each([
@@ -311,7 +314,7 @@ describe('signing-key source', () => {
     ['https://ssm.eu-west-1.amazonaws.com'],
     ['http://127.0.0.1:8123/ssm'],
   ])('reads SSM_ENDPOINT=%s', (endpoint) => {
-    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: PARAMETER, SSM_ENDPOINT: endpoint })).toMatchObject({ ssmEndpoint: endpoint });
+    expect(loadSigningKeySource({ JWT_SECRET_KMS_KEY: KMS_KEY, JWT_SECRET_PARAMETER: PARAMETER, SSM_ENDPOINT: endpoint })).toMatchObject({ ssmEndpoint: endpoint });
   });
 
   it.each([
@@ -325,7 +328,7 @@ describe('signing-key source', () => {
     ['SSM_ENDPOINT', 'http:///ssm'],
   ])('refuses %s=%s with a ConfigError naming the variable', (variable, value) => {
     // Act
-    const error = configError(() => loadConfig({ JWT_SECRET_PARAMETER: PARAMETER, [variable]: value }));
+    const error = configError(() => loadConfig({ JWT_SECRET_KMS_KEY: KMS_KEY, JWT_SECRET_PARAMETER: PARAMETER, [variable]: value }));
 
     // Assess
     expect(error.variable).toBe(variable);
@@ -344,7 +347,7 @@ describe('signing-key source', () => {
     ['1012 characters', `/${'a'.repeat(1011)}`],
   ])('refuses a JWT_SECRET_PARAMETER of %s with a ConfigError naming JWT_SECRET_PARAMETER', (_case, name) => {
     // Act
-    const error = configError(() => loadConfig({ JWT_SECRET_PARAMETER: name }));
+    const error = configError(() => loadConfig({ JWT_SECRET_KMS_KEY: KMS_KEY, JWT_SECRET_PARAMETER: name }));
 
     // Assess
     expect(error.variable).toBe('JWT_SECRET_PARAMETER');
@@ -356,7 +359,51 @@ describe('signing-key source', () => {
     ['a plain name', 'plain_name-1.2'],
     ['1011 characters', `/${'a'.repeat(1010)}`],
   ])('accepts a JWT_SECRET_PARAMETER of %s', (_case, name) => {
-    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: name })).toMatchObject({ kind: 'parameter', name });
+    expect(loadSigningKeySource({ JWT_SECRET_KMS_KEY: KMS_KEY, JWT_SECRET_PARAMETER: name })).toMatchObject({ kind: 'parameter', name });
+  });
+
+  it('requires JWT_SECRET_KMS_KEY with the parameter, and MFA_KEY_KMS_KEY with the MFA parameter, naming each', () => {
+    // Act
+    const signing = configError(() => loadConfig({ JWT_SECRET_PARAMETER: PARAMETER }));
+    const mfa = configError(() => loadConfig({ JWT_SECRET: SECRET, MFA_KEY_PARAMETER: '/vpn-auth/prod/mfa-keys' }));
+
+    // Assess
+    expect(signing.variable).toBe('JWT_SECRET_KMS_KEY');
+    expect(signing.message).toContain('alias/vpn-auth-prod-signing-keys');
+    expect(mfa.variable).toBe('MFA_KEY_KMS_KEY');
+    expect(mfa.message).toContain('alias/vpn-auth-prod-mfa-keys');
+  });
+
+  it.each([
+    ['an alias', 'alias/vpn-auth-prod-signing-keys'],
+    ['an alias ARN', 'arn:aws:kms:eu-west-1:123456789012:alias/vpn-auth-prod-signing-keys'],
+    ['a key ARN', 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab'],
+    ['a key id', '1234abcd-12ab-34cd-56ef-1234567890ab'],
+    ['a multi-Region key id', 'mrk-1234abcd12ab34cd56ef1234567890ab'],
+  ])('accepts a JWT_SECRET_KMS_KEY of %s', (_case, keyId) => {
+    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_KMS_KEY: keyId })).toMatchObject({ kmsKeyId: keyId });
+  });
+
+  it.each([
+    ['a name without alias/', 'vpn-auth-prod-signing-keys'],
+    ['an SSM parameter ARN', 'arn:aws:ssm:eu-west-1:123456789012:parameter/vpn-auth/prod/jwt-signing-keys'],
+    ['spaces', 'alias/with space'],
+    ["SSM's AWS managed key, which the whole account may use through SSM", 'alias/aws/ssm'],
+    ['an AWS managed key by alias ARN', 'arn:aws:kms:eu-west-1:123456789012:alias/aws/ssm'],
+  ])('refuses a JWT_SECRET_KMS_KEY of %s with a ConfigError naming it', (_case, keyId) => {
+    expect(configError(() => loadConfig({ JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_KMS_KEY: keyId })).variable).toBe('JWT_SECRET_KMS_KEY');
+  });
+
+  it("seals for STAGE and the ring: the encryption context the Lambdas name to KMS; KMS_ENDPOINT, else the SDK's AWS_ENDPOINT_URL_KMS", () => {
+    // Act
+    const config = loadConfig({ STAGE: 'prod', JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_KMS_KEY: KMS_KEY, MFA_KEY_PARAMETER: '/vpn-auth/prod/mfa-keys', MFA_KEY_KMS_KEY: 'alias/vpn-auth-prod-mfa-keys', AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:5' });
+    const preferred = loadSigningKeySource({ JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_KMS_KEY: KMS_KEY, KMS_ENDPOINT: 'http://127.0.0.1:6', AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:5' });
+
+    // Assess
+    expect(config.signingKeySource).toMatchObject({ kmsKeyId: KMS_KEY, encryptionContext: { stage: 'prod', ring: 'signing' }, kmsEndpoint: 'http://127.0.0.1:5' });
+    expect(config.mfa.keySource).toMatchObject({ kmsKeyId: 'alias/vpn-auth-prod-mfa-keys', encryptionContext: { stage: 'prod', ring: 'mfa' } });
+    expect(preferred).toMatchObject({ kmsEndpoint: 'http://127.0.0.1:6' });
+    expect(configError(() => loadConfig({ JWT_SECRET_PARAMETER: PARAMETER, JWT_SECRET_KMS_KEY: KMS_KEY, KMS_ENDPOINT: 'kms.local' })).variable).toBe('KMS_ENDPOINT');
   });
 
   it.each([
@@ -422,8 +469,8 @@ describe('loadStoreConfig', () => {
 
   it('prefers DYNAMODB_ENDPOINT, and takes the SSM endpoint from SSM_ENDPOINT or AWS_ENDPOINT_URL_SSM', () => {
     expect(loadStoreConfig({ DYNAMODB_ENDPOINT: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:2' }).dynamodbEndpoint).toBe('http://127.0.0.1:1');
-    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: '/p', AWS_ENDPOINT_URL_SSM: 'http://127.0.0.1:3' })).toMatchObject({ ssmEndpoint: 'http://127.0.0.1:3' });
-    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: '/p', SSM_ENDPOINT: 'http://127.0.0.1:4', AWS_ENDPOINT_URL_SSM: 'http://127.0.0.1:3' })).toMatchObject({ ssmEndpoint: 'http://127.0.0.1:4' });
+    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: '/p', JWT_SECRET_KMS_KEY: 'alias/k', AWS_ENDPOINT_URL_SSM: 'http://127.0.0.1:3' })).toMatchObject({ ssmEndpoint: 'http://127.0.0.1:3' });
+    expect(loadSigningKeySource({ JWT_SECRET_PARAMETER: '/p', JWT_SECRET_KMS_KEY: 'alias/k', SSM_ENDPOINT: 'http://127.0.0.1:4', AWS_ENDPOINT_URL_SSM: 'http://127.0.0.1:3' })).toMatchObject({ ssmEndpoint: 'http://127.0.0.1:4' });
   });
 
   it('validates its own variables', () => {
