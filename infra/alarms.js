@@ -155,7 +155,7 @@ function dashboardBody(stage) {
       ])),
     ],
   };
-  const alarmArns = ['RefreshTokenReusedAlarm', 'SignInFailuresAlarm', 'LockoutsAlarm', 'SecondFactorFailuresAlarm', 'ServiceUnavailableAlarm', 'ApiServerErrorsAlarm', 'AuthorizerLatencyAlarm'];
+  const alarmArns = ['RefreshTokenReusedAlarm', 'SignInFailuresAlarm', 'LockoutsAlarm', 'SecondFactorFailuresAlarm', 'SecondFactorLockedAlarm', 'ServiceUnavailableAlarm', 'ApiServerErrorsAlarm', 'AuthorizerLatencyAlarm'];
   const text = JSON.stringify(body).replace('"${AlarmArns}"', alarmArns.map((id) => `"\${${id}.Arn}"`).join(','));
   return { 'Fn::Sub': text };
 }

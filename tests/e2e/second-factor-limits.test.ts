@@ -332,6 +332,40 @@ describe('§5 the current code for new recovery codes, the current password for 
     expect(other.body.secret).toMatch(/^[A-Z2-7]{32}$/);
     expect(signInHere.status, signInHere.text).toBe(200);
   });
+
+  it('holds 20 wrong current passwords at once on a TOTP set-up to the session\'s 5: at most 5 are checked, the rest 429', async () => {
+    // Prepare
+    const ip = '127.0.175.3';
+    const user = await createUser(e2eApp());
+    const session = await signIn(defaults, ip, user.email, user.password);
+
+    // Act
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => send(defaults, ip, 'POST', '/mfa/totp/setup', { token: session.body.token, body: { current_password: `wrong-${i}` } })));
+    const right = await send(defaults, ip, 'POST', '/mfa/totp/setup', { token: session.body.token, body: { current_password: user.password } });
+
+    // Assess
+    expect(count(replies, '401 invalid_credentials')).toBeLessThanOrEqual(5);
+    expect(count(replies, '401 invalid_credentials') + count(replies, '429 too_many_attempts')).toBe(20);
+    expect(outcome(right)).toBe('429 too_many_attempts');
+  });
+
+  it('holds 20 wrong codes at once for new recovery codes to the account\'s MFA_MAX_FAILURES=10; then the right code is 429 too', async () => {
+    // Prepare: a session signed in with a code
+    const ip = '127.0.175.4';
+    const { user, app } = await enrolled(defaults, ip);
+    const otp = await verify(defaults, ip, await challenge(defaults, ip, user), { code: await nextCode(app) });
+    expect(otp.status, otp.text).toBe(200);
+
+    // Act
+    const replies = await Promise.all(Array.from({ length: 20 }, () => send(defaults, ip, 'POST', '/mfa/recovery-codes', { token: otp.body.token, body: { code: app.wrong() } })));
+    const right = await send(defaults, ip, 'POST', '/mfa/recovery-codes', { token: otp.body.token, body: { code: await nextCode(app) } });
+
+    // Assess
+    expect(count(replies, '401 invalid_mfa_code')).toBeLessThanOrEqual(10);
+    expect(count(replies, '401 invalid_mfa_code') + count(replies, '429 too_many_attempts')).toBe(20);
+    expect(outcome(right)).toBe('429 too_many_attempts');
+    expect(retryAfter(right)).toBeGreaterThan(3500);
+  });
 });
 
 describe('§8 device tokens', () => {

@@ -296,9 +296,9 @@ describe('idle timeout and session cap, over HTTP', () => {
       ['GET', '/sessions'],
       ['DELETE', `/sessions/${sidOf(idle)}`],
       ['POST', '/password', { current_password: user.password, new_password: NEW_PASSWORD }],
-      ['POST', '/mfa/totp/setup'],
+      ['POST', '/mfa/totp/setup', { current_password: user.password }],
       ['POST', '/mfa/totp/activate', { code: '123456' }],
-      ['POST', '/mfa/recovery-codes'],
+      ['POST', '/mfa/recovery-codes', { code: '123456' }],
       ['DELETE', '/mfa/totp', { code: '123456' }],
       ['POST', '/logout', { scope: 'global' }],
     ];
@@ -313,7 +313,7 @@ describe('idle timeout and session cap, over HTTP', () => {
       fetch(`${api.url}/v1/example/protected`, { headers: { authorization: `Bearer ${fresh}` }, signal: AbortSignal.timeout(20_000) }),
       send(fresh, 'GET', '/me'),
       send(fresh, 'GET', '/sessions'),
-      send(fresh, 'POST', '/mfa/totp/setup'),
+      send(fresh, 'POST', '/mfa/totp/setup', { current_password: user.password }),
     ]);
 
     // Assess

@@ -336,4 +336,21 @@ describe('brute-force lockout, against dynalite with an injected clock', () => {
     expect(outcomes.every((outcome) => outcome !== 'ok' && outcome.code === 'too_many_attempts')).toBe(true);
     expect(await counters()).toEqual(before);
   });
+
+  it('settles a right password that owes a second factor once: its IP slot given back, not twice; the pair cleared', async () => {
+    // Prepare: an admin who must enrol, and a failure from the same address just before
+    const app = await testApp(undefined, { MFA_REQUIRED_ROLES: 'admin' });
+    const admin = await createUser(app, { role: 'admin' });
+    await fail(app, uniqueEmail('other'), '198.51.100.190', 1);
+
+    // Act
+    const challenged = await attempt(app, admin.email, admin.password, '198.51.100.190');
+
+    // Assess: the window holds the other account's failure alone, nothing in flight; the admin's pair is gone
+    const quarter = Math.floor(app.clock().getTime() / 900_000) * 900;
+    const read = async (pk: string) => (await app.db.send(new GetCommand({ TableName: app.attempts.table, Key: { pk }, ConsistentRead: true }))).Item;
+    expect(challenged).toMatchObject({ code: 'mfa_enrollment_required' });
+    expect(await read(`IP#198.51.100.190#${quarter}`)).toMatchObject({ failures: 1, pending: 0 });
+    expect(await read(`PAIR#${admin.email}#198.51.100.190`)).toBeUndefined();
+  });
 });
