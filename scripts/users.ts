@@ -9,6 +9,7 @@ import { sessionIdToBytes } from '../lib/platform/ids.js';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { unlockAccount } from '../lib/store/login-attempts.js';
+import { clearCodeFailures } from '../lib/store/mfa.js';
 import { passwordPolicyProblem } from '../lib/auth/password-policy.js';
 import { hashPassword, verifyPassword } from '../lib/auth/passwords.js';
 import { MfaRepository } from '../lib/store/mfa.js';
@@ -170,9 +171,9 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, s
     }
     case 'unlock': {
       const user = await userByEmail(users, emailOption(args));
-      const cleared = await unlockAccount(db, store, user.email, user.id);
+      const [cleared] = await Promise.all([unlockAccount(db, store, user.email, user.id), clearCodeFailures(db, store.usersTable, user.id)]);
       audit('users-cli', 'account_unlocked', { userId: user.id, counters: cleared.counters, devices: cleared.devices });
-      return `Unlocked ${user.email}: ${cleared.counters} counter(s) cleared, ${cleared.devices} device token(s) reset.`;
+      return `Unlocked ${user.email}: ${cleared.counters} counter(s) cleared, ${cleared.devices} device token(s) reset, second-factor locks lifted.`;
     }
     case 'sessions': {
       const user = await userByEmail(users, emailOption(args));

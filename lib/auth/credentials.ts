@@ -7,12 +7,9 @@ import { ApiError } from '../platform/errors.js';
 import { log } from '../platform/log.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
 import type { Lock, LoginAttempts, LoginState, Reservation, TrustedDevice } from '../store/login-attempts.js';
-import { MfaRepository, codeLockSeconds, type CodeLimits } from '../store/mfa.js';
-import { MAX_MFA_TOKEN_ATTEMPTS, MfaTokensRepository, type MfaToken, type MfaTokenState } from '../store/mfa-tokens.js';
+import type { CodeLimits, MfaRepository } from '../store/mfa.js';
+import { MAX_MFA_TOKEN_ATTEMPTS, type MfaToken, type MfaTokensRepository, type MfaTokenState } from '../store/mfa-tokens.js';
 import type { User } from '../store/users.js';
-import { matchRecoveryCode } from '../mfa/recovery-codes.js';
-import type { MfaKeys } from '../mfa/secret-box.js';
-import { matchTotp } from '../mfa/totp.js';
 import { verifyPassword } from './passwords.js';
 import type { KeyRing } from './signing-keys.js';
 import type { SigningKeys } from '../platform/config.js';
@@ -35,10 +32,20 @@ import { epochSeconds } from '../store/sessions.js';
  *
  * So a stranger, who has no password, session or device token, can fill only the first row's
  * counters, and none of them ever refuses a device token, a session or a second factor.
+ *
+ * Two classes: `Credentials` (passwords) and `SecondFactorChecks` (codes, given the MFA stores and
+ * lib/mfa's arithmetic by the MFA service), so that the functions that check passwords alone bundle
+ * nothing of the second factor.
  */
 export interface CredentialsDeps {
-  config: Pick<Config, 'bcryptCost' | 'mfa' | 'deviceTokenTtlSeconds'>;
+  config: Pick<Config, 'bcryptCost'>;
   keyRing: KeyRing;
+  attempts: LoginAttempts;
+  clock: Clock;
+}
+
+export interface SecondFactorChecksDeps {
+  config: Pick<Config, 'mfa' | 'deviceTokenTtlSeconds'>;
   attempts: LoginAttempts;
   mfa: MfaRepository;
   mfaTokens: MfaTokensRepository;
@@ -60,6 +67,18 @@ export interface VerifiedPassword {
 export type SecondFactor = { code: string } | { recoveryCode: string };
 
 /**
+ * How this user's second factors compare, called only once their counters are reserved: the
+ * arithmetic of lib/mfa (TOTP, recovery-code MACs), handed in by the MFA service, so that only the
+ * MFA functions bundle it and read the MFA keys.
+ */
+export interface SecondFactorMatcher {
+  /** The step of a TOTP code that matches at `at` (±1 step), or undefined. */
+  code(code: string, at: Date): Promise<number | undefined>;
+  /** The MAC of a recovery code that is one of the user's, or undefined. */
+  recoveryCode(typed: string): Promise<string | undefined>;
+}
+
+/**
  * A second factor that matched, its counters reserved: the caller makes the write that spends it
  * (a TOTP code's step, a recovery code's MAC), which also ends the account's wrong-code counts.
  */
@@ -74,12 +93,9 @@ export function lockedOut(lock: Lock): ApiError {
 /** A recovery-code lock does not run out: an operator's unlock ends it. Clients are told to come back in a day. */
 const RECOVERY_LOCK_RETRY_AFTER_SECONDS = 86_400;
 
+/** Passwords: a sign-in's, and a signed-in user's current one. */
 export class Credentials {
   constructor(private readonly deps: CredentialsDeps) {}
-
-  private get codeLimits(): CodeLimits {
-    return this.deps.config.mfa;
-  }
 
   /**
    * A sign-in's password. Unknown email, wrong password, over-long password and disabled account
@@ -173,6 +189,19 @@ export class Credentials {
     if (!sessionEnds) await this.deps.attempts.clearSessionPassword(session.sessionId);
   }
 
+}
+
+/**
+ * Second factors: TOTP codes and recovery codes, wherever one is given. A class of its own in this
+ * module so that only the MFA functions bundle it (the functions that check passwords alone don't).
+ */
+export class SecondFactorChecks {
+  constructor(private readonly deps: SecondFactorChecksDeps) {}
+
+  private get codeLimits(): CodeLimits {
+    return this.deps.config.mfa;
+  }
+
   /**
    * A second factor for the `mfa_token` of a sign-in. The token's attempt was taken with the user's
    * read (`tokenState`); here the account's own count (and the device token's, when the sign-in
@@ -183,7 +212,7 @@ export class Credentials {
   async signInSecondFactor(
     user: User,
     proof: SecondFactor,
-    { token, tokenState, secret, keys }: { token: MfaToken; tokenState: MfaTokenState; secret: () => Promise<string>; keys: () => Promise<MfaKeys> },
+    { token, tokenState, matcher }: { token: MfaToken; tokenState: MfaTokenState; matcher: SecondFactorMatcher },
     caller: Caller,
   ): Promise<MatchedSecondFactor> {
     const now = this.deps.clock();
@@ -201,11 +230,11 @@ export class Credentials {
       for (const settled of [own, onDevice]) if (settled.status === 'rejected') throw settled.reason;
       throw this.codeRefused(user, (ownLock ?? deviceLock)!, caller);
     }
-    const matched = await this.match(user, proof, secret, keys, now);
+    const matched = await this.match(proof, matcher, now);
     // A right code's device attempt needs nothing: the sign-in replaces that token. A wrong one settles as its failure.
     if (!matched) {
       const [refusal] = await Promise.all([
-        this.wrongSecondFactor(user, proof, (own as PromiseFulfilledResult<Reserved>).value.count, caller, { attemptsLeft: MAX_MFA_TOKEN_ATTEMPTS - tokenState.attempts }),
+        this.wrongSecondFactor(user, proof, (own as PromiseFulfilledResult<Reserved>).value, caller, { attemptsLeft: MAX_MFA_TOKEN_ATTEMPTS - tokenState.attempts }),
         deviceTaken ? this.deps.attempts.settleDevice(deviceHash!, now) : undefined,
       ]);
       throw refusal;
@@ -229,15 +258,15 @@ export class Credentials {
    * back), 401 `invalid_mfa_code` when wrong (counted); the matching step for the caller to spend
    * by the write that also ends the count.
    */
-  async sessionCode(user: User, code: string, secret: () => Promise<string>, caller: Caller, { token }: { token?: MfaToken } = {}): Promise<number> {
+  async sessionCode(user: User, code: string, matcher: SecondFactorMatcher, caller: Caller, { token }: { token?: MfaToken } = {}): Promise<number> {
     const now = this.deps.clock();
     const reserved = await this.reserveSecondFactor(user, { code }, now);
     if (reserved.lock) {
       if (token) await this.deps.mfaTokens.giveBackAttempt(token);
       throw this.codeRefused(user, reserved.lock, caller);
     }
-    const step = matchTotp(await secret(), code, now);
-    if (step === undefined) throw await this.wrongSecondFactor(user, { code }, reserved.count, caller, {});
+    const step = await matcher.code(code, now);
+    if (step === undefined) throw await this.wrongSecondFactor(user, { code }, reserved, caller, {});
     return step;
   }
 
@@ -259,24 +288,24 @@ export class Credentials {
       return count === undefined ? { count: 0, lock: { by: 'recovery_code', retryAfterSeconds: RECOVERY_LOCK_RETRY_AFTER_SECONDS } } : { count };
     }
     const reserved = await this.deps.mfa.reserveCode(user.id, user.codeFailures, this.codeLimits, now);
-    return reserved.taken ? { count: reserved.count } : { count: 0, lock: { by: 'code', retryAfterSeconds: reserved.retryAfterSeconds } };
+    return reserved.taken ? { count: reserved.count, lockSeconds: reserved.lockSeconds } : { count: 0, lock: { by: 'code', retryAfterSeconds: reserved.retryAfterSeconds } };
   }
 
-  private async match(user: User, proof: SecondFactor, secret: () => Promise<string>, keys: () => Promise<MfaKeys>, now: Date): Promise<MatchedSecondFactor | undefined> {
+  private async match(proof: SecondFactor, matcher: SecondFactorMatcher, now: Date): Promise<MatchedSecondFactor | undefined> {
     if ('code' in proof) {
-      const step = matchTotp(await secret(), proof.code, now);
+      const step = await matcher.code(proof.code, now);
       return step === undefined ? undefined : { kind: 'code', step };
     }
-    const stored = user.totp?.recovery;
-    const mac = stored && matchRecoveryCode(await keys(), stored, proof.recoveryCode);
+    const mac = await matcher.recoveryCode(proof.recoveryCode);
     return mac === undefined ? undefined : { kind: 'recovery_code', mac };
   }
+
 
   /**
    * A wrong second factor, counted: 401. When its reservation was the one that reached
    * MFA_MAX_FAILURES, a lock begins: counted (SecondFactorLocked), audited with the account.
    */
-  private async wrongSecondFactor(user: User, proof: SecondFactor, count: number, caller: Caller, detail: Record<string, unknown>): Promise<ApiError> {
+  private async wrongSecondFactor(user: User, proof: SecondFactor, { count, lockSeconds }: Reserved, caller: Caller, detail: Record<string, unknown>): Promise<ApiError> {
     const kind = kindOf(proof);
     countMetric(METRIC.secondFactorFailed, { name: 'reason', value: kind });
     log.info('mfa_code_failed', { userId: user.id, reason: `bad_${kind}`, ...detail, ...caller });
@@ -288,7 +317,7 @@ export class Credentials {
         email: user.email,
         kind,
         // A TOTP lock runs out (doubling each time); a recovery-code lock waits for an operator's unlock.
-        lockedForSeconds: kind === 'code' ? codeLockSeconds(this.codeLimits, user.codeFailures.locks) : undefined,
+        lockedForSeconds: kind === 'code' ? lockSeconds : undefined,
         ...caller,
       });
     }
@@ -304,18 +333,13 @@ export class Credentials {
 /** A reservation of an account's second-factor count: the count it made, or the lock that refused it. */
 interface Reserved {
   count: number;
+  /** How long the lock this count would complete lasts (TOTP codes). */
+  lockSeconds?: number;
   lock?: Lock;
 }
 
 const kindOf = (proof: SecondFactor): 'code' | 'recovery_code' => ('code' in proof ? 'code' : 'recovery_code');
 
 
-/** The credential checks over an app's repositories (one per app). */
-export const credentials = oncePer(
-  (app: App) =>
-    new Credentials({
-      ...app,
-      mfa: new MfaRepository(app.db, app.config.usersTable),
-      mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable),
-    }),
-);
+/** The password checks over an app's repositories (one per app); the MFA service makes its own, with the second factor's stores. */
+export const credentials = oncePer((app: App) => new Credentials(app));

@@ -1,7 +1,7 @@
 import type { App } from '../app.js';
 import type { AuthService, Caller } from '../auth/auth-service.js';
 import { loginService, type LoginService, type SignIn } from '../auth/login-service.js';
-import { credentials, type Credentials, type SecondFactor } from '../auth/credentials.js';
+import { credentials, SecondFactorChecks, type Credentials, type SecondFactor, type SecondFactorMatcher } from '../auth/credentials.js';
 import type { KeyRing } from '../auth/signing-keys.js';
 import type { Clock } from '../auth/tokens.js';
 import { ConfigError, type Config } from '../platform/config.js';
@@ -14,9 +14,9 @@ import { MfaTokensRepository, isMfaTokenUsable, parseMfaToken, type MfaToken, ty
 import type { AuthMethod, SessionsRepository } from '../store/sessions.js';
 import type { LoginAttempts } from '../store/login-attempts.js';
 import type { User, UsersRepository } from '../store/users.js';
-import { newRecoveryCodes, storedRecoveryCodes } from './recovery-codes.js';
+import { matchRecoveryCode, newRecoveryCodes, storedRecoveryCodes } from './recovery-codes.js';
 import { open, seal, sealedKid, type MfaKeys } from './secret-box.js';
-import { newTotpSecret, otpauthUrl } from './totp.js';
+import { matchTotp, newTotpSecret, otpauthUrl } from './totp.js';
 
 export interface MfaServiceDeps {
   config: Pick<Config, 'mfa'>;
@@ -25,7 +25,10 @@ export interface MfaServiceDeps {
   mfaKeyRing: KeyRing;
   auth: AuthService;
   login: LoginService;
+  /** The current password (a set-up by session). */
   credentials: Credentials;
+  /** Every code (lib/auth/credentials.ts). */
+  secondFactors: SecondFactorChecks;
   attempts: LoginAttempts;
   users: UsersRepository;
   sessions: SessionsRepository;
@@ -99,7 +102,7 @@ export class MfaService {
     if (!user.totp) throw new ApiError('mfa_not_enabled', 'No authenticator is set up: POST /v1/auth/mfa/totp/setup first.');
     // Held to the account's count of wrong codes, as any code is (an abandoned pending secret must not
     // be guessable); by an enrolment token, a refusal gives its attempt back.
-    const step = await this.deps.credentials.sessionCode(user, code, () => this.openSecret(keys, user), caller, { token: enrolment?.token });
+    const step = await this.deps.secondFactors.sessionCode(user, code, this.matcher(keys, user), caller, { token: enrolment?.token });
     // The token is spent before the activation it leads to, so the codes shown once cannot be lost to a race.
     if (enrolment && !(await this.deps.mfaTokens.spend(enrolment.token, now))) throw invalidMfaToken();
     const codes = newRecoveryCodes();
@@ -154,10 +157,10 @@ export class MfaService {
     if (problem) throw this.tokenRefused(token.userId, problem, caller);
     const user = read!;
     if (user.totp?.status !== 'active') throw this.tokenRefused(token.userId, 'no_totp', caller);
-    const matched = await this.deps.credentials.signInSecondFactor(
+    const matched = await this.deps.secondFactors.signInSecondFactor(
       user,
       proof,
-      { token, tokenState: state!, secret: () => this.openSecret(keys, user), keys: () => this.keysHolding(keys, user.totp!.recovery?.kid) },
+      { token, tokenState: state!, matcher: this.matcher(keys, user) },
       caller,
     );
     const ring = await this.deps.keyRing.current();
@@ -179,7 +182,7 @@ export class MfaService {
         spent ? this.deps.mfaTokens.unspend(token, now) : undefined,
       ]);
       for (const settled of [claiming, spending]) if (settled.status === 'rejected') throw settled.reason;
-      throw claimed ? this.tokenRefused(user.id, 'spent', caller) : this.deps.credentials.spentElsewhere(user, proof, caller);
+      throw claimed ? this.tokenRefused(user.id, 'spent', caller) : this.deps.secondFactors.spentElsewhere(user, proof, caller);
     }
     // The device token the sign-in presented is replaced by the one handed out now.
     if (state!.deviceHash) await this.deps.attempts.forgetDevice(state!.deviceHash);
@@ -201,9 +204,9 @@ export class MfaService {
     const { user, sessionId, amr } = await this.deps.auth.authenticate(accessToken);
     if (user.totp?.status !== 'active') throw new ApiError('mfa_not_enabled');
     if (!amr.includes('otp')) throw new ApiError('otp_session_required');
-    const step = await this.deps.credentials.sessionCode(user, code, () => this.openSecret(keys, user), caller);
+    const step = await this.deps.secondFactors.sessionCode(user, code, this.matcher(keys, user), caller);
     const codes = newRecoveryCodes();
-    if (!(await this.deps.mfa.replaceRecoveryCodes(user.id, storedRecoveryCodes(keys, codes), step))) throw this.deps.credentials.spentElsewhere(user, { code }, caller);
+    if (!(await this.deps.mfa.replaceRecoveryCodes(user.id, storedRecoveryCodes(keys, codes), step))) throw this.deps.secondFactors.spentElsewhere(user, { code }, caller);
     countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'recovery_codes_replaced' });
     log.info('mfa_recovery_codes_replaced', { userId: user.id, sessionId, ...caller });
     return { recovery_codes: codes };
@@ -220,8 +223,8 @@ export class MfaService {
     const { user, sessionId } = await this.deps.auth.authenticate(accessToken);
     if (this.deps.config.mfa.requiredRoles.includes(user.role)) throw new ApiError('mfa_required_by_policy');
     if (user.totp?.status !== 'active') throw new ApiError('mfa_not_enabled');
-    const step = await this.deps.credentials.sessionCode(user, code, () => this.openSecret(keys, user), caller);
-    if (!(await this.deps.mfa.turnOff(user.id, step))) throw this.deps.credentials.spentElsewhere(user, { code }, caller);
+    const step = await this.deps.secondFactors.sessionCode(user, code, this.matcher(keys, user), caller);
+    if (!(await this.deps.mfa.turnOff(user.id, step))) throw this.deps.secondFactors.spentElsewhere(user, { code }, caller);
     countMetric(METRIC.secondFactorChanged, { name: 'reason', value: 'turned_off' });
     log.info('mfa_turned_off', { userId: user.id, sessionId, ...caller });
   }
@@ -242,6 +245,17 @@ export class MfaService {
     countMetric(METRIC.secondFactorFailed, { name: 'reason', value: 'token' });
     log.info('mfa_token_refused', { userId, reason, ...caller });
     return invalidMfaToken();
+  }
+
+  /** How this user's codes compare (lib/mfa's arithmetic), for lib/auth/credentials.ts to call once their counters are reserved. */
+  private matcher(keys: MfaKeys, user: User): SecondFactorMatcher {
+    return {
+      code: async (code, at) => matchTotp(await this.openSecret(keys, user), code, at),
+      recoveryCode: async (typed) => {
+        const stored = user.totp?.recovery;
+        return stored && matchRecoveryCode(await this.keysHolding(keys, stored.kid), stored, typed);
+      },
+    };
   }
 
   /** The user's TOTP secret in clear. A secret the MFA ring cannot open (its key was retired) is an operator's fault: 503, logged. */
@@ -282,6 +296,7 @@ export const mfaService = oncePer((app: App) => {
     mfaKeyRing: app.mfaKeyRing,
     login: loginService(app),
     credentials: credentials(app),
+    secondFactors: new SecondFactorChecks({ ...app, mfa: new MfaRepository(app.db, app.config.usersTable), mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable) }),
     mfa: new MfaRepository(app.db, app.config.usersTable),
     mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable),
   });

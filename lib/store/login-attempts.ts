@@ -3,7 +3,6 @@ import type { LoginLimits } from '../platform/config.js';
 import { deviceKey, isDeviceLive, type DeviceItem, type DeviceToken } from './device-tokens.js';
 import { batchGetAll, batchWriteAll, isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { epochSeconds, sessionKey } from './sessions.js';
-import { CODE_FAILURE_ATTRIBUTES } from './mfa.js';
 import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
 /**
@@ -592,9 +591,9 @@ function slidingOf(item: Record<string, unknown> | undefined, failures: string, 
 
 /**
  * `npm run users -- unlock`: clear every counter of one account. Its pair counters (every IP) and
- * its hourly attempts (on the user item, and any counted while the email had no user), its wrong
- * second-factor counts (a TOTP lock and its doubling, the recovery codes' lock), and the failure
- * counters of its device tokens. The IP counters are left alone: they are the addresses',
+ * its hourly attempts (on the user item, and any counted while the email had no user), and the
+ * failure counters of its device tokens. (Its second factor's counts are lib/store/mfa.ts's
+ * `clearCodeFailures`, which the CLI's unlock calls beside this.) The IP counters are left alone: they are the addresses',
  * not the account's. An operator command: it scans the attempts table.
  */
 export async function unlockAccount(
@@ -618,10 +617,8 @@ export async function unlockAccount(
   }
   const { Item } = await storeCall(db.send(new GetCommand({ TableName: tables.usersTable, Key: userKey(userId), ConsistentRead: true })));
   const hours = Object.keys(Item ?? {}).filter((name) => name.startsWith(ACCOUNT_ATTRIBUTE_PREFIX));
-  // The second factor's counts too: a TOTP lock, its doubling, the recovery codes' lock.
-  const codes = CODE_FAILURE_ATTRIBUTES.filter((name) => Item?.[name] !== undefined);
-  await removeUserAttributes(db, tables.usersTable, userId, [...hours, ...codes]);
-  return { counters: counters.length + hours.length + codes.length, devices: devices.length };
+  await removeUserAttributes(db, tables.usersTable, userId, hours);
+  return { counters: counters.length + hours.length, devices: devices.length };
 }
 
 /** Remove attributes (hourly counters) from a user item that still exists; nothing to do for none. */

@@ -14,7 +14,7 @@ const TOTP_ATTRIBUTES = 'totp_status, totp_secret, totp_last_step, recovery_kid,
 /** A code's step later than any accepted before. */
 const LATER_STEP = '(attribute_not_exists(totp_last_step) OR totp_last_step < :step)';
 /** The account's consecutive wrong second factors (`User.codeFailures`); `code_locks` is kept for the doubling. */
-export const CODE_FAILURE_ATTRIBUTES = ['code_failures', 'code_locked_until', 'code_locks', 'recovery_failures'];
+const CODE_FAILURE_ATTRIBUTES = 'code_failures, code_locked_until, code_locks, recovery_failures';
 /**
  * What a successful TOTP code clears: its count and a lock in force (not how many locks there were,
  * nor the recovery codes' count: past its limit only an operator's unlock helps). A successful
@@ -43,12 +43,26 @@ export function codeLockLeft(failures: CodeFailures, limits: CodeLimits, at: Dat
 }
 
 /** A code's reservation: taken (with the count it made), or refused (a lock, with how long it lasts). */
-export type CodeReservation = { taken: true; count: number } | { taken: false; retryAfterSeconds: number };
+export type CodeReservation = { taken: true; count: number; lockSeconds: number } | { taken: false; retryAfterSeconds: number };
 
 export interface RecoveryCodes {
   /** The MFA key the MACs are under. */
   kid: string;
   macs: string[];
+}
+
+/**
+ * `npm run users -- unlock`: the account's second-factor counts cleared, a TOTP lock and the
+ * doubling of the next one, and the recovery codes' lock, which nothing else lifts. False when
+ * there is no such user.
+ */
+export async function clearCodeFailures(db: DynamoDBDocumentClient, usersTable: string, userId: string): Promise<boolean> {
+  return updateIf(db, {
+    TableName: usersTable,
+    Key: userKey(userId),
+    UpdateExpression: `REMOVE ${CODE_FAILURE_ATTRIBUTES}`,
+    ConditionExpression: 'attribute_exists(pk)',
+  });
 }
 
 export class MfaRepository {
@@ -170,7 +184,7 @@ export class MfaRepository {
       ExpressionAttributeValues: { ':one': 1, ':until': lockEnds, ':max': limits.maxFailures, ...(ranOut ? { ':now': now } : {}) },
     });
     if (!item) return { taken: false, retryAfterSeconds: codeLockSeconds(limits, read.locks) };
-    return { taken: true, count: Number(item.code_failures) };
+    return { taken: true, count: Number(item.code_failures), lockSeconds: lockEnds - now };
   }
 
   /**

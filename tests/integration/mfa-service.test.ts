@@ -10,6 +10,7 @@ import { totpCode } from '../../lib/mfa/totp.js';
 import type { ApiError } from '../../lib/platform/errors.js';
 import { userKey } from '../../lib/store/users.js';
 import { unlockAccount } from '../../lib/store/login-attempts.js';
+import { clearCodeFailures } from '../../lib/store/mfa.js';
 import { createUser, testApp } from '../support/store.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.70', userAgent: 'vitest' };
@@ -252,7 +253,7 @@ describe('two-factor sign-in rules, with an injected clock, against dynalite', (
     const refused = await failure(mfa.verify(token, { recoveryCode: recoveryCodes[0]! }, caller));
     app.testClock.advance(86_400 * 3);
     const stillRefused = await failure(mfa.verify(await challenge(), { recoveryCode: recoveryCodes[0]! }, caller));
-    await unlockAccount(app.db, app.config, user.email, user.id);
+    await Promise.all([unlockAccount(app.db, app.config, user.email, user.id), clearCodeFailures(app.db, app.config.usersTable, user.id)]);
     const unlocked = await mfa.verify(await challenge(), { recoveryCode: recoveryCodes[0]! }, caller);
 
     // Assess

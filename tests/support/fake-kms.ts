@@ -1,7 +1,5 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
-import { signatureProblem } from './fake-ssm.js';
+import { serveFakeAws } from './fake-ssm.js';
 
 /** The account the fake's keys belong to. */
 export const FAKE_ACCOUNT = '123456789012';
@@ -53,10 +51,8 @@ export async function startFakeKms(options: { region?: string; port?: number } =
   const region = options.region ?? 'us-east-1';
   const keys = new Map<string, FakeKmsKey & { material: Buffer }>();
   const aliases = new Map<string, string>();
-  const calls = new Map<string, number>();
   const plaintexts: string[] = [];
   const decrypts: FakeKms['decrypts'] = [];
-  let failures: { count: number; status: number; type: string } = { count: 0, status: 0, type: '' };
 
   const createKey = (): FakeKmsKey => {
     const keyId = randomUUID();
@@ -130,46 +126,6 @@ export async function startFakeKms(options: { region?: string; port?: number } =
     return [400, { __type: 'UnknownOperationException' }];
   }
 
-  const server: Server = createServer((request, response) => {
-    let body = '';
-    request.setEncoding('utf8');
-    request.on('data', (chunk: string) => (body += chunk));
-    request.on('end', async () => {
-      const reply = (status: number, payload: unknown) => {
-        response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
-        response.end(JSON.stringify(payload));
-      };
-      const action = String(request.headers['x-amz-target'] ?? '').replace(/^TrentService\./, '');
-      calls.set(action, (calls.get(action) ?? 0) + 1);
-      if (failures.count > 0) {
-        failures.count--;
-        return reply(failures.status, { __type: failures.type, message: 'injected failure' });
-      }
-      const problem = await signatureProblem(request, body, { region, service: 'kms' });
-      if (problem) return reply(400, { __type: 'InvalidSignatureException', message: problem });
-      let input: Record<string, unknown>;
-      try {
-        input = JSON.parse(body) as Record<string, unknown>;
-      } catch {
-        return reply(400, { __type: 'SerializationException' });
-      }
-      reply(...act(action, input));
-    });
-  });
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolveListen());
-  });
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    keyFor,
-    createKey,
-    plaintexts,
-    calls,
-    decrypts,
-    failNext(count, status, type) {
-      failures = { count, status, type };
-    },
-    close: () => new Promise<void>((done) => server.close(() => done())),
-  };
+  const server = await serveFakeAws({ service: 'kms', targetPrefix: 'TrentService.', region, port: options.port }, act);
+  return { ...server, keyFor, createKey, plaintexts, decrypts };
 }

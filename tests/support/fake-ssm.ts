@@ -60,6 +60,72 @@ export async function signatureProblem(request: IncomingMessage, body: string, e
   return expectedSignature === signature ? undefined : 'signature does not match';
 }
 
+/** A fake AWS JSON-protocol service on loopback: what both fakes (SSM, KMS) share around their own actions. */
+export interface FakeAwsServer {
+  endpoint: string;
+  /** Requests answered, by action. */
+  calls: Map<string, number>;
+  /** The headers of the last request received. */
+  lastHeaders(): Record<string, string | string[] | undefined>;
+  /** Answer the next `count` requests with this error instead (throttling, outage). */
+  failNext(count: number, status: number, type: string): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Serve `act` on 127.0.0.1 (a free port, or `port`) as AWS serves its JSON 1.1 services: the action
+ * from `X-Amz-Target` (less `targetPrefix`), injected failures first, then the request's SigV4
+ * signature checked for `service` and `region`, a body that is not JSON refused.
+ */
+export async function serveFakeAws(
+  { service, targetPrefix, region, port }: { service: string; targetPrefix: string; region: string; port?: number },
+  act: (action: string, input: Record<string, unknown>) => [number, unknown],
+): Promise<FakeAwsServer> {
+  const calls = new Map<string, number>();
+  let lastHeaders: Record<string, string | string[] | undefined> = {};
+  let failures: { count: number; status: number; type: string } = { count: 0, status: 0, type: '' };
+  const server: Server = createServer((request, response) => {
+    let body = '';
+    request.setEncoding('utf8');
+    request.on('data', (chunk: string) => (body += chunk));
+    request.on('end', async () => {
+      const reply = (status: number, payload: unknown) => {
+        response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
+        response.end(JSON.stringify(payload));
+      };
+      lastHeaders = request.headers;
+      const action = String(request.headers['x-amz-target'] ?? '').replace(targetPrefix, '');
+      calls.set(action, (calls.get(action) ?? 0) + 1);
+      if (failures.count > 0) {
+        failures.count--;
+        return reply(failures.status, { __type: failures.type, message: 'injected failure' });
+      }
+      const problem = await signatureProblem(request, body, { region, service });
+      if (problem) return reply(400, { __type: 'InvalidSignatureException', message: problem });
+      let input: Record<string, unknown>;
+      try {
+        input = JSON.parse(body) as Record<string, unknown>;
+      } catch {
+        return reply(400, { __type: 'SerializationException' });
+      }
+      reply(...act(action, input));
+    });
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port ?? 0, '127.0.0.1', () => resolveListen());
+  });
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    calls,
+    lastHeaders: () => lastHeaders,
+    failNext(count, status, type) {
+      failures = { count, status, type };
+    },
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}
+
 export interface FakeSsm {
   endpoint: string;
   /** The stored parameters, by name, with the KMS key each was encrypted with (SSM's default: alias/aws/ssm). */
@@ -102,9 +168,7 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
   const parameters = new Map<string, StoredParameter>();
   // Every version of each parameter, oldest first, as GetParameterHistory lists them.
   const versions = new Map<string, StoredParameter[]>();
-  const calls = new Map<string, number>();
   const history: string[] = [];
-  let lastHeaders: Record<string, string | string[] | undefined> = {};
   const put = (name: string, value: string, { keyId = 'alias/aws/ssm', user = 'arn:aws:iam::123456789012:user/someone-else' }: { keyId?: string; user?: string } = {}) => {
     const stored = { value, version: (parameters.get(name)?.version ?? 0) + 1, keyId, lastModifiedUser: user, lastModifiedDate: new Date() };
     parameters.set(name, stored);
@@ -112,7 +176,6 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
     history.push(value);
     return parameters.get(name)!.version;
   };
-  let failures: { count: number; status: number; type: string } = { count: 0, status: 0, type: '' };
 
   function act(action: string, input: Record<string, unknown>): [number, unknown] {
     const name = String(input.Name ?? '');
@@ -155,47 +218,6 @@ export async function startFakeSsm(options: { region?: string; port?: number } =
     return [400, { __type: 'UnknownOperationException' }];
   }
 
-  const server: Server = createServer((request, response) => {
-    let body = '';
-    request.setEncoding('utf8');
-    request.on('data', (chunk: string) => (body += chunk));
-    request.on('end', async () => {
-      const reply = (status: number, payload: unknown) => {
-        response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
-        response.end(JSON.stringify(payload));
-      };
-      lastHeaders = request.headers;
-      const action = String(request.headers['x-amz-target'] ?? '').replace(/^AmazonSSM\./, '');
-      calls.set(action, (calls.get(action) ?? 0) + 1);
-      if (failures.count > 0) {
-        failures.count--;
-        return reply(failures.status, { __type: failures.type, message: 'injected failure' });
-      }
-      const problem = await signatureProblem(request, body, { region, service: 'ssm' });
-      if (problem) return reply(400, { __type: 'InvalidSignatureException', message: problem });
-      let input: Record<string, unknown>;
-      try {
-        input = JSON.parse(body) as Record<string, unknown>;
-      } catch {
-        return reply(400, { __type: 'SerializationException' });
-      }
-      reply(...act(action, input));
-    });
-  });
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolveListen());
-  });
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    parameters,
-    history,
-    put,
-    lastHeaders: () => lastHeaders,
-    calls,
-    failNext(count, status, type) {
-      failures = { count, status, type };
-    },
-    close: () => new Promise<void>((done) => server.close(() => done())),
-  };
+  const server = await serveFakeAws({ service: 'ssm', targetPrefix: 'AmazonSSM.', region, port: options.port }, act);
+  return { ...server, parameters, history, put };
 }
