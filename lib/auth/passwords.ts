@@ -1,3 +1,4 @@
+import { outsideStoreDeadline } from '../platform/dynamo.js';
 import { randomBytes } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 
@@ -20,7 +21,7 @@ export async function hashPassword(password: string, cost: number): Promise<stri
 
 /** The hash of a password already in use (a rehash at a new cost): no policy applies to it. */
 export function bcryptHash(password: string, cost: number): Promise<string> {
-  return bcrypt.hash(password, cost);
+  return outsideStoreDeadline(() => bcrypt.hash(password, cost));
 }
 
 const BCRYPT_ALPHABET = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -39,7 +40,8 @@ function decoyHash(cost: number): string {
  */
 export async function verifyPassword(password: string, hash: string | undefined, cost: number): Promise<boolean> {
   const usable = hash !== undefined && passwordBytes(password) <= MAX_PASSWORD_BYTES;
-  const matches = await bcrypt.compare(password, usable ? hash : decoyHash(cost));
+  // CPU, not the store: the request's store deadline stands still (lib/platform/dynamo.ts).
+  const matches = await outsideStoreDeadline(() => bcrypt.compare(password, usable ? hash : decoyHash(cost)));
   return usable && matches;
 }
 

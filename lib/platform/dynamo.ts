@@ -15,8 +15,92 @@ export interface DynamoOptions {
   functionName?: string | undefined;
 }
 
+/**
+ * Time this process could not listen, in ms: how late a 20 ms timer fires, added up. In AWS a
+ * function has its CPU to itself and this stays near zero; on a machine where many requests share
+ * one CPU (the local stack runs every Lambda in one process) their bcrypts delay everyone's
+ * callbacks, and a store answer that came in time is heard late. That is no store's fault.
+ */
+const LAG_TICK_MS = 20;
+let lagMs = 0;
+let lagMonitor: ReturnType<typeof setInterval> | undefined;
+function watchLag(): void {
+  if (lagMonitor) return;
+  let last = performance.now();
+  lagMonitor = setInterval(() => {
+    const now = performance.now();
+    lagMs += Math.max(0, now - last - LAG_TICK_MS);
+    last = now;
+  }, LAG_TICK_MS);
+  lagMonitor.unref?.();
+}
+
+/**
+ * A clock that leaves out the time this process could not listen (see `lagMs`): what a request's
+ * waits are measured by, so that they mean in the local stack what they mean in AWS.
+ */
+export function listeningClock(): number {
+  return performance.now() - lagMs;
+}
+
+/**
+ * One request's deadline for the store: the time it may spend waiting on DynamoDB, retries
+ * included. It stands still while the request does work of its own that is no waiting on the store
+ * (`outsideStoreDeadline`: a bcrypt comparison, a pause for attempts in flight), and it is moved on
+ * by the time the process could not listen (`lagMs`). A store that does not answer still ends it on
+ * time: an idle process always listens.
+ */
+class StoreDeadline {
+  private readonly controller = new AbortController();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private endsAt: number;
+  private pauses = 0;
+  private pausedAt = 0;
+  private lagCounted: number;
+
+  constructor(ms: number) {
+    watchLag();
+    this.lagCounted = lagMs;
+    this.endsAt = performance.now() + ms;
+    this.arm();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  async outside<T>(work: () => Promise<T>): Promise<T> {
+    if (this.controller.signal.aborted) return work();
+    if (this.pauses++ === 0) {
+      clearTimeout(this.timer);
+      // The deafness so far is banked; what comes during the pause is inside the pause's own time.
+      this.endsAt += lagMs - this.lagCounted;
+      this.pausedAt = performance.now();
+    }
+    try {
+      return await work();
+    } finally {
+      if (--this.pauses === 0) {
+        this.endsAt += performance.now() - this.pausedAt;
+        this.lagCounted = lagMs;
+        this.arm();
+      }
+    }
+  }
+
+  private arm(): void {
+    // The process's deafness since last counted moves the end on (it was not the store's doing).
+    this.endsAt += lagMs - this.lagCounted;
+    this.lagCounted = lagMs;
+    const left = this.endsAt - performance.now();
+    if (left <= 0) return this.controller.abort(new DOMException("the request's store deadline passed", 'TimeoutError'));
+    this.timer = setTimeout(() => (this.pauses === 0 ? this.arm() : undefined), left);
+    this.timer.unref?.();
+  }
+}
+
 /** The deadline of the request being served, if any (the CLIs have none: they keep the per-attempt timeout alone). */
-const requestDeadline = new AsyncLocalStorage<AbortSignal>();
+const requestDeadline = new AsyncLocalStorage<StoreDeadline>();
 
 /**
  * Serve one request under one deadline for the store, `ms` from now (the config's
@@ -26,7 +110,25 @@ const requestDeadline = new AsyncLocalStorage<AbortSignal>();
  * the 3 attempts × 2 s of the per-attempt timeout alone.
  */
 export function withStoreDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
-  return requestDeadline.run(AbortSignal.timeout(ms), work);
+  return requestDeadline.run(new StoreDeadline(ms), work);
+}
+
+/** Work of the request's own that is no waiting on the store (bcrypt, a pause): its deadline stands still meanwhile. */
+export function outsideStoreDeadline<T>(work: () => Promise<T>): Promise<T> {
+  const deadline = requestDeadline.getStore();
+  return deadline ? deadline.outside(work) : work();
+}
+
+/** How long a compensating write may take, whatever is left of its request's deadline. */
+const COMPENSATION_DEADLINE_MS = 1000;
+
+/**
+ * A write that undoes what the request reserved (a slot given back, an attempt settled), under a
+ * short deadline of its own: a request whose deadline has passed (its answer a 503) must still
+ * leave the counters as a refusal should, not as they were mid-way.
+ */
+export function compensating<T>(work: () => Promise<T>): Promise<T> {
+  return requestDeadline.getStore() ? requestDeadline.run(new StoreDeadline(COMPENSATION_DEADLINE_MS), work) : work();
 }
 
 export function createDocumentClient(options: DynamoOptions): DynamoDBDocumentClient {
@@ -51,7 +153,7 @@ export function createDocumentClient(options: DynamoOptions): DynamoDBDocumentCl
 }
 
 function withDeadline(options: HttpHandlerOptions = {}): HttpHandlerOptions {
-  const deadline = requestDeadline.getStore();
+  const deadline = requestDeadline.getStore()?.signal;
   if (!deadline) return options;
   const own = options.abortSignal as AbortSignal | undefined;
   return { ...options, abortSignal: own ? AbortSignal.any([own, deadline]) : deadline };
@@ -153,6 +255,11 @@ export async function batchWriteAll(db: DynamoDBDocumentClient, writes: BatchWri
       return UnprocessedItems as typeof request | undefined;
     });
   }
+}
+
+/** `updateIf` for a compensating write (lib/platform/dynamo.ts `compensating`): its own short deadline. */
+export function compensatingUpdate(db: DynamoDBDocumentClient, input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
+  return compensating(() => updateIf(db, input));
 }
 
 /**

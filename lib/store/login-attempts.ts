@@ -1,7 +1,7 @@
 import { DeleteCommand, GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LoginLimits } from '../platform/config.js';
 import { deviceKey, isDeviceLive, type DeviceItem, type DeviceToken } from './device-tokens.js';
-import { batchGetAll, batchWriteAll, isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
+import { batchGetAll, batchWriteAll, compensatingUpdate, isConditionalCheckFailed, listeningClock, outsideStoreDeadline, scanAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { epochSeconds, sessionKey } from './sessions.js';
 import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
@@ -40,8 +40,10 @@ const STALE_HOURS_CLEARED = 24;
 /**
  * How long a request waits, at most, for attempts in flight to settle. One attempt is a bcrypt
  * comparison and a write (0.3–0.4 s at cost 12), so a request that is going to be refused learns
- * so within about one bcrypt time; this bound only matters when waves of right passwords keep
- * taking and giving back the slots, or when an attempt in flight died without settling.
+ * so within about one bcrypt time (or IN_FLIGHT_MS, when an attempt died without settling); this
+ * bound only matters while waves of right passwords keep taking and giving back the slots, which
+ * only someone holding the password can cause. It leaves the function's 10 s room for its own
+ * bcrypt and its store deadline (which stands still while it waits).
  */
 export const WAIT_FOR_IN_FLIGHT_MS = 3000;
 /** Polls of a held counter: from this interval, doubling, up to 200 ms. */
@@ -296,6 +298,8 @@ export class LoginAttempts {
   private async reserveWaiting(counter: HeldCounter, firstRead: Record<string, unknown> | undefined, at: Date): Promise<Lock | undefined | 'gone'> {
     const started = Date.now();
     const now = () => new Date(at.getTime() + (Date.now() - started));
+    // The bound is measured as the store deadline is: without the time the process could not listen.
+    const waitStarted = listeningClock();
     let read = firstRead;
     for (let poll = FIRST_POLL_MS, round = 0; ; poll = Math.min(poll * 2, 200), round++) {
       if (await counter.take(read, now())) return undefined;
@@ -305,10 +309,11 @@ export class LoginAttempts {
       if (!Item && counter.mustExist) return 'gone';
       const lock = counter.lockOf(Item, now());
       if (lock && !inFlight(Item)) return lock;
-      const left = WAIT_FOR_IN_FLIGHT_MS - (Date.now() - started);
+      const left = WAIT_FOR_IN_FLIGHT_MS - (listeningClock() - waitStarted);
       if (left <= 0) return { by: counter.by, retryAfterSeconds: CONTENDED_RETRY_AFTER_SECONDS };
       // A slot that looked free is tried again at once, the first time; held ones are polled.
-      if (lock || round > 0) await pause(Math.min(poll, left));
+      // Waiting on other requests, not on the store: the store deadline stands still meanwhile.
+      if (lock || round > 0) await outsideStoreDeadline(() => pause(Math.min(poll, left)));
     }
   }
 
@@ -344,7 +349,7 @@ export class LoginAttempts {
    * Best effort: a fault here must not hide the answer.
    */
   private async giveBack(key: Record<string, unknown>): Promise<void> {
-    await updateIf(this.db, {
+    await compensatingUpdate(this.db, {
       TableName: this.table,
       Key: key,
       UpdateExpression: 'ADD failures :minus, pending :minus',
@@ -359,7 +364,7 @@ export class LoginAttempts {
    * Best effort.
    */
   private async settle(key: Record<string, unknown>, at: Date, until?: string): Promise<void> {
-    await updateIf(this.db, {
+    await compensatingUpdate(this.db, {
       TableName: this.table,
       Key: key,
       UpdateExpression: until ? 'ADD pending :minus SET #u = :until' : 'ADD pending :minus',
@@ -522,7 +527,7 @@ export class LoginAttempts {
 
   /** An hour's attempt given back: its request was refused by the pair or the IP. Best effort. */
   private async giveBackAccountAttempt({ table, key, attribute }: { table: string; key: Record<string, unknown>; attribute: string }): Promise<void> {
-    await updateIf(this.db, {
+    await compensatingUpdate(this.db, {
       TableName: table,
       Key: key,
       UpdateExpression: 'ADD #count :minus',

@@ -1,5 +1,5 @@
 import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchWriteAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
+import { batchWriteAll, compensatingUpdate, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
 import { epochSeconds } from './sessions.js';
 
@@ -106,7 +106,7 @@ export class MfaTokensRepository {
 
   /** An attempt given back: its code was refused by another limit before being looked at. Best effort. */
   async giveBackAttempt(token: MfaToken): Promise<void> {
-    await updateIf(this.db, {
+    await compensatingUpdate(this.db, {
       TableName: this.table,
       Key: mfaTokenKey(token.hash),
       UpdateExpression: 'ADD attempts :minus',
@@ -117,7 +117,7 @@ export class MfaTokensRepository {
 
   /** A spend undone: the code it was for did not hold after all (spent by another request). Only the spend made `at`. Best effort. */
   async unspend(token: MfaToken, at: Date): Promise<void> {
-    await updateIf(this.db, {
+    await compensatingUpdate(this.db, {
       TableName: this.table,
       Key: mfaTokenKey(token.hash),
       UpdateExpression: 'REMOVE spent_at',

@@ -1,5 +1,5 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { scanAll, updateAndReadIf, updateIf } from '../platform/dynamo.js';
+import { compensatingUpdate, scanAll, updateAndReadIf, updateIf } from '../platform/dynamo.js';
 import { epochSeconds } from './sessions.js';
 import { userFromItem, userKey, type CodeFailures, type User } from './users.js';
 
@@ -205,7 +205,7 @@ export class MfaRepository {
   /** A code's reservation given back (its request was refused by another limit): one fewer, never below zero. Best effort. */
   async giveBackCode(userId: string, kind: 'code' | 'recovery_code'): Promise<void> {
     const attribute = kind === 'code' ? 'code_failures' : 'recovery_failures';
-    await updateIf(this.db, {
+    await compensatingUpdate(this.db, {
       TableName: this.table,
       Key: userKey(userId),
       UpdateExpression: 'ADD #count :minus',
@@ -248,7 +248,8 @@ export class MfaRepository {
     const item = await updateAndReadIf(this.db, {
       TableName: this.table,
       Key: userKey(userId),
-      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES} SET updated_at = :at ADD session_epoch :one`,
+      // The second factor's counts go with it: a new authenticator starts with a clean slate.
+      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES}, ${CODE_FAILURE_ATTRIBUTES} SET updated_at = :at ADD session_epoch :one`,
       ConditionExpression: 'attribute_exists(pk)',
       ExpressionAttributeValues: { ':at': at.toISOString(), ':one': 1 },
     });

@@ -1,13 +1,13 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../lib/auth/auth-service.js';
 import { httpHandler, ok, type HttpEvent } from '../../lib/http/http.js';
 import { DEFAULT_STORE_DEADLINES_MS } from '../../lib/platform/config.js';
-import { withStoreDeadline } from '../../lib/platform/dynamo.js';
+import { compensatingUpdate, outsideStoreDeadline, withStoreDeadline } from '../../lib/platform/dynamo.js';
 import { ApiError } from '../../lib/platform/errors.js';
 import { loginService } from '../../lib/auth/login-service.js';
 import { passwordService } from '../../lib/auth/password-service.js';
@@ -326,5 +326,47 @@ describe('a store that hangs: one deadline per request, retries included', () =>
     // Assess
     expect(me).toMatchObject({ id: user.id });
     expect(attempts).toBe(2);
+  });
+});
+
+describe("the store deadline counts waiting on the store, not the request's own work", () => {
+  const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+  it('stands still during a bcrypt or a pause (outsideStoreDeadline): a call after 400 ms of them under a 200 ms deadline still runs', async () => {
+    // Prepare
+    const app = await testApp();
+    const user = await createUser(app);
+
+    // Act
+    const found = await withStoreDeadline(200, async () => {
+      await outsideStoreDeadline(() => sleep(400));
+      return app.users.get(user.id);
+    });
+    const late = await failure(withStoreDeadline(200, async () => {
+      await sleep(400);
+      return app.users.get(user.id);
+    }));
+
+    // Assess: the same wait, not set aside, ends the request
+    expect(found?.id).toBe(user.id);
+    expect(late).toMatchObject({ code: 'service_unavailable', status: 503 });
+  });
+
+  it('lets a compensating write through after the deadline passed: a refusal leaves the counters as a refusal should', async () => {
+    // Prepare: a counter of one
+    const app = await testApp();
+    const key = { pk: `PAIR#compensate-${Date.now()}#198.51.100.99` };
+    await app.db.send(new UpdateCommand({ TableName: app.attempts.table, Key: key, UpdateExpression: 'SET failures = :one', ExpressionAttributeValues: { ':one': 1 } }));
+
+    // Act: a request whose deadline has passed gives its slot back
+    const given = await withStoreDeadline(50, async () => {
+      await sleep(150);
+      return compensatingUpdate(app.db, { TableName: app.attempts.table, Key: key, UpdateExpression: 'ADD failures :minus', ConditionExpression: 'failures > :zero', ExpressionAttributeValues: { ':minus': -1, ':zero': 0 } });
+    });
+
+    // Assess
+    const { Item } = await app.db.send(new GetCommand({ TableName: app.attempts.table, Key: key, ConsistentRead: true }));
+    expect(given).toBe(true);
+    expect(Item?.failures).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Caller } from '../../lib/auth/auth-service.js';
 import { createApp } from '../../lib/app.js';
 import { loginService } from '../../lib/auth/login-service.js';
@@ -12,6 +12,7 @@ import { userKey } from '../../lib/store/users.js';
 import { unlockAccount } from '../../lib/store/login-attempts.js';
 import { clearCodeFailures } from '../../lib/store/mfa.js';
 import { createUser, testApp } from '../support/store.js';
+import { captureLog } from '../support/log-capture.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.70', userAgent: 'vitest' };
 const STEP_MS = 30_000;
@@ -186,6 +187,7 @@ describe('two-factor sign-in rules, with an injected clock, against dynalite', (
     app.testClock.advance(60);
 
     // Act: four wrong codes on two tokens from two addresses, a right password in between
+    const logged = captureLog();
     const first = await challenge();
     const wrongs = [await failure(mfa.verify(first, wrong(), from('203.0.113.30'))), await failure(mfa.verify(first, wrong(), from('203.0.113.30')))];
     const second = await challenge();
@@ -199,6 +201,10 @@ describe('two-factor sign-in rules, with an injected clock, against dynalite', (
     expect(right.code).toBe('too_many_attempts');
     expect(Number(right.headers['Retry-After'])).toBe(600);
     expect(stored?.codeFailures).toMatchObject({ codes: 4, locks: 1 });
+    // The lock is audited once, naming the account (and counted as SecondFactorLocked)
+    const locks = logged().filter((line) => line.message === 'second_factor_locked');
+    vi.restoreAllMocks();
+    expect(locks).toEqual([expect.objectContaining({ level: 'WARN', userId: user.id, email: user.email, kind: 'code', lockedForSeconds: 600 })]);
 
     // Act: a recovery code during the lock signs in and ends it; then a right code works again
     const recovered = await mfa.verify(third, { recoveryCode: recoveryCodes[0]! }, from('203.0.113.32'));
