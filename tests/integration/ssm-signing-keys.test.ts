@@ -290,16 +290,19 @@ describe("a ring the stage's operators did not seal: refused, the Lambdas fail c
   it("accepts a ring sealed under the stage's key for its stage and ring, naming both to KMS", async () => {
     // Prepare
     const stage = newStage();
-    await putRing(stage, JSON.stringify({ k1: secret() }));
+    const key = secret();
+    await putRing(stage, JSON.stringify({ k1: key }));
     const app = await ssmApp(stage);
     const user = await createUser(app);
 
     // Act
     const pair = await loginService(app).login(user.email, user.password, caller);
 
-    // Assess
+    // Assess: the parameter holds a ciphertext, neither the ring's JSON nor its key (in any encoding)
+    const stored = ssm.parameters.get(signingKeyParameter(stage))!.value;
     expect(decodeProtectedHeader(pair.token).kid).toBe('k1');
-    expect(ssm.parameters.get(signingKeyParameter(stage))!.value).not.toContain('k1');
+    for (const plain of ['"k1"', key, Buffer.from(key).toString('base64')]) expect(stored).not.toContain(plain);
+    expect(Buffer.from(stored, 'base64').toString('utf8')).not.toContain(key);
     expect(kms.decrypts.at(-1)).toEqual({ KeyId: signingKeyAlias(stage), EncryptionContext: { stage, ring: 'signing' } });
   });
 
