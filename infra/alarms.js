@@ -8,7 +8,8 @@ const { SERVICE, isProductionStage } = require('./tables.js');
 const NAMESPACE = 'VpnEnterprise/Auth';
 const FUNCTIONS = [
   'login', 'refresh', 'logout', 'me', 'listSessions', 'endSession', 'changePassword',
-  'mfaSetup', 'mfaActivate', 'mfaVerify', 'mfaRecoveryCodes', 'mfaTurnOff', 'authorizer', 'notFound',
+  'mfaSetup', 'mfaActivate', 'mfaVerify', 'mfaRecoveryCodes', 'mfaTurnOff', 'createApiKey', 'listApiKeys', 'revokeApiKey',
+  'authorizer', 'notFound',
 ];
 const TABLES = ['UsersTable', 'SessionsTable', 'AttemptsTable'];
 const FIVE_MINUTES = 300;
