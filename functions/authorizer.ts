@@ -57,7 +57,7 @@ export const handler = middy<APIGatewayRequestAuthorizerEventV2, AuthorizerResul
     try {
       const token = bearerFromHeader(event.headers?.authorization ?? event.identitySource?.[0]);
       if (looksLikeApiKey(token)) authMethod = 'api_key';
-      const bearer = await withStoreDeadline(config.storeDeadlinesMs.fast, () => service.bearer(token));
+      const bearer = await withStoreDeadline(config.storeDeadlinesMs.fast, () => service.bearer(token, { caller: { requestId: event.requestContext?.requestId, sourceIp: event.requestContext?.http?.sourceIp } }));
       countMetric(METRIC.authorizerAllowed, { name: 'authMethod', value: bearer.method });
       if (bearer.method === 'api_key') {
         return { isAuthorized: true, context: { userId: bearer.user.id, role: bearer.role, authMethod: 'api_key', apiKeyId: bearer.apiKeyId } };

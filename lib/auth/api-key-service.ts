@@ -133,15 +133,16 @@ export class ApiKeyService {
    * Who presents this bearer (the authorizer, /auth/me): an API key by its prefix, checked by
    * lib/auth/credentials.ts; anything else as a session's access token.
    */
-  async bearer(token: string, { lastLogin = false } = {}): Promise<Bearer> {
+  async bearer(token: string, { lastLogin = false, caller = {} }: { lastLogin?: boolean; caller?: Partial<Caller> } = {}): Promise<Bearer> {
     if (!looksLikeApiKey(token)) return { method: 'session', standing: await this.deps.auth.authenticate(token, { lastLogin }) };
-    const { user, key, role } = await this.deps.credentials.apiKey(token, {}, { lastLogin });
+    // The caller goes into the audit line of a refused key.
+    const { user, key, role } = await this.deps.credentials.apiKey(token, caller, { lastLogin });
     return { method: 'api_key', user, role, apiKeyId: key.id };
   }
 
   /** GET /auth/me: the user as stored now; with an API key, `role` is the key's effective role. */
-  async me(token: string): Promise<PublicUser> {
-    const bearer = await this.bearer(token, { lastLogin: true });
+  async me(token: string, caller: Partial<Caller> = {}): Promise<PublicUser> {
+    const bearer = await this.bearer(token, { lastLogin: true, caller });
     return bearer.method === 'session' ? toPublicUser(bearer.standing.user) : { ...toPublicUser(bearer.user), role: bearer.role };
   }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Caller } from '../../lib/auth/auth-service.js';
 import { apiKeyService } from '../../lib/auth/api-key-service.js';
 import { credentials } from '../../lib/auth/credentials.js';
@@ -8,6 +8,8 @@ import { loginService } from '../../lib/auth/login-service.js';
 import { newApiKey, parseApiKeyId } from '../../lib/platform/ids.js';
 import { apiKeySlotKey } from '../../lib/store/api-keys.js';
 import type { Role } from '../../lib/store/users.js';
+import { logger } from '../../lib/platform/log.js';
+import { captureLog } from '../support/log-capture.js';
 import { countCalls, createUser, testApp } from '../support/store.js';
 
 const caller: Caller = { requestId: 'req', sourceIp: '198.51.100.20', userAgent: 'vitest' };
@@ -167,6 +169,39 @@ describe('API keys: made, listed, revoked', () => {
       { step: 'initialize', name: 'fail-updates' },
     );
     await expect(check(made.key)).resolves.toMatchObject({ role: 'user' });
+  });
+});
+
+describe('API keys: the audit trail', () => {
+  // The tests run at WARN; these lines are INFO.
+  afterEach(() => {
+    vi.restoreAllMocks();
+    logger.setLogLevel('WARN');
+  });
+
+  it('writes creation, a refused use (with the key id when the key is well formed) and revocation, never the key', async () => {
+    // Prepare
+    const { user, token, service } = await signedIn();
+    logger.setLogLevel('INFO');
+    const lines = captureLog();
+
+    // Act
+    const made = await service.create(token, { name: 'ci', expiresInDays: 30, role: undefined }, caller);
+    await service.revoke(token, made.api_key.id, caller);
+    await service.bearer(made.key, { caller }).catch(() => undefined);
+    await service.bearer(`${made.key.slice(0, -6)}AAAAAA`, { caller }).catch(() => undefined);
+
+    // Assess
+    const logged = lines();
+    expect(logged.find((line) => line.message === 'api_key_created')).toMatchObject({ userId: user.id, keyId: made.api_key.id, role: 'user', requestId: 'req' });
+    expect(logged.find((line) => line.message === 'api_key_revoked')).toMatchObject({ userId: user.id, keyId: made.api_key.id, wasLive: true, by: 'user' });
+    const refused = logged.filter((line) => line.message === 'api_key_refused');
+    expect(refused).toEqual([
+      expect.objectContaining({ reason: 'revoked', keyId: made.api_key.id, userId: user.id, sourceIp: caller.sourceIp }),
+      expect.objectContaining({ reason: 'malformed' }),
+    ]);
+    expect(refused[1]).not.toHaveProperty('keyId');
+    expect(JSON.stringify(logged)).not.toContain(made.key.slice(4, -6));
   });
 });
 
