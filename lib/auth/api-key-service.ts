@@ -9,7 +9,7 @@ import { isApiKeyLive, toPublicApiKey, type ApiKeysRepository, type PublicApiKey
 import { epochSeconds } from '../store/sessions.js';
 import { toPublicUser, type PublicUser, type User } from '../store/users.js';
 import type { AuthService, Caller, StandingSession } from './auth-service.js';
-import { credentials, type Credentials } from './credentials.js';
+import { checkApiKey } from './credentials.js';
 import type { Clock } from './tokens.js';
 
 /** One "day" of `expires_in_days`. */
@@ -33,7 +33,6 @@ export interface ApiKeyServiceDeps {
   config: Pick<Config, 'maxApiKeysPerUser' | 'mfa'>;
   auth: AuthService;
   apiKeys: ApiKeysRepository;
-  credentials: Credentials;
   clock: Clock;
 }
 
@@ -136,7 +135,7 @@ export class ApiKeyService {
   async bearer(token: string, { lastLogin = false, caller = {} }: { lastLogin?: boolean; caller?: Partial<Caller> } = {}): Promise<Bearer> {
     if (!looksLikeApiKey(token)) return { method: 'session', standing: await this.deps.auth.authenticate(token, { lastLogin }) };
     // The caller goes into the audit line of a refused key.
-    const { user, key, role } = await this.deps.credentials.apiKey(token, caller, { lastLogin });
+    const { user, key, role } = await checkApiKey(this.deps, token, caller, { lastLogin });
     return { method: 'api_key', user, role, apiKeyId: key.id };
   }
 
@@ -147,4 +146,4 @@ export class ApiKeyService {
   }
 }
 
-export const apiKeyService = oncePer((app: App) => new ApiKeyService({ ...app, credentials: credentials(app) }));
+export const apiKeyService = oncePer((app: App) => new ApiKeyService(app));

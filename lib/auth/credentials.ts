@@ -96,31 +96,9 @@ export class Credentials {
     return this.deps.config.mfa;
   }
 
-  /**
-   * An API key (`vak_…`): its shape and checksum first (no I/O: noise costs no read), then one
-   * BatchGetItem of its slot and its owner, the hash compared in constant time; refused unless the
-   * key is live (not revoked, not expired by the clock, of the owner's current `api_key_epoch`) and
-   * the owner active. No counter: a key is 256 random bits, so there is nothing to guess and
-   * nothing a stranger could fill. A use records `last_used_at` at most once an hour, best effort.
-   * Refused: 401 `invalid_token`, with the challenge of a bad access token.
-   */
-  async apiKey(presented: string, caller: Partial<Caller> = {}, { lastLogin = false } = {}): Promise<VerifiedApiKey> {
-    const parsed = parseApiKey(presented);
-    const refuse = (reason: string, keyId?: string) => {
-      log.info('api_key_refused', { reason, keyId, userId: parsed?.userId, ...caller });
-      return bearerError('invalid_token', true);
-    };
-    if (!parsed) throw refuse('malformed');
-    const { key, user } = await this.deps.apiKeys.getWithUser(parsed.userId, parsed.slot, { lastLogin });
-    const now = this.deps.clock();
-    if (!key || !user || !digestsEqual(parsed.hash, key.keyHash)) throw refuse('unknown_key');
-    if (!isApiKeyLive(key, user, now)) throw refuse(key.revokedAt ? 'revoked' : key.apiKeyEpoch !== user.apiKeyEpoch ? 'ended' : 'expired', key.id);
-    if (user.status !== 'active') throw refuse('user_disabled', key.id);
-    if (isUseDue(key, now)) {
-      // Bookkeeping: a failure here must not refuse a good key.
-      await this.deps.apiKeys.touch(key, now).catch((error: unknown) => log.warn('api_key_use_not_recorded', { keyId: key.id, ...describeError(error) }));
-    }
-    return { user, key, role: ROLE_RANK[key.role] <= ROLE_RANK[user.role] ? key.role : user.role };
+  /** An API key: see checkApiKey (a function of its own, so that the authorizer and /auth/me bundle it without the rest). */
+  async apiKey(presented: string, caller: Partial<Caller> = {}, options: { lastLogin?: boolean } = {}): Promise<VerifiedApiKey> {
+    return checkApiKey(this.deps, presented, caller, options);
   }
 
   /**
@@ -352,8 +330,40 @@ interface Reserved {
 const kindOf = (proof: SecondFactor): 'code' | 'recovery_code' => ('code' in proof ? 'code' : 'recovery_code');
 
 
+/**
+ * An API key (`vak_…`): its shape and checksum first (no I/O: noise costs no read), then one
+ * BatchGetItem of its slot and its owner, the hash compared in constant time; refused unless the
+ * key is live (not revoked, not expired by the clock, of the owner's current `api_key_epoch`) and
+ * the owner active. No counter: a key is 256 random bits, so there is nothing to guess and
+ * nothing a stranger could fill. A use records `last_used_at` at most once an hour, best effort.
+ * Refused: 401 `invalid_token`, with the challenge of a bad access token.
+ */
+export async function checkApiKey(
+  deps: { apiKeys: ApiKeysRepository; clock: Clock },
+  presented: string,
+  caller: Partial<Caller> = {},
+  { lastLogin = false } = {},
+): Promise<VerifiedApiKey> {
+  const parsed = parseApiKey(presented);
+  const refuse = (reason: string, keyId?: string) => {
+    log.info('api_key_refused', { reason, keyId, userId: parsed?.userId, ...caller });
+    return bearerError('invalid_token', true);
+  };
+  if (!parsed) throw refuse('malformed');
+  const { key, user } = await deps.apiKeys.getWithUser(parsed.userId, parsed.slot, { lastLogin });
+  const now = deps.clock();
+  if (!key || !user || !digestsEqual(parsed.hash, key.keyHash)) throw refuse('unknown_key');
+  if (!isApiKeyLive(key, user, now)) throw refuse(key.revokedAt ? 'revoked' : key.apiKeyEpoch !== user.apiKeyEpoch ? 'ended' : 'expired', key.id);
+  if (user.status !== 'active') throw refuse('user_disabled', key.id);
+  if (isUseDue(key, now)) {
+    // Bookkeeping: a failure here must not refuse a good key.
+    await deps.apiKeys.touch(key, now).catch((error: unknown) => log.warn('api_key_use_not_recorded', { keyId: key.id, ...describeError(error) }));
+  }
+  return { user, key, role: ROLE_RANK[key.role] <= ROLE_RANK[user.role] ? key.role : user.role };
+}
+
 /** The credential checks over an app's repositories (one per app). */
-export const credentials = oncePer(
+export const credentials = /* @__PURE__ */ oncePer(
   (app: App) =>
     new Credentials({
       ...app,
