@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -27,13 +27,14 @@ import { createApp } from '../lib/app.js';
 import { loadConfig } from '../lib/platform/config.js';
 import type { HttpResult } from '../lib/http/http.js';
 import { loginService } from '../lib/auth/login-service.js';
+import { apiKeyService } from '../lib/auth/api-key-service.js';
 import { mfaService } from '../lib/mfa/mfa-service.js';
 import { hashPassword } from '../lib/auth/passwords.js';
 import { formatRefreshToken, newRefreshSecret } from '../lib/auth/tokens.js';
 import { seal } from '../lib/mfa/secret-box.js';
 import { newTotpSecret, totpCode } from '../lib/mfa/totp.js';
 import { batchWriteAll, type BatchWrite } from '../lib/platform/dynamo.js';
-import { newUserId } from '../lib/platform/ids.js';
+import { newUserId, parseApiKeyId } from '../lib/platform/ids.js';
 import { MfaTokensRepository, newMfaToken } from '../lib/store/mfa-tokens.js';
 import { userKey } from '../lib/store/users.js';
 import { ensureTables, freePort, PROJECT_ROOT, startDynalite, startOffline } from '../scripts/local-stack.js';
@@ -196,6 +197,20 @@ async function main(): Promise<void> {
   const authorizerOp = async () => {
     if (!(await authorize(authorizerEvent, context)).isAuthorized) throw new Error('the authorizer denied a valid token');
   };
+  // The same authorizer with an API key: against its floor, one GetItem and one SHA-256 of the key.
+  const madeKey = await apiKeyService(app).create(first.token, { name: 'bench', expiresInDays: 1, role: undefined }, { requestId: 'bench', sourceIp: '10.255.0.3', userAgent: 'bench' });
+  const keyEvent = event('authorizer', (e) => {
+    e.headers.authorization = `Bearer ${madeKey.key}`;
+    e.identitySource = [e.headers.authorization];
+  });
+  const keySlot = parseApiKeyId(madeKey.api_key.id)!.slot;
+  const apiKeyAuthorizerOp = async () => {
+    if (!(await authorize(keyEvent, context)).isAuthorized) throw new Error('the authorizer denied a valid API key');
+  };
+  const apiKeyFloor = async () => {
+    createHash('sha256').update(madeKey.key).digest('base64url');
+    await app.db.send(new GetCommand({ TableName: app.config.attemptsTable, Key: { pk: `APIKEY#${first.user.id}#${keySlot}` } }));
+  };
   const meFloor = async () => {
     await verifyFirst();
     await app.db.send(new GetCommand({ TableName: app.config.usersTable, Key: { pk: `USER#${first.user.id}` } }));
@@ -321,10 +336,11 @@ async function main(): Promise<void> {
 
   // Everything warm before anything is measured: the code they share (the SDK above all) is
   // optimised by the JIT over seconds, and the first pair measured would otherwise pay for it.
-  for (const op of [meOp, meFloor, meSameReadsFloor, authorizerOp, refreshOp, refreshFloor, forgedOp, listOp, listFloor, loginSameCallsFloor]) await rate(op, WARM_UP_SECONDS);
+  for (const op of [meOp, meFloor, meSameReadsFloor, authorizerOp, apiKeyAuthorizerOp, apiKeyFloor, refreshOp, refreshFloor, forgedOp, listOp, listFloor, loginSameCallsFloor]) await rate(op, WARM_UP_SECONDS);
   const me = await versus(meOp, meFloor, 1);
   const meSameReads = await versus(meOp, meSameReadsFloor, 1);
   const authorizer = await versus(authorizerOp, meSameReadsFloor, 1);
+  const authorizerApiKey = await versus(apiKeyAuthorizerOp, apiKeyFloor, 1);
   const refresh = await versus(refreshOp, refreshFloor, 1);
   const forgedRefresh = await versus(forgedOp, refreshOp, 1);
   const listSessionsWarm = await versus(listOp, listFloor, 1);
@@ -346,7 +362,7 @@ async function main(): Promise<void> {
   for (const op of [verifyOp, verifyFloor, verifySameCallsFloor]) await rate(op, WARM_UP_SECONDS);
   const mfaVerifyWarm = await versus(verifyOp, verifyFloor, 1);
   const mfaVerifySameCalls = await versus(verifyOp, verifySameCallsFloor, 1);
-  results.warm = { me, refresh, login, authorizer, meSameReads, forgedRefresh, listSessions: listSessionsWarm, loginSameCalls, mfaVerify: mfaVerifyWarm, mfaVerifySameCalls };
+  results.warm = { me, refresh, login, authorizer, authorizerApiKey, meSameReads, forgedRefresh, listSessions: listSessionsWarm, loginSameCalls, mfaVerify: mfaVerifyWarm, mfaVerifySameCalls };
 
   // Bundles and cold starts.
   const files = await bundles();
@@ -428,6 +444,8 @@ async function main(): Promise<void> {
   }
   const authorizerWarm = (results.warm as Record<string, { ops: number; floor: number }>).authorizer!;
   rows.push(['authorizer handler, warm, ops/s (floor: verify + its session and user read)', authorizerWarm.ops.toFixed(0), authorizerWarm.floor.toFixed(0), ratio(authorizerWarm.ops, authorizerWarm.floor), '>= 0.75']);
+  const apiKeyWarm = (results.warm as Record<string, { ops: number; floor: number }>).authorizerApiKey!;
+  rows.push(['the shared authorizer with an API key, warm, ops/s (floor: one GetItem + one SHA-256)', apiKeyWarm.ops.toFixed(0), apiKeyWarm.floor.toFixed(0), ratio(apiKeyWarm.ops, apiKeyWarm.floor), '>= 0.75']);
   // The floor here is our own normal refresh: a forgery may cost at most twice one (ratio >= 0.5).
   const forged = (results.warm as Record<string, { ops: number; floor: number }>).forgedRefresh!;
   rows.push(['forged refresh, session 10,000 deep, ops/s (floor: a normal refresh)', forged.ops.toFixed(0), forged.floor.toFixed(0), ratio(forged.ops, forged.floor), '>= 0.50']);

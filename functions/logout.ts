@@ -1,5 +1,5 @@
 import { ApiError } from '../lib/platform/errors.js';
-import { bearerToken, bodyText, httpHandler, ok, requestInfo } from '../lib/http/http.js';
+import { sessionBearerToken, bodyText, httpHandler, ok, requestInfo } from '../lib/http/http.js';
 import { app } from '../lib/app.js';
 import { optionalString, parseJsonObject } from '../lib/http/validation.js';
 
@@ -7,7 +7,7 @@ const { auth, config } = app();
 
 /** POST /v1/auth/logout (Bearer) {scope?: "local" | "global"} -> ends this session, or all of the user's. */
 export const handler = httpHandler(async (event, context) => {
-  const token = bearerToken(event);
+  const token = sessionBearerToken(event);
   const body = parseJsonObject(bodyText(event), { allowEmpty: true });
   const scope = optionalString(body, 'scope', 16) ?? 'local';
   if (scope !== 'local' && scope !== 'global') throw new ApiError('invalid_request', 'The field "scope" must be "local" or "global".');

@@ -1,9 +1,11 @@
 import { app } from '../lib/app.js';
-import { bearerToken, httpHandler, ok } from '../lib/http/http.js';
+import { apiKeyService } from '../lib/auth/api-key-service.js';
+import { bearerToken, httpHandler, ok, requestInfo } from '../lib/http/http.js';
 
-const { auth, config } = app();
+const { config } = app();
+const service = apiKeyService(app());
 
-/** GET /v1/auth/me (Bearer) -> the signed-in user as stored now. */
-export const handler = httpHandler(async (event) => {
-  return ok({ user: await auth.me(bearerToken(event)) });
+/** GET /v1/auth/me (Bearer: an access token or an API key) -> the signed-in user as stored now. */
+export const handler = httpHandler(async (event, context) => {
+  return ok({ user: await service.me(bearerToken(event), requestInfo(event, context)) });
 }, config, { storeDeadline: 'fast' });

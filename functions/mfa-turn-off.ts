@@ -1,5 +1,5 @@
 import { app } from '../lib/app.js';
-import { bearerToken, bodyText, httpHandler, ok, requestInfo } from '../lib/http/http.js';
+import { sessionBearerToken, bodyText, httpHandler, ok, requestInfo } from '../lib/http/http.js';
 import { mfaService } from '../lib/mfa/mfa-service.js';
 import { parseJsonObject, requiredTotpCode } from '../lib/http/validation.js';
 
@@ -8,7 +8,7 @@ const service = mfaService(app());
 
 /** DELETE /v1/auth/mfa/totp (Bearer) {code} -> TOTP and recovery codes removed (403 when the user's role requires them). */
 export const handler = httpHandler(async (event, context) => {
-  const token = bearerToken(event);
+  const token = sessionBearerToken(event);
   const code = requiredTotpCode(parseJsonObject(bodyText(event)));
   await service.turnOff(token, code, requestInfo(event, context));
   return ok({});

@@ -8,7 +8,8 @@ const { SERVICE, isProductionStage } = require('./tables.js');
 const NAMESPACE = 'VpnEnterprise/Auth';
 const FUNCTIONS = [
   'login', 'refresh', 'logout', 'me', 'listSessions', 'endSession', 'changePassword',
-  'mfaSetup', 'mfaActivate', 'mfaVerify', 'mfaRecoveryCodes', 'mfaTurnOff', 'authorizer', 'notFound',
+  'mfaSetup', 'mfaActivate', 'mfaVerify', 'mfaRecoveryCodes', 'mfaTurnOff', 'createApiKey', 'listApiKeys', 'revokeApiKey',
+  'authorizer', 'notFound',
 ];
 const TABLES = ['UsersTable', 'SessionsTable', 'AttemptsTable'];
 const FIVE_MINUTES = 300;
@@ -143,7 +144,13 @@ function dashboardBody(stage) {
       ]),
       widget(12, 33, 'Second factors: activated, turned off, recovery codes replaced', byDimension('SecondFactorChanged', 'reason', ['activated', 'turned_off', 'recovery_codes_replaced'])),
       widget(0, 15, 'Refreshes, refresh-token reuse, logouts', [service('TokenRefreshed'), service('RefreshTokenReused'), service('Logout')]),
-      widget(12, 15, 'Authorizer: allowed, denied', [service('AuthorizerAllowed'), service('AuthorizerDenied')]),
+      widget(12, 15, 'Authorizer: allowed, denied, by session or API key', [
+        service('AuthorizerAllowed'),
+        service('AuthorizerDenied'),
+        ...byDimension('AuthorizerAllowed', 'authMethod', ['session', 'api_key']),
+        ...byDimension('AuthorizerDenied', 'authMethod', ['session', 'api_key']),
+      ]),
+      widget(12, 27, 'API keys: created, revoked', [service('ApiKeyCreated'), service('ApiKeyRevoked')]),
       widget(0, 21, 'Authorizer duration p50 / p99 (ms)', [
         ['AWS/Lambda', 'Duration', 'FunctionName', functionName(stage, 'authorizer'), { stat: 'p50' }],
         ['AWS/Lambda', 'Duration', 'FunctionName', functionName(stage, 'authorizer'), { stat: 'p99' }],

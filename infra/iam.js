@@ -14,7 +14,7 @@ const SESSIONS_BY_USER = `SessionsTable/index/${SESSIONS_BY_USER_INDEX}`;
 
 /**
  * function name -> table (or `<table>/index/<name>`) logical id -> actions. `me` and the authorizer
- * read only.
+ * read, and write one thing only: an API key's `last_used_at`, at most once an hour per key.
  */
 const ACCESS = {
   login: {
@@ -61,10 +61,31 @@ const ACCESS = {
   me: {
     UsersTable: ['dynamodb:BatchGetItem'],
     SessionsTable: ['dynamodb:BatchGetItem'],
+    // An API key's slot (read with its user); UpdateItem: its last_used_at, at most once an hour.
+    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
   },
   authorizer: {
     UsersTable: ['dynamodb:BatchGetItem'],
     SessionsTable: ['dynamodb:BatchGetItem'],
+    // An API key's slot (read with its user); UpdateItem: its last_used_at, at most once an hour.
+    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+  },
+  // API keys (their items are in the attempts table); each checks the caller's session first.
+  createApiKey: {
+    UsersTable: ['dynamodb:BatchGetItem'],
+    SessionsTable: ['dynamodb:BatchGetItem'],
+    // BatchGetItem: every slot of the user; PutItem: the new key, on a slot still free.
+    AttemptsTable: ['dynamodb:BatchGetItem', 'dynamodb:PutItem'],
+  },
+  listApiKeys: {
+    UsersTable: ['dynamodb:BatchGetItem'],
+    SessionsTable: ['dynamodb:BatchGetItem'],
+    AttemptsTable: ['dynamodb:BatchGetItem'],
+  },
+  revokeApiKey: {
+    UsersTable: ['dynamodb:BatchGetItem'],
+    SessionsTable: ['dynamodb:BatchGetItem'],
+    AttemptsTable: ['dynamodb:UpdateItem'],
   },
   // Second factors (the MFA state is on the user item; mfa_tokens are in the attempts table).
   mfaSetup: {
@@ -105,7 +126,7 @@ const ACCESS = {
 const MFA_KEY_READERS = ['mfaSetup', 'mfaActivate', 'mfaVerify', 'mfaRecoveryCodes', 'mfaTurnOff'];
 
 /** Functions that sign or verify tokens, and so read the stage's signing-key parameter. */
-const KEY_READERS = ['login', 'refresh', 'logout', 'me', 'authorizer', 'listSessions', 'endSession', 'changePassword', ...MFA_KEY_READERS];
+const KEY_READERS = ['login', 'refresh', 'logout', 'me', 'authorizer', 'listSessions', 'endSession', 'changePassword', 'createApiKey', 'listApiKeys', 'revokeApiKey', ...MFA_KEY_READERS];
 
 /** The ARN of a table, or of one index of it (`<table>/index/<name>`). */
 function tableArn(name) {

@@ -24,6 +24,7 @@ const SETTINGS = {
   PASSWORD_MIN_LENGTH: 'passwordMinLength',
   SESSION_IDLE_SECONDS: 'sessionIdleSeconds',
   MAX_SESSIONS_PER_USER: 'maxSessionsPerUser',
+  MAX_API_KEYS_PER_USER: 'maxApiKeysPerUser',
   STORE_DEADLINE_FAST_MS: 'storeDeadlineFastMs',
   STORE_DEADLINE_MS: 'storeDeadlineMs',
   MFA_REQUIRED_ROLES: 'mfaRequiredRoles',

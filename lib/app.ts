@@ -1,5 +1,6 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AuthService } from './auth/auth-service.js';
+import { ApiKeysRepository } from './store/api-keys.js';
 import { loadConfig, parseSigningKeys, type Config, type KeySource } from './platform/config.js';
 import { createDocumentClient } from './platform/dynamo.js';
 import { LoginAttempts } from './store/login-attempts.js';
@@ -18,6 +19,7 @@ export interface App {
   users: UsersRepository;
   sessions: SessionsRepository;
   attempts: LoginAttempts;
+  apiKeys: ApiKeysRepository;
   keyRing: KeyRing;
   /** The MFA key ring (lib/mfa/secret-box.ts); undefined when none is configured. */
   mfaKeyRing: KeyRing | undefined;
@@ -46,6 +48,7 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
   const users = new UsersRepository(db, config.usersTable);
   const sessions = new SessionsRepository(db, config.sessionsTable, config.usersTable);
   const attempts = new LoginAttempts(db, config.attemptsTable, config.usersTable, config.sessionsTable, config.loginLimits, config.deviceTokenTtlSeconds);
+  const apiKeys = new ApiKeysRepository(db, config.attemptsTable, config.usersTable);
   const keyRing = createKeyRing(config.signingKeySource, 'JWT_SECRET_PARAMETER', 'signing_keys', config, db, clock);
   const mfaKeyRing = config.mfa.keySource && createKeyRing(config.mfa.keySource, 'MFA_KEY_PARAMETER', 'mfa_keys', config, db, clock);
   const tokens = new AccessTokens({
@@ -56,7 +59,7 @@ export function createApp(config: Config, clock: Clock = () => new Date()): App 
     clock,
   });
   const auth = new AuthService({ config, keyRing, users, sessions, attempts, tokens, clock });
-  return { config, db, users, sessions, attempts, keyRing, mfaKeyRing, tokens, auth, clock };
+  return { config, db, users, sessions, attempts, apiKeys, keyRing, mfaKeyRing, tokens, auth, clock };
 }
 
 let current: App | undefined;

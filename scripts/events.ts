@@ -3,8 +3,8 @@
  * `npx serverless invoke local -f <fn> -p events/<fn>.json` works for every function against the
  * running `npm start`. Signs the demo user in over HTTP (PORT, DEMO_USER_EMAIL, DEMO_USER_PASSWORD
  * as `npm start` takes them) and writes the new access token into the Authorization header of
- * me, logout, list-sessions, end-session, change-password, the MFA endpoints that take one and the
- * authorizer, the refresh token
+ * me, logout, list-sessions, end-session, change-password, the MFA endpoints that take one, the three
+ * API-key endpoints and the authorizer, the refresh token
  * into refresh's body, a second sign-in's session id into end-session's path, and what the
  * authorizer would pass on into the example route's context. change-password's event asks for the
  * demo password as the new one, so invoking it is refused by the policy (400 weak_password) after
@@ -12,7 +12,10 @@
  * change it. The MFA events are answered without changing the demo user's sign-in: setup (its
  * `current_password` the demo password, as change-password's is) leaves a pending secret,
  * activate's code and verify's token are placeholders (401), and with no TOTP on there are no
- * recovery codes to replace (its `code` a placeholder) and nothing to turn off (409).
+ * recovery codes to replace (its `code` a placeholder) and nothing to turn off (409). Invoking
+ * create-api-key makes a real key for the demo user (revoke it with revoke-api-key's event, its id
+ * filled in by hand, or `npm run users -- revoke-api-key --id ID`); revoke-api-key's committed id
+ * is a placeholder (404).
  * (`git checkout events/` puts the placeholders back.)
  * `npm start` writes `.env.<stage>`, which the framework loads (`useDotenv`), so invoke local reads
  * the same tables and key as the running stack.
@@ -63,7 +66,7 @@ runCli({
     const body = await signIn();
     const other = await signIn();
     const bearer = `Bearer ${body.token}`;
-    for (const fn of ['me', 'logout', 'list-sessions', 'change-password', 'mfa-setup', 'mfa-activate', 'mfa-recovery-codes', 'mfa-turn-off']) {
+    for (const fn of ['me', 'logout', 'list-sessions', 'change-password', 'mfa-setup', 'mfa-activate', 'mfa-recovery-codes', 'mfa-turn-off', 'create-api-key', 'list-api-keys', 'revoke-api-key']) {
       edit(dir, fn, (event) => (event.headers.authorization = bearer));
     }
     edit(dir, 'end-session', (event) => {
@@ -83,7 +86,7 @@ runCli({
       const claims = decodeJwt(body.token!);
       event.requestContext.authorizer = { lambda: { sub: body.user!.id, sid: claims.sid, role: body.user!.role, amr: (claims.amr as string[]).join(',') } };
     });
-    return `Fresh tokens for ${email} in ${dir}: me, logout, list-sessions, end-session, change-password, mfa-*, authorizer, refresh, example-protected.\n` +
+    return `Fresh tokens for ${email} in ${dir}: me, logout, list-sessions, end-session, change-password, mfa-*, *-api-key(s), authorizer, refresh, example-protected.\n` +
       'Try: npx serverless invoke local -f me -p events/me.json';
   },
 });

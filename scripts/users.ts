@@ -5,7 +5,8 @@
  */
 import { createInterface } from 'node:readline';
 import { ConfigError, MAX_REFRESH_TOKEN_TTL_SECONDS, dynamodbEndpointFrom, loadSessionPolicy, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
-import { sessionIdToBytes } from '../lib/platform/ids.js';
+import { MAX_API_KEY_SLOTS, parseApiKeyId, sessionIdToBytes } from '../lib/platform/ids.js';
+import { ApiKeysRepository, isApiKeyLive, toPublicApiKey, type ApiKey } from '../lib/store/api-keys.js';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { unlockAccount } from '../lib/store/login-attempts.js';
@@ -30,10 +31,14 @@ Commands:
   set-password --email E [--password-stdin]   (ends all the user's sessions)
   sessions --email E [--json]  the user's live sessions, newest first
   end-session --id ID        end one session
-  revoke-sessions --email E  end all the user's sessions (and device tokens)
+  revoke-sessions --email E [--include-api-keys]
+                             end all the user's sessions (and device tokens); with --include-api-keys,
+                             every API key too (an incident: a password change or a global logout leaves keys)
+  api-keys --email E [--json]  the user's live API keys, newest first
+  revoke-api-key --id ID     revoke one API key (its id, ak_…, as listed)
   unlock --email E           clear the account's brute-force counters (every IP, the hourly cap, its device tokens' locks)
   mfa-reset --email E        remove the user's TOTP and recovery codes (a lost authenticator) and end all
-                             their sessions; a user whose role requires two factors enrols again at the next sign-in
+                             their sessions and API keys; a user whose role requires two factors enrols again at the next sign-in
 
 Options:
   --stage S          stage whose tables to use (default: $STAGE or dev)
@@ -46,7 +51,7 @@ with the rule a refused one breaks.`;
 
 const ARGS: ArgSpec = {
   values: new Set(['email', 'name', 'role', 'stage', 'id']),
-  flags: new Set(['password-stdin', 'aws', 'help', 'json']),
+  flags: new Set(['password-stdin', 'aws', 'help', 'json', 'include-api-keys']),
   refused: { password: 'Passwords are never given on the command line: use --password-stdin or the prompt' },
 };
 
@@ -131,6 +136,15 @@ function sessionTable(sessions: SessionSummary[]): string {
   return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')).join('\n');
 }
 
+function apiKeyTable(keys: ApiKey[]): string {
+  const rows = [['ID', 'NAME', 'ROLE', 'CREATED', 'EXPIRES', 'LAST USED', 'HINT'], ...keys.map((key) => {
+    const view = toPublicApiKey(key);
+    return [view.id, JSON.stringify(view.name), view.role, view.created_at, view.expires_at, view.last_used_at ?? 'never', key.hint];
+  })];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')).join('\n');
+}
+
 /** The stage's settings the commands need beyond the store's. */
 interface StageSettings {
   sessionIdleSeconds: number;
@@ -195,14 +209,35 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, s
       const user = await userByEmail(users, emailOption(args));
       const reset = await new MfaRepository(db, store.usersTable).reset(user.id, now);
       if (!reset) throw new UserNotFoundError(`with email ${user.email}`);
-      audit('users-cli', 'mfa_reset', { userId: user.id, had: totpOf(user) });
-      return `Two-factor sign-in reset for ${user.email} (was ${totpOf(user)}): TOTP and recovery codes removed, all of their sessions have ended.`;
+      // Whoever took over the second factor may have made keys: they end too.
+      await users.revokeAllApiKeys(user.id, now);
+      audit('users-cli', 'mfa_reset', { userId: user.id, had: totpOf(user), apiKeysEnded: true });
+      return `Two-factor sign-in reset for ${user.email} (was ${totpOf(user)}): TOTP and recovery codes removed, all of their sessions and API keys have ended.`;
     }
     case 'revoke-sessions': {
       const user = await userByEmail(users, emailOption(args));
+      const withKeys = args.options.has('include-api-keys');
       await users.revokeAllSessions(user.id, now);
-      audit('users-cli', 'logout_all', { userId: user.id });
-      return `All sessions of ${user.email} have ended.`;
+      if (withKeys) await users.revokeAllApiKeys(user.id, now);
+      audit('users-cli', 'logout_all', { userId: user.id, apiKeysEnded: withKeys });
+      return withKeys ? `All sessions and API keys of ${user.email} have ended.` : `All sessions of ${user.email} have ended (API keys stand: --include-api-keys ends them too).`;
+    }
+    case 'api-keys': {
+      const user = await userByEmail(users, emailOption(args));
+      // Every slot there can be, whatever the stage's MAX_API_KEYS_PER_USER (a key made under a higher limit still works).
+      const slots = await new ApiKeysRepository(db, store.attemptsTable, store.usersTable).slots(user.id, MAX_API_KEY_SLOTS);
+      const keys = [...slots.values()].filter((key) => isApiKeyLive(key, user, now)).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      audit('users-cli', 'api_keys_listed', { userId: user.id, count: keys.length });
+      if (args.options.has('json')) return JSON.stringify(keys.map((key) => ({ ...toPublicApiKey(key), hint: key.hint })), null, 2);
+      return keys.length === 0 ? `${user.email} has no live API key.` : apiKeyTable(keys);
+    }
+    case 'revoke-api-key': {
+      const id = required(args, 'id');
+      const parsed = parseApiKeyId(id);
+      const before = parsed && (await new ApiKeysRepository(db, store.attemptsTable, store.usersTable).revoke(parsed.userId, parsed.slot, id, now));
+      if (!before) throw new UsageError(`No API key with id ${JSON.stringify(id)}`);
+      audit('users-cli', 'api_key_revoked', { userId: before.userId, keyId: id, by: 'operator', wasRevoked: before.revokedAt !== undefined });
+      return `API key ${id} (${JSON.stringify(before.name)}) has ended.`;
     }
     default:
       throw new UsageError(args.command === undefined ? 'A command is required' : `Unknown command "${args.command}"`);

@@ -3,8 +3,11 @@ import type { Caller, StandingSession } from './auth-service.js';
 import { oncePer } from '../platform/memo.js';
 import type { Config } from '../platform/config.js';
 import { isDeviceLive, parseDeviceToken } from '../store/device-tokens.js';
-import { ApiError } from '../platform/errors.js';
-import { log } from '../platform/log.js';
+import { ApiError, bearerError } from '../platform/errors.js';
+import { digestsEqual, parseApiKey } from '../platform/ids.js';
+import { describeError, log } from '../platform/log.js';
+import type { Role } from '../platform/config.js';
+import { isApiKeyLive, isUseDue, type ApiKey, type ApiKeysRepository } from '../store/api-keys.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
 import type { Lock, LoginAttempts, LoginState, Reservation, TrustedDevice } from '../store/login-attempts.js';
 import type { CodeLimits, MfaRepository } from '../store/mfa.js';
@@ -29,6 +32,7 @@ import { epochSeconds } from '../store/sessions.js';
  * | current password | password change, TOTP set-up by a session | that session's own (5 in a row) | whoever holds the session |
  * | TOTP code | sign-in's second step, TOTP off, new recovery codes, proving a pending secret (activation) | the mfa_token's (5, at sign-in), the account's wrong codes in a row (MFA_MAX_FAILURES, locks doubling), the device token presented at the sign-in (its own) | whoever holds the password or a session |
  * | recovery code | sign-in's second step | the mfa_token's, the account's wrong recovery codes in a row (MFA_MAX_FAILURES; a right recovery code or an unlock resets it: past the limit, only an unlock) | whoever holds the password |
+ * | API key | the authorizer, /auth/me | no counter: 256 random bits, and a bad checksum costs no read | nothing a stranger could fill |
  *
  * So a stranger, who has no password, session or device token, can fill only the first row's
  * counters, and none of them ever refuses a device token, a session or a second factor.
@@ -62,6 +66,16 @@ export interface VerifiedPassword {
   /** Without a device token: the pair, IP and account slots reserved. */
   reservation: Reservation | undefined;
 }
+
+/** An API key that checked out: its owner as stored now, and the role it acts with. */
+export interface VerifiedApiKey {
+  user: User;
+  key: ApiKey;
+  /** The lower of the key's role and its owner's role now. */
+  role: Role;
+}
+
+const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 };
 
 /** How a second factor is proven. */
 export type SecondFactor = { code: string } | { recoveryCode: string };
@@ -340,6 +354,38 @@ interface Reserved {
 
 const kindOf = (proof: SecondFactor): 'code' | 'recovery_code' => ('code' in proof ? 'code' : 'recovery_code');
 
+
+/**
+ * An API key (`vak_…`): its shape and checksum first (no I/O: noise costs no read), then one
+ * BatchGetItem of its slot and its owner, the hash compared in constant time; refused unless the
+ * key is live (not revoked, not expired by the clock, of the owner's current `api_key_epoch`) and
+ * the owner active. No counter: a key is 256 random bits, so there is nothing to guess and
+ * nothing a stranger could fill. A use records `last_used_at` at most once an hour, best effort.
+ * Refused: 401 `invalid_token`, with the challenge of a bad access token.
+ */
+export async function checkApiKey(
+  deps: { apiKeys: ApiKeysRepository; clock: Clock },
+  presented: string,
+  caller: Partial<Caller> = {},
+  { lastLogin = false } = {},
+): Promise<VerifiedApiKey> {
+  const parsed = parseApiKey(presented);
+  const refuse = (reason: string, keyId?: string) => {
+    log.info('api_key_refused', { reason, keyId, userId: parsed?.userId, ...caller });
+    return bearerError('invalid_token', true);
+  };
+  if (!parsed) throw refuse('malformed');
+  const { key, user } = await deps.apiKeys.getWithUser(parsed.userId, parsed.slot, { lastLogin });
+  const now = deps.clock();
+  if (!key || !user || !digestsEqual(parsed.hash, key.keyHash)) throw refuse('unknown_key');
+  if (!isApiKeyLive(key, user, now)) throw refuse(key.revokedAt ? 'revoked' : key.apiKeyEpoch !== user.apiKeyEpoch ? 'ended' : 'expired', key.id);
+  if (user.status !== 'active') throw refuse('user_disabled', key.id);
+  if (isUseDue(key, now)) {
+    // Bookkeeping: a failure here must not refuse a good key.
+    await deps.apiKeys.touch(key, now).catch((error: unknown) => log.warn('api_key_use_not_recorded', { keyId: key.id, ...describeError(error) }));
+  }
+  return { user, key, role: ROLE_RANK[key.role] <= ROLE_RANK[user.role] ? key.role : user.role };
+}
 
 /** The password checks over an app's repositories (one per app); the MFA service makes its own, with the second factor's stores. */
 export const credentials = oncePer((app: App) => new Credentials(app));

@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { DEFAULT_STORE_DEADLINES_MS, type HttpPolicy, type StoreDeadlines } from '../platform/config.js';
 import { withStoreDeadline } from '../platform/dynamo.js';
 import { ApiError, bearerError, unavailable } from '../platform/errors.js';
+import { looksLikeApiKey } from '../platform/ids.js';
 import { describeError, log, logger } from '../platform/log.js';
 import { METRIC, countMetric, publishMetrics } from '../platform/metrics.js';
 import { MAX_BODY_BYTES } from './validation.js';
@@ -28,6 +29,11 @@ export function ok<T extends object>(body: T): HttpResult {
   return json(200, { success: true, ...body });
 }
 
+/** 201: something was created (an API key). */
+export function created<T extends object>(body: T): HttpResult {
+  return json(201, { success: true, ...body });
+}
+
 /** The raw request body as text, refusing anything over the size limit before it is parsed. */
 export function bodyText(event: HttpEvent): string | undefined {
   if (event.body === undefined || event.body === null) return undefined;
@@ -46,11 +52,22 @@ export function bearerToken(event: HttpEvent): string {
 }
 
 /**
+ * The bearer of an endpoint that only a session may call (logout, password change, the MFA and
+ * sessions endpoints, the API-key endpoints): an API key presented there is 403 `session_required`,
+ * whatever it holds, so a key can never mint or manage credentials. The one place that says so.
+ */
+export function sessionBearerToken(event: HttpEvent): string {
+  const token = bearerToken(event);
+  if (looksLikeApiKey(token)) throw new ApiError('session_required');
+  return token;
+}
+
+/**
  * Who is setting up a second factor: a signed-in user (an `Authorization: Bearer` header, which
  * wins), or a sign-in that must enrol first (`mfa_token` in the body); neither is a 401.
  */
 export function bearerOrMfaToken(event: HttpEvent, body: Record<string, unknown>): { accessToken: string } | { mfaToken: string } {
-  if (headerValue(event, 'authorization') !== undefined) return { accessToken: bearerToken(event) };
+  if (headerValue(event, 'authorization') !== undefined) return { accessToken: sessionBearerToken(event) };
   const mfaToken = body.mfa_token;
   if (mfaToken === undefined) throw bearerError('invalid_token', false);
   if (typeof mfaToken !== 'string') throw new ApiError('invalid_request', 'The field "mfa_token" must be a string.');

@@ -1,5 +1,6 @@
 import { normalizeRecoveryCode } from '../mfa/recovery-codes.js';
 import { ApiError } from '../platform/errors.js';
+import { ROLES, type Role } from '../platform/config.js';
 
 /** Request bodies are small objects; anything larger is rejected before parsing. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -91,4 +92,18 @@ export function secondFactorOf(body: JsonObject): { code: string } | { recoveryC
   const hasCode = body.code !== undefined;
   if (hasCode === (body.recovery_code !== undefined)) throw invalid('Send exactly one of "code" and "recovery_code".');
   return hasCode ? { code: requiredTotpCode(body) } : { recoveryCode: requiredRecoveryCode(body) };
+}
+
+export const MAX_API_KEY_NAME_LENGTH = 64;
+
+/** POST /api-keys: `name` (1–64 characters), `expires_in_days` (an integer 1–365, default 90), `role`? (`admin` or `user`). */
+export function apiKeyRequestOf(body: JsonObject): { name: string; expiresInDays: number; role: Role | undefined } {
+  const name = requiredString(body, 'name', MAX_API_KEY_NAME_LENGTH);
+  const days = body.expires_in_days;
+  if (days !== undefined && (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 365)) {
+    throw invalid('The field "expires_in_days" must be a whole number of days from 1 to 365.');
+  }
+  const role = body.role;
+  if (role !== undefined && !(ROLES as readonly unknown[]).includes(role)) throw invalid(`The field "role" must be one of ${ROLES.map((r) => `"${r}"`).join(', ')}.`);
+  return { name, expiresInDays: (days as number | undefined) ?? 90, role: role as Role | undefined };
 }

@@ -142,6 +142,8 @@ export interface Config extends StoreConfig, HttpPolicy {
   refreshReuseGraceSeconds: number;
   /** How long a device token handed out at sign-in stays good (renewed by each sign-in with it). */
   deviceTokenTtlSeconds: number;
+  /** How many live API keys a user may have (lib/store/api-keys.ts: one slot each). */
+  maxApiKeysPerUser: number;
 }
 
 export const MIN_SECRET_BYTES = 32;
@@ -390,6 +392,8 @@ export function loadConfig(env: Env = process.env): Config {
     refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
     deviceTokenTtlSeconds: integer(env, 'DEVICE_TOKEN_TTL_SECONDS', 31_536_000, 60, 63_072_000),
     sessionPolicy: loadSessionPolicy(env),
+    // At most 100: one BatchGetItem reads every slot of a user.
+    maxApiKeysPerUser: integer(env, 'MAX_API_KEYS_PER_USER', 10, 1, 100),
     loginLimits: {
       maxFailures: integer(env, 'LOGIN_MAX_FAILURES', 5, 1, 100),
       lockoutSeconds: integer(env, 'LOGIN_LOCKOUT_SECONDS', 900, 1, 86_400),

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { crc32Base64url } from './checksum.js';
 
 /** Ids are 128 random bits in base64url: unguessable, and packable into a refresh token. */
 const ID_BYTES = 16;
@@ -73,4 +74,75 @@ export function parseUserToken(prefix: string, value: string): UserToken | undef
   const bytes = Buffer.from(body, 'base64url');
   if (bytes.length !== USER_TOKEN_BYTES || bytes.toString('base64url') !== body) return undefined;
   return { userId: userIdFromBytes(bytes.subarray(0, ID_BYTES)), hash: tokenHash(value) };
+}
+
+/**
+ * API keys: `vak_` + base64url(user id ‖ slot ‖ 256 random bits) + a checksum, the CRC-32 of
+ * everything before it in base64url (6 characters), as GitHub's tokens carry one: a secret
+ * scanner can tell a real key from noise offline, and a key with a wrong checksum or shape is
+ * refused before any read. The user id and slot name the one item that holds the key's hash.
+ * Only SHA-256 of the whole key is stored.
+ */
+export const API_KEY_PREFIX = 'vak_';
+/** How many slots a user's keys may occupy at most (MAX_API_KEYS_PER_USER is at most this; one BatchGetItem reads 100 keys). */
+export const MAX_API_KEY_SLOTS = 100;
+const API_KEY_SECRET_BYTES = 32;
+const API_KEY_BODY_BYTES = ID_BYTES + 1 + API_KEY_SECRET_BYTES;
+const API_KEY_BODY_LENGTH = Math.ceil((API_KEY_BODY_BYTES * 4) / 3);
+const CHECKSUM_LENGTH = 6;
+export const API_KEY_LENGTH = API_KEY_PREFIX.length + API_KEY_BODY_LENGTH + CHECKSUM_LENGTH;
+
+export interface ParsedApiKey {
+  userId: string;
+  slot: number;
+  /** SHA-256 of the key, base64url: the only form stored. */
+  hash: string;
+}
+
+/** Whether a bearer value claims to be an API key (its prefix only: a session-only endpoint refuses it as such). */
+export function looksLikeApiKey(value: string): boolean {
+  return value.startsWith(API_KEY_PREFIX);
+}
+
+export function newApiKey(userId: string, slot: number): ParsedApiKey & { key: string } {
+  const body = Buffer.concat([userIdToBytes(userId)!, Buffer.of(slot), randomBytes(API_KEY_SECRET_BYTES)]).toString('base64url');
+  const unchecked = API_KEY_PREFIX + body;
+  const key = unchecked + crc32Base64url(unchecked);
+  return { key, userId, slot, hash: tokenHash(key) };
+}
+
+/** The parts of a well-formed key whose checksum holds; undefined for anything else. No I/O. */
+export function parseApiKey(value: string): ParsedApiKey | undefined {
+  if (value.length !== API_KEY_LENGTH || !value.startsWith(API_KEY_PREFIX)) return undefined;
+  const unchecked = value.slice(0, -CHECKSUM_LENGTH);
+  if (crc32Base64url(unchecked) !== value.slice(-CHECKSUM_LENGTH)) return undefined;
+  const body = unchecked.slice(API_KEY_PREFIX.length);
+  const bytes = Buffer.from(body, 'base64url');
+  if (bytes.length !== API_KEY_BODY_BYTES || bytes.toString('base64url') !== body) return undefined;
+  const slot = bytes[ID_BYTES]!;
+  if (slot >= MAX_API_KEY_SLOTS) return undefined;
+  return { userId: userIdFromBytes(bytes.subarray(0, ID_BYTES)), slot, hash: tokenHash(value) };
+}
+
+/**
+ * An API key's public id: `ak_` + base64url(user id ‖ slot ‖ 48 random bits). It names the key in
+ * lists and in DELETE /api-keys/{id}, which finds the slot from it; the random part tells the key
+ * apart from a later one in the same slot. Not a secret.
+ */
+const API_KEY_ID_PREFIX = 'ak_';
+const API_KEY_ID_RANDOM_BYTES = 6;
+const API_KEY_ID_BYTES = ID_BYTES + 1 + API_KEY_ID_RANDOM_BYTES;
+
+export function newApiKeyId(userId: string, slot: number): string {
+  return API_KEY_ID_PREFIX + Buffer.concat([userIdToBytes(userId)!, Buffer.of(slot), randomBytes(API_KEY_ID_RANDOM_BYTES)]).toString('base64url');
+}
+
+/** The user and slot of a well-formed key id; undefined for anything else. */
+export function parseApiKeyId(id: string): { userId: string; slot: number } | undefined {
+  if (!id.startsWith(API_KEY_ID_PREFIX) || id.length !== API_KEY_ID_PREFIX.length + Math.ceil((API_KEY_ID_BYTES * 4) / 3)) return undefined;
+  const body = id.slice(API_KEY_ID_PREFIX.length);
+  const bytes = Buffer.from(body, 'base64url');
+  if (bytes.length !== API_KEY_ID_BYTES || bytes.toString('base64url') !== body) return undefined;
+  const slot = bytes[ID_BYTES]!;
+  return slot < MAX_API_KEY_SLOTS ? { userId: userIdFromBytes(bytes.subarray(0, ID_BYTES)), slot } : undefined;
 }

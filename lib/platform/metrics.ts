@@ -6,7 +6,7 @@ import { SERVICE_NAME } from './log.js';
  * Operational metrics: Powertools Metrics in CloudWatch's embedded metric format, one JSON line on
  * stdout that CloudWatch Logs turns into metrics (no SDK call, no IAM). Namespace
  * `VpnEnterprise/Auth`, dimensions `service` and `stage`, plus at most one more of bounded
- * cardinality (a reason, a limit, a scope): never a user, an email, an IP or a session.
+ * cardinality (a reason, a limit, a scope, an authMethod): never a user, an email, an IP or a session.
  */
 export const METRICS_NAMESPACE = 'VpnEnterprise/Auth';
 
@@ -37,8 +37,13 @@ export const METRIC = {
   secondFactorChanged: 'SecondFactorChanged',
   /** reason: code | recovery_code. An account's wrong second factors reached MFA_MAX_FAILURES: a lock began. */
   secondFactorLocked: 'SecondFactorLocked',
+  /** authMethod: session | api_key */
   authorizerAllowed: 'AuthorizerAllowed',
+  /** authMethod: session | api_key (what the bearer claimed to be) */
   authorizerDenied: 'AuthorizerDenied',
+  apiKeyCreated: 'ApiKeyCreated',
+  /** A live key revoked by its owner (an operator's revoke-api-key is in the audit log). */
+  apiKeyRevoked: 'ApiKeyRevoked',
   serviceUnavailable: 'ServiceUnavailable',
 } as const;
 
@@ -48,7 +53,7 @@ type MetricName = (typeof METRIC)[keyof typeof METRIC];
  * Count one event. With a dimension it is counted twice: in total (what the alarms watch) and by
  * that dimension (what the dashboard breaks down), the latter in an EMF record of its own.
  */
-export function countMetric(name: MetricName, dimension?: { name: 'reason' | 'limit' | 'scope'; value: string }): void {
+export function countMetric(name: MetricName, dimension?: { name: 'reason' | 'limit' | 'scope' | 'authMethod'; value: string }): void {
   metrics.addMetric(name, MetricUnit.Count, 1);
   if (!dimension) return;
   const single = metrics.singleMetric();

@@ -17,6 +17,8 @@ export interface User {
   lastLogin: string | null;
   /** Sessions created under an older epoch are over: bumping it ends every session at once. */
   sessionEpoch: number;
+  /** API keys made under an older epoch are over: bumping it ends every key of the user at once (lib/store/api-keys.ts). */
+  apiKeyEpoch: number;
   /** The second factor, when one was set up (lib/store/mfa.ts writes it). */
   totp: TotpState | undefined;
   /**
@@ -124,6 +126,7 @@ interface UserItem {
   /** Written here before last sign-ins moved to their own item; still read when that item is missing. */
   last_login?: string;
   session_epoch: number;
+  api_key_epoch?: number;
   totp_status?: TotpStatus;
   totp_secret?: string;
   totp_last_step?: number;
@@ -152,6 +155,7 @@ export function userFromItem(item: Record<string, unknown>, lastLoginItem?: Reco
     createdAt: row.created_at,
     lastLogin: (lastLoginItem?.last_login as string | undefined) ?? row.last_login ?? null,
     sessionEpoch: row.session_epoch ?? 0,
+    apiKeyEpoch: row.api_key_epoch ?? 0,
     totp:
       row.totp_status && row.totp_secret
         ? {
@@ -295,6 +299,14 @@ export class UsersRepository {
 
   async revokeAllSessions(id: string, at: Date): Promise<User> {
     return this.update(id, 'SET updated_at = :at ADD session_epoch :one', { ':at': at.toISOString(), ':one': 1 });
+  }
+
+  /**
+   * End every API key of the user at once (`mfa-reset`, `revoke-sessions --include-api-keys`): a key
+   * made under an older epoch is refused. A password change and a global logout leave keys alone.
+   */
+  async revokeAllApiKeys(id: string, at: Date): Promise<User> {
+    return this.update(id, 'SET updated_at = :at ADD api_key_epoch :one', { ':at': at.toISOString(), ':one': 1 });
   }
 
   async list(): Promise<User[]> {

@@ -25,7 +25,7 @@ describe('the shared Lambda authorizer, over HTTP', () => {
 
     // Assess
     expect(allowed.status).toBe(200);
-    expect(allowed.body).toEqual({ success: true, caller: { sub: user.id, sid, role: 'admin', amr: 'pwd' } });
+    expect(allowed.body).toEqual({ success: true, caller: { userId: user.id, sub: user.id, sid, role: 'admin', amr: 'pwd', authMethod: 'session' } });
   });
 
   it("refuses a missing token with 401 and a forged one with 403, in API Gateway's own bodies", async () => {

@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { crc32Base64url } from '../../lib/platform/checksum.js';
+import { apiUrl } from '../support/context.js';
 import { e2eApp, login, requestFrom, type SourcedReply } from '../support/http.js';
 import { createUser } from '../support/store.js';
 
@@ -38,9 +40,31 @@ const body = fc.oneof(
     },
     { requiredKeys: [] },
   ).map((value) => JSON.stringify(value)),
+  fc.record(
+    {
+      name: fc.oneof(fc.string({ maxLength: 80 }), anyValue),
+      expires_in_days: fc.oneof(fc.integer({ min: -5, max: 400 }), fc.double(), anyValue),
+      role: fc.oneof(fc.constantFrom('admin', 'user', 'root'), anyValue),
+    },
+    { requiredKeys: [] },
+  ).map((value) => JSON.stringify(value)),
+);
+/**
+ * Random `vak_` strings: any text after the prefix, base64url of a key's length (a checksum that
+ * almost never holds), and well-checksummed ones of random bytes (a read of a user that is not there).
+ */
+const base64url = fc.stringMatching(/^[A-Za-z0-9_-]{0,100}$/);
+const apiKeyish = fc.oneof(
+  headerText.map((text) => `vak_${text}`),
+  base64url.map((text) => `vak_${text}`),
+  fc.uint8Array({ minLength: 49, maxLength: 49 }).map((bytes) => {
+    const unchecked = `vak_${Buffer.from(bytes).toString('base64url')}`;
+    return unchecked + crc32Base64url(unchecked);
+  }),
 );
 const authorization = fc.oneof(
   headerText,
+  apiKeyish.map((key) => `Bearer ${key}`),
   headerText.map((text) => `Bearer ${text}`),
   fc.tuple(fc.base64String(), fc.base64String(), fc.base64String()).map(([a, b, c]) => `bearer eyJ${a}.eyJ${b}.${c}`),
   fc.constant('Bearer'),
@@ -103,6 +127,26 @@ describe('fuzzing every endpoint with random bodies and headers (fast-check)', (
     ['DELETE', '/mfa/totp', '127.0.0.51'],
   ] as const)(`answers ${RUNS / 8} random %s %s requests without a 5xx and with a well-formed body`, async (method, path, sourceIp) => {
     await fuzzWithToken(method, fc.constant(path), sourceIp, RUNS / 8);
+  }, 180_000);
+
+  // The API-key endpoints (half of the runs with a live session's token: keys are made up to the limit).
+  it.each([
+    ['POST', fc.constant('/api-keys'), '127.0.0.52'],
+    ['GET', fc.constant('/api-keys'), '127.0.0.53'],
+    ['DELETE', fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/).map((id) => `ak_${id}`), fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/), fc.constantFrom('%20', '%00', 'x'.repeat(300))).map((id) => `/api-keys/${id}`), '127.0.0.54'],
+  ] as const)(`answers ${RUNS / 8} random %s API-key requests without a 5xx and with a well-formed body`, async (method, path, sourceIp) => {
+    await fuzzWithToken(method, path, sourceIp, RUNS / 8);
+  }, 180_000);
+
+  it(`lets the shared authorizer answer ${RUNS / 4} random vak_ keys with a refusal, never a 5xx`, async () => {
+    await fc.assert(
+      fc.asyncProperty(apiKeyish, async (key) => {
+        const response = await fetch(`${apiUrl()}/v1/example/protected`, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(20_000) });
+        await response.text();
+        expect(response.status).toBe(403);
+      }),
+      { numRuns: RUNS / 4 },
+    );
   }, 180_000);
 
   /** Random requests, half of them with a live token. */

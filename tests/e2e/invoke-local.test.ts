@@ -86,6 +86,11 @@ describe('serverless invoke local -f <fn> -p events/<fn>.json, after the one hel
       recoveryCodes: await invoke('mfaRecoveryCodes', 'mfa-recovery-codes'),
       turnOff: await invoke('mfaTurnOff', 'mfa-turn-off'),
     };
+    const apiKeys = {
+      create: await invoke('createApiKey', 'create-api-key'),
+      list: await invoke('listApiKeys', 'list-api-keys'),
+      revoke: await invoke('revokeApiKey', 'revoke-api-key'),
+    };
     const refresh = await invoke('refresh', 'refresh');
     const logout = await invoke('logout', 'logout');
     const login = await invoke('login', 'login');
@@ -106,6 +111,12 @@ describe('serverless invoke local -f <fn> -p events/<fn>.json, after the one hel
     expect(refresh.statusCode).toBe(200);
     expect(logout.statusCode).toBe(200);
     expect(login.statusCode).toBe(200);
+    // A real key for the demo user, listed; the committed revoke event's id is a placeholder
+    expect(apiKeys.create.statusCode).toBe(201);
+    expect(apiKeys.create.body.key).toMatch(/^vak_/);
+    expect(apiKeys.list.statusCode).toBe(200);
+    expect(apiKeys.list.body.api_keys.map((key: { id: string }) => key.id)).toContain(apiKeys.create.body.api_key.id);
+    expect(`${apiKeys.revoke.statusCode} ${apiKeys.revoke.body.error.code}`).toBe('404 api_key_not_found');
     // The MFA events leave the demo user's sign-in as it is: a pending secret, placeholders refused
     expect(mfa.setup.statusCode).toBe(200);
     expect(mfa.setup.body.secret).toMatch(/^[A-Z2-7]{32}$/);

@@ -139,12 +139,31 @@ describe('the packaged CloudFormation template', () => {
     expect(dynamoOf('ChangePassword').AttemptsTable).toEqual(['dynamodb:BatchWriteItem']);
   });
 
-  it('lets /auth/me and the authorizer only read', () => {
+  it('lets /auth/me and the authorizer only read, but for an API key\'s last_used_at (at most one UpdateItem per key per hour)', () => {
     for (const fn of ['me', 'authorizer'] as const) {
-      for (const actions of Object.values(ACCESS[fn])) {
-        for (const action of actions) expect(action).toMatch(/^dynamodb:(BatchGetItem|GetItem|Query)$/);
+      for (const [table, actions] of Object.entries(ACCESS[fn])) {
+        // The attempts table holds the API keys: a key's slot is read with its user, and its use recorded once an hour.
+        const allowed = table === 'AttemptsTable' ? /^dynamodb:(BatchGetItem|UpdateItem)$/ : /^dynamodb:(BatchGetItem|GetItem|Query)$/;
+        for (const action of actions) expect(action, `${fn} ${table}`).toMatch(allowed);
       }
     }
+  });
+
+  it('gives the API-key functions the attempts table (where keys live) and no write to users or sessions', () => {
+    expect([...ACCESS.createApiKey!.AttemptsTable!].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:PutItem']);
+    expect(ACCESS.listApiKeys!.AttemptsTable).toEqual(['dynamodb:BatchGetItem']);
+    expect(ACCESS.revokeApiKey!.AttemptsTable).toEqual(['dynamodb:UpdateItem']);
+    for (const fn of ['createApiKey', 'listApiKeys', 'revokeApiKey'] as const) {
+      expect(ACCESS[fn]!.UsersTable, fn).toEqual(['dynamodb:BatchGetItem']);
+      expect(ACCESS[fn]!.SessionsTable, fn).toEqual(['dynamodb:BatchGetItem']);
+    }
+    // Their routes, each to its own function
+    const routes = byType(prod, 'AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties.RouteKey);
+    expect(routes).toEqual(expect.arrayContaining(['POST /v1/auth/api-keys', 'GET /v1/auth/api-keys', 'DELETE /v1/auth/api-keys/{id}']));
+    // An Errors alarm each, as every function has
+    for (const fn of ['CreateApiKey', 'ListApiKeys', 'RevokeApiKey']) expect(prod.Resources[`${fn}ErrorsAlarm`], fn).toBeDefined();
+    // MAX_API_KEYS_PER_USER from the stage's params
+    for (const [id, fn] of byType(prod, 'AWS::Lambda::Function')) expect(fn.Properties.Environment.Variables.MAX_API_KEYS_PER_USER, id).toBe('10');
   });
 
   it('runs every function on nodejs22.x, arm64, with source maps, a deliberate memory size and timeout', () => {
@@ -198,7 +217,7 @@ describe('the packaged CloudFormation template', () => {
       expect(fn.Properties.Environment.Variables.MFA_KEY_PARAMETER, id).toBe('/vpn-auth/prod/mfa-keys');
     }
     expect([...MFA_KEY_READERS].sort()).toEqual(['mfaActivate', 'mfaRecoveryCodes', 'mfaSetup', 'mfaTurnOff', 'mfaVerify']);
-    expect([...KEY_READERS].sort()).toEqual(['authorizer', 'changePassword', 'endSession', 'listSessions', 'login', 'logout', 'me', 'mfaActivate', 'mfaRecoveryCodes', 'mfaSetup', 'mfaTurnOff', 'mfaVerify', 'refresh']);
+    expect([...KEY_READERS].sort()).toEqual(['authorizer', 'changePassword', 'createApiKey', 'endSession', 'listApiKeys', 'listSessions', 'login', 'logout', 'me', 'mfaActivate', 'mfaRecoveryCodes', 'mfaSetup', 'mfaTurnOff', 'mfaVerify', 'refresh', 'revokeApiKey']);
   });
 
   it('reserves login 100 and the password change 20 of the account\'s concurrency in prod by default, nothing elsewhere unless params ask', () => {
@@ -216,6 +235,9 @@ describe('the packaged CloudFormation template', () => {
       MfaVerifyLambdaFunction: undefined,
       MfaRecoveryCodesLambdaFunction: undefined,
       MfaTurnOffLambdaFunction: undefined,
+      CreateApiKeyLambdaFunction: undefined,
+      ListApiKeysLambdaFunction: undefined,
+      RevokeApiKeyLambdaFunction: undefined,
       AuthorizerLambdaFunction: undefined,
       NotFoundLambdaFunction: undefined,
     });
@@ -233,6 +255,9 @@ describe('the packaged CloudFormation template', () => {
       MfaVerifyLambdaFunction: 200,
       MfaRecoveryCodesLambdaFunction: 200,
       MfaTurnOffLambdaFunction: 200,
+      CreateApiKeyLambdaFunction: 200,
+      ListApiKeysLambdaFunction: 200,
+      RevokeApiKeyLambdaFunction: 200,
       AuthorizerLambdaFunction: 200,
       NotFoundLambdaFunction: undefined,
     });
@@ -245,7 +270,7 @@ describe('the packaged CloudFormation template', () => {
   });
 
   it.each([
-    ['signing keys', 'SigningKeysKey', 'signing-keys', 'jwt-signing-keys', 'signing', 'TokenFunctions', ['AuthorizerRole', 'ChangePasswordRole', 'EndSessionRole', 'ListSessionsRole', 'LoginRole', 'LogoutRole', 'MeRole', 'MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole', 'RefreshRole']],
+    ['signing keys', 'SigningKeysKey', 'signing-keys', 'jwt-signing-keys', 'signing', 'TokenFunctions', ['AuthorizerRole', 'ChangePasswordRole', 'CreateApiKeyRole', 'EndSessionRole', 'ListApiKeysRole', 'ListSessionsRole', 'LoginRole', 'LogoutRole', 'MeRole', 'MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole', 'RefreshRole', 'RevokeApiKeyRole']],
     ['MFA keys', 'MfaKeysKey', 'mfa-keys', 'mfa-keys', 'mfa', 'MfaFunctions', ['MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole']],
   ] as const)('seals the %s under a KMS key of their own (rotated yearly, retained): its readers only decrypt, through SSM for the parameter and directly for the ring\'s own context; nobody else uses it', (_label, keyId, aliasName, parameterName, ring, readersSid, readers) => {
     for (const [template, stage] of [[prod, 'prod'], [dev, 'dev']] as const) {
@@ -332,10 +357,13 @@ describe('the packaged CloudFormation template', () => {
     const routes = (template: Template) => byType(template, 'AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties.RouteKey as string).sort();
     expect(routes(prod)).toEqual([
       '$default',
+      'DELETE /v1/auth/api-keys/{id}',
       'DELETE /v1/auth/mfa/totp',
       'DELETE /v1/auth/sessions/{id}',
+      'GET /v1/auth/api-keys',
       'GET /v1/auth/me',
       'GET /v1/auth/sessions',
+      'POST /v1/auth/api-keys',
       'POST /v1/auth/login',
       'POST /v1/auth/logout',
       'POST /v1/auth/mfa/recovery-codes',
@@ -370,7 +398,7 @@ describe('the packaged CloudFormation template', () => {
     expect(alarms.SecondFactorLockedAlarm!.Properties.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
     // Every deployed function's errors
     const functions = byType(prod, 'AWS::Lambda::Function').map(([id]) => id.replace(/LambdaFunction$/, ''));
-    expect(functions).toHaveLength(14);
+    expect(functions).toHaveLength(17);
     for (const fn of functions) expect(watched(`${fn}ErrorsAlarm`), fn).toBe('AWS/Lambda/Errors');
     for (const table of ['UsersTable', 'SessionsTable', 'AttemptsTable']) expect(watched(`${table}ThrottlingAlarm`)).toBe('AWS/DynamoDB/ReadThrottleEvents+AWS/DynamoDB/WriteThrottleEvents');
     // Every alarm notifies the topic, when it fires and when it recovers; no data is not an alarm. A

@@ -72,7 +72,8 @@ export default async function setup(project: TestProject) {
   // meet cold Lambdas at once (serverless-offline starts a worker per function lazily).
   try {
     for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me'], ['GET', 'sessions'], ['DELETE', 'sessions/x'], ['POST', 'password'],
-      ['POST', 'mfa/totp/setup'], ['POST', 'mfa/totp/activate'], ['POST', 'mfa/verify'], ['POST', 'mfa/recovery-codes'], ['DELETE', 'mfa/totp']] as const) {
+      ['POST', 'mfa/totp/setup'], ['POST', 'mfa/totp/activate'], ['POST', 'mfa/verify'], ['POST', 'mfa/recovery-codes'], ['DELETE', 'mfa/totp'],
+      ['POST', 'api-keys'], ['GET', 'api-keys'], ['DELETE', 'api-keys/x']] as const) {
       await fetch(`${offline.url}/v1/auth/${path}`, { method, signal: AbortSignal.timeout(30_000) });
     }
   } catch (error) {

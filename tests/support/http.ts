@@ -40,7 +40,7 @@ function recordSentSecrets(sent: Record<string, unknown> | undefined): void {
 function recordReceivedSecrets(received: Record<string, unknown> | undefined): void {
   if (!received || typeof received !== 'object') return;
   const recoveryCodes = Array.isArray(received.recovery_codes) ? (received.recovery_codes as unknown[]) : [];
-  recordSecret(received.token, received.refresh_token, received.device_token, received.mfa_token, received.secret, ...recoveryCodes, ...recoveryCodes.map((code) => String(code).replace(/-/g, '')));
+  recordSecret(received.token, received.key, received.refresh_token, received.device_token, received.mfa_token, received.secret, ...recoveryCodes, ...recoveryCodes.map((code) => String(code).replace(/-/g, '')));
 }
 
 /** One real HTTP request to the serverless-offline API started by the e2e global setup. */
