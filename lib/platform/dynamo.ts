@@ -263,6 +263,21 @@ export function compensatingUpdate(db: DynamoDBDocumentClient, input: Constructo
 }
 
 /**
+ * One taken back from a count that still has one (never below zero, never creating the item), as
+ * a compensating write; best effort: a fault here must not hide the answer.
+ */
+export async function compensatingDecrement(db: DynamoDBDocumentClient, { table, key, attribute }: { table: string; key: Record<string, unknown>; attribute: string }): Promise<void> {
+  await compensatingUpdate(db, {
+    TableName: table,
+    Key: key,
+    UpdateExpression: 'ADD #count :minus',
+    ConditionExpression: '#count > :zero',
+    ExpressionAttributeNames: { '#count': attribute },
+    ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
+  }).catch(() => false);
+}
+
+/**
  * An UpdateItem whose condition decides: true when it was written, false when its condition did
  * not hold (ConditionalCheckFailed); any other failure is thrown (a store fault as 503).
  */

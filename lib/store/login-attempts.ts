@@ -1,7 +1,7 @@
 import { DeleteCommand, GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LoginLimits } from '../platform/config.js';
 import { deviceKey, isDeviceLive, type DeviceItem, type DeviceToken } from './device-tokens.js';
-import { batchGetAll, batchWriteAll, compensatingUpdate, isConditionalCheckFailed, listeningClock, outsideStoreDeadline, scanAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
+import { batchGetAll, batchWriteAll, compensatingDecrement, compensatingUpdate, isConditionalCheckFailed, listeningClock, outsideStoreDeadline, scanAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { epochSeconds, sessionKey } from './sessions.js';
 import { emailKey, normalizeEmail, userFromItem, userKey, type User } from './users.js';
 
@@ -145,6 +145,9 @@ interface HeldCounter {
  */
 export const IN_FLIGHT_MS = 1000;
 
+/** A device token's counts: its failures, the lock they make, and its attempts in flight. */
+const DEVICE_COUNTS = ['failures', 'failures_until', 'pending', 'pending_at'];
+
 /** Whether a counter, as read, still has attempts in flight (wall-clock time: it is about real requests, not the tests' clock). */
 const inFlight = (item: Record<string, unknown> | undefined) => Number(item?.pending ?? 0) > 0 && Date.now() - Number(item?.pending_at ?? 0) < IN_FLIGHT_MS;
 
@@ -254,7 +257,7 @@ export class LoginAttempts {
     const gotPair = pairReserved.status === 'fulfilled' && pairReserved.value === undefined;
     const gotIp = ipReserved.status === 'fulfilled' && ipReserved.value === undefined;
     if (!gotPair || !gotIp) {
-      await Promise.allSettled([gotPair ? this.giveBack(pair) : undefined, gotIp ? this.giveBack(held.ipKey) : undefined, this.giveBackAccountAttempt(account.taken)]);
+      await Promise.allSettled([gotPair ? this.giveBack(pair) : undefined, gotIp ? this.giveBack(held.ipKey) : undefined, compensatingDecrement(this.db, account.taken)]);
       // A store fault is the answer (503), with whatever was reserved given back.
       for (const settled of [pairReserved, ipReserved]) if (settled.status === 'rejected') throw settled.reason;
       const lock = (gotPair ? ipReserved : pairReserved) as PromiseFulfilledResult<Lock | 'gone'>;
@@ -322,11 +325,6 @@ export class LoginAttempts {
     await this.giveBack(reservation.ipKey);
   }
 
-  /** Give back every slot of a stranger's reservation: refused, or right but going no further (a lost race). */
-  async giveBackStranger(reservation: Pick<Reservation, 'pairKey' | 'ipKey'>): Promise<void> {
-    await Promise.allSettled([this.giveBack(reservation.pairKey), this.giveBack(reservation.ipKey)]);
-  }
-
   /** A device token's slot given back: its attempt was refused elsewhere, or was a right password that still owes a second factor. */
   async giveBackDevice(hash: string): Promise<void> {
     await this.giveBack(deviceKey(hash));
@@ -375,22 +373,9 @@ export class LoginAttempts {
     }).catch(() => false);
   }
 
-  /**
-   * The pair counter's key: a sign-in finished with a second factor after an enrolment clears it,
-   * as a success without one does.
-   */
-  pairKeyOf(email: string, ip: string): Record<string, unknown> {
-    return pairKey(email, ip);
-  }
-
   /** A device token's counts cleared: a success with it (one that hands out a fresh token instead of renewing it). Best effort. */
   async clearDevice(hash: string): Promise<void> {
-    await updateIf(this.db, {
-      TableName: this.table,
-      Key: deviceKey(hash),
-      UpdateExpression: 'REMOVE failures, failures_until, pending, pending_at',
-      ConditionExpression: 'attribute_exists(pk)',
-    }).catch(() => false);
+    await removeAttributes(this.db, this.table, deviceKey(hash), DEVICE_COUNTS).catch(() => false);
   }
 
   /**
@@ -465,12 +450,7 @@ export class LoginAttempts {
 
   /** A right current password: the session's count of wrong ones starts again. Best effort. */
   async clearSessionPassword(sessionId: string): Promise<void> {
-    await updateIf(this.db, {
-      TableName: this.sessionsTable,
-      Key: sessionKey(sessionId),
-      UpdateExpression: 'REMOVE password_failures, password_failures_until',
-      ConditionExpression: 'attribute_exists(pk)',
-    }).catch(() => false);
+    await removeAttributes(this.db, this.sessionsTable, sessionKey(sessionId), ['password_failures', 'password_failures_until']).catch(() => false);
   }
 
   /**
@@ -479,7 +459,7 @@ export class LoginAttempts {
    * spare: a stranger's failure, a device token's sign-in. Best effort.
    */
   async clearStaleCounters(userId: string, names: string[]): Promise<void> {
-    await removeUserAttributes(this.db, this.usersTable, userId, names).catch(() => false);
+    await removeAttributes(this.db, this.usersTable, userKey(userId), names).catch(() => false);
   }
 
   /**
@@ -523,18 +503,6 @@ export class LoginAttempts {
     });
     const counter = { table: this.table, key: { pk: window.pk }, attribute: 'attempts' };
     return taken ? { staleCounters: [], taken: counter } : { lock, staleCounters: [], taken: counter };
-  }
-
-  /** An hour's attempt given back: its request was refused by the pair or the IP. Best effort. */
-  private async giveBackAccountAttempt({ table, key, attribute }: { table: string; key: Record<string, unknown>; attribute: string }): Promise<void> {
-    await compensatingUpdate(this.db, {
-      TableName: table,
-      Key: key,
-      UpdateExpression: 'ADD #count :minus',
-      ConditionExpression: '#count > :zero',
-      ExpressionAttributeNames: { '#count': attribute },
-      ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
-    }).catch(() => false);
   }
 
   /** One failure in a fixed window, only while the window is under the IP limit. False: refused. */
@@ -618,20 +586,20 @@ export async function unlockAccount(
   for (const item of found) ((item.pk as string).startsWith('DEVICE#') ? devices : counters).push({ pk: item.pk });
   await batchWriteAll(db, counters.map((key) => ({ table: tables.attemptsTable, deleteKey: key })));
   for (const key of devices) {
-    await updateIf(db, { TableName: tables.attemptsTable, Key: key, UpdateExpression: 'REMOVE failures, failures_until, pending, pending_at', ConditionExpression: 'attribute_exists(pk)' });
+    await removeAttributes(db, tables.attemptsTable, key, DEVICE_COUNTS);
   }
   const { Item } = await storeCall(db.send(new GetCommand({ TableName: tables.usersTable, Key: userKey(userId), ConsistentRead: true })));
   const hours = Object.keys(Item ?? {}).filter((name) => name.startsWith(ACCOUNT_ATTRIBUTE_PREFIX));
-  await removeUserAttributes(db, tables.usersTable, userId, hours);
+  await removeAttributes(db, tables.usersTable, userKey(userId), hours);
   return { counters: counters.length + hours.length, devices: devices.length };
 }
 
-/** Remove attributes (hourly counters) from a user item that still exists; nothing to do for none. */
-async function removeUserAttributes(db: DynamoDBDocumentClient, usersTable: string, userId: string, names: string[]): Promise<boolean> {
+/** Remove attributes from an item that still exists (counters cleared); nothing to do for none. */
+async function removeAttributes(db: DynamoDBDocumentClient, table: string, key: Record<string, unknown>, names: string[]): Promise<boolean> {
   if (names.length === 0) return false;
   return updateIf(db, {
-    TableName: usersTable,
-    Key: userKey(userId),
+    TableName: table,
+    Key: key,
     UpdateExpression: `REMOVE ${names.map((_, i) => `#a${i}`).join(', ')}`,
     ConditionExpression: 'attribute_exists(pk)',
     ExpressionAttributeNames: Object.fromEntries(names.map((name, i) => [`#a${i}`, name])),

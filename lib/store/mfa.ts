@@ -1,5 +1,5 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { compensatingUpdate, scanAll, updateAndReadIf, updateIf } from '../platform/dynamo.js';
+import { compensatingDecrement, scanAll, updateAndReadIf, updateIf } from '../platform/dynamo.js';
 import { epochSeconds } from './sessions.js';
 import { userFromItem, userKey, type CodeFailures, type User } from './users.js';
 
@@ -204,15 +204,7 @@ export class MfaRepository {
 
   /** A code's reservation given back (its request was refused by another limit): one fewer, never below zero. Best effort. */
   async giveBackCode(userId: string, kind: 'code' | 'recovery_code'): Promise<void> {
-    const attribute = kind === 'code' ? 'code_failures' : 'recovery_failures';
-    await compensatingUpdate(this.db, {
-      TableName: this.table,
-      Key: userKey(userId),
-      UpdateExpression: 'ADD #count :minus',
-      ConditionExpression: '#count > :zero',
-      ExpressionAttributeNames: { '#count': attribute },
-      ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
-    }).catch(() => false);
+    await compensatingDecrement(this.db, { table: this.table, key: userKey(userId), attribute: kind === 'code' ? 'code_failures' : 'recovery_failures' });
   }
 
   /** A lock began (the wrong code that reached the limit): the next one lasts twice as long. */
