@@ -75,7 +75,7 @@ export interface VerifiedApiKey {
   role: Role;
 }
 
-const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 };
+export const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 };
 
 /** How a second factor is proven. */
 export type SecondFactor = { code: string } | { recoveryCode: string };

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { mfaKeyAlias, mfaKeyParameter, signingKeyAlias, signingKeyParameter } from '../../infra/signing-keys.js';
@@ -56,11 +56,18 @@ export default async function setup(project: TestProject) {
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   await seedUser(loadStoreConfig(env), { ...DEMO_USER, name: 'John Doe', role: 'admin' });
+  // The Lambdas' output as it comes, for tests that read their metrics (context.ts, emittedMetrics).
+  const outputFile = join(PROJECT_ROOT, '.test-output', 'e2e-lambdas.log');
+  mkdirSync(join(PROJECT_ROOT, '.test-output'), { recursive: true });
+  writeFileSync(outputFile, '');
   const offline = await startOffline({
     stage: E2E_STAGE,
     port: await freePort(),
     env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: '.esbuild-e2e' },
-    echo: process.env.E2E_VERBOSE ? (text) => process.stderr.write(text) : undefined,
+    echo: (text) => {
+      appendFileSync(outputFile, text);
+      if (process.env.E2E_VERBOSE) process.stderr.write(text);
+    },
   }).catch(async (error) => {
     await iam.close();
     await dynamo.close();
@@ -89,6 +96,7 @@ export default async function setup(project: TestProject) {
   project.provide('dynamoEndpoint', iam.endpoint);
   project.provide('apiUrl', offline.url);
   project.provide('apiEnv', env);
+  project.provide('apiOutputFile', outputFile);
   return async () => {
     const output = offline.output();
     mkdirSync(join(PROJECT_ROOT, '.test-output'), { recursive: true });
