@@ -215,27 +215,29 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     }
   }
 
-  /** Another instance's change: adopted without a request, and the same event emitted here. */
+  /**
+   * Another instance's change: adopted without a request, and the same event emitted here.
+   * Storage first (a storage of this instance's own, memory or sessionStorage, must hold it too:
+   * refreshes read it), then the event, so that a listener that calls back finds it there.
+   */
   async function receive(data: Partial<Message> | null): Promise<void> {
     if (!data || data.from === instanceId || typeof data.event !== 'string') return;
     const next = parseSession(data.session ?? null);
-    const before = current;
-    decided = true;
+    const stored = await readStored();
     if (next) {
-      if (before?.access_token === next.access_token) return;
-      current = next;
-      emit(data.event);
-      // A storage of this instance's own (memory, sessionStorage) must hold it too: refreshes read it.
-      const stored = await readStored();
-      if (stored?.refresh_token !== next.refresh_token && (!stored || stored.expires_at <= next.expires_at)) {
+      if (stored?.refresh_token !== next.refresh_token && (!stored || stored.expires_at <= next.expires_at || data.event === 'signed_in')) {
         await storage.set(SESSION_KEY, JSON.stringify(next));
       }
+      decided = true;
+      if (current?.access_token === next.access_token) return;
+      current = next;
+      emit(data.event);
     } else {
-      if (!before) return;
+      if (stored && stored.refresh_token === current?.refresh_token) await storage.remove(SESSION_KEY);
+      decided = true;
+      if (!current) return;
       current = null;
       emit(data.event);
-      const stored = await readStored();
-      if (stored && stored.refresh_token === before.refresh_token) await storage.remove(SESSION_KEY);
     }
   }
 
