@@ -108,6 +108,14 @@ interface StoredSession {
   user: User;
 }
 
+/** What the client needs of a BroadcastChannel (browsers' and Node's alike). */
+interface TabChannel {
+  postMessage(message: unknown): void;
+  close(): void;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  unref?(): void;
+}
+
 interface Message {
   from: string;
   event: AuthEvent;
@@ -196,13 +204,13 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   // ---- other tabs -------------------------------------------------------------------------
-  const Channel = (globalThis as { BroadcastChannel?: typeof BroadcastChannel }).BroadcastChannel;
-  let channel: BroadcastChannel | undefined;
+  const Channel = (globalThis as unknown as { BroadcastChannel?: new (name: string) => TabChannel }).BroadcastChannel;
+  let channel: TabChannel | undefined;
   try {
     channel = Channel ? new Channel(prefix) : undefined;
     // Node: a channel must not keep a script alive.
-    (channel as { unref?: () => void } | undefined)?.unref?.();
-    if (channel) channel.onmessage = (message: MessageEvent) => void receive(message.data).catch(() => {});
+    channel?.unref?.();
+    if (channel) channel.onmessage = (message) => void receive(message.data as Partial<Message> | null).catch(() => {});
   } catch {
     channel = undefined;
   }

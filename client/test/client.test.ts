@@ -423,7 +423,7 @@ describe('a refresh that fails', () => {
     // Prepare
     const api = fakeApi();
     const failing = vi.fn(answer);
-    const fetchImpl = (input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+    const fetchImpl = async (input: Parameters<typeof fetch>[0], init?: RequestInit) =>
       String(input).endsWith('/auth/refresh') && failing.mock.calls.length === 0 ? failing() : api.fetch(input, init);
     const { auth, storage, events } = await signedIn({ fetch: fetchImpl }, api);
     nearExpiry();
