@@ -41,6 +41,11 @@ export interface AuthClientOptions {
   fetch?: FetchLike;
   /** Prefix of the storage keys and the BroadcastChannel's name. Default 'vpn-enterprise.auth'. */
   storageKey?: string;
+  /**
+   * Keep same-origin tabs in step through BroadcastChannel, where there is one. Default true;
+   * false for sessions of their own per tab (sessionStorage with different users).
+   */
+  broadcast?: boolean;
 }
 
 export type AuthEvent = 'signed_in' | 'token_refreshed' | 'signed_out' | 'session_ended';
@@ -120,6 +125,8 @@ interface Message {
   from: string;
   event: AuthEvent;
   session: StoredSession | null;
+  /** The session (its `sid`) that a refresh renewed or a sign-out ended: other sessions' tabs ignore it. */
+  sid?: string | undefined;
 }
 
 function parseSession(value: unknown): StoredSession | null {
@@ -142,6 +149,9 @@ function claimsOf(token: string): { exp?: number; iat?: number; sid?: string } {
     return {};
   }
 }
+
+const EVENTS: readonly AuthEvent[] = ['signed_in', 'token_refreshed', 'signed_out', 'session_ended'];
+const sidOf = (s: StoredSession | null) => (s ? claimsOf(s.access_token).sid : undefined);
 
 function isSignInAnswer(body: unknown): body is SignInAnswer {
   const b = body as Partial<SignInAnswer> | undefined;
@@ -197,8 +207,11 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     for (const listener of [...listeners]) {
       try {
         listener(event, session);
-      } catch {
-        // A listener's failure is its own: the client and the other listeners go on.
+      } catch (error) {
+        // A listener's failure is its own: the client and the other listeners go on. Still shown.
+        const report = (globalThis as { reportError?: (error: unknown) => void }).reportError;
+        if (report) report(error);
+        else console.error('auth client: an onChange listener threw', error);
       }
     }
   }
@@ -207,7 +220,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const Channel = (globalThis as unknown as { BroadcastChannel?: new (name: string) => TabChannel }).BroadcastChannel;
   let channel: TabChannel | undefined;
   try {
-    channel = Channel ? new Channel(prefix) : undefined;
+    channel = Channel && options.broadcast !== false ? new Channel(prefix) : undefined;
     // Node: a channel must not keep a script alive.
     channel?.unref?.();
     if (channel) channel.onmessage = (message) => void receive(message.data as Partial<Message> | null).catch(() => {});
@@ -215,9 +228,9 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     channel = undefined;
   }
 
-  function post(event: AuthEvent, session: StoredSession | null): void {
+  function post(event: AuthEvent, session: StoredSession | null, sid: string | undefined): void {
     try {
-      channel?.postMessage({ from: instanceId, event, session } satisfies Message);
+      channel?.postMessage({ from: instanceId, event, session, sid } satisfies Message);
     } catch {
       // A closed channel: this instance no longer talks to the others.
     }
@@ -229,8 +242,11 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
    * refreshes read it), then the event, so that a listener that calls back finds it there.
    */
   async function receive(data: Partial<Message> | null): Promise<void> {
-    if (!data || data.from === instanceId || typeof data.event !== 'string') return;
+    if (!data || data.from === instanceId || !EVENTS.includes(data.event as AuthEvent)) return;
+    const event = data.event as AuthEvent;
     const next = parseSession(data.session ?? null);
+    // A refresh or an end of another session than this tab's is not this tab's business.
+    if (event !== 'signed_in' && current && data.sid !== undefined && sidOf(current) !== data.sid) return;
     const stored = await readStored();
     if (next) {
       if (stored?.refresh_token !== next.refresh_token && (!stored || stored.expires_at <= next.expires_at || data.event === 'signed_in')) {
@@ -239,25 +255,26 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       decided = true;
       if (current?.access_token === next.access_token) return;
       current = next;
-      emit(data.event);
+      emit(event);
     } else {
       if (stored && stored.refresh_token === current?.refresh_token) await storage.remove(SESSION_KEY);
       decided = true;
       if (!current) return;
       current = null;
-      emit(data.event);
+      emit(event);
     }
   }
 
   // ---- the session ------------------------------------------------------------------------
   /** Stores a session of this instance's making, then tells listeners and the other tabs. */
   async function commit(next: StoredSession | null, event: AuthEvent): Promise<void> {
+    const sid = sidOf(next ?? current);
     current = next;
     decided = true;
     if (next) await storage.set(SESSION_KEY, JSON.stringify(next));
     else await storage.remove(SESSION_KEY);
     emit(event);
-    post(event, next);
+    post(event, next, sid);
   }
 
   /** A session another instance stored: taken over without a request. */
@@ -274,6 +291,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   /** The server has ended the session: cleared here (the device token stays), announced once. */
   async function end(): Promise<void> {
     const had = current !== null;
+    const sid = sidOf(current);
     current = null;
     decided = true;
     try {
@@ -283,7 +301,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     }
     if (had) {
       emit('session_ended');
-      post('session_ended', null);
+      post('session_ended', null, sid);
     }
   }
 
@@ -470,8 +488,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       });
       if (!isSignInAnswer(answer)) throw unexpected(200);
       if (typeof answer.device_token === 'string') await storage.set(DEVICE_KEY, answer.device_token);
-      // The same user, a new session: the old one (and every other) has ended on the server.
-      await commit(sessionOf(answer), 'token_refreshed');
+      // A new session (a new sid): the old one, and every other, has ended on the server.
+      await commit(sessionOf(answer), 'signed_in');
     },
 
     mfa: {
