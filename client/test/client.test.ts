@@ -327,24 +327,20 @@ describe('single flight', () => {
 describe('auth.fetch', () => {
   it('sends the Bearer token and keeps the caller headers', async () => {
     // Prepare
-    const { auth, api } = await signedIn();
+    const api = fakeApi();
+    api.on('GET /data', () => json(200, {}));
     let seen: Headers | undefined;
-    const fetchSpy = vi.fn(async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-      if (String(input).endsWith('/data')) {
-        seen = new Headers(init?.headers);
-        return json(200, {});
-      }
+    const spy = async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      if (String(input).endsWith('/data')) seen = new Headers(init?.headers);
       return api.fetch(input, init);
-    });
-    const { auth: withSpy } = setup({ fetch: fetchSpy, storage: undefined }, api);
-    await withSpy.signIn({ email: USER.email, password: 'pw' });
+    };
+    const { auth } = await signedIn({ fetch: spy }, api);
     // Act
-    const response = await withSpy.fetch('http://api.test/v1/data', { headers: { 'x-trace': 't1' } });
+    const response = await auth.fetch('http://api.test/v1/data', { headers: { 'x-trace': 't1' } });
     // Assess
     expect(response.status).toBe(200);
     expect(seen?.get('authorization')).toBe(`Bearer ${api.live.access}`);
     expect(seen?.get('x-trace')).toBe('t1');
-    expect(auth).toBeDefined();
   });
 
   it('on 401 token_expired: one refresh, one retry with the new token', async () => {
