@@ -42,8 +42,10 @@ export interface AuthClientOptions {
   /** Prefix of the storage keys and the BroadcastChannel's name. Default 'vpn-enterprise.auth'. */
   storageKey?: string;
   /**
-   * Keep same-origin tabs in step through BroadcastChannel, where there is one. Default true;
-   * false for sessions of their own per tab (sessionStorage with different users).
+   * Keep instances in step through a BroadcastChannel named after storageKey. Default: true in
+   * browsers (tabs of one origin), false in Node, where a channel reaches every instance of the
+   * process and a server acting for several users must not have them adopt each other's sign-ins.
+   * Set false in a browser for sessions of their own per tab (sessionStorage with different users).
    */
   broadcast?: boolean;
 }
@@ -220,7 +222,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const Channel = (globalThis as unknown as { BroadcastChannel?: new (name: string) => TabChannel }).BroadcastChannel;
   let channel: TabChannel | undefined;
   try {
-    channel = Channel && options.broadcast !== false ? new Channel(prefix) : undefined;
+    const inNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+    channel = Channel && (options.broadcast ?? !inNode) ? new Channel(prefix) : undefined;
     // Node: a channel must not keep a script alive.
     channel?.unref?.();
     if (channel) channel.onmessage = (message) => void receive(message.data as Partial<Message> | null).catch(() => {});

@@ -15,7 +15,8 @@ afterEach(() => {
 
 let channels = 0;
 function instance(api: ReturnType<typeof fakeApi>, storage: StorageAdapter, storageKey?: string) {
-  const auth = createAuthClient({ baseUrl: BASE_URL, fetch: api.fetch, storage, ...(storageKey && { storageKey }) });
+  // broadcast: true, as in a browser (Node's default is false).
+  const auth = createAuthClient({ baseUrl: BASE_URL, fetch: api.fetch, storage, broadcast: true, ...(storageKey && { storageKey }) });
   clients.push(auth);
   const events: AuthEvent[] = [];
   auth.onChange((event) => events.push(event));
@@ -206,11 +207,14 @@ describe('BroadcastChannel between two instances (tabs)', () => {
     other.close();
   });
 
-  it('broadcast: false keeps an instance to itself', async () => {
+  it.each([
+    ['broadcast: false', { broadcast: false }],
+    ["Node's default", {}],
+  ])('%s keeps an instance to itself', async (_, option) => {
     // Prepare
     const storageKey = `test-sync-${++channels}`;
     const api = fakeApi();
-    const a = createAuthClient({ baseUrl: BASE_URL, fetch: api.fetch, storageKey, broadcast: false });
+    const a = createAuthClient({ baseUrl: BASE_URL, fetch: api.fetch, storageKey, ...option });
     const b = instance(api, memoryStorage(), storageKey);
     // Act
     await a.signIn({ email: USER.email, password: 'pw' });
