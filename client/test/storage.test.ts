@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { build } from 'esbuild';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { browserStorage, createAuthClient, fileStorage, memoryStorage, type WebStorageLike } from '../src/index.js';
 import { fileStorage as browserFileStorage } from '../src/browser.js';
@@ -176,6 +177,22 @@ describe('fileStorage', () => {
 });
 
 describe('the browser entry', () => {
+  it('bundles for the browser without a node: import', async () => {
+    // Act
+    const result = await build({
+      entryPoints: [join(import.meta.dirname, '..', 'src', 'browser.ts')],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      logLevel: 'silent',
+    });
+    // Assess
+    const code = result.outputFiles[0]!.text;
+    expect(code).not.toMatch(/(from |import\(|require\()\s*['"]node:/);
+    expect(code).toMatch(/createAuthClient/);
+  });
+
   it('has a fileStorage that says it needs Node', () => {
     // Act
     const attempt = () => browserFileStorage('/tmp/x.json');
