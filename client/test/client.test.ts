@@ -322,6 +322,28 @@ describe('single flight', () => {
     expect(next).toBe(api.live.access);
     expect(api.count('POST /auth/refresh')).toBe(2);
   });
+
+  it('a refresh answered after a new sign-in does not replace the new session, nor end it', async () => {
+    // Prepare
+    const { auth, api, events } = await signedIn();
+    const held = gate();
+    api.on('POST /auth/refresh', async () => {
+      await held.opened;
+      return apiError(401, 'invalid_refresh_token');
+    });
+    nearExpiry();
+    const pending = auth.getAccessToken();
+    await vi.advanceTimersByTimeAsync(0);
+    // Act
+    await auth.signIn({ email: USER.email, password: 'pw' });
+    const signedInToken = api.live.access;
+    held.open();
+    const token = await pending;
+    // Assess
+    expect(token).toBe(signedInToken);
+    expect(await auth.getAccessToken()).toBe(signedInToken);
+    expect(events).toEqual(['signed_in']);
+  });
 });
 
 describe('auth.fetch', () => {
