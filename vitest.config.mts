@@ -1,13 +1,14 @@
 import { defineConfig } from 'vitest/config';
 
-// Four projects, so a unit run starts nothing: unit (pure), integration (dynalite), package
-// (the CloudFormation `serverless package` writes), e2e (dynalite + serverless-offline over
-// real HTTP, and `serverless invoke local`).
+// Five projects, so a unit run starts nothing: unit (pure), client (the auth client's own unit
+// tests, fake fetch), integration (dynalite), package (the CloudFormation `serverless package`
+// writes), e2e (dynalite + serverless-offline over real HTTP, and `serverless invoke local`).
 export default defineConfig({
   test: {
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', LOG_LEVEL: 'warn' },
     projects: [
       { test: { name: 'unit', include: ['tests/unit/**/*.test.ts'] } },
+      { test: { name: 'client', include: ['client/test/**/*.test.ts'] } },
       {
         test: {
           name: 'integration',
