@@ -60,11 +60,10 @@ export class ApiKeyService {
     const made = await this.deps.apiKeys.create(
       {
         userId: user.id,
-        id: (slot) => newApiKeyId(user.id, slot),
-        hash: (slot) => {
-          const { key, hash } = newApiKey(user.id, slot);
+        mint: (slot) => {
+          const { key, keyId, hash } = newApiKey(newApiKeyId(user.id, slot));
           secrets.set(slot, key);
-          return { keyHash: hash, hint: key.slice(-4) };
+          return { id: keyId, keyHash: hash, hint: key.slice(-4) };
         },
         name: request.name,
         role,

@@ -107,11 +107,11 @@ export function isApiKeyLive(key: ApiKey | undefined, user: Pick<User, 'id' | 'a
 
 /** What a new key's item holds, besides its slot. */
 export interface NewApiKey {
-  id: (slot: number) => string;
   userId: string;
   name: string;
   role: Role;
-  hash: (slot: number) => { keyHash: string; hint: string };
+  /** A new key for a slot: its public id, its hash and its hint (the caller keeps the key itself). */
+  mint: (slot: number) => { id: string; keyHash: string; hint: string };
   apiKeyEpoch: number;
   expiresAt: number;
 }
@@ -165,12 +165,11 @@ export class ApiKeysRepository {
       const previous = current.get(slot);
       const item: ApiKeyItem = {
         ...apiKeySlotKey(key.userId, slot),
-        key_id: key.id(slot),
+        ...(({ id, keyHash, hint }) => ({ key_id: id, key_hash: keyHash, hint }))(key.mint(slot)),
         user_id: key.userId,
         slot,
         name: key.name,
         role: key.role,
-        ...(({ keyHash, hint }) => ({ key_hash: keyHash, hint }))(key.hash(slot)),
         api_key_epoch: key.apiKeyEpoch,
         created_at: now.toISOString(),
         key_expires_at: key.expiresAt,

@@ -65,7 +65,7 @@ describe('API keys over HTTP', () => {
     // Assess
     expect(response.body).toEqual({
       success: true,
-      key: expect.stringMatching(/^vak_[A-Za-z0-9_-]{72}$/),
+      key: expect.stringMatching(/^vak_[A-Za-z0-9_-]{80}$/),
       api_key: { id: expect.stringMatching(/^ak_/), name: 'nightly backup', role: 'admin', created_at: expect.any(String), expires_at: expect.any(String), last_used_at: null },
     });
     expectCommonHeaders(response);
@@ -146,7 +146,7 @@ describe('API keys over HTTP', () => {
   it('refuses malformed keys and bad checksums as a bad access token is refused', async () => {
     const { token } = await signedIn();
     const { key } = await madeKey(token);
-    for (const bad of [`${key.slice(0, -6)}AAAAAA`, `${key.slice(0, 10)}${key[10] === 'A' ? 'B' : 'A'}${key.slice(11)}`, 'vak_', `vak_${'A'.repeat(72)}`]) {
+    for (const bad of [`${key.slice(0, -6)}AAAAAA`, `${key.slice(0, 10)}${key[10] === 'A' ? 'B' : 'A'}${key.slice(11)}`, 'vak_', `vak_${'A'.repeat(80)}`]) {
       recordSecret(bad);
       expectError(await call('GET', '/me', { token: bad }), 401, 'invalid_token');
       expect((await protectedRoute(bad)).status).toBe(403);

@@ -125,7 +125,7 @@ describe('API keys: made, listed, revoked', () => {
 
     // Act: a creation that read the user before the epoch moved
     const stale = await app.apiKeys.create(
-      { userId: user.id, id: (slot) => newApiKeyIdOf(user.id, slot), hash: (slot) => ({ keyHash: newApiKey(user.id, slot).hash, hint: 'xxxx' }), name: 'stale', role: 'user', apiKeyEpoch: 0, expiresAt: Math.floor(app.clock().getTime() / 1000) + 60 },
+      { userId: user.id, mint: (slot) => ({ id: newApiKeyIdOf(user.id, slot), keyHash: 'x', hint: 'xxxx' }), name: 'stale', role: 'user', apiKeyEpoch: 0, expiresAt: Math.floor(app.clock().getTime() / 1000) + 60 },
       1,
       app.clock(),
     );
@@ -180,11 +180,14 @@ describe('API keys: made, listed, revoked', () => {
     await expect(check(made.key)).rejects.toMatchObject({ code: 'invalid_token' });
   });
 
-  it('refuses a forged key of a real slot (right checksum, wrong secret)', async () => {
+  it('refuses a forged key of a real slot (right checksum, wrong secret; or another key id of that slot)', async () => {
     const { user, token, service, check } = await signedIn();
     const made = await service.create(token, { name: 'a', expiresInDays: 1, role: undefined }, caller);
-    const forged = newApiKey(user.id, parseApiKeyId(made.api_key.id)!.slot).key;
+    const forged = newApiKey(made.api_key.id).key;
+    const otherId = newApiKey(newApiKeyIdOf(user.id, parseApiKeyId(made.api_key.id)!.slot)).key;
     await expect(check(forged)).rejects.toMatchObject({ code: 'invalid_token' });
+    await expect(check(otherId)).rejects.toMatchObject({ code: 'invalid_token' });
+    await expect(check(made.key)).resolves.toBeDefined();
   });
 
   it('writes last_used_at at most once an hour per key', async () => {
