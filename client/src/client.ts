@@ -283,8 +283,12 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     if (!data || data.from === instanceId || !EVENTS.includes(data.event as AuthEvent)) return;
     const event = data.event as AuthEvent;
     const next = parseSession(data.session ?? null);
+    await ready;
     // A refresh or an end of another session than this tab's is not this tab's business.
     if (event !== 'signed_in' && current && data.sid !== undefined && sidOf(current) !== data.sid) return;
+    // Only a sign-in signs a tab in; a refresh older than the pair held here, or of a token spent here, is old news.
+    if (event === 'token_refreshed' && (!current || !next || next.expires_at < current.expires_at)) return;
+    if (next && dead.has(next.refresh_token)) return;
     const stored = await readStored();
     if (next) {
       if (stored?.refresh_token !== next.refresh_token && (!stored || stored.expires_at <= next.expires_at || data.event === 'signed_in')) {
