@@ -181,6 +181,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   let refreshing: Promise<StoredSession> | null = null;
   /** Counts sign-ins and ends: a refresh answered after one of them belongs to a session that is gone. */
   let generation = 0;
+  /** How the session of `generation` ended, if the server ended it. */
+  let ended: { generation: number; error: AuthError } | undefined;
   /**
    * Refresh tokens this instance has spent (a refresh answered 200), signed out or seen ended: never
    * sent or adopted again, whatever storage still holds after a write that failed.
@@ -345,22 +347,24 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     return stored;
   }
 
-  /** The server has ended the session: cleared here (the device token stays), announced once. */
-  async function end(): Promise<void> {
-    const had = current !== null;
+  /**
+   * The server has ended the session: cleared here (the device token stays), announced once. Calls of
+   * the session's generation still in flight get `error` rather than not_signed_in (within()).
+   */
+  async function end(error: AuthError): Promise<void> {
+    if (!current) return;
     const sid = sidOf(current);
-    if (current) dead.add(current.refresh_token);
+    dead.add(current.refresh_token);
+    ended = { generation, error };
     generation++;
     current = null;
     decided = true;
+    emit('session_ended');
+    post('session_ended', null, sid);
     try {
       await write(SESSION_KEY, null);
     } catch {
-      // Nothing more to do: the session is dead either way.
-    }
-    if (had) {
-      emit('session_ended');
-      post('session_ended', null, sid);
+      // Nothing more to do: the session is dead either way, and its refresh token is never sent again.
     }
   }
 
@@ -426,7 +430,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       // Lost a race to another instance? Then it has stored the pair that won.
       const again = await readStored();
       if (again && again.refresh_token !== stored.refresh_token && !dead.has(again.refresh_token)) return adopt(again);
-      await end();
+      await end(error);
     }
     throw error;
   }
@@ -447,20 +451,36 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     return needsRefresh(s) ? refresh(s.access_token) : s;
   }
 
-  /** Runs a request with the access token; on 401 token_expired/invalid_token, one refresh and one retry. */
-  async function authorized(attempt: (token: string) => Promise<Response>): Promise<Response> {
-    const first = await validSession();
-    const response = await attempt(first.access_token);
-    if (response.status !== 401) return response;
-    const code = codeOf(await jsonOf(response.clone()));
-    if (code !== 'token_expired' && code !== 'invalid_token') return response;
-    const fresh = await refresh(first.access_token);
-    const retried = await attempt(fresh.access_token);
-    if (retried.status === 401 && codeOf(await jsonOf(retried.clone())) === 'invalid_token') {
-      // Refused with a token minted this moment: the session has ended.
-      await end();
+  /**
+   * Runs a call for the session of this moment. If the server ends that session meanwhile, the call
+   * rejects with the AuthError that ended it (invalid_refresh_token, invalid_token…), not not_signed_in.
+   */
+  async function within<T>(run: () => Promise<T>): Promise<T> {
+    await ready;
+    const mine = generation;
+    try {
+      return await run();
+    } catch (error) {
+      throw (error as AuthError).code === 'not_signed_in' && ended?.generation === mine ? ended.error : error;
     }
-    return retried;
+  }
+
+  /** Runs a request with the access token; on 401 token_expired/invalid_token, one refresh and one retry. */
+  function authorized(attempt: (token: string) => Promise<Response>): Promise<Response> {
+    return within(async () => {
+      const first = await validSession();
+      const response = await attempt(first.access_token);
+      if (response.status !== 401) return response;
+      const code = codeOf(await jsonOf(response.clone()));
+      if (code !== 'token_expired' && code !== 'invalid_token') return response;
+      const fresh = await refresh(first.access_token);
+      const mine = generation;
+      const retried = await attempt(fresh.access_token);
+      const body = retried.status === 401 ? await jsonOf(retried.clone()) : undefined;
+      // Refused with a token minted this moment (and still this session's): the session has ended.
+      if (codeOf(body) === 'invalid_token' && generation === mine) await end(errorOf(retried, body));
+      return retried;
+    });
   }
 
   function authed<P extends ApiPath, M extends MethodOf<P>>(call: Omit<Call<P, M>, 'token'>): Promise<Answer<P, M>> {
@@ -534,7 +554,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     },
 
     async getAccessToken() {
-      return (await validSession()).access_token;
+      return (await within(validSession)).access_token;
     },
 
     fetch(input, init) {

@@ -766,3 +766,74 @@ describe('storage failures', () => {
     ]);
   });
 });
+
+describe('when the server ends the session', () => {
+  it('calls already in flight reject with the AuthError that ended it, not not_signed_in', async () => {
+    // Prepare
+    const { auth, api, events } = await signedIn();
+    const gates = [gate(), gate(), gate()];
+    let n = 0;
+    api.on('GET /auth/me', async () => {
+      await gates[n++]!.opened;
+      return apiError(401, 'invalid_token');
+    });
+    api.on('POST /auth/refresh', () => apiError(401, 'invalid_refresh_token'));
+    const calls = [auth.me(), auth.me(), auth.fetch('http://api.test/v1/auth/me')].map((p) => p.catch((e: unknown) => e));
+    await vi.waitFor(() => expect(api.count('GET /auth/me')).toBe(3));
+    // Act: the first answer ends the session; the two others come after
+    gates[0]!.open();
+    await vi.waitFor(() => expect(events).toEqual(['session_ended']));
+    gates[1]!.open();
+    gates[2]!.open();
+    const [first, second, third] = await Promise.all(calls);
+    // Assess
+    expect(first).toMatchObject({ status: 401, code: 'invalid_refresh_token' });
+    expect(second).toBe(first);
+    expect(third).toBe(first);
+    expect(api.count('POST /auth/refresh')).toBe(1);
+    expect(events).toEqual(['session_ended']);
+    await expect(auth.getAccessToken()).rejects.toMatchObject({ code: 'not_signed_in' });
+  });
+
+  it('session_ended comes once when a retry and a refresh both find the session ended', async () => {
+    // Prepare: an async storage whose reads can be held
+    const values = new Map<string, string>();
+    const held = { on: false, gate: gate() };
+    const storage = {
+      get: async (key: string) => {
+        if (held.on) await held.gate.opened;
+        return values.get(key) ?? null;
+      },
+      set: async (key: string, value: string) => void values.set(key, value),
+      remove: async (key: string) => void values.delete(key),
+    };
+    const { auth, api, events } = await signedIn({ storage });
+    const old = api.live.access;
+    const retry = gate();
+    let refreshes = 0;
+    api.on('GET /a', async (r) => {
+      if (r.authorization === `Bearer ${old}`) return apiError(401, 'token_expired');
+      await retry.opened;
+      return apiError(401, 'invalid_token');
+    });
+    api.on('GET /b', () => apiError(401, 'token_expired'));
+    api.on('POST /auth/refresh', () => {
+      if (++refreshes === 1) return json(200, api.pair());
+      held.on = true; // runRefresh's second read (did another instance win?) waits
+      return apiError(401, 'invalid_refresh_token');
+    });
+    const a = auth.fetch('http://api.test/v1/a');
+    await vi.waitFor(() => expect(api.count('GET /a')).toBe(2));
+    const b = auth.fetch('http://api.test/v1/b').catch((e: unknown) => e);
+    await vi.waitFor(() => expect(refreshes).toBe(2));
+    // Act: a's retry ends the session while b's refresh is reading storage, then b's read goes on
+    retry.open();
+    const response = await a;
+    held.gate.open();
+    const error = await b;
+    // Assess
+    expect(response.status).toBe(401);
+    expect(error).toMatchObject({ code: 'invalid_refresh_token' });
+    expect(events).toEqual(['token_refreshed', 'session_ended']);
+  });
+});
