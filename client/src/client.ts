@@ -9,7 +9,7 @@
  * session (invalid_refresh_token, refresh_token_reused); a network failure or a 5xx leaves it be.
  */
 import type { components } from './generated/openapi.js';
-import { AuthError, notSignedIn, storageError } from './errors.js';
+import { AuthError, notSignedIn, storageError, type AuthErrorCode } from './errors.js';
 import {
   answerOf,
   codeOf,
@@ -115,6 +115,28 @@ interface StoredSession {
   user: User;
 }
 
+/**
+ * What storage holds under `<storageKey>.session` once the server ended the session (no token): the
+ * other instances on that storage then emit session_ended, not signed_out, and reject with `code`.
+ */
+interface Ended {
+  ended: 'session_ended';
+  code: AuthErrorCode;
+  message: string;
+  sid?: string | undefined;
+  /** ms since the epoch */
+  at: number;
+}
+
+function parseEnded(text: string): Ended | undefined {
+  try {
+    const e = JSON.parse(text) as Partial<Ended> | null;
+    return e?.ended === 'session_ended' && typeof e.code === 'string' && typeof e.message === 'string' ? (e as Ended) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What the client needs of a BroadcastChannel (browsers' and Node's alike). */
 interface TabChannel {
   postMessage(message: unknown): void;
@@ -217,10 +239,13 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     }
   }
 
-  async function readStored(): Promise<StoredSession | null> {
+  /** The stored session, and why there is none when the server ended it. */
+  async function readSlot(): Promise<[StoredSession | null, Ended | undefined]> {
     const text = await read(SESSION_KEY);
-    return text ? parseSession(text) : null;
+    return text ? [parseSession(text), parseEnded(text)] : [null, undefined];
   }
+
+  const readStored = async () => (await readSlot())[0];
 
   // The first read: at once for a sync storage, so that `session` is right from the start.
   let ready: Promise<void> = Promise.resolve();
@@ -362,20 +387,26 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     emit('session_ended');
     post('session_ended', null, sid);
     try {
-      await write(SESSION_KEY, null);
+      const gone: Ended = { ended: 'session_ended', code: error.code, message: error.message, sid, at: Date.now() };
+      await write(SESSION_KEY, JSON.stringify(gone));
     } catch {
       // Nothing more to do: the session is dead either way, and its refresh token is never sent again.
     }
   }
 
-  /** Another instance signed out: storage has no session any more. */
-  function lost(): void {
+  /**
+   * Storage has no session any more: another instance signed out, or found the session ended by the
+   * server (`gone`, its note), which is told as session_ended with the server's error.
+   */
+  function lost(gone?: Ended): void {
     if (!current) return;
     dead.add(current.refresh_token);
+    const byServer = gone !== undefined && (gone.sid === undefined || gone.sid === sidOf(current));
+    if (byServer) ended = { generation, error: new AuthError(401, gone.code, gone.message) };
     generation++;
     current = null;
     decided = true;
-    emit('signed_out');
+    emit(byServer ? 'session_ended' : 'signed_out');
   }
 
   function needsRefresh(s: StoredSession): boolean {
@@ -403,13 +434,13 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   async function runRefresh(stale: string): Promise<StoredSession> {
-    let stored = await readStored();
+    let [stored, gone] = await readSlot();
     // Memory is the newer when this instance's last write failed: storage then holds a spent token.
     if (current && (stored ? dead.has(stored.refresh_token) || (sidOf(stored) === sidOf(current) && stored.expires_at < current.expires_at) : unsaved)) {
       stored = current;
     }
     if (!stored || dead.has(stored.refresh_token)) {
-      lost();
+      lost(gone);
       throw notSignedIn();
     }
     if (stored.access_token !== stale && !needsRefresh(stored)) return adopt(stored);

@@ -476,7 +476,8 @@ describe('a refresh that fails', () => {
       expect(new Set(errors).size).toBe(1);
       expect(events).toEqual(['session_ended']);
       expect(sessions).toEqual([null]);
-      expect(await storage.get(SESSION_KEY)).toBeNull();
+      // No token left: a note saying why, for the other instances on this storage.
+      expect(JSON.parse((await storage.get(SESSION_KEY))!)).toEqual({ ended: 'session_ended', code, message: `message of ${code}`, sid: 'SESSION_ID_000000000001', at: Date.now() });
       expect(await storage.get(DEVICE_KEY)).toBe('dt_1');
       expect(auth.session).toBeNull();
       expect(later.code).toBe('not_signed_in');
