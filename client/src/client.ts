@@ -15,6 +15,7 @@ import {
   codeOf,
   errorOf,
   jsonOf,
+  networkError,
   send,
   type Answer,
   type ApiPath,
@@ -39,6 +40,11 @@ export interface AuthClientOptions {
   refreshMarginSeconds?: number;
   /** Default globalThis.fetch. */
   fetch?: FetchLike;
+  /**
+   * Origins besides baseUrl's to which auth.fetch may send the access token ('https://files.example.com').
+   * Requests to any other origin are sent untouched: no token, no refresh, no retry.
+   */
+  tokenOrigins?: string[];
   /** Prefix of the storage keys and the BroadcastChannel's name. Default 'vpn-enterprise.auth'. */
   storageKey?: string;
   /**
@@ -82,7 +88,10 @@ export interface AuthClient {
   signIn(input: { email: string; password: string }): Promise<SignInResult>;
   /** A valid access token, refreshed first when it expires within the margin. */
   getAccessToken(): Promise<string>;
-  /** fetch with the Bearer token; on a 401 token_expired or invalid_token: one refresh, one retry. */
+  /**
+   * fetch with the Bearer token, for baseUrl's origin (and tokenOrigins) only; on a 401 token_expired
+   * or invalid_token: one refresh, one retry. Other origins get a plain fetch.
+   */
   fetch(input: Parameters<typeof fetch>[0], init?: RequestInit): Promise<Response>;
   me(): Promise<User>;
   sessions: {
@@ -183,17 +192,33 @@ function isSignInAnswer(body: unknown): body is SignInAnswer {
     typeof b.user === 'object' && b.user !== null;
 }
 
+/** The origin of a URL (relative to the page in a browser), or undefined. */
+function originOf(input: string | URL | Request): string | undefined {
+  try {
+    const page = (globalThis as { location?: { href: string } }).location?.href;
+    return new URL(input instanceof Request ? input.url : input, page).origin;
+  } catch {
+    return undefined;
+  }
+}
+
 const unexpected = (status: number) =>
   new AuthError(status, 'unexpected_response', `Unexpected answer from the API (HTTP ${status}).`);
 
 export function createAuthClient(options: AuthClientOptions): AuthClient {
   const storage = options.storage ?? memoryStorage();
-  const marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
+  const margin = options.refreshMarginSeconds ?? 60;
+  if (typeof margin !== 'number' || !Number.isFinite(margin) || margin < 0) {
+    throw new TypeError(`refreshMarginSeconds must be a finite number >= 0, not ${String(margin)}`);
+  }
+  const marginMs = margin * 1000;
   const prefix = options.storageKey ?? 'vpn-enterprise.auth';
   const SESSION_KEY = `${prefix}.session`;
   const DEVICE_KEY = `${prefix}.device-token`;
   const doFetch: FetchLike = (input, init) => (options.fetch ?? globalThis.fetch)(input, init);
   const api = <P extends ApiPath, M extends MethodOf<P>>(call: Call<P, M>) => send(doFetch, options.baseUrl, call);
+  const apiOrigin = originOf(options.baseUrl);
+  const tokenOrigins = new Set([apiOrigin, ...(options.tokenOrigins ?? []).map(originOf)]);
   const listeners = new Set<AuthListener>();
   const instanceId = globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`;
 
@@ -497,7 +522,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   /** Runs a request with the access token; on 401 token_expired/invalid_token, one refresh and one retry. */
-  function authorized(attempt: (token: string) => Promise<Response>): Promise<Response> {
+  function authorized(attempt: (token: string) => Promise<Response>, ours = true): Promise<Response> {
     return within(async () => {
       const first = await validSession();
       const response = await attempt(first.access_token);
@@ -508,8 +533,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       const mine = generation;
       const retried = await attempt(fresh.access_token);
       const body = retried.status === 401 ? await jsonOf(retried.clone()) : undefined;
-      // Refused with a token minted this moment (and still this session's): the session has ended.
-      if (codeOf(body) === 'invalid_token' && generation === mine) await end(errorOf(retried, body));
+      // Our API refused a token minted this moment (and still this session's): the session has ended.
+      if (ours && codeOf(body) === 'invalid_token' && generation === mine) await end(errorOf(retried, body));
       return retried;
     });
   }
@@ -589,12 +614,19 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     },
 
     fetch(input, init) {
-      return authorized((token) => {
+      const origin = originOf(input);
+      // The token goes to our API (and the origins named), never to whatever URL a caller passes.
+      if (origin === undefined || !tokenOrigins.has(origin)) return doFetch(input, init);
+      return authorized(async (token) => {
         const request = input instanceof Request ? input.clone() : input;
         const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
         headers.set('authorization', `Bearer ${token}`);
-        return doFetch(request, { ...init, headers });
-      });
+        try {
+          return await doFetch(request, { ...init, headers });
+        } catch (cause) {
+          throw networkError(cause);
+        }
+      }, origin === apiOrigin);
     },
 
     async me() {

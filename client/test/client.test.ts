@@ -184,6 +184,17 @@ describe('signIn', () => {
     expect(error).toMatchObject({ status: 429, code: 'too_many_attempts', retryAfter: 42 });
   });
 
+  it('a Retry-After given as an HTTP date becomes seconds', async () => {
+    // Prepare
+    const { auth, api } = setup();
+    const later = new Date(Date.now() + 120_000).toUTCString();
+    api.on('POST /auth/login', () => apiError(429, 'too_many_attempts', { 'Retry-After': later }));
+    // Act
+    const error = await rejection(auth.signIn({ email: USER.email, password: 'pw' }));
+    // Assess
+    expect(error).toMatchObject({ status: 429, retryAfter: 120 });
+  });
+
   it('a network failure rejects with status 0 network_error', async () => {
     // Prepare
     const { auth } = setup({ fetch: () => Promise.reject(new TypeError('fetch failed')) });
@@ -201,6 +212,22 @@ describe('signIn', () => {
     const error = await rejection(auth.signIn({ email: USER.email, password: 'pw' }));
     // Assess
     expect(error).toMatchObject({ status: 502, code: 'unexpected_response' });
+  });
+});
+
+describe('createAuthClient', () => {
+  it.each([Number.NaN, -1, Number.POSITIVE_INFINITY, '60'])('refuses refreshMarginSeconds %s with a TypeError', (value) => {
+    // Act
+    const attempt = () => createAuthClient({ baseUrl: BASE_URL, refreshMarginSeconds: value as number });
+    // Assess
+    expect(attempt).toThrow(TypeError);
+  });
+
+  it('accepts a margin of 0', () => {
+    // Act
+    const attempt = () => createAuthClient({ baseUrl: BASE_URL, refreshMarginSeconds: 0 });
+    // Assess
+    expect(attempt).not.toThrow();
   });
 });
 
@@ -421,6 +448,61 @@ describe('auth.fetch', () => {
     expect(auth.session).toBeNull();
   });
 
+  it('sends nothing of the session to another origin: no token, no refresh, no retry', async () => {
+    // Prepare
+    const api = fakeApi();
+    const seen: { url: string; init?: RequestInit }[] = [];
+    const spy = async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      if (!String(input).startsWith('http://api.test/')) {
+        seen.push({ url: String(input), ...(init && { init }) });
+        return apiError(401, 'token_expired');
+      }
+      return api.fetch(input, init);
+    };
+    const { auth } = await signedIn({ fetch: spy }, api);
+    const init = { headers: { 'x-trace': 't1' } };
+    // Act
+    const response = await auth.fetch('https://elsewhere.example/data', init);
+    // Assess
+    expect(response.status).toBe(401);
+    expect(seen).toEqual([{ url: 'https://elsewhere.example/data', init }]);
+    expect(api.count('POST /auth/refresh')).toBe(0);
+  });
+
+  it('tokenOrigins: the token goes there too, but a 401 invalid_token from there does not end the session', async () => {
+    // Prepare
+    const api = fakeApi();
+    const seen: (string | null)[] = [];
+    const spy = async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      if (String(input).startsWith('https://files.example/')) {
+        seen.push(new Headers(init?.headers).get('authorization'));
+        return apiError(401, 'invalid_token');
+      }
+      return api.fetch(input, init);
+    };
+    const { auth, events } = await signedIn({ fetch: spy, tokenOrigins: ['https://files.example'] }, api);
+    // Act
+    const response = await auth.fetch('https://files.example/report.pdf');
+    // Assess
+    expect(response.status).toBe(401);
+    expect(seen).toEqual([expect.stringMatching(/^Bearer /), `Bearer ${api.live.access}`]);
+    expect(events).toEqual(['token_refreshed']);
+    expect(auth.session).not.toBeNull();
+  });
+
+  it('a network failure of the request rejects with AuthError network_error', async () => {
+    // Prepare
+    const api = fakeApi();
+    const spy = (input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+      String(input).endsWith('/data') ? Promise.reject(new TypeError('fetch failed')) : api.fetch(input, init);
+    const { auth } = await signedIn({ fetch: spy }, api);
+    // Act
+    const error = await rejection(auth.fetch('http://api.test/v1/data'));
+    // Assess
+    expect(error).toMatchObject({ status: 0, code: 'network_error', message: expect.stringMatching(/fetch failed/) });
+    expect(auth.session).not.toBeNull();
+  });
+
   it('replays a Request with a body on the retry', async () => {
     // Prepare
     const { auth, api } = await signedIn();
@@ -440,6 +522,7 @@ describe('a refresh that fails', () => {
     ['a 503 with Retry-After', () => apiError(503, 'service_unavailable', { 'Retry-After': '30' }), { status: 503, code: 'service_unavailable', retryAfter: 30 }],
     ['a 429 with Retry-After', () => apiError(429, 'too_many_attempts', { 'Retry-After': '7' }), { status: 429, code: 'too_many_attempts', retryAfter: 7 }],
     ['a non-JSON 502', () => new Response('Bad Gateway', { status: 502 }), { status: 502, code: 'unexpected_response' }],
+    ['a non-JSON 401 (a proxy)', () => new Response('Unauthorized', { status: 401 }), { status: 401, code: 'unexpected_response' }],
   ])('%s rejects the call, keeps the session, and the next call tries again', async (_, answer, expected) => {
     // Prepare
     const api = fakeApi();
