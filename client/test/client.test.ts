@@ -311,6 +311,12 @@ describe('single flight', () => {
       return json(200, api.pair());
     });
     api.on('GET /data', (r) => json(200, { authorization: r.authorization }));
+    // Each me() call's own request: the Bearer it was sent with.
+    const meBearers: (string | null)[] = [];
+    api.on('GET /auth/me', (r) => {
+      meBearers.push(r.authorization);
+      return json(200, { success: true, user: USER });
+    });
     nearExpiry();
     // Act
     const calls = Array.from({ length: 20 }, (_, i) =>
@@ -318,14 +324,15 @@ describe('single flight', () => {
         ? auth.getAccessToken()
         : i % 3 === 1
           ? auth.fetch('http://api.test/v1/data').then(async (r) => ((await r.json()) as { authorization: string }).authorization.slice(7))
-          : auth.me().then(() => api.requests.at(-1)!.authorization!.slice(7)),
+          : auth.me().then(() => 'me'),
     );
     await vi.advanceTimersByTimeAsync(0);
     held.open();
     const tokens = await Promise.all(calls);
     // Assess
     expect(api.count('POST /auth/refresh')).toBe(1);
-    expect(new Set(tokens)).toEqual(new Set([api.live.access]));
+    expect(new Set(tokens.filter((t) => t !== 'me'))).toEqual(new Set([api.live.access]));
+    expect(meBearers).toEqual(Array.from({ length: 6 }, () => `Bearer ${api.live.access}`));
   });
 
   it('every waiting caller gets the same error when the one refresh fails, and the next call tries again', async () => {
@@ -677,7 +684,7 @@ describe('the endpoints behind a session', () => {
   it('sessions.end(id) of another session keeps this one; of its own, signs out', async () => {
     // Prepare
     const { auth, api, events } = await signedIn();
-    api.on('DELETE /auth/sessions/{id}', () => json(200, { success: true }));
+    const token = api.live.access;
     api.on('DELETE /auth/sessions/OTHER_SESSION_00000001', () => json(200, { success: true }));
     api.on('DELETE /auth/sessions/SESSION_ID_000000000001', () => json(200, { success: true }));
     // Act
@@ -685,6 +692,10 @@ describe('the endpoints behind a session', () => {
     const after = auth.session;
     await auth.sessions.end('SESSION_ID_000000000001');
     // Assess
+    expect(api.requests.slice(-2).map((r) => [r.method, r.path, r.authorization])).toEqual([
+      ['DELETE', '/auth/sessions/OTHER_SESSION_00000001', `Bearer ${token}`],
+      ['DELETE', '/auth/sessions/SESSION_ID_000000000001', `Bearer ${token}`],
+    ]);
     expect(after).not.toBeNull();
     expect(auth.session).toBeNull();
     expect(events).toEqual(['signed_out']);
