@@ -223,7 +223,7 @@ describe('fileStorage', () => {
     // Prepare
     const missing = join(dir, 'no-such-folder', 'session.json');
     // Act
-    const error = await fileStorage(missing).set('a', '1').catch((e: unknown) => e);
+    const error = await Promise.resolve(fileStorage(missing).set('a', '1')).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: 'AuthError', status: 0, code: 'storage_error', message: expect.stringContaining(join(dir, 'no-such-folder')) });
   });
