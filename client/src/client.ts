@@ -202,6 +202,9 @@ function originOf(input: string | URL | Request): string | undefined {
   }
 }
 
+/** How many dead refresh tokens an instance remembers (one a refresh: days of a busy script). */
+const DEAD_TOKENS_KEPT = 64;
+
 const unexpected = (status: number) =>
   new AuthError(status, 'unexpected_response', `Unexpected answer from the API (HTTP ${status}).`);
 
@@ -235,6 +238,11 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
    * sent or adopted again, whatever storage still holds after a write that failed.
    */
   const dead = new Set<string>();
+  /** Remember a token as dead; the oldest are forgotten past a bound (no storage holds them that long). */
+  const bury = (token: string) => {
+    dead.add(token);
+    if (dead.size > DEAD_TOKENS_KEPT) dead.delete(dead.values().next().value!);
+  };
   /** This instance's last session could not be stored: memory holds a newer one than storage. */
   let unsaved = false;
   let writes: Promise<unknown> = Promise.resolve();
@@ -367,7 +375,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     const sid = sidOf(next ?? current);
     if (event !== 'token_refreshed') generation++;
     const mine = generation;
-    if (!next && current) dead.add(current.refresh_token);
+    if (!next && current) bury(current.refresh_token);
     current = next;
     decided = true;
     let failure: unknown;
@@ -404,7 +412,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   async function end(error: AuthError): Promise<void> {
     if (!current) return;
     const sid = sidOf(current);
-    dead.add(current.refresh_token);
+    bury(current.refresh_token);
     ended = { generation, error };
     generation++;
     current = null;
@@ -425,7 +433,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
    */
   function lost(gone?: Ended): void {
     if (!current) return;
-    dead.add(current.refresh_token);
+    bury(current.refresh_token);
     const byServer = gone !== undefined && (gone.sid === undefined || gone.sid === sidOf(current));
     if (byServer) ended = { generation, error: new AuthError(401, gone.code, gone.message) };
     generation++;
@@ -471,7 +479,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     if (stored.access_token !== stale && !needsRefresh(stored)) return adopt(stored);
     const started = generation;
     const response = await api({ method: 'post', path: '/v1/auth/refresh', body: { refresh_token: stored.refresh_token } });
-    if (response.ok) dead.add(stored.refresh_token);
+    if (response.ok) bury(stored.refresh_token);
     const body = await jsonOf(response);
     // A sign-in, sign-out or end came first: this answer, good or bad, is about a session that is gone.
     if (generation !== started) return afterChange();
