@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Four projects, so a unit run starts nothing: unit (pure), integration (dynalite), package
+// Five projects, so a unit run starts nothing: unit (pure), integration (dynalite), package
 // (the CloudFormation `serverless package` writes), e2e (dynalite + serverless-offline over
-// real HTTP, and `serverless invoke local`).
+// real HTTP, and `serverless invoke local`), browser (the client over HTTP and the example page
+// in Chromium, against a stack of their own with short-lived access tokens).
 export default defineConfig({
   test: {
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', LOG_LEVEL: 'warn' },
@@ -36,6 +37,15 @@ export default defineConfig({
           globalSetup: ['tests/support/api-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
+          name: 'browser',
+          include: ['tests/browser/**/*.test.ts', 'tests/client/**/*.test.ts'],
+          globalSetup: ['tests/support/client-stack-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
     ],
