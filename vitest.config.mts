@@ -1,14 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
-// Five projects, so a unit run starts nothing: unit (pure), integration (dynalite), package
-// (the CloudFormation `serverless package` writes), e2e (dynalite + serverless-offline over
-// real HTTP, and `serverless invoke local`), browser (the client over HTTP and the example page
-// in Chromium, against a stack of their own with short-lived access tokens).
+// Six projects, so a unit run starts nothing: unit (pure), client (the auth client's own unit
+// tests, fake fetch), integration (dynalite), package (the CloudFormation `serverless package`
+// writes), e2e (dynalite + serverless-offline over real HTTP, and `serverless invoke local`),
+// browser (the client over HTTP and the example page in Chromium, against a stack of their own
+// with short-lived access tokens).
 export default defineConfig({
   test: {
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', LOG_LEVEL: 'warn' },
     projects: [
       { test: { name: 'unit', include: ['tests/unit/**/*.test.ts'] } },
+      { test: { name: 'client', include: ['client/test/**/*.test.ts'] } },
       {
         test: {
           name: 'integration',

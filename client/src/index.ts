@@ -1,2 +1,3 @@
-// Placeholder while the package is built (issue 20).
-export type { paths } from './generated/openapi.js';
+/** The Node entry (and bundlers without the browser condition). */
+export * from './shared.js';
+export { fileStorage } from './file-storage.js';

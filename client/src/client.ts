@@ -1,0 +1,517 @@
+/**
+ * createAuthClient: signs in (with the second factor), keeps the access token fresh with one
+ * refresh in flight per instance, and keeps instances that share a storage in step.
+ *
+ * How a refresh goes: every caller that needs one shares the same promise. Before sending it, the
+ * session is read again from storage: if another instance (a tab, a process on the same file) has
+ * refreshed meanwhile, its pair is adopted and nothing is sent. The server's grace window settles
+ * the races that remain, so there is no lock between instances. Only the server's word ends a
+ * session (invalid_refresh_token, refresh_token_reused); a network failure or a 5xx leaves it be.
+ */
+import type { components } from './generated/openapi.js';
+import { AuthError, notSignedIn } from './errors.js';
+import {
+  answerOf,
+  codeOf,
+  errorOf,
+  jsonOf,
+  send,
+  type Answer,
+  type ApiPath,
+  type Call,
+  type FetchLike,
+  type MethodOf,
+} from './http.js';
+import { memoryStorage, type StorageAdapter } from './storage.js';
+
+export type User = components['schemas']['User'];
+/** One of the user's sessions, as sessions.list() answers. */
+export type ActiveSession = components['schemas']['Session'];
+type SignInAnswer = components['schemas']['SignInFields'];
+type MfaChallenge = components['schemas']['MfaChallenge'];
+
+export interface AuthClientOptions {
+  /** The API's base, with its version: 'https://api.example.com/v1'. */
+  baseUrl: string;
+  /** Where the session and the device token are kept; memoryStorage() by default. */
+  storage?: StorageAdapter;
+  /** Refresh this long before the access token expires (at most half its lifetime). Default 60. */
+  refreshMarginSeconds?: number;
+  /** Default globalThis.fetch. */
+  fetch?: FetchLike;
+  /** Prefix of the storage keys and the BroadcastChannel's name. Default 'vpn-enterprise.auth'. */
+  storageKey?: string;
+}
+
+export type AuthEvent = 'signed_in' | 'token_refreshed' | 'signed_out' | 'session_ended';
+/** What the page may know of the session: never a token. expiresAt is the access token's, ms since the epoch. */
+export interface AuthSession {
+  user: User;
+  expiresAt: number;
+}
+export type AuthListener = (event: AuthEvent, session: AuthSession | null) => void;
+
+export interface SignedIn {
+  status: 'signed_in';
+  user: User;
+}
+export interface TotpSecret {
+  secret: string;
+  /** The otpauth:// URL to show as a QR code. */
+  otpauthUrl: string;
+}
+export interface MfaRequired {
+  status: 'mfa_required';
+  verify(input: { code: string } | { recoveryCode: string }): Promise<SignedIn & { recoveryCodesLeft?: number }>;
+}
+export interface MfaEnrollmentRequired {
+  status: 'mfa_enrollment_required';
+  setup(): Promise<TotpSecret>;
+  activate(code: string): Promise<SignedIn & { recoveryCodes: string[] }>;
+}
+export type SignInResult = SignedIn | MfaRequired | MfaEnrollmentRequired;
+
+export interface AuthClient {
+  signIn(input: { email: string; password: string }): Promise<SignInResult>;
+  /** A valid access token, refreshed first when it expires within the margin. */
+  getAccessToken(): Promise<string>;
+  /** fetch with the Bearer token; on a 401 token_expired or invalid_token: one refresh, one retry. */
+  fetch(input: Parameters<typeof fetch>[0], init?: RequestInit): Promise<Response>;
+  me(): Promise<User>;
+  sessions: {
+    list(): Promise<ActiveSession[]>;
+    /** Ends one session; ending this client's own signs it out. */
+    end(id: string): Promise<void>;
+  };
+  /** Answers a new session (stored here); every other session of the user ends. */
+  changePassword(input: { currentPassword: string; newPassword: string }): Promise<void>;
+  mfa: {
+    setup(input: { currentPassword: string }): Promise<TotpSecret>;
+    activate(code: string): Promise<{ recoveryCodes: string[] }>;
+    regenerateRecoveryCodes(input: { code: string }): Promise<string[]>;
+    disable(code: string): Promise<void>;
+  };
+  /** Default scope 'local'. The session is cleared here even when the server cannot be told. */
+  signOut(input?: { scope?: 'local' | 'global' }): Promise<void>;
+  onChange(listener: AuthListener): () => void;
+  readonly session: AuthSession | null;
+  /** Closes the BroadcastChannel; the client still works, without hearing other tabs. */
+  close(): void;
+}
+
+/** What storage holds under `<storageKey>.session`. */
+interface StoredSession {
+  access_token: string;
+  refresh_token: string;
+  /** ms since the epoch */
+  expires_at: number;
+  user: User;
+}
+
+interface Message {
+  from: string;
+  event: AuthEvent;
+  session: StoredSession | null;
+}
+
+function parseSession(value: unknown): StoredSession | null {
+  try {
+    const s = (typeof value === 'string' ? JSON.parse(value) : value) as Partial<StoredSession> | null;
+    return s && typeof s.access_token === 'string' && typeof s.refresh_token === 'string' &&
+      typeof s.expires_at === 'number' && typeof s.user === 'object' && s.user !== null
+      ? (s as StoredSession)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The claims of a JWT, unverified (the server verifies; the client reads exp, iat, sid). */
+function claimsOf(token: string): { exp?: number; iat?: number; sid?: string } {
+  try {
+    return JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')));
+  } catch {
+    return {};
+  }
+}
+
+function isSignInAnswer(body: unknown): body is SignInAnswer {
+  const b = body as Partial<SignInAnswer> | undefined;
+  return typeof b?.token === 'string' && typeof b.refresh_token === 'string' && typeof b.expires_in === 'number' &&
+    typeof b.user === 'object' && b.user !== null;
+}
+
+const unexpected = (status: number) =>
+  new AuthError(status, 'unexpected_response', `Unexpected answer from the API (HTTP ${status}).`);
+
+export function createAuthClient(options: AuthClientOptions): AuthClient {
+  const storage = options.storage ?? memoryStorage();
+  const marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
+  const prefix = options.storageKey ?? 'vpn-enterprise.auth';
+  const SESSION_KEY = `${prefix}.session`;
+  const DEVICE_KEY = `${prefix}.device-token`;
+  const doFetch: FetchLike = (input, init) => (options.fetch ?? globalThis.fetch)(input, init);
+  const api = <P extends ApiPath, M extends MethodOf<P>>(call: Call<P, M>) => send(doFetch, options.baseUrl, call);
+  const listeners = new Set<AuthListener>();
+  const instanceId = globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`;
+
+  let current: StoredSession | null = null;
+  /** Set once anything has decided the session, so that a slow first read does not undo it. */
+  let decided = false;
+  let refreshing: Promise<StoredSession> | null = null;
+
+  async function readStored(): Promise<StoredSession | null> {
+    const text = await storage.get(SESSION_KEY);
+    return text ? parseSession(text) : null;
+  }
+
+  // The first read: at once for a sync storage, so that `session` is right from the start.
+  let ready: Promise<void> = Promise.resolve();
+  try {
+    const first = storage.get(SESSION_KEY);
+    if (first && typeof (first as Promise<unknown>).then === 'function') {
+      ready = (first as Promise<string | null | undefined>).then(
+        (text) => void (decided || (current = text ? parseSession(text) : null)),
+        () => {},
+      );
+    } else {
+      current = first ? parseSession(first) : null;
+    }
+  } catch {
+    // An unreadable storage reads as signed out; the next read tries again.
+  }
+
+  const publicSession = (): AuthSession | null =>
+    current && { user: current.user, expiresAt: current.expires_at };
+
+  function emit(event: AuthEvent): void {
+    const session = publicSession();
+    for (const listener of [...listeners]) {
+      try {
+        listener(event, session);
+      } catch {
+        // A listener's failure is its own: the client and the other listeners go on.
+      }
+    }
+  }
+
+  // ---- other tabs -------------------------------------------------------------------------
+  const Channel = (globalThis as { BroadcastChannel?: typeof BroadcastChannel }).BroadcastChannel;
+  let channel: BroadcastChannel | undefined;
+  try {
+    channel = Channel ? new Channel(prefix) : undefined;
+    // Node: a channel must not keep a script alive.
+    (channel as { unref?: () => void } | undefined)?.unref?.();
+    if (channel) channel.onmessage = (message: MessageEvent) => void receive(message.data).catch(() => {});
+  } catch {
+    channel = undefined;
+  }
+
+  function post(event: AuthEvent, session: StoredSession | null): void {
+    try {
+      channel?.postMessage({ from: instanceId, event, session } satisfies Message);
+    } catch {
+      // A closed channel: this instance no longer talks to the others.
+    }
+  }
+
+  /**
+   * Another instance's change: adopted without a request, and the same event emitted here.
+   * Storage first (a storage of this instance's own, memory or sessionStorage, must hold it too:
+   * refreshes read it), then the event, so that a listener that calls back finds it there.
+   */
+  async function receive(data: Partial<Message> | null): Promise<void> {
+    if (!data || data.from === instanceId || typeof data.event !== 'string') return;
+    const next = parseSession(data.session ?? null);
+    const stored = await readStored();
+    if (next) {
+      if (stored?.refresh_token !== next.refresh_token && (!stored || stored.expires_at <= next.expires_at || data.event === 'signed_in')) {
+        await storage.set(SESSION_KEY, JSON.stringify(next));
+      }
+      decided = true;
+      if (current?.access_token === next.access_token) return;
+      current = next;
+      emit(data.event);
+    } else {
+      if (stored && stored.refresh_token === current?.refresh_token) await storage.remove(SESSION_KEY);
+      decided = true;
+      if (!current) return;
+      current = null;
+      emit(data.event);
+    }
+  }
+
+  // ---- the session ------------------------------------------------------------------------
+  /** Stores a session of this instance's making, then tells listeners and the other tabs. */
+  async function commit(next: StoredSession | null, event: AuthEvent): Promise<void> {
+    current = next;
+    decided = true;
+    if (next) await storage.set(SESSION_KEY, JSON.stringify(next));
+    else await storage.remove(SESSION_KEY);
+    emit(event);
+    post(event, next);
+  }
+
+  /** A session another instance stored: taken over without a request. */
+  function adopt(stored: StoredSession): StoredSession {
+    if (stored.access_token !== current?.access_token) {
+      const event: AuthEvent = current && current.user.id === stored.user.id ? 'token_refreshed' : 'signed_in';
+      current = stored;
+      decided = true;
+      emit(event);
+    }
+    return stored;
+  }
+
+  /** The server has ended the session: cleared here (the device token stays), announced once. */
+  async function end(): Promise<void> {
+    const had = current !== null;
+    current = null;
+    decided = true;
+    try {
+      await storage.remove(SESSION_KEY);
+    } catch {
+      // Nothing more to do: the session is dead either way.
+    }
+    if (had) {
+      emit('session_ended');
+      post('session_ended', null);
+    }
+  }
+
+  /** Another instance signed out: storage has no session any more. */
+  function lost(): void {
+    if (!current) return;
+    current = null;
+    decided = true;
+    emit('signed_out');
+  }
+
+  function needsRefresh(s: StoredSession): boolean {
+    const { exp, iat } = claimsOf(s.access_token);
+    const lifetimeMs = exp !== undefined && iat !== undefined ? (exp - iat) * 1000 : Infinity;
+    // A margin beyond half the token's life would refresh at every call.
+    return Date.now() >= s.expires_at - Math.min(marginMs, lifetimeMs / 2);
+  }
+
+  function sessionOf(answer: SignInAnswer): StoredSession {
+    return {
+      access_token: answer.token,
+      refresh_token: answer.refresh_token,
+      expires_at: Date.now() + answer.expires_in * 1000,
+      user: answer.user,
+    };
+  }
+
+  /** One refresh per instance at a time, shared by every caller; `stale` is the token found wanting. */
+  function refresh(stale: string): Promise<StoredSession> {
+    refreshing ??= runRefresh(stale).finally(() => {
+      refreshing = null;
+    });
+    return refreshing;
+  }
+
+  async function runRefresh(stale: string): Promise<StoredSession> {
+    const stored = await readStored();
+    if (!stored) {
+      lost();
+      throw notSignedIn();
+    }
+    if (stored.access_token !== stale && !needsRefresh(stored)) return adopt(stored);
+    const response = await api({ method: 'post', path: '/v1/auth/refresh', body: { refresh_token: stored.refresh_token } });
+    const body = await jsonOf(response);
+    if (response.ok) {
+      if (!isSignInAnswer(body)) throw unexpected(response.status);
+      const next = sessionOf(body);
+      await commit(next, 'token_refreshed');
+      return next;
+    }
+    const error = errorOf(response, body);
+    if (error.code === 'invalid_refresh_token' || error.code === 'refresh_token_reused') {
+      // Lost a race to another instance? Then it has stored the pair that won.
+      const again = await readStored();
+      if (again && again.refresh_token !== stored.refresh_token) return adopt(again);
+      await end();
+    }
+    throw error;
+  }
+
+  async function validSession(): Promise<StoredSession> {
+    await ready;
+    let s = current;
+    if (!s) {
+      s = await readStored();
+      if (!s) throw notSignedIn();
+      adopt(s);
+    }
+    return needsRefresh(s) ? refresh(s.access_token) : s;
+  }
+
+  /** Runs a request with the access token; on 401 token_expired/invalid_token, one refresh and one retry. */
+  async function authorized(attempt: (token: string) => Promise<Response>): Promise<Response> {
+    const first = await validSession();
+    const response = await attempt(first.access_token);
+    if (response.status !== 401) return response;
+    const code = codeOf(await jsonOf(response.clone()));
+    if (code !== 'token_expired' && code !== 'invalid_token') return response;
+    const fresh = await refresh(first.access_token);
+    const retried = await attempt(fresh.access_token);
+    if (retried.status === 401 && codeOf(await jsonOf(retried.clone())) === 'invalid_token') {
+      // Refused with a token minted this moment: the session has ended.
+      await end();
+    }
+    return retried;
+  }
+
+  function authed<P extends ApiPath, M extends MethodOf<P>>(call: Omit<Call<P, M>, 'token'>): Promise<Answer<P, M>> {
+    return authorized((token) => api({ ...call, token } as Call<P, M>)).then((response) => answerOf<Answer<P, M>>(response));
+  }
+
+  // ---- signing in -------------------------------------------------------------------------
+  async function signedIn(answer: unknown, status: number): Promise<SignedIn> {
+    if (!isSignInAnswer(answer)) throw unexpected(status);
+    if (typeof answer.device_token === 'string') await storage.set(DEVICE_KEY, answer.device_token);
+    await commit(sessionOf(answer), 'signed_in');
+    return { status: 'signed_in', user: answer.user };
+  }
+
+  async function verify(mfaToken: string, input: { code: string } | { recoveryCode: string }) {
+    const response = await api({
+      method: 'post',
+      path: '/v1/auth/mfa/verify',
+      body: 'code' in input ? { mfa_token: mfaToken, code: input.code } : { mfa_token: mfaToken, recovery_code: input.recoveryCode },
+    });
+    const answer = await answerOf<Answer<'/v1/auth/mfa/verify', 'post'>>(response);
+    const result = await signedIn(answer, response.status);
+    return answer.recovery_codes_left === undefined ? result : { ...result, recoveryCodesLeft: answer.recovery_codes_left };
+  }
+
+  async function enrol(mfaToken: string): Promise<TotpSecret> {
+    const answer = await answerOf<Answer<'/v1/auth/mfa/totp/setup', 'post'>>(
+      await api({ method: 'post', path: '/v1/auth/mfa/totp/setup', body: { mfa_token: mfaToken } }),
+    );
+    return { secret: answer.secret, otpauthUrl: answer.otpauth_url };
+  }
+
+  async function activateEnrolment(mfaToken: string, code: string) {
+    const response = await api({ method: 'post', path: '/v1/auth/mfa/totp/activate', body: { code, mfa_token: mfaToken } });
+    const answer = await answerOf<Answer<'/v1/auth/mfa/totp/activate', 'post'>>(response);
+    return { ...(await signedIn(answer, response.status)), recoveryCodes: answer.recovery_codes };
+  }
+
+  const auth: AuthClient = {
+    async signIn({ email, password }) {
+      const deviceToken = await storage.get(DEVICE_KEY);
+      const response = await api({
+        method: 'post',
+        path: '/v1/auth/login',
+        body: { email, password, ...(deviceToken ? { device_token: deviceToken } : {}) },
+      });
+      const body = await jsonOf(response);
+      if (response.ok) return signedIn(body, response.status);
+      const challenge = body as Partial<MfaChallenge> | undefined;
+      const mfaToken = challenge?.mfa_token;
+      if (response.status === 401 && typeof mfaToken === 'string') {
+        if (codeOf(body) === 'mfa_required') {
+          return { status: 'mfa_required', verify: (input) => verify(mfaToken, input) };
+        }
+        if (codeOf(body) === 'mfa_enrollment_required') {
+          return {
+            status: 'mfa_enrollment_required',
+            setup: () => enrol(mfaToken),
+            activate: (code) => activateEnrolment(mfaToken, code),
+          };
+        }
+      }
+      throw errorOf(response, body);
+    },
+
+    async getAccessToken() {
+      return (await validSession()).access_token;
+    },
+
+    fetch(input, init) {
+      return authorized((token) => {
+        const request = input instanceof Request ? input.clone() : input;
+        const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+        headers.set('authorization', `Bearer ${token}`);
+        return doFetch(request, { ...init, headers });
+      });
+    },
+
+    async me() {
+      return (await authed({ method: 'get', path: '/v1/auth/me' })).user;
+    },
+
+    sessions: {
+      async list() {
+        return (await authed({ method: 'get', path: '/v1/auth/sessions' })).sessions;
+      },
+      async end(id) {
+        const own = current && claimsOf(current.access_token).sid === id;
+        await authed({ method: 'delete', path: '/v1/auth/sessions/{id}', params: { id } });
+        if (own && current) await commit(null, 'signed_out');
+      },
+    },
+
+    async changePassword({ currentPassword, newPassword }) {
+      const answer = await authed({
+        method: 'post',
+        path: '/v1/auth/password',
+        body: { current_password: currentPassword, new_password: newPassword },
+      });
+      if (!isSignInAnswer(answer)) throw unexpected(200);
+      if (typeof answer.device_token === 'string') await storage.set(DEVICE_KEY, answer.device_token);
+      // The same user, a new session: the old one (and every other) has ended on the server.
+      await commit(sessionOf(answer), 'token_refreshed');
+    },
+
+    mfa: {
+      async setup({ currentPassword }) {
+        const answer = await authed({ method: 'post', path: '/v1/auth/mfa/totp/setup', body: { current_password: currentPassword } });
+        return { secret: answer.secret, otpauthUrl: answer.otpauth_url };
+      },
+      async activate(code) {
+        const answer = await authed({ method: 'post', path: '/v1/auth/mfa/totp/activate', body: { code } });
+        return { recoveryCodes: answer.recovery_codes };
+      },
+      async regenerateRecoveryCodes({ code }) {
+        return (await authed({ method: 'post', path: '/v1/auth/mfa/recovery-codes', body: { code } })).recovery_codes;
+      },
+      async disable(code) {
+        await authed({ method: 'delete', path: '/v1/auth/mfa/totp', body: { code } });
+      },
+    },
+
+    async signOut({ scope = 'local' } = {}) {
+      await ready;
+      current ??= await readStored();
+      if (!current) return;
+      let failure: unknown;
+      try {
+        await authed({ method: 'post', path: '/v1/auth/logout', body: { scope } });
+      } catch (error) {
+        failure = error;
+      }
+      // Already gone if the refresh before the logout found the session ended (session_ended told).
+      if (current) await commit(null, 'signed_out');
+      // A local sign-out is done whatever the server heard; a global one that failed must say so.
+      if (failure !== undefined && scope === 'global') throw failure;
+    },
+
+    onChange(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
+
+    get session() {
+      return publicSession();
+    },
+
+    close() {
+      channel?.close();
+      channel = undefined;
+    },
+  };
+  return auth;
+}

@@ -1,0 +1,31 @@
+import type { components } from './generated/openapi.js';
+
+/** The server's error codes, as openapi.yaml lists them. */
+export type ServerErrorCode = components['schemas']['Error']['error']['code'];
+
+/**
+ * The codes an AuthError can carry: the server's, and four of the client's own:
+ * `not_signed_in` (no session to act with), `network_error` (no answer: status 0),
+ * `unexpected_response` (an answer that is not the API's JSON), `node_only` (fileStorage in a browser).
+ */
+export type AuthErrorCode = ServerErrorCode | 'not_signed_in' | 'network_error' | 'unexpected_response' | 'node_only';
+
+/** Every failure of the client: the HTTP status (0 without an answer), the code, the server's message. */
+export class AuthError extends Error {
+  override readonly name = 'AuthError';
+  /** Seconds to wait before trying again, when the server sent Retry-After (429, 503). */
+  readonly retryAfter?: number;
+
+  constructor(
+    readonly status: number,
+    readonly code: AuthErrorCode,
+    message: string,
+    retryAfter?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    if (retryAfter !== undefined) this.retryAfter = retryAfter;
+  }
+}
+
+export const notSignedIn = () => new AuthError(401, 'not_signed_in', 'Not signed in.');

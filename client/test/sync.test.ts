@@ -1,0 +1,202 @@
+/**
+ * Instances that share a storage converge: through storage (processes on one fileStorage, tabs
+ * on localStorage) and, where there is one, through BroadcastChannel (tabs), without a lock.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createAuthClient, memoryStorage, type AuthClient, type AuthEvent, type StorageAdapter } from '../src/index.js';
+import { apiError, BASE_URL, fakeApi, gate, json, USER } from './support/fake-api.js';
+
+const clients: AuthClient[] = [];
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close();
+  vi.useRealTimers();
+  vi.unstubAllGlobals();
+});
+
+let channels = 0;
+function instance(api: ReturnType<typeof fakeApi>, storage: StorageAdapter, storageKey?: string) {
+  const auth = createAuthClient({ baseUrl: BASE_URL, fetch: api.fetch, storage, ...(storageKey && { storageKey }) });
+  clients.push(auth);
+  const events: AuthEvent[] = [];
+  auth.onChange((event) => events.push(event));
+  return { auth, events };
+}
+
+/** The next event of a client. */
+const nextEvent = (auth: AuthClient) =>
+  new Promise<AuthEvent>((resolve) => {
+    const off = auth.onChange((event) => {
+      off();
+      resolve(event);
+    });
+  });
+
+describe('two instances on one storage, no BroadcastChannel', () => {
+  function prepare() {
+    vi.useFakeTimers({ now: new Date('2026-06-01T12:00:00Z') });
+    vi.stubGlobal('BroadcastChannel', undefined);
+    return { api: fakeApi(), storage: memoryStorage() };
+  }
+
+  it('the second to need a refresh adopts the pair the first stored, without a request', async () => {
+    // Prepare
+    const { api, storage } = prepare();
+    const a = instance(api, storage);
+    await a.auth.signIn({ email: USER.email, password: 'pw' });
+    const b = instance(api, storage);
+    vi.advanceTimersByTime(850_000);
+    // Act
+    const tokenA = await a.auth.getAccessToken();
+    const tokenB = await b.auth.getAccessToken();
+    // Assess
+    expect(api.count('POST /auth/refresh')).toBe(1);
+    expect(tokenB).toBe(tokenA);
+    expect(b.events).toEqual(['token_refreshed']);
+  });
+
+  it('refreshing at the same moment, both end up with the pair the server settled on (its grace window)', async () => {
+    // Prepare
+    const { api, storage } = prepare();
+    const a = instance(api, storage);
+    await a.auth.signIn({ email: USER.email, password: 'pw' });
+    const b = instance(api, storage);
+    let previous = '';
+    let answer: unknown;
+    api.on('POST /auth/refresh', (r) => {
+      if (r.body.refresh_token === previous) return json(200, answer); // raced within the grace window
+      previous = r.body.refresh_token;
+      answer = api.pair();
+      return json(200, answer);
+    });
+    vi.advanceTimersByTime(850_000);
+    // Act
+    const [tokenA, tokenB] = await Promise.all([a.auth.getAccessToken(), b.auth.getAccessToken()]);
+    // Assess
+    expect(api.count('POST /auth/refresh')).toBe(2);
+    expect(tokenA).toBe(tokenB);
+    expect(await a.auth.me()).toEqual(USER);
+    expect(await b.auth.me()).toEqual(USER);
+  });
+
+  it('refresh_token_reused after another instance stored a newer pair: adopted, not a sign-out', async () => {
+    // Prepare
+    const { api, storage } = prepare();
+    const a = instance(api, storage);
+    await a.auth.signIn({ email: USER.email, password: 'pw' });
+    const b = instance(api, storage);
+    const first = gate();
+    const held = gate();
+    let calls = 0;
+    api.on('POST /auth/refresh', async () => {
+      if (++calls === 1) {
+        await first.opened;
+        return json(200, api.pair());
+      }
+      await held.opened;
+      return apiError(401, 'refresh_token_reused');
+    });
+    vi.advanceTimersByTime(850_000);
+    // Act
+    const pendingA = a.auth.getAccessToken();
+    const pendingB = b.auth.getAccessToken();
+    await vi.advanceTimersByTimeAsync(0);
+    first.open();
+    const tokenA = await pendingA;
+    held.open();
+    const tokenB = await pendingB;
+    // Assess
+    expect(calls).toBe(2);
+    expect(tokenB).toBe(tokenA);
+    expect(b.events).toEqual(['token_refreshed']);
+    expect(b.auth.session).not.toBeNull();
+  });
+
+  it('a sign-out by one is seen by the other at its next refresh', async () => {
+    // Prepare
+    const { api, storage } = prepare();
+    const a = instance(api, storage);
+    await a.auth.signIn({ email: USER.email, password: 'pw' });
+    const b = instance(api, storage);
+    await a.auth.signOut();
+    vi.advanceTimersByTime(850_000);
+    // Act
+    const error = await b.auth.getAccessToken().catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ code: 'not_signed_in' });
+    expect(b.events).toEqual(['signed_out']);
+    expect(api.count('POST /auth/refresh')).toBe(0);
+  });
+});
+
+describe('BroadcastChannel between two instances (tabs)', () => {
+  function prepare() {
+    const storageKey = `test-sync-${++channels}`;
+    const api = fakeApi();
+    const a = instance(api, memoryStorage(), storageKey);
+    const b = instance(api, memoryStorage(), storageKey);
+    return { api, a, b };
+  }
+
+  it('a sign-in, a refresh and a sign-out in one reach the other without a request', async () => {
+    // Prepare
+    const { api, a, b } = prepare();
+    // Act: sign in
+    const signedIn = nextEvent(b.auth);
+    await a.auth.signIn({ email: USER.email, password: 'pw' });
+    // Assess
+    expect(await signedIn).toBe('signed_in');
+    expect(b.auth.session).toEqual(a.auth.session);
+    expect(await b.auth.getAccessToken()).toBe(api.live.access);
+
+    // Act: refresh (the server's token expired early)
+    const stale = api.live.access;
+    api.on('GET /auth/me', (r) => (r.authorization === `Bearer ${stale}` ? apiError(401, 'token_expired') : json(200, { success: true, user: USER })));
+    const refreshed = nextEvent(b.auth);
+    await a.auth.me();
+    // Assess
+    expect(await refreshed).toBe('token_refreshed');
+    expect(await b.auth.getAccessToken()).toBe(api.live.access);
+    expect(await b.auth.me()).toEqual(USER);
+
+    // Act: sign out
+    const signedOut = nextEvent(b.auth);
+    await a.auth.signOut();
+    // Assess
+    expect(await signedOut).toBe('signed_out');
+    expect(b.auth.session).toBeNull();
+    await expect(b.auth.getAccessToken()).rejects.toMatchObject({ code: 'not_signed_in' });
+    expect(api.requests.map((r) => r.path)).toEqual(['/auth/login', '/auth/me', '/auth/refresh', '/auth/me', '/auth/me', '/auth/logout']);
+    expect(a.events).toEqual(['signed_in', 'token_refreshed', 'signed_out']);
+    expect(b.events).toEqual(['signed_in', 'token_refreshed', 'signed_out']);
+  });
+
+  it('a session ended in one tab is ended in the other, once', async () => {
+    // Prepare
+    const { api, a, b } = prepare();
+    const signedIn = nextEvent(b.auth);
+    await a.auth.signIn({ email: USER.email, password: 'pw' });
+    await signedIn;
+    api.on('GET /auth/me', () => apiError(401, 'invalid_token'));
+    api.on('POST /auth/refresh', () => apiError(401, 'invalid_refresh_token'));
+    // Act
+    const ended = nextEvent(b.auth);
+    await expect(a.auth.me()).rejects.toMatchObject({ code: 'invalid_refresh_token' });
+    // Assess
+    expect(await ended).toBe('session_ended');
+    expect(b.auth.session).toBeNull();
+    expect(a.events).toEqual(['signed_in', 'session_ended']);
+    expect(b.events).toEqual(['signed_in', 'session_ended']);
+  });
+
+  it('after close() an instance no longer hears the others', async () => {
+    // Prepare
+    const { a, b } = prepare();
+    b.auth.close();
+    // Act
+    await a.auth.signIn({ email: USER.email, password: 'pw' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Assess
+    expect(b.events).toEqual([]);
+    expect(b.auth.session).toBeNull();
+  });
+});
