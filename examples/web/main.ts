@@ -8,7 +8,7 @@
  * refreshMarginSeconds).
  */
 import QRCode from 'qrcode';
-import { AuthError, browserStorage, createAuthClient } from '@vpn-enterprise/auth-client';
+import { AuthError, browserStorage, createAuthClient, type User } from '@vpn-enterprise/auth-client';
 
 const params = new URLSearchParams(location.search);
 const baseUrl = params.get('api') || document.querySelector<HTMLMetaElement>('meta[name="auth-api"]')?.content || 'http://localhost:3000/v1';
@@ -171,10 +171,10 @@ element('recovery-done').addEventListener('click', () => {
 
 // --- Signed in --------------------------------------------------------------------------------
 
-type User = { email: string; name: string; role: string; mfa_enabled: boolean };
-
 function showUser(user: User): void {
   element('user-email').textContent = user.email;
+  // For password managers: which account the password fields are for.
+  for (const field of document.querySelectorAll<HTMLInputElement>('.account-username')) field.value = user.email;
   element('user-name').textContent = user.name;
   element('user-role').textContent = user.role;
   element('mfa-status').textContent = user.mfa_enabled ? 'on' : 'off';
@@ -184,7 +184,7 @@ function showUser(user: User): void {
 async function showAccount(): Promise<void> {
   const session = auth.session;
   if (!session) return showSignIn();
-  showUser(session.user as User);
+  showUser(session.user);
   show('account');
   try {
     await loadSessions();
@@ -265,10 +265,9 @@ async function check(): Promise<void> {
   if (!auth.session) return;
   try {
     const user = await auth.me();
-    if (current === 'account') showUser(user as User);
-  } catch (error) {
-    if (error instanceof AuthError && error.status >= 500) return;
-    if (!(error instanceof AuthError)) return;
+    if (current === 'account') showUser(user);
+  } catch {
+    // An ended session has been reported through onChange; anything else waits for the next check.
   }
 }
 
