@@ -68,7 +68,7 @@ function seconds(total: number): string {
 /** The server's own words; a 429 (or 503) says how long to wait. */
 function showError(error: unknown): void {
   if (error instanceof AuthError) {
-    const wait = error.retryAfter ? ` Try again in ${seconds(error.retryAfter)}.` : '';
+    const wait = error.retryAfter ? ` (Wait ${seconds(error.retryAfter)}.)` : '';
     say('error', `${error.message}${wait}`, error.code);
   } else {
     say('error', error instanceof Error ? error.message : String(error));
@@ -187,7 +187,9 @@ async function showAccount(): Promise<void> {
   showUser(session.user);
   show('account');
   try {
-    await loadSessions();
+    // The stored user is as the sign-in saw it (TOTP turned on since, say): the server's is current.
+    const [user] = await Promise.all([auth.me(), loadSessions()]);
+    showUser(user);
   } catch (error) {
     showError(error);
   }
