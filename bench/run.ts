@@ -39,6 +39,7 @@ import { MfaTokensRepository, newMfaToken } from '../lib/store/mfa-tokens.js';
 import { userKey } from '../lib/store/users.js';
 import { ensureTables, freePort, PROJECT_ROOT, startDynalite, startOffline } from '../scripts/local-stack.js';
 import { event, median, type Handler } from './common.js';
+import { CLIENT_GZIP_TARGET_BYTES, clientBundleSize } from './client-size.js';
 
 const STAGE = 'bench';
 const COST = Number(process.env.BENCH_BCRYPT_COST ?? 10);
@@ -427,6 +428,9 @@ async function main(): Promise<void> {
   const cold = await coldInits(Object.fromEntries(Object.entries(files).filter(([name]) => name in invocations)), invocations, childEnv);
   results.bundles = sizes;
   results.coldInitMs = cold;
+  // The auth client as a page downloads it (issue 20).
+  const client = await clientBundleSize();
+  results.clientBundle = client;
 
   // HTTP through serverless-offline: /auth/me, 50 connections, 10 s.
   const offline = await startOffline({ stage: STAGE, port: await freePort(), env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: '.esbuild-bench' } });
@@ -468,6 +472,7 @@ async function main(): Promise<void> {
   rows.push([`(why) mfa verify vs its own ${verifyRecorded.length} DynamoDB calls + sign, ops/s`, verifySame.ops.toFixed(0), verifySame.floor.toFixed(0), ratio(verifySame.ops, verifySame.floor), '']);
   rows.push(['(why) login cold init - a cold bcrypt, ms', loginWithoutBcrypt.toFixed(0), cold['sdk-only']!.toFixed(0), ratio(loginWithoutBcrypt, cold['sdk-only']!), '']);
   const h = results.http as { p50: number; p99: number; requestsPerSecond: number; errors: number };
+  rows.push([`auth client browser bundle, minified + gzip, KiB (${(client.minified / 1024).toFixed(1)} minified)`, (client.gzipped / 1024).toFixed(1), '', '', `<= ${CLIENT_GZIP_TARGET_BYTES / 1024}`]);
   rows.push(['HTTP /auth/me (50 conn) p50 / p99 ms', `${h.p50} / ${h.p99}`, '', '', '']);
   rows.push(['HTTP /auth/me req/s, errors', `${h.requestsPerSecond.toFixed(0)}, ${h.errors}`, '', '', 'errors = 0']);
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));

@@ -41,6 +41,13 @@ export interface AuthClientOptions {
   fetch?: FetchLike;
   /** Prefix of the storage keys and the BroadcastChannel's name. Default 'vpn-enterprise.auth'. */
   storageKey?: string;
+  /**
+   * Keep instances in step through a BroadcastChannel named after storageKey. Default: true in
+   * browsers (tabs of one origin), false in Node, where a channel reaches every instance of the
+   * process and a server acting for several users must not have them adopt each other's sign-ins.
+   * Set false in a browser for sessions of their own per tab (sessionStorage with different users).
+   */
+  broadcast?: boolean;
 }
 
 export type AuthEvent = 'signed_in' | 'token_refreshed' | 'signed_out' | 'session_ended';
@@ -108,10 +115,20 @@ interface StoredSession {
   user: User;
 }
 
+/** What the client needs of a BroadcastChannel (browsers' and Node's alike). */
+interface TabChannel {
+  postMessage(message: unknown): void;
+  close(): void;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  unref?(): void;
+}
+
 interface Message {
   from: string;
   event: AuthEvent;
   session: StoredSession | null;
+  /** The session (its `sid`) that a refresh renewed or a sign-out ended: other sessions' tabs ignore it. */
+  sid?: string | undefined;
 }
 
 function parseSession(value: unknown): StoredSession | null {
@@ -134,6 +151,9 @@ function claimsOf(token: string): { exp?: number; iat?: number; sid?: string } {
     return {};
   }
 }
+
+const EVENTS: readonly AuthEvent[] = ['signed_in', 'token_refreshed', 'signed_out', 'session_ended'];
+const sidOf = (s: StoredSession | null) => (s ? claimsOf(s.access_token).sid : undefined);
 
 function isSignInAnswer(body: unknown): body is SignInAnswer {
   const b = body as Partial<SignInAnswer> | undefined;
@@ -189,27 +209,31 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     for (const listener of [...listeners]) {
       try {
         listener(event, session);
-      } catch {
-        // A listener's failure is its own: the client and the other listeners go on.
+      } catch (error) {
+        // A listener's failure is its own: the client and the other listeners go on. Still shown.
+        const report = (globalThis as { reportError?: (error: unknown) => void }).reportError;
+        if (report) report(error);
+        else console.error('auth client: an onChange listener threw', error);
       }
     }
   }
 
   // ---- other tabs -------------------------------------------------------------------------
-  const Channel = (globalThis as { BroadcastChannel?: typeof BroadcastChannel }).BroadcastChannel;
-  let channel: BroadcastChannel | undefined;
+  const Channel = (globalThis as unknown as { BroadcastChannel?: new (name: string) => TabChannel }).BroadcastChannel;
+  let channel: TabChannel | undefined;
   try {
-    channel = Channel ? new Channel(prefix) : undefined;
+    const inNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+    channel = Channel && (options.broadcast ?? !inNode) ? new Channel(prefix) : undefined;
     // Node: a channel must not keep a script alive.
-    (channel as { unref?: () => void } | undefined)?.unref?.();
-    if (channel) channel.onmessage = (message: MessageEvent) => void receive(message.data).catch(() => {});
+    channel?.unref?.();
+    if (channel) channel.onmessage = (message) => void receive(message.data as Partial<Message> | null).catch(() => {});
   } catch {
     channel = undefined;
   }
 
-  function post(event: AuthEvent, session: StoredSession | null): void {
+  function post(event: AuthEvent, session: StoredSession | null, sid: string | undefined): void {
     try {
-      channel?.postMessage({ from: instanceId, event, session } satisfies Message);
+      channel?.postMessage({ from: instanceId, event, session, sid } satisfies Message);
     } catch {
       // A closed channel: this instance no longer talks to the others.
     }
@@ -221,8 +245,11 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
    * refreshes read it), then the event, so that a listener that calls back finds it there.
    */
   async function receive(data: Partial<Message> | null): Promise<void> {
-    if (!data || data.from === instanceId || typeof data.event !== 'string') return;
+    if (!data || data.from === instanceId || !EVENTS.includes(data.event as AuthEvent)) return;
+    const event = data.event as AuthEvent;
     const next = parseSession(data.session ?? null);
+    // A refresh or an end of another session than this tab's is not this tab's business.
+    if (event !== 'signed_in' && current && data.sid !== undefined && sidOf(current) !== data.sid) return;
     const stored = await readStored();
     if (next) {
       if (stored?.refresh_token !== next.refresh_token && (!stored || stored.expires_at <= next.expires_at || data.event === 'signed_in')) {
@@ -231,25 +258,26 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       decided = true;
       if (current?.access_token === next.access_token) return;
       current = next;
-      emit(data.event);
+      emit(event);
     } else {
       if (stored && stored.refresh_token === current?.refresh_token) await storage.remove(SESSION_KEY);
       decided = true;
       if (!current) return;
       current = null;
-      emit(data.event);
+      emit(event);
     }
   }
 
   // ---- the session ------------------------------------------------------------------------
   /** Stores a session of this instance's making, then tells listeners and the other tabs. */
   async function commit(next: StoredSession | null, event: AuthEvent): Promise<void> {
+    const sid = sidOf(next ?? current);
     current = next;
     decided = true;
     if (next) await storage.set(SESSION_KEY, JSON.stringify(next));
     else await storage.remove(SESSION_KEY);
     emit(event);
-    post(event, next);
+    post(event, next, sid);
   }
 
   /** A session another instance stored: taken over without a request. */
@@ -266,6 +294,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   /** The server has ended the session: cleared here (the device token stays), announced once. */
   async function end(): Promise<void> {
     const had = current !== null;
+    const sid = sidOf(current);
     current = null;
     decided = true;
     try {
@@ -275,7 +304,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     }
     if (had) {
       emit('session_ended');
-      post('session_ended', null);
+      post('session_ended', null, sid);
     }
   }
 
@@ -462,8 +491,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       });
       if (!isSignInAnswer(answer)) throw unexpected(200);
       if (typeof answer.device_token === 'string') await storage.set(DEVICE_KEY, answer.device_token);
-      // The same user, a new session: the old one (and every other) has ended on the server.
-      await commit(sessionOf(answer), 'token_refreshed');
+      // A new session (a new sid): the old one, and every other, has ended on the server.
+      await commit(sessionOf(answer), 'signed_in');
     },
 
     mfa: {

@@ -15,7 +15,8 @@ afterEach(() => {
 
 let channels = 0;
 function instance(api: ReturnType<typeof fakeApi>, storage: StorageAdapter, storageKey?: string) {
-  const auth = createAuthClient({ baseUrl: BASE_URL, fetch: api.fetch, storage, ...(storageKey && { storageKey }) });
+  // broadcast: true, as in a browser (Node's default is false).
+  const auth = createAuthClient({ baseUrl: BASE_URL, fetch: api.fetch, storage, broadcast: true, ...(storageKey && { storageKey }) });
   clients.push(auth);
   const events: AuthEvent[] = [];
   auth.onChange((event) => events.push(event));
@@ -186,6 +187,40 @@ describe('BroadcastChannel between two instances (tabs)', () => {
     expect(b.auth.session).toBeNull();
     expect(a.events).toEqual(['signed_in', 'session_ended']);
     expect(b.events).toEqual(['signed_in', 'session_ended']);
+  });
+
+  it("another session's refresh or sign-out is ignored; this session's is followed", async () => {
+    // Prepare
+    const storageKey = `test-sync-${++channels}`;
+    const api = fakeApi({ sid: 'MY_SESSION_000000000001' });
+    const tab = instance(api, memoryStorage(), storageKey);
+    await tab.auth.signIn({ email: USER.email, password: 'pw' });
+    const other = new BroadcastChannel(storageKey);
+    const signedOut = nextEvent(tab.auth);
+    // Act
+    other.postMessage({ from: 'elsewhere', event: 'token_refreshed', session: { access_token: 'a', refresh_token: 'r', expires_at: 1, user: USER }, sid: 'OTHER_SESSION_00000001' });
+    other.postMessage({ from: 'elsewhere', event: 'signed_out', session: null, sid: 'OTHER_SESSION_00000001' });
+    other.postMessage({ from: 'elsewhere', event: 'signed_out', session: null, sid: 'MY_SESSION_000000000001' });
+    // Assess
+    expect(await signedOut).toBe('signed_out');
+    expect(tab.events).toEqual(['signed_in', 'signed_out']);
+    other.close();
+  });
+
+  it.each([
+    ['broadcast: false', { broadcast: false }],
+    ["Node's default", {}],
+  ])('%s keeps an instance to itself', async (_, option) => {
+    // Prepare
+    const storageKey = `test-sync-${++channels}`;
+    const api = fakeApi();
+    const a = createAuthClient({ baseUrl: BASE_URL, fetch: api.fetch, storageKey, ...option });
+    const b = instance(api, memoryStorage(), storageKey);
+    // Act
+    await a.signIn({ email: USER.email, password: 'pw' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Assess
+    expect(b.events).toEqual([]);
   });
 
   it('after close() an instance no longer hears the others', async () => {
