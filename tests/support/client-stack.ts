@@ -13,7 +13,7 @@ declare module 'vitest' {
 
 export const CLIENT_STAGE = 'client';
 /** Short, so that the tests can wait past an access token's life. */
-export const ACCESS_TOKEN_TTL_SECONDS = 4;
+export const ACCESS_TOKEN_TTL_SECONDS = 5;
 
 /** The client's baseUrl: `http://127.0.0.1:<port>/v1`. */
 export const apiBase = () => `${inject('clientStack').apiUrl}/v1`;
