@@ -8,7 +8,7 @@
  * refreshMarginSeconds).
  */
 import QRCode from 'qrcode';
-import { AuthError, browserStorage, createAuthClient, type User } from '@vpn-enterprise/auth-client';
+import { AuthError, browserStorage, createAuthClient, type TotpSecret, type User } from '@vpn-enterprise/auth-client';
 
 const params = new URLSearchParams(location.search);
 const baseUrl = params.get('api') || document.querySelector<HTMLMetaElement>('meta[name="auth-api"]')?.content || 'http://localhost:3000/v1';
@@ -114,9 +114,7 @@ action(element<HTMLFormElement>('signin-form'), async () => {
     input('mfa-recovery-code').value = '';
     show('mfa');
   } else {
-    const { secret, otpauthUrl } = await result.setup();
-    await showEnrolment({ secret, otpauthUrl }, { activate: result.activate, atSignIn: true });
-    element('enroll-reason').textContent = 'Your account needs two-factor authentication before you can sign in.';
+    await showEnrolment(await result.setup(), { activate: result.activate, atSignIn: true }, 'Your account needs two-factor authentication before you can sign in.');
   }
 });
 
@@ -136,11 +134,11 @@ element('mfa-cancel').addEventListener('click', () => {
 
 // --- Enrolment --------------------------------------------------------------------------------
 
-async function showEnrolment(secret: { secret: string; otpauthUrl: string }, enrolment: { activate: Activate; atSignIn: boolean }): Promise<void> {
+async function showEnrolment(secret: TotpSecret, enrolment: { activate: Activate; atSignIn: boolean }, reason = ''): Promise<void> {
   pendingEnrolment = enrolment;
   element<HTMLImageElement>('enroll-qr').src = await QRCode.toDataURL(secret.otpauthUrl, { width: 200, margin: 1 });
   element('enroll-secret').textContent = secret.secret;
-  element('enroll-reason').textContent = '';
+  element('enroll-reason').textContent = reason;
   input('enroll-code').value = '';
   show('enroll');
 }
@@ -244,7 +242,11 @@ action(element<HTMLButtonElement>('signout-everywhere-button'), () => auth.signO
 
 // --- Staying in step ----------------------------------------------------------------------------
 
+/** A sign-in under way here (its own steps), or recovery codes not yet saved: not to be taken away. */
+const busyHere = () => current === 'signin' || current === 'mfa' || current === 'recovery' || (current === 'enroll' && pendingEnrolment?.atSignIn === true);
+
 auth.onChange((event) => {
+  if ((event === 'session_ended' || event === 'signed_out') && busyHere()) return;
   if (event === 'session_ended') {
     showSignIn();
     say('notice', 'Your session has ended. Please sign in again.');
