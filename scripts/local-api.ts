@@ -67,7 +67,7 @@ export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi>
   }
   let dynamo: RunningDynalite | undefined;
   // BCRYPT_COST from the environment, else the stage's param: the seed and the Lambdas agree.
-  const env: NodeJS.ProcessEnv = { ...source, STAGE: stage, JWT_SECRET: jwtSecret, MFA_KEY: mfaKey, BCRYPT_COST: bcryptCostFor(stage, { deployed: false }) };
+  const env: NodeJS.ProcessEnv = { ...source, STAGE: stage, JWT_SECRET: jwtSecret, MFA_KEY: mfaKey, BCRYPT_COST: bcryptCostFor(stage, { deployed: false, env: source }) };
   let config;
   try {
     // Validate everything before starting anything; the endpoint is filled in below.
