@@ -179,6 +179,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   /** Set once anything has decided the session, so that a slow first read does not undo it. */
   let decided = false;
   let refreshing: Promise<StoredSession> | null = null;
+  /** Counts sign-ins and ends: a refresh answered after one of them belongs to a session that is gone. */
+  let generation = 0;
 
   async function readStored(): Promise<StoredSession | null> {
     const text = await storage.get(SESSION_KEY);
@@ -257,12 +259,14 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       }
       decided = true;
       if (current?.access_token === next.access_token) return;
+      if (event === 'signed_in') generation++;
       current = next;
       emit(event);
     } else {
       if (stored && stored.refresh_token === current?.refresh_token) await storage.remove(SESSION_KEY);
       decided = true;
       if (!current) return;
+      generation++;
       current = null;
       emit(event);
     }
@@ -272,6 +276,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   /** Stores a session of this instance's making, then tells listeners and the other tabs. */
   async function commit(next: StoredSession | null, event: AuthEvent): Promise<void> {
     const sid = sidOf(next ?? current);
+    if (event !== 'token_refreshed') generation++;
     current = next;
     decided = true;
     if (next) await storage.set(SESSION_KEY, JSON.stringify(next));
@@ -284,6 +289,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   function adopt(stored: StoredSession): StoredSession {
     if (stored.access_token !== current?.access_token) {
       const event: AuthEvent = current && current.user.id === stored.user.id ? 'token_refreshed' : 'signed_in';
+      if (event === 'signed_in') generation++;
       current = stored;
       decided = true;
       emit(event);
@@ -295,6 +301,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   async function end(): Promise<void> {
     const had = current !== null;
     const sid = sidOf(current);
+    generation++;
     current = null;
     decided = true;
     try {
@@ -311,6 +318,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   /** Another instance signed out: storage has no session any more. */
   function lost(): void {
     if (!current) return;
+    generation++;
     current = null;
     decided = true;
     emit('signed_out');
@@ -347,8 +355,14 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       throw notSignedIn();
     }
     if (stored.access_token !== stale && !needsRefresh(stored)) return adopt(stored);
+    const started = generation;
     const response = await api({ method: 'post', path: '/v1/auth/refresh', body: { refresh_token: stored.refresh_token } });
     const body = await jsonOf(response);
+    if (generation !== started) {
+      // A sign-in, sign-out or end came first: this answer, good or bad, is about a session that is gone.
+      if (current) return current;
+      throw notSignedIn();
+    }
     if (response.ok) {
       if (!isSignInAnswer(body)) throw unexpected(response.status);
       const next = sessionOf(body);

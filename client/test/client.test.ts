@@ -322,6 +322,31 @@ describe('single flight', () => {
     expect(next).toBe(api.live.access);
     expect(api.count('POST /auth/refresh')).toBe(2);
   });
+
+  it.each([
+    ['a new pair for the old session', () => json(200, { success: true, token: 'eyJold.session.pair', token_type: 'Bearer', expires_in: 900, refresh_token: 'rt_old', refresh_expires_in: 1, user: USER })],
+    ['invalid_refresh_token', () => apiError(401, 'invalid_refresh_token')],
+  ])('a refresh answered after a new sign-in (%s) neither replaces the new session nor ends it', async (_, answer) => {
+    // Prepare
+    const { auth, api, events } = await signedIn();
+    const held = gate();
+    api.on('POST /auth/refresh', async () => {
+      await held.opened;
+      return answer();
+    });
+    nearExpiry();
+    const pending = auth.getAccessToken();
+    await vi.advanceTimersByTimeAsync(0);
+    // Act
+    await auth.signIn({ email: USER.email, password: 'pw' });
+    const signedInToken = api.live.access;
+    held.open();
+    const token = await pending;
+    // Assess
+    expect(token).toBe(signedInToken);
+    expect(await auth.getAccessToken()).toBe(signedInToken);
+    expect(events).toEqual(['signed_in']);
+  });
 });
 
 describe('auth.fetch', () => {
