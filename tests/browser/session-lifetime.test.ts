@@ -69,7 +69,12 @@ describe('the example page in Chromium: a session over time and across tabs and 
     const device = createAuthClient({ baseUrl: apiBase() });
     device.close();
     expect((await device.signIn(user)).status).toBe('signed_in');
-    const theirs = (await device.sessions.list()).find((session) => !session.current);
+    // The list is read from an eventually consistent index: asked again until the page's session shows.
+    let theirs;
+    for (let tries = 0; !theirs && tries < 20; tries++) {
+      if (tries > 0) await sleep(250);
+      theirs = (await device.sessions.list()).find((session) => !session.current);
+    }
 
     // Act
     await device.sessions.end(theirs!.id);

@@ -55,9 +55,12 @@ describe('the example page in Chromium: signing in and out', () => {
       body: JSON.stringify({ email: user.email, password: newPassword }),
     });
     expect(elsewhere.status).toBe(200);
-    await page.getByRole('button', { name: 'Reload the list' }).click();
+    // The list is read from an eventually consistent index: reloaded until the new session shows.
     const other = page.getByTestId('session').filter({ hasText: 'another-device' });
-    await other.waitFor();
+    for (let tries = 0; (await other.count()) === 0 && tries < 20; tries++) {
+      await page.getByRole('button', { name: 'Reload the list' }).click();
+      await page.waitForFunction('!document.getElementById("sessions-reload").disabled');
+    }
     await other.getByTestId('end-session').click();
     await other.waitFor({ state: 'detached' });
     // Sign out.
