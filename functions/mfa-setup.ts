@@ -11,8 +11,8 @@ const service = mfaService(app());
  * must enrol) -> a new TOTP secret, pending until activated.
  */
 export const handler = httpHandler(async (event, context) => {
-  const body = parseJsonObject(bodyText(event), { allowEmpty: true });
+  const body = () => parseJsonObject(bodyText(event), { allowEmpty: true });
   const auth = bearerOrMfaToken(event, body);
-  const proven = 'accessToken' in auth ? { ...auth, currentPassword: requiredString(body, 'current_password', MAX_PASSWORD_INPUT_LENGTH) } : auth;
+  const proven = 'accessToken' in auth ? { ...auth, currentPassword: requiredString(body(), 'current_password', MAX_PASSWORD_INPUT_LENGTH) } : auth;
   return ok(await service.setup(proven, requestInfo(event, context)));
 }, config);

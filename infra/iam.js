@@ -85,7 +85,8 @@ const ACCESS = {
   revokeApiKey: {
     UsersTable: ['dynamodb:BatchGetItem'],
     SessionsTable: ['dynamodb:BatchGetItem'],
-    AttemptsTable: ['dynamodb:UpdateItem'],
+    // GetItem: whether a slot that has moved on held the id (200 for an ended key, else 404).
+    AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:GetItem'],
   },
   // Second factors (the MFA state is on the user item; mfa_tokens are in the attempts table).
   mfaSetup: {

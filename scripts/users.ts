@@ -5,8 +5,8 @@
  */
 import { createInterface } from 'node:readline';
 import { ConfigError, MAX_REFRESH_TOKEN_TTL_SECONDS, dynamodbEndpointFrom, loadSessionPolicy, loadStoreConfig, type StoreConfig } from '../lib/platform/config.js';
-import { MAX_API_KEY_SLOTS, parseApiKeyId, sessionIdToBytes } from '../lib/platform/ids.js';
-import { ApiKeysRepository, isApiKeyLive, toPublicApiKey, type ApiKey } from '../lib/store/api-keys.js';
+import { parseApiKeyId, sessionIdToBytes } from '../lib/platform/ids.js';
+import { ApiKeysRepository, toPublicApiKey, type ApiKey } from '../lib/store/api-keys.js';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { unlockAccount } from '../lib/store/login-attempts.js';
@@ -207,10 +207,9 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, s
     }
     case 'mfa-reset': {
       const user = await userByEmail(users, emailOption(args));
+      // Whoever took over the second factor may have made keys: they end in the same write.
       const reset = await new MfaRepository(db, store.usersTable).reset(user.id, now);
       if (!reset) throw new UserNotFoundError(`with email ${user.email}`);
-      // Whoever took over the second factor may have made keys: they end too.
-      await users.revokeAllApiKeys(user.id, now);
       audit('users-cli', 'mfa_reset', { userId: user.id, had: totpOf(user), apiKeysEnded: true });
       return `Two-factor sign-in reset for ${user.email} (was ${totpOf(user)}): TOTP and recovery codes removed, all of their sessions and API keys have ended.`;
     }
@@ -224,20 +223,18 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, s
     }
     case 'api-keys': {
       const user = await userByEmail(users, emailOption(args));
-      // Every slot there can be, whatever the stage's MAX_API_KEYS_PER_USER (a key made under a higher limit still works).
-      const slots = await new ApiKeysRepository(db, store.attemptsTable, store.usersTable).slots(user.id, MAX_API_KEY_SLOTS);
-      const keys = [...slots.values()].filter((key) => isApiKeyLive(key, user, now)).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      const keys = await new ApiKeysRepository(db, store.attemptsTable, store.usersTable).liveKeys(user, now);
       audit('users-cli', 'api_keys_listed', { userId: user.id, count: keys.length });
       if (args.options.has('json')) return JSON.stringify(keys.map((key) => ({ ...toPublicApiKey(key), hint: key.hint })), null, 2);
       return keys.length === 0 ? `${user.email} has no live API key.` : apiKeyTable(keys);
     }
     case 'revoke-api-key': {
       const id = required(args, 'id');
-      const parsed = parseApiKeyId(id);
-      const before = parsed && (await new ApiKeysRepository(db, store.attemptsTable, store.usersTable).revoke(parsed.userId, parsed.slot, id, now));
-      if (!before) throw new UsageError(`No API key with id ${JSON.stringify(id)}`);
-      audit('users-cli', 'api_key_revoked', { userId: before.userId, keyId: id, by: 'operator', wasRevoked: before.revokedAt !== undefined });
-      return `API key ${id} (${JSON.stringify(before.name)}) has ended.`;
+      const owner = await ((parsed) => parsed && users.get(parsed.userId))(parseApiKeyId(id));
+      const wasLive = owner && (await new ApiKeysRepository(db, store.attemptsTable, store.usersTable).revokeById(owner, id, now));
+      if (wasLive === undefined) throw new UsageError(`No API key with id ${JSON.stringify(id)}`);
+      audit('users-cli', 'api_key_revoked', { userId: owner!.id, keyId: id, by: 'operator', wasLive });
+      return wasLive ? `API key ${id} has ended.` : `API key ${id} had already ended.`;
     }
     default:
       throw new UsageError(args.command === undefined ? 'A command is required' : `Unknown command "${args.command}"`);

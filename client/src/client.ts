@@ -9,7 +9,7 @@
  * session (invalid_refresh_token, refresh_token_reused); a network failure or a 5xx leaves it be.
  */
 import type { components } from './generated/openapi.js';
-import { AuthError, notSignedIn } from './errors.js';
+import { AuthError, notSignedIn, storageError } from './errors.js';
 import {
   answerOf,
   codeOf,
@@ -181,9 +181,42 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   let refreshing: Promise<StoredSession> | null = null;
   /** Counts sign-ins and ends: a refresh answered after one of them belongs to a session that is gone. */
   let generation = 0;
+  /**
+   * Refresh tokens this instance has spent (a refresh answered 200), signed out or seen ended: never
+   * sent or adopted again, whatever storage still holds after a write that failed.
+   */
+  const dead = new Set<string>();
+  /** This instance's last session could not be stored: memory holds a newer one than storage. */
+  let unsaved = false;
+  let writes: Promise<unknown> = Promise.resolve();
+
+  /**
+   * This instance's writes, one at a time and in order, so that a sign-out's remove never lands
+   * before the set of a refresh answered just before it. A failure is an AuthError storage_error.
+   */
+  function write(key: string, value: string | null): Promise<void> {
+    const done = writes
+      .then(() => (value === null ? storage.remove(key) : storage.set(key, value)))
+      .then(
+        () => {},
+        (error: unknown) => {
+          throw storageError(error);
+        },
+      );
+    writes = done.catch(() => {});
+    return done;
+  }
+
+  async function read(key: string): Promise<string | null | undefined> {
+    try {
+      return await storage.get(key);
+    } catch (error) {
+      throw storageError(error);
+    }
+  }
 
   async function readStored(): Promise<StoredSession | null> {
-    const text = await storage.get(SESSION_KEY);
+    const text = await read(SESSION_KEY);
     return text ? parseSession(text) : null;
   }
 
@@ -250,12 +283,16 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     if (!data || data.from === instanceId || !EVENTS.includes(data.event as AuthEvent)) return;
     const event = data.event as AuthEvent;
     const next = parseSession(data.session ?? null);
+    await ready;
     // A refresh or an end of another session than this tab's is not this tab's business.
     if (event !== 'signed_in' && current && data.sid !== undefined && sidOf(current) !== data.sid) return;
+    // Only a sign-in signs a tab in; a refresh older than the pair held here, or of a token spent here, is old news.
+    if (event === 'token_refreshed' && (!current || !next || next.expires_at < current.expires_at)) return;
+    if (next && dead.has(next.refresh_token)) return;
     const stored = await readStored();
     if (next) {
       if (stored?.refresh_token !== next.refresh_token && (!stored || stored.expires_at <= next.expires_at || data.event === 'signed_in')) {
-        await storage.set(SESSION_KEY, JSON.stringify(next));
+        await write(SESSION_KEY, JSON.stringify(next)).catch(() => {});
       }
       decided = true;
       if (current?.access_token === next.access_token) return;
@@ -263,7 +300,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       current = next;
       emit(event);
     } else {
-      if (stored && stored.refresh_token === current?.refresh_token) await storage.remove(SESSION_KEY);
+      if (stored && stored.refresh_token === current?.refresh_token) await write(SESSION_KEY, null).catch(() => {});
       decided = true;
       if (!current) return;
       generation++;
@@ -277,12 +314,23 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   async function commit(next: StoredSession | null, event: AuthEvent): Promise<void> {
     const sid = sidOf(next ?? current);
     if (event !== 'token_refreshed') generation++;
+    const mine = generation;
+    if (!next && current) dead.add(current.refresh_token);
     current = next;
     decided = true;
-    if (next) await storage.set(SESSION_KEY, JSON.stringify(next));
-    else await storage.remove(SESSION_KEY);
+    let failure: unknown;
+    try {
+      await write(SESSION_KEY, next && JSON.stringify(next));
+    } catch (error) {
+      // Kept in memory all the same: the next refresh sends this pair's token, not the spent one in storage.
+      failure = error;
+    }
+    unsaved = failure !== undefined && next !== null;
+    // A sign-in, sign-out or end while the write was awaited: this change is old news, told to no one.
+    if (generation !== mine) return;
     emit(event);
     post(event, next, sid);
+    if (failure) throw failure;
   }
 
   /** A session another instance stored: taken over without a request. */
@@ -301,11 +349,12 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   async function end(): Promise<void> {
     const had = current !== null;
     const sid = sidOf(current);
+    if (current) dead.add(current.refresh_token);
     generation++;
     current = null;
     decided = true;
     try {
-      await storage.remove(SESSION_KEY);
+      await write(SESSION_KEY, null);
     } catch {
       // Nothing more to do: the session is dead either way.
     }
@@ -318,6 +367,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   /** Another instance signed out: storage has no session any more. */
   function lost(): void {
     if (!current) return;
+    dead.add(current.refresh_token);
     generation++;
     current = null;
     decided = true;
@@ -349,34 +399,41 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   async function runRefresh(stale: string): Promise<StoredSession> {
-    const stored = await readStored();
-    if (!stored) {
+    let stored = await readStored();
+    // Memory is the newer when this instance's last write failed: storage then holds a spent token.
+    if (current && (stored ? dead.has(stored.refresh_token) || (sidOf(stored) === sidOf(current) && stored.expires_at < current.expires_at) : unsaved)) {
+      stored = current;
+    }
+    if (!stored || dead.has(stored.refresh_token)) {
       lost();
       throw notSignedIn();
     }
     if (stored.access_token !== stale && !needsRefresh(stored)) return adopt(stored);
     const started = generation;
     const response = await api({ method: 'post', path: '/v1/auth/refresh', body: { refresh_token: stored.refresh_token } });
+    if (response.ok) dead.add(stored.refresh_token);
     const body = await jsonOf(response);
-    if (generation !== started) {
-      // A sign-in, sign-out or end came first: this answer, good or bad, is about a session that is gone.
-      if (current) return current;
-      throw notSignedIn();
-    }
+    // A sign-in, sign-out or end came first: this answer, good or bad, is about a session that is gone.
+    if (generation !== started) return afterChange();
     if (response.ok) {
       if (!isSignInAnswer(body)) throw unexpected(response.status);
       const next = sessionOf(body);
       await commit(next, 'token_refreshed');
-      return next;
+      return generation === started ? next : afterChange();
     }
     const error = errorOf(response, body);
     if (error.code === 'invalid_refresh_token' || error.code === 'refresh_token_reused') {
       // Lost a race to another instance? Then it has stored the pair that won.
       const again = await readStored();
-      if (again && again.refresh_token !== stored.refresh_token) return adopt(again);
+      if (again && again.refresh_token !== stored.refresh_token && !dead.has(again.refresh_token)) return adopt(again);
       await end();
     }
     throw error;
+  }
+
+  function afterChange(): StoredSession {
+    if (current) return current;
+    throw notSignedIn();
   }
 
   async function validSession(): Promise<StoredSession> {
@@ -384,7 +441,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     let s = current;
     if (!s) {
       s = await readStored();
-      if (!s) throw notSignedIn();
+      if (!s || dead.has(s.refresh_token)) throw notSignedIn();
       adopt(s);
     }
     return needsRefresh(s) ? refresh(s.access_token) : s;
@@ -411,10 +468,17 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   // ---- signing in -------------------------------------------------------------------------
+  /** A new session and its device token: the session is kept (in memory at least) even if a write fails. */
+  async function keep(answer: SignInAnswer, next: StoredSession): Promise<void> {
+    const device = typeof answer.device_token === 'string' ? write(DEVICE_KEY, answer.device_token) : undefined;
+    device?.catch(() => {});
+    await commit(next, 'signed_in');
+    await device;
+  }
+
   async function signedIn(answer: unknown, status: number): Promise<SignedIn> {
     if (!isSignInAnswer(answer)) throw unexpected(status);
-    if (typeof answer.device_token === 'string') await storage.set(DEVICE_KEY, answer.device_token);
-    await commit(sessionOf(answer), 'signed_in');
+    await keep(answer, sessionOf(answer));
     return { status: 'signed_in', user: answer.user };
   }
 
@@ -444,7 +508,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
 
   const auth: AuthClient = {
     async signIn({ email, password }) {
-      const deviceToken = await storage.get(DEVICE_KEY);
+      const deviceToken = await read(DEVICE_KEY);
       const response = await api({
         method: 'post',
         path: '/v1/auth/login',
@@ -504,9 +568,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
         body: { current_password: currentPassword, new_password: newPassword },
       });
       if (!isSignInAnswer(answer)) throw unexpected(200);
-      if (typeof answer.device_token === 'string') await storage.set(DEVICE_KEY, answer.device_token);
       // A new session (a new sid): the old one, and every other, has ended on the server.
-      await commit(sessionOf(answer), 'signed_in');
+      await keep(answer, sessionOf(answer));
     },
 
     mfa: {

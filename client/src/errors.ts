@@ -4,11 +4,18 @@ import type { components } from './generated/openapi.js';
 export type ServerErrorCode = components['schemas']['Error']['error']['code'];
 
 /**
- * The codes an AuthError can carry: the server's, and four of the client's own:
+ * The codes an AuthError can carry: the server's, and five of the client's own:
  * `not_signed_in` (no session to act with), `network_error` (no answer: status 0),
- * `unexpected_response` (an answer that is not the API's JSON), `node_only` (fileStorage in a browser).
+ * `unexpected_response` (an answer that is not the API's JSON), `storage_error` (the storage adapter
+ * failed: status 0), `node_only` (fileStorage in a browser).
  */
-export type AuthErrorCode = ServerErrorCode | 'not_signed_in' | 'network_error' | 'unexpected_response' | 'node_only';
+export type AuthErrorCode =
+  | ServerErrorCode
+  | 'not_signed_in'
+  | 'network_error'
+  | 'unexpected_response'
+  | 'storage_error'
+  | 'node_only';
 
 /** Every failure of the client: the HTTP status (0 without an answer), the code, the server's message. */
 export class AuthError extends Error {
@@ -29,3 +36,9 @@ export class AuthError extends Error {
 }
 
 export const notSignedIn = () => new AuthError(401, 'not_signed_in', 'Not signed in.');
+
+/** A storage adapter's failure (quota, disk, permission, a lock that stayed taken), as an AuthError. */
+export const storageError = (cause: unknown): AuthError =>
+  cause instanceof AuthError
+    ? cause
+    : new AuthError(0, 'storage_error', `The session storage failed: ${cause instanceof Error ? cause.message : String(cause)}`, undefined, { cause });

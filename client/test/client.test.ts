@@ -677,3 +677,92 @@ describe('the endpoints behind a session', () => {
     expect(api.count('POST /auth/refresh')).toBe(0 + 1);
   });
 });
+
+describe('storage failures', () => {
+  /** A memory storage whose next set (or every get) fails, as a full quota or a read-only disk would. */
+  function flakyStorage() {
+    const values = new Map<string, string>();
+    const faults = { nextSet: false, get: false };
+    const storage = {
+      get: (key: string) => {
+        if (faults.get) throw new Error('EACCES: permission denied');
+        return values.get(key) ?? null;
+      },
+      set: (key: string, value: string) => {
+        if (faults.nextSet) {
+          faults.nextSet = false;
+          throw new Error('QuotaExceededError');
+        }
+        values.set(key, value);
+      },
+      remove: (key: string) => void values.delete(key),
+    };
+    return { storage, faults, values };
+  }
+
+  it('a refresh whose write fails rejects with storage_error, keeps the new pair in memory, and never sends the spent token again', async () => {
+    // Prepare
+    const { storage, faults } = flakyStorage();
+    const { auth, api, events } = await signedIn({ storage });
+    nearExpiry();
+    faults.nextSet = true;
+    // Act
+    const error = await rejection(auth.getAccessToken());
+    const sameWindow = await auth.getAccessToken();
+    nearExpiry();
+    const nextWindow = await auth.getAccessToken();
+    // Assess
+    expect(error).toMatchObject({ status: 0, code: 'storage_error', message: expect.stringMatching(/QuotaExceededError/) });
+    const sent = api.requests.filter((r) => r.path === '/auth/refresh').map((r) => r.body.refresh_token);
+    expect(sent).toEqual(['rt_1', 'rt_2']);
+    expect(nextWindow).toBe(api.live.access);
+    expect(sameWindow).not.toBe(nextWindow);
+    expect(events).toEqual(['token_refreshed', 'token_refreshed']);
+    expect(JSON.parse((await storage.get(SESSION_KEY))!).refresh_token).toBe('rt_3');
+  });
+
+  it('a sign-in whose write fails still signs in here, and says so with storage_error', async () => {
+    // Prepare
+    const { storage, faults } = flakyStorage();
+    const { auth, api, events } = setup({ storage });
+    faults.nextSet = true;
+    // Act
+    const error = await rejection(auth.signIn({ email: USER.email, password: 'pw' }));
+    const token = await auth.getAccessToken();
+    // Assess
+    expect(error.code).toBe('storage_error');
+    expect(events).toEqual(['signed_in']);
+    expect(token).toBe(api.live.access);
+  });
+
+  it('a sign-out whose write fails does not let the session stored before it come back', async () => {
+    // Prepare
+    const { storage } = flakyStorage();
+    const { auth, api } = await signedIn({ storage });
+    storage.remove = () => {
+      throw new Error('EROFS: read-only file system');
+    };
+    // Act
+    const error = await rejection(auth.signOut());
+    const after = await rejection(auth.getAccessToken());
+    // Assess
+    expect(error.code).toBe('storage_error');
+    expect(auth.session).toBeNull();
+    expect(after.code).toBe('not_signed_in');
+    expect(api.count('POST /auth/refresh')).toBe(0);
+  });
+
+  it('a storage that cannot be read rejects with storage_error', async () => {
+    // Prepare
+    const { storage, faults } = flakyStorage();
+    const { auth } = setup({ storage });
+    faults.get = true;
+    // Act
+    const errors = await Promise.all([auth.getAccessToken(), auth.signIn({ email: USER.email, password: 'pw' })].map((p) => rejection(p)));
+    // Assess
+    expect(errors.map((e) => [e.status, e.code])).toEqual([
+      [0, 'storage_error'],
+      [0, 'storage_error'],
+    ]);
+  });
+});

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAuthClient, memoryStorage, type AuthClient, type AuthEvent, type StorageAdapter } from '../src/index.js';
-import { apiError, BASE_URL, fakeApi, gate, json, USER } from './support/fake-api.js';
+import { apiError, BASE_URL, fakeApi, gate, json, jwt, USER } from './support/fake-api.js';
 
 const clients: AuthClient[] = [];
 afterEach(() => {
@@ -189,22 +189,125 @@ describe('BroadcastChannel between two instances (tabs)', () => {
     expect(b.events).toEqual(['signed_in', 'session_ended']);
   });
 
-  it("another session's refresh or sign-out is ignored; this session's is followed", async () => {
+  /** A session as another tab would post it: a token of session `sid`, valid for `seconds`. */
+  const posted = (sid: string, seconds: number, serial: string) => ({
+    access_token: jwt({ sub: USER.id, sid, jti: serial, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + seconds }),
+    refresh_token: `rt_${serial}`,
+    expires_at: Date.now() + seconds * 1000,
+    user: USER,
+  });
+
+  it("another session's refresh or sign-out is ignored; this session's are followed", async () => {
     // Prepare
     const storageKey = `test-sync-${++channels}`;
     const api = fakeApi({ sid: 'MY_SESSION_000000000001' });
     const tab = instance(api, memoryStorage(), storageKey);
     await tab.auth.signIn({ email: USER.email, password: 'pw' });
     const other = new BroadcastChannel(storageKey);
-    const signedOut = nextEvent(tab.auth);
-    // Act
-    other.postMessage({ from: 'elsewhere', event: 'token_refreshed', session: { access_token: 'a', refresh_token: 'r', expires_at: 1, user: USER }, sid: 'OTHER_SESSION_00000001' });
+    const mine = posted('MY_SESSION_000000000001', 3_600, 'mine');
+    const refreshed = nextEvent(tab.auth);
+    // Act: another session's refresh and sign-out, then a refresh of this one
+    other.postMessage({ from: 'elsewhere', event: 'token_refreshed', session: posted('OTHER_SESSION_00000001', 7_200, 'other'), sid: 'OTHER_SESSION_00000001' });
     other.postMessage({ from: 'elsewhere', event: 'signed_out', session: null, sid: 'OTHER_SESSION_00000001' });
+    other.postMessage({ from: 'elsewhere', event: 'token_refreshed', session: mine, sid: 'MY_SESSION_000000000001' });
+    // Assess
+    expect(await refreshed).toBe('token_refreshed');
+    expect(await tab.auth.getAccessToken()).toBe(mine.access_token);
+    // Act: this session's sign-out
+    const signedOut = nextEvent(tab.auth);
     other.postMessage({ from: 'elsewhere', event: 'signed_out', session: null, sid: 'MY_SESSION_000000000001' });
     // Assess
     expect(await signedOut).toBe('signed_out');
-    expect(tab.events).toEqual(['signed_in', 'signed_out']);
+    expect(tab.events).toEqual(['signed_in', 'token_refreshed', 'signed_out']);
     other.close();
+  });
+
+  it('a refresh message older than the pair a tab holds is ignored', async () => {
+    // Prepare
+    const storageKey = `test-sync-${++channels}`;
+    const api = fakeApi({ sid: 'MY_SESSION_000000000001' });
+    const storage = memoryStorage();
+    const tab = instance(api, storage, storageKey);
+    await tab.auth.signIn({ email: USER.email, password: 'pw' });
+    const other = new BroadcastChannel(storageKey);
+    const older = posted('MY_SESSION_000000000001', 100, 'older');
+    const newer = posted('MY_SESSION_000000000001', 3_600, 'newer');
+    const refreshed = nextEvent(tab.auth);
+    // Act: the newer first, then a late older one
+    other.postMessage({ from: 'elsewhere', event: 'token_refreshed', session: newer, sid: 'MY_SESSION_000000000001' });
+    other.postMessage({ from: 'elsewhere', event: 'token_refreshed', session: older, sid: 'MY_SESSION_000000000001' });
+    await refreshed;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Assess
+    expect(tab.events).toEqual(['signed_in', 'token_refreshed']);
+    expect(await tab.auth.getAccessToken()).toBe(newer.access_token);
+    expect(JSON.parse((await storage.get('test-sync-' + channels + '.session'))!).refresh_token).toBe('rt_newer');
+    other.close();
+  });
+
+  it('a tab that is signed out is not signed in by a refresh message (only by a sign-in)', async () => {
+    // Prepare
+    const storageKey = `test-sync-${++channels}`;
+    const api = fakeApi();
+    const tab = instance(api, memoryStorage(), storageKey);
+    const other = new BroadcastChannel(storageKey);
+    // Act
+    other.postMessage({ from: 'elsewhere', event: 'token_refreshed', session: posted('SESSION_ID_000000000001', 900, 'x'), sid: 'SESSION_ID_000000000001' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Assess
+    expect(tab.events).toEqual([]);
+    expect(tab.auth.session).toBeNull();
+    await expect(tab.auth.getAccessToken()).rejects.toMatchObject({ code: 'not_signed_in' });
+    other.close();
+  });
+
+  it('a refresh answered while signOut is under way does not bring the session back, here or in another tab', async () => {
+    // Prepare: tab A on a slow async storage, tab B on its own memory
+    const storageKey = `test-sync-${++channels}`;
+    const api = fakeApi();
+    const values = new Map<string, string>();
+    const slow: StorageAdapter = {
+      get: async (key) => values.get(key) ?? null,
+      set: async (key, value) => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        values.set(key, value);
+      },
+      remove: async (key) => void values.delete(key),
+    };
+    const a = instance(api, slow, storageKey);
+    const b = instance(api, memoryStorage(), storageKey);
+    const bSignedIn = nextEvent(b.auth);
+    await a.auth.signIn({ email: USER.email, password: 'pw' });
+    await bSignedIn;
+    const old = api.live.access;
+    const refreshGate = gate();
+    const logoutGate = gate();
+    api.on('GET /data', (r) => (r.authorization === `Bearer ${old}` ? apiError(401, 'token_expired') : json(200, {})));
+    api.on('POST /auth/refresh', async () => {
+      await refreshGate.opened;
+      return json(200, api.pair());
+    });
+    api.on('POST /auth/logout', async () => {
+      await logoutGate.opened;
+      return json(200, { success: true });
+    });
+    const pending = a.auth.fetch('http://api.test/v1/data').catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    // Act
+    const signingOut = a.auth.signOut();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    refreshGate.open();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    logoutGate.open();
+    await signingOut;
+    await pending;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Assess
+    expect(a.events).toEqual(['signed_in', 'signed_out']);
+    expect(b.events).toEqual(['signed_in', 'signed_out']);
+    expect(a.auth.session).toBeNull();
+    expect(b.auth.session).toBeNull();
+    expect(values.has(`${storageKey}.session`)).toBe(false);
   });
 
   it.each([

@@ -1,15 +1,15 @@
 import type { App } from '../app.js';
 import type { Config, Role } from '../platform/config.js';
 import { ApiError } from '../platform/errors.js';
-import { looksLikeApiKey, newApiKey, newApiKeyId, parseApiKeyId } from '../platform/ids.js';
+import { looksLikeApiKey, newApiKey, newApiKeyId } from '../platform/ids.js';
 import { log } from '../platform/log.js';
 import { oncePer } from '../platform/memo.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
-import { isApiKeyLive, toPublicApiKey, type ApiKeysRepository, type PublicApiKey } from '../store/api-keys.js';
+import { toPublicApiKey, type ApiKeysRepository, type PublicApiKey } from '../store/api-keys.js';
 import { epochSeconds } from '../store/sessions.js';
 import { toPublicUser, type PublicUser, type User } from '../store/users.js';
 import type { AuthService, Caller, StandingSession } from './auth-service.js';
-import { checkApiKey } from './credentials.js';
+import { ROLE_RANK, checkApiKey } from './credentials.js';
 import type { Clock } from './tokens.js';
 
 /** One "day" of `expires_in_days`. */
@@ -54,17 +54,16 @@ export class ApiKeyService {
     const secondFactorDue = user.totp?.status === 'active' || this.deps.config.mfa.requiredRoles.includes(user.role);
     if (secondFactorDue && !amr.includes('otp')) throw new ApiError('otp_session_required', 'Making an API key needs a session signed in with a second factor. Sign in again with your authenticator code.');
     const role = request.role ?? user.role;
-    if (role === 'admin' && user.role !== 'admin') throw new ApiError('invalid_request', `The field "role" must be no higher than your own role ("${user.role}").`);
+    if (ROLE_RANK[role] > ROLE_RANK[user.role]) throw new ApiError('invalid_request', `The field "role" must be no higher than your own role ("${user.role}").`);
     const now = this.deps.clock();
     const secrets = new Map<number, string>();
     const made = await this.deps.apiKeys.create(
       {
         userId: user.id,
-        id: (slot) => newApiKeyId(user.id, slot),
-        hash: (slot) => {
-          const { key, hash } = newApiKey(user.id, slot);
+        mint: (slot) => {
+          const { key, keyId, hash } = newApiKey(newApiKeyId(user.id, slot));
           secrets.set(slot, key);
-          return { keyHash: hash, hint: key.slice(-4) };
+          return { id: keyId, keyHash: hash, hint: key.slice(-4) };
         },
         name: request.name,
         role,
@@ -91,14 +90,10 @@ export class ApiKeyService {
     return keys;
   }
 
-  /** A user's live keys, newest first (also the users CLI's `api-keys`). */
+  /** A user's live keys, newest first. */
   async liveKeys(user: User): Promise<ApiKeyView[]> {
-    const now = this.deps.clock();
-    const slots = await this.deps.apiKeys.slots(user.id, this.deps.config.maxApiKeysPerUser);
-    return [...slots.values()]
-      .filter((key) => isApiKeyLive(key, user, now))
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id))
-      .map((key) => ({ ...toPublicApiKey(key), hint: key.hint }));
+    const keys = await this.deps.apiKeys.liveKeys(user, this.deps.clock());
+    return keys.map((key) => ({ ...toPublicApiKey(key), hint: key.hint }));
   }
 
   /**
@@ -108,24 +103,13 @@ export class ApiKeyService {
    */
   async revoke(accessToken: string, keyId: string, caller: Caller): Promise<void> {
     const { user, sessionId } = await this.deps.auth.authenticate(accessToken);
-    const ended = await this.revokeOf(user.id, keyId);
+    const ended = await this.deps.apiKeys.revokeById(user, keyId, this.deps.clock());
     if (ended === undefined) {
       log.info('api_key_revoke_refused', { userId: user.id, sessionId, reason: 'api_key_not_found', ...caller });
       throw new ApiError('api_key_not_found');
     }
     if (ended) countMetric(METRIC.apiKeyRevoked);
     log.info('api_key_revoked', { userId: user.id, sessionId, keyId, wasLive: ended, by: 'user', ...caller });
-  }
-
-  /**
-   * Revoke a key of `userId` by its public id (an operator passes the id's own user): true when
-   * it was live, false when it had already ended, undefined when there is no such key of that user.
-   */
-  async revokeOf(userId: string | undefined, keyId: string): Promise<boolean | undefined> {
-    const parsed = parseApiKeyId(keyId);
-    if (!parsed || (userId !== undefined && parsed.userId !== userId)) return undefined;
-    const before = await this.deps.apiKeys.revoke(parsed.userId, parsed.slot, keyId, this.deps.clock());
-    return before && before.revokedAt === undefined && before.expiresAt > epochSeconds(this.deps.clock());
   }
 
   /**

@@ -75,7 +75,7 @@ export interface VerifiedApiKey {
   role: Role;
 }
 
-const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 };
+export const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 };
 
 /** How a second factor is proven. */
 export type SecondFactor = { code: string } | { recoveryCode: string };
@@ -377,7 +377,7 @@ export async function checkApiKey(
   if (!parsed) throw refuse('malformed');
   const { key, user } = await deps.apiKeys.getWithUser(parsed.userId, parsed.slot, { lastLogin });
   const now = deps.clock();
-  if (!key || !user || !digestsEqual(parsed.hash, key.keyHash)) throw refuse('unknown_key');
+  if (!key || !user || key.id !== parsed.keyId || !digestsEqual(parsed.hash, key.keyHash)) throw refuse('unknown_key');
   if (!isApiKeyLive(key, user, now)) throw refuse(key.revokedAt ? 'revoked' : key.apiKeyEpoch !== user.apiKeyEpoch ? 'ended' : 'expired', key.id);
   if (user.status !== 'active') throw refuse('user_disabled', key.id);
   if (isUseDue(key, now)) {

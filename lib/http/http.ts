@@ -64,11 +64,12 @@ export function sessionBearerToken(event: HttpEvent): string {
 
 /**
  * Who is setting up a second factor: a signed-in user (an `Authorization: Bearer` header, which
- * wins), or a sign-in that must enrol first (`mfa_token` in the body); neither is a 401.
+ * wins, and is looked at before the body: an API key is 403 `session_required` whatever it sent),
+ * or a sign-in that must enrol first (`mfa_token` in the body); neither is a 401.
  */
-export function bearerOrMfaToken(event: HttpEvent, body: Record<string, unknown>): { accessToken: string } | { mfaToken: string } {
+export function bearerOrMfaToken(event: HttpEvent, body: () => Record<string, unknown>): { accessToken: string } | { mfaToken: string } {
   if (headerValue(event, 'authorization') !== undefined) return { accessToken: sessionBearerToken(event) };
-  const mfaToken = body.mfa_token;
+  const mfaToken = body().mfa_token;
   if (mfaToken === undefined) throw bearerError('invalid_token', false);
   if (typeof mfaToken !== 'string') throw new ApiError('invalid_request', 'The field "mfa_token" must be a string.');
   return { mfaToken };

@@ -57,6 +57,7 @@ class StoreDeadline {
   private pauses = 0;
   private pausedAt = 0;
   private lagCounted: number;
+  private ended = false;
 
   constructor(ms: number) {
     watchLag();
@@ -88,7 +89,14 @@ class StoreDeadline {
     }
   }
 
+  /** The request has its answer: its timer goes (not left to fire, one per request, for nothing). */
+  end(): void {
+    this.ended = true;
+    clearTimeout(this.timer);
+  }
+
   private arm(): void {
+    if (this.ended) return;
     // The process's deafness since last counted moves the end on (it was not the store's doing).
     this.endsAt += lagMs - this.lagCounted;
     this.lagCounted = lagMs;
@@ -110,7 +118,8 @@ const requestDeadline = new AsyncLocalStorage<StoreDeadline>();
  * the 3 attempts × 2 s of the per-attempt timeout alone.
  */
 export function withStoreDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
-  return requestDeadline.run(new StoreDeadline(ms), work);
+  const deadline = new StoreDeadline(ms);
+  return requestDeadline.run(deadline, work).finally(() => deadline.end());
 }
 
 /** Work of the request's own that is no waiting on the store (bcrypt, a pause): its deadline stands still meanwhile. */
@@ -128,7 +137,7 @@ const COMPENSATION_DEADLINE_MS = 1000;
  * leave the counters as a refusal should, not as they were mid-way.
  */
 export function compensating<T>(work: () => Promise<T>): Promise<T> {
-  return requestDeadline.getStore() ? requestDeadline.run(new StoreDeadline(COMPENSATION_DEADLINE_MS), work) : work();
+  return requestDeadline.getStore() ? withStoreDeadline(COMPENSATION_DEADLINE_MS, work) : work();
 }
 
 export function createDocumentClient(options: DynamoOptions): DynamoDBDocumentClient {

@@ -1,15 +1,19 @@
-import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Role } from '../platform/config.js';
 import { batchGetAll, isConditionalCheckFailed, storeCall, updateIf } from '../platform/dynamo.js';
+import { MAX_API_KEY_SLOTS, parseApiKeyId } from '../platform/ids.js';
 import { epochSeconds } from './sessions.js';
 import { lastLoginKey, userFromItem, userKey, type User } from './users.js';
 
 /**
- * API keys (attempts table, TTL on `expires_at`): one item per key SLOT of a user,
- * `APIKEY#<user id>#<slot>`, slots 0 … MAX_API_KEYS_PER_USER − 1. A slot is free when it has no
- * item, or its key is revoked, expired or of an older `api_key_epoch` than the user's. So the limit
- * is kept by the keys themselves: a creation writes a free slot with a condition that it is still
- * free, and however many race, no slot ever holds two live keys. The key (`vak_…`, lib/platform/ids.ts)
+ * API keys (attempts table): one item per key SLOT of a user, `APIKEY#<user id>#<slot>`, slots
+ * 0 … MAX_API_KEYS_PER_USER − 1. A slot is free when it has no item, or its key is revoked, expired
+ * or of an older `api_key_epoch` than the user's. So the limit is kept by the keys themselves: a
+ * creation writes a free slot with a condition that it still holds what was read, and however many
+ * race, no slot ever holds two live keys. A slot remembers the ids of the keys it held before
+ * (`ended_ids`), and outlives its key by ENDED_KEY_RETENTION_SECONDS (the TTL, `expires_at`, is
+ * clean-up only), so a revocation of a key that has ended answers the same however its slot was
+ * used since. The key (`vak_…`, lib/platform/ids.ts)
  * names its user and slot, so a check reads the slot and the user in one BatchGetItem.
  */
 export interface ApiKey {
@@ -30,6 +34,8 @@ export interface ApiKey {
   expiresAt: number;
   revokedAt: string | undefined;
   lastUsedAt: string | undefined;
+  /** The ids of the keys this slot held before, oldest first. */
+  endedIds: string[];
 }
 
 /** An API key as the API shows it: never the key, never its hash. */
@@ -66,9 +72,13 @@ interface ApiKeyItem {
   hint: string;
   api_key_epoch: number;
   created_at: string;
+  /** Epoch seconds: the key's end of life. */
+  key_expires_at: number;
+  /** The table's TTL: the key's end of life plus ENDED_KEY_RETENTION_SECONDS. */
   expires_at: number;
   revoked_at?: string;
   last_used_at?: string;
+  ended_ids?: string[];
 }
 
 function apiKeyFromItem(item: Record<string, unknown>): ApiKey {
@@ -83,9 +93,10 @@ function apiKeyFromItem(item: Record<string, unknown>): ApiKey {
     hint: row.hint,
     apiKeyEpoch: row.api_key_epoch,
     createdAt: row.created_at,
-    expiresAt: row.expires_at,
+    expiresAt: row.key_expires_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    endedIds: row.ended_ids ?? [],
   };
 }
 
@@ -96,14 +107,22 @@ export function isApiKeyLive(key: ApiKey | undefined, user: Pick<User, 'id' | 'a
 
 /** What a new key's item holds, besides its slot. */
 export interface NewApiKey {
-  id: (slot: number) => string;
   userId: string;
   name: string;
   role: Role;
-  hash: (slot: number) => { keyHash: string; hint: string };
+  /** A new key for a slot: its public id, its hash and its hint (the caller keeps the key itself). */
+  mint: (slot: number) => { id: string; keyHash: string; hint: string };
   apiKeyEpoch: number;
   expiresAt: number;
 }
+
+/** How long a slot keeps its item (and the ids it held) after its key's end of life. */
+export const ENDED_KEY_RETENTION_SECONDS = 90 * 86_400;
+/** How many earlier ids a slot remembers. */
+const ENDED_IDS_KEPT = 32;
+
+/** What revoking a key by its id found. */
+export type Revocation = { found: 'key'; before: ApiKey } | { found: 'ended' } | { found: 'none' };
 
 /** At most one write per key per hour for `last_used_at`. */
 export const LAST_USED_RESOLUTION_SECONDS = 3600;
@@ -123,6 +142,15 @@ export class ApiKeysRepository {
   }
 
   /**
+   * A user's live keys, newest first: every slot a key can name, not only those under today's
+   * MAX_API_KEYS_PER_USER (a limit lowered since must not hide keys that still work).
+   */
+  async liveKeys(user: Pick<User, 'id' | 'apiKeyEpoch'>, now: Date): Promise<ApiKey[]> {
+    const slots = await this.slots(user.id, MAX_API_KEY_SLOTS);
+    return [...slots.values()].filter((key) => isApiKeyLive(key, user, now)).sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
+  }
+
+  /**
    * Write a new key into one of the user's free slots: one read of every slot, then a PutItem on
    * a free one (a random one first, so racing creations rarely collide), conditional on its still
    * being free; a slot taken meanwhile moves on to the next free one. Undefined when none is left:
@@ -134,17 +162,19 @@ export class ApiKeysRepository {
     const free = Array.from({ length: count }, (_, slot) => slot).filter((slot) => !isApiKeyLive(current.get(slot), user, now));
     const start = Math.floor(Math.random() * free.length);
     for (const slot of [...free.slice(start), ...free.slice(0, start)]) {
+      const previous = current.get(slot);
       const item: ApiKeyItem = {
         ...apiKeySlotKey(key.userId, slot),
-        key_id: key.id(slot),
+        ...(({ id, keyHash, hint }) => ({ key_id: id, key_hash: keyHash, hint }))(key.mint(slot)),
         user_id: key.userId,
         slot,
         name: key.name,
         role: key.role,
-        ...(({ keyHash, hint }) => ({ key_hash: keyHash, hint }))(key.hash(slot)),
         api_key_epoch: key.apiKeyEpoch,
         created_at: now.toISOString(),
-        expires_at: key.expiresAt,
+        key_expires_at: key.expiresAt,
+        expires_at: key.expiresAt + ENDED_KEY_RETENTION_SECONDS,
+        ...(previous ? { ended_ids: [...previous.endedIds, previous.id].slice(-ENDED_IDS_KEPT) } : {}),
       };
       try {
         await storeCall(
@@ -152,8 +182,14 @@ export class ApiKeysRepository {
             new PutCommand({
               TableName: this.table,
               Item: item,
-              ConditionExpression: 'attribute_not_exists(pk) OR attribute_exists(revoked_at) OR expires_at <= :now OR api_key_epoch <> :epoch',
-              ExpressionAttributeValues: { ':now': epochSeconds(now), ':epoch': key.apiKeyEpoch },
+              // Still what was read, and still free: a key of a later epoch (an operator ended the
+              // user's keys since this creation read the user) is not this creation's to replace.
+              ...(previous
+                ? {
+                    ConditionExpression: 'key_id = :previous AND (attribute_exists(revoked_at) OR key_expires_at <= :now OR api_key_epoch < :epoch)',
+                    ExpressionAttributeValues: { ':previous': previous.id, ':now': epochSeconds(now), ':epoch': key.apiKeyEpoch },
+                  }
+                : { ConditionExpression: 'attribute_not_exists(pk)' }),
             }),
           ),
         );
@@ -179,11 +215,11 @@ export class ApiKeysRepository {
   }
 
   /**
-   * Revoke the key with this id in its slot, only if it is the user's: the key as it was before, or
-   * undefined when the slot holds no key of that id and user. A key already ended stays as it was
-   * (its first `revoked_at` is kept).
+   * Revoke the key with this id in its slot, only if it is the user's: the key as it was before
+   * (a key already ended stays as it was, its first `revoked_at` kept); `ended` when the slot has
+   * held it and moved on to a later key; `none` when the user never had it.
    */
-  async revoke(userId: string, slot: number, keyId: string, at: Date): Promise<ApiKey | undefined> {
+  async revoke(userId: string, slot: number, keyId: string, at: Date): Promise<Revocation> {
     try {
       const { Attributes } = await storeCall(
         this.db.send(
@@ -197,11 +233,25 @@ export class ApiKeysRepository {
           }),
         ),
       );
-      return Attributes && apiKeyFromItem(Attributes);
+      return { found: 'key', before: apiKeyFromItem(Attributes!) };
     } catch (error) {
-      if (isConditionalCheckFailed(error)) return undefined;
-      throw error;
+      if (!isConditionalCheckFailed(error)) throw error;
     }
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.table, Key: apiKeySlotKey(userId, slot), ConsistentRead: true })));
+    const held = Item && apiKeyFromItem(Item);
+    return held?.userId === userId && held.endedIds.includes(keyId) ? { found: 'ended' } : { found: 'none' };
+  }
+
+  /**
+   * Revoke one of this user's keys by its public id: true when it was live, false when it had
+   * already ended, undefined when the user has no such key (unknown, malformed, another user's).
+   */
+  async revokeById(user: Pick<User, 'id' | 'apiKeyEpoch'>, keyId: string, now: Date): Promise<boolean | undefined> {
+    const parsed = parseApiKeyId(keyId);
+    if (!parsed || parsed.userId !== user.id) return undefined;
+    const revocation = await this.revoke(user.id, parsed.slot, keyId, now);
+    if (revocation.found === 'none') return undefined;
+    return revocation.found === 'key' && isApiKeyLive(revocation.before, user, now);
   }
 
   /**

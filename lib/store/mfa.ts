@@ -234,14 +234,15 @@ export class MfaRepository {
 
   /**
    * An operator's reset (the user lost the authenticator and the codes): TOTP and recovery codes
-   * gone and every session ended, in one write. The user as written; undefined when there is none.
+   * gone and every session and API key ended, in one write. The user as written; undefined when there is none.
    */
   async reset(userId: string, at: Date): Promise<User | undefined> {
     const item = await updateAndReadIf(this.db, {
       TableName: this.table,
       Key: userKey(userId),
-      // The second factor's counts go with it: a new authenticator starts with a clean slate.
-      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES}, ${CODE_FAILURE_ATTRIBUTES} SET updated_at = :at ADD session_epoch :one`,
+      // The second factor's counts go with it: a new authenticator starts with a clean slate. So do
+      // every session and API key (whoever took over the second factor may have made some).
+      UpdateExpression: `REMOVE ${TOTP_ATTRIBUTES}, ${CODE_FAILURE_ATTRIBUTES} SET updated_at = :at ADD session_epoch :one, api_key_epoch :one`,
       ConditionExpression: 'attribute_exists(pk)',
       ExpressionAttributeValues: { ':at': at.toISOString(), ':one': 1 },
     });

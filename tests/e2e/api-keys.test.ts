@@ -1,15 +1,28 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseApiKeyId } from '../../lib/platform/ids.js';
 import { apiKeySlotKey } from '../../lib/store/api-keys.js';
 import { Authenticator } from '../support/authenticator.js';
 import { auditLine, runScript } from '../support/cli.js';
-import { apiEnv, apiUrl } from '../support/context.js';
+import { apiEnv, apiUrl, emittedMetrics } from '../support/context.js';
 import { call, e2eApp, expectCommonHeaders, expectError, login, type ApiResponse } from '../support/http.js';
 import { recordSecret } from '../support/secrets.js';
 import { createUser } from '../support/store.js';
 
 /** Another API's route behind the shared authorizer (serverless.yml: exampleProtected). */
+/** How many times each metric has been counted so far, in total (`Name`) and by authMethod (`Name|method`). */
+function metricCounts(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const record of emittedMetrics()) {
+    const definitions = (record._aws as { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> }).CloudWatchMetrics;
+    for (const { Name } of definitions.flatMap((definition) => definition.Metrics)) {
+      const name = typeof record.authMethod === 'string' ? `${Name}|${record.authMethod}` : Name;
+      counts.set(name, (counts.get(name) ?? 0) + [record[Name]].flat().reduce((sum: number, value) => sum + Number(value), 0));
+    }
+  }
+  return counts;
+}
+
 async function protectedRoute(bearer: string): Promise<{ status: number; body: any }> {
   const response = await fetch(`${apiUrl()}/v1/example/protected`, { headers: { authorization: `Bearer ${bearer}` }, signal: AbortSignal.timeout(20_000) });
   const text = await response.text();
@@ -52,7 +65,7 @@ describe('API keys over HTTP', () => {
     // Assess
     expect(response.body).toEqual({
       success: true,
-      key: expect.stringMatching(/^vak_[A-Za-z0-9_-]{72}$/),
+      key: expect.stringMatching(/^vak_[A-Za-z0-9_-]{80}$/),
       api_key: { id: expect.stringMatching(/^ak_/), name: 'nightly backup', role: 'admin', created_at: expect.any(String), expires_at: expect.any(String), last_used_at: null },
     });
     expectCommonHeaders(response);
@@ -120,7 +133,7 @@ describe('API keys over HTTP', () => {
     // The key's end moved to a moment ago (as one day later would find it; DynamoDB's TTL has not removed it)
     const app = e2eApp();
     const { userId, slot } = parseApiKeyId(id)!;
-    await app.db.send(new UpdateCommand({ TableName: app.config.attemptsTable, Key: apiKeySlotKey(userId, slot), UpdateExpression: 'SET expires_at = :past', ExpressionAttributeValues: { ':past': Math.floor(Date.now() / 1000) - 1 } }));
+    await app.db.send(new UpdateCommand({ TableName: app.config.attemptsTable, Key: apiKeySlotKey(userId, slot), UpdateExpression: 'SET key_expires_at = :past', ExpressionAttributeValues: { ':past': Math.floor(Date.now() / 1000) - 1 } }));
 
     // Assess
     expect(whileDisabled[0]!.status).toBe(403);
@@ -133,7 +146,7 @@ describe('API keys over HTTP', () => {
   it('refuses malformed keys and bad checksums as a bad access token is refused', async () => {
     const { token } = await signedIn();
     const { key } = await madeKey(token);
-    for (const bad of [`${key.slice(0, -6)}AAAAAA`, `${key.slice(0, 10)}${key[10] === 'A' ? 'B' : 'A'}${key.slice(11)}`, 'vak_', `vak_${'A'.repeat(72)}`]) {
+    for (const bad of [`${key.slice(0, -6)}AAAAAA`, `${key.slice(0, 10)}${key[10] === 'A' ? 'B' : 'A'}${key.slice(11)}`, 'vak_', `vak_${'A'.repeat(80)}`]) {
       recordSecret(bad);
       expectError(await call('GET', '/me', { token: bad }), 401, 'invalid_token');
       expect((await protectedRoute(bad)).status).toBe(403);
@@ -177,6 +190,31 @@ describe('API keys over HTTP', () => {
     expect(allowed.status).toBe(201);
   });
 
+  it('counts ApiKeyCreated, ApiKeyRevoked and the authorizer\'s decisions by authMethod (CloudWatch EMF from the Lambdas)', async () => {
+    // Prepare
+    const { token } = await signedIn();
+    const before = metricCounts();
+
+    // Act: a key made, used, revoked, refused; a session's token allowed
+    const { key, id } = await madeKey(token);
+    expect((await protectedRoute(key)).status).toBe(200);
+    expect((await protectedRoute(token)).status).toBe(200);
+    expect((await call('DELETE', `/api-keys/${id}`, { token })).status).toBe(200);
+    expect((await protectedRoute(key)).status).toBe(403);
+
+    // Assess: each counted in total and, for the authorizer, by authMethod (other files run
+    // alongside, so at least once more than before)
+    await vi.waitFor(
+      () => {
+        const after = metricCounts();
+        for (const name of ['ApiKeyCreated', 'ApiKeyRevoked', 'AuthorizerAllowed', 'AuthorizerAllowed|api_key', 'AuthorizerAllowed|session', 'AuthorizerDenied', 'AuthorizerDenied|api_key']) {
+          expect(after.get(name) ?? 0, name).toBeGreaterThan(before.get(name) ?? 0);
+        }
+      },
+      { timeout: 10_000, interval: 200 },
+    );
+  });
+
   it('is refused with 403 session_required by every endpoint that mints or manages credentials', async () => {
     // Prepare
     const { user, token } = await signedIn();
@@ -196,6 +234,14 @@ describe('API keys over HTTP', () => {
       createKey: await createKey(key),
       listKeys: await call('GET', '/api-keys', { token: key }),
       revokeKey: await call('DELETE', `/api-keys/${id}`, { token: key }),
+      // The bearer is looked at before the body: a key gets the same answer whatever it sends
+      ...Object.fromEntries(
+        await Promise.all(
+          (['/logout', '/password', '/mfa/totp/setup', '/mfa/totp/activate', '/mfa/recovery-codes'] as const).map(async (path) => [`${path} without a body`, await call('POST', path, { token: key })] as const),
+        ),
+      ),
+      'DELETE /mfa/totp without a body': await call('DELETE', '/mfa/totp', { token: key }),
+      'POST /api-keys with a bad body': await call('POST', '/api-keys', { token: key, body: { name: '' } }),
     };
 
     // Assess: each refused, and the key still works (nothing was done with it)

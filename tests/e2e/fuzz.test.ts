@@ -57,7 +57,7 @@ const base64url = fc.stringMatching(/^[A-Za-z0-9_-]{0,100}$/);
 const apiKeyish = fc.oneof(
   headerText.map((text) => `vak_${text}`),
   base64url.map((text) => `vak_${text}`),
-  fc.uint8Array({ minLength: 49, maxLength: 49 }).map((bytes) => {
+  fc.uint8Array({ minLength: 55, maxLength: 55 }).map((bytes) => {
     const unchecked = `vak_${Buffer.from(bytes).toString('base64url')}`;
     return unchecked + crc32Base64url(unchecked);
   }),

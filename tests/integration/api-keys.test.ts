@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Caller } from '../../lib/auth/auth-service.js';
-import { apiKeyService } from '../../lib/auth/api-key-service.js';
+import { ApiKeyService, apiKeyService } from '../../lib/auth/api-key-service.js';
 import { checkApiKey } from '../../lib/auth/credentials.js';
 import { loginService } from '../../lib/auth/login-service.js';
-import { newApiKey, parseApiKeyId } from '../../lib/platform/ids.js';
+import { newApiKey, newApiKeyId as newApiKeyIdOf, parseApiKeyId } from '../../lib/platform/ids.js';
 import { apiKeySlotKey } from '../../lib/store/api-keys.js';
 import type { Role } from '../../lib/store/users.js';
 import { logger } from '../../lib/platform/log.js';
@@ -79,6 +79,62 @@ describe('API keys: made, listed, revoked', () => {
     expect(app).toBeDefined();
   });
 
+  it('answers 200 again for an ended key whose slot has since been given to a later key, and 404 still for an id the user never had', async () => {
+    // Prepare: one slot, so every new key takes the slot of the one before
+    const { user, token, service } = await signedIn({ MAX_API_KEYS_PER_USER: '1' });
+    const first = await service.create(token, { name: 'first', expiresInDays: 30, role: undefined }, caller);
+    await service.revoke(token, first.api_key.id, caller);
+    const second = await service.create(token, { name: 'second', expiresInDays: 30, role: undefined }, caller);
+    await service.revoke(token, second.api_key.id, caller);
+    const third = await service.create(token, { name: 'third', expiresInDays: 30, role: undefined }, caller);
+    const { slot } = parseApiKeyId(third.api_key.id)!;
+
+    // Act
+    const again = await Promise.all([first, second].map((made) => service.revoke(token, made.api_key.id, caller)));
+
+    // Assess
+    expect(again).toEqual([undefined, undefined]);
+    const [listed] = await service.list(token, caller);
+    expect(listed!.id).toBe(third.api_key.id);
+    await expect(service.revoke(token, newApiKeyIdOf(user.id, slot), caller)).rejects.toMatchObject({ code: 'api_key_not_found', status: 404 });
+  });
+
+  it('lists every key that still works after MAX_API_KEYS_PER_USER is lowered, and counts a key ended by the epoch as ended', async () => {
+    // Prepare: three keys under a limit of 3, then the stage's limit lowered to 1
+    const { app, user, token, service } = await signedIn({ MAX_API_KEYS_PER_USER: '3' });
+    const made = await Promise.all(['a', 'b', 'c'].map((name) => service.create(token, { name, expiresInDays: 30, role: undefined }, caller)));
+    const lowered = new ApiKeyService({ ...app, config: { ...app.config, maxApiKeysPerUser: 1 } });
+
+    // Act
+    const listed = await lowered.list(token, caller);
+    const refused = await lowered.create(token, { name: 'd', expiresInDays: 30, role: undefined }, caller).catch((error: { code: string }) => error.code);
+    const ended = await app.users.revokeAllApiKeys(user.id, app.clock());
+    const wasLive = await app.apiKeys.revokeById(ended, made[0]!.api_key.id, app.clock());
+
+    // Assess
+    expect(listed.map((key) => key.name).sort()).toEqual(['a', 'b', 'c']);
+    expect(refused).toBe('api_key_limit');
+    expect(wasLive).toBe(false);
+  });
+
+  it('never lets a creation that read an older api_key_epoch replace a later epoch\'s live key', async () => {
+    // Prepare: the user's one slot holds a live key of epoch 1
+    const { app, user, token, service } = await signedIn({ MAX_API_KEYS_PER_USER: '1' });
+    await app.users.revokeAllApiKeys(user.id, app.clock());
+    const live = await service.create(token, { name: 'live', expiresInDays: 30, role: undefined }, caller);
+
+    // Act: a creation that read the user before the epoch moved
+    const stale = await app.apiKeys.create(
+      { userId: user.id, mint: (slot) => ({ id: newApiKeyIdOf(user.id, slot), keyHash: 'x', hint: 'xxxx' }), name: 'stale', role: 'user', apiKeyEpoch: 0, expiresAt: Math.floor(app.clock().getTime() / 1000) + 60 },
+      1,
+      app.clock(),
+    );
+
+    // Assess
+    expect(stale).toBeUndefined();
+    expect((await service.list(token, caller)).map((key) => key.id)).toEqual([live.api_key.id]);
+  });
+
   it('keeps MAX_API_KEYS_PER_USER under 20 concurrent creations, and frees a slot by revocation', async () => {
     // Prepare
     const { token, service } = await signedIn({ MAX_API_KEYS_PER_USER: '5' });
@@ -124,11 +180,14 @@ describe('API keys: made, listed, revoked', () => {
     await expect(check(made.key)).rejects.toMatchObject({ code: 'invalid_token' });
   });
 
-  it('refuses a forged key of a real slot (right checksum, wrong secret)', async () => {
+  it('refuses a forged key of a real slot (right checksum, wrong secret; or another key id of that slot)', async () => {
     const { user, token, service, check } = await signedIn();
     const made = await service.create(token, { name: 'a', expiresInDays: 1, role: undefined }, caller);
-    const forged = newApiKey(user.id, parseApiKeyId(made.api_key.id)!.slot).key;
+    const forged = newApiKey(made.api_key.id).key;
+    const otherId = newApiKey(newApiKeyIdOf(user.id, parseApiKeyId(made.api_key.id)!.slot)).key;
     await expect(check(forged)).rejects.toMatchObject({ code: 'invalid_token' });
+    await expect(check(otherId)).rejects.toMatchObject({ code: 'invalid_token' });
+    await expect(check(made.key)).resolves.toBeDefined();
   });
 
   it('writes last_used_at at most once an hour per key', async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { mfaKeyAlias, mfaKeyParameter, signingKeyAlias, signingKeyParameter } from '../../infra/signing-keys.js';
@@ -30,6 +30,10 @@ export default async function setup(project: TestProject) {
   const fakes = { ssm: ssm.endpoint, kms: kms.endpoint };
   await putSealedRing(fakes, E2E_STAGE, 'signing', JSON.stringify({ 'e2e-1': randomBytes(48).toString('base64url') }));
   await putSealedRing(fakes, E2E_STAGE, 'mfa', JSON.stringify({ 'mfa-1': randomBytes(48).toString('base64url') }));
+  // The Lambdas' output as it comes, for tests that read their metrics (context.ts, emittedMetrics).
+  const outputFile = join(PROJECT_ROOT, '.test-output', 'e2e-lambdas.log');
+  mkdirSync(join(PROJECT_ROOT, '.test-output'), { recursive: true });
+  writeFileSync(outputFile, '');
   let api;
   try {
     // Every DynamoDB client of the run goes through its IAM check (stage APIs and `invoke local`
@@ -55,7 +59,10 @@ export default async function setup(project: TestProject) {
       },
       users: [{ ...DEMO_USER, name: 'John Doe', role: 'admin' }],
       esbuildFolder: '.esbuild-e2e',
-      echo: process.env.E2E_VERBOSE ? (text) => process.stderr.write(text) : undefined,
+      echo: (text) => {
+        appendFileSync(outputFile, text);
+        if (process.env.E2E_VERBOSE) process.stderr.write(text);
+      },
     });
   } catch (error) {
     await ssm.close();
@@ -68,6 +75,8 @@ export default async function setup(project: TestProject) {
   project.provide('dynamoEndpoint', iam.endpoint);
   project.provide('apiUrl', offline.url);
   project.provide('apiEnv', env);
+  project.provide('apiOutputFile', outputFile);
+  project.provide('apiOutputFile', outputFile);
   return async () => {
     const output = offline.output();
     mkdirSync(join(PROJECT_ROOT, '.test-output'), { recursive: true });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { inject } from 'vitest';
 
 /** What the global setups hand to the test files. */
@@ -7,6 +8,8 @@ declare module 'vitest' {
     apiUrl: string;
     /** The environment the running Lambdas were started with. */
     apiEnv: Record<string, string>;
+    /** The file the running Lambdas' output (logs, EMF metrics) is appended to as it comes. */
+    apiOutputFile: string;
   }
 }
 
@@ -23,4 +26,18 @@ export function apiUrl(): string {
 
 export function apiEnv(): Record<string, string> {
   return inject('apiEnv');
+}
+
+/** The metric records (CloudWatch EMF) the running Lambdas have written so far. */
+export function emittedMetrics(): Array<Record<string, unknown>> {
+  return readFileSync(inject('apiOutputFile'), 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{') && line.includes('"_aws"'))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
 }

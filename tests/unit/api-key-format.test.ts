@@ -20,25 +20,30 @@ describe('CRC-32', () => {
   });
 });
 
-describe('API keys: vak_ + base64url(user id ‖ slot ‖ 256 random bits) + a CRC-32 checksum', () => {
-  it('round-trips user and slot, and hashes the whole key', () => {
+describe('API keys: vak_ + base64url(key id ‖ 256 random bits) + a CRC-32 checksum', () => {
+  it('carries its key id (and so its user and slot), and hashes the whole key', () => {
     // Prepare
     const userId = newUserId();
+    const keyId = newApiKeyId(userId, 7);
 
     // Act
-    const made = newApiKey(userId, 7);
+    const made = newApiKey(keyId);
     const parsed = parseApiKey(made.key);
 
     // Assess
-    expect(made.key).toMatch(/^vak_[A-Za-z0-9_-]{72}$/);
+    expect(made.key).toMatch(/^vak_[A-Za-z0-9_-]{80}$/);
     expect(made.key).toHaveLength(API_KEY_LENGTH);
-    expect(parsed).toEqual({ userId, slot: 7, hash: made.hash });
+    expect(parsed).toEqual({ keyId, userId, slot: 7, hash: made.hash });
+    const body = Buffer.from(made.key.slice(4, -6), 'base64url');
+    expect(body.subarray(0, -32).toString('base64url')).toBe(keyId.slice(3));
+    expect(body.subarray(-32)).toHaveLength(32);
     expect(made.key.slice(-6)).toBe(crc32Base64url(made.key.slice(0, -6)));
-    expect(newApiKey(userId, 7).key).not.toBe(made.key);
+    expect(newApiKey(keyId).key).not.toBe(made.key);
+    expect(() => newApiKey('ak_nope')).toThrow(TypeError);
   });
 
   it('refuses a wrong checksum, any changed character, and any other shape, without I/O', () => {
-    const { key } = newApiKey(newUserId(), 0);
+    const { key } = newApiKey(newApiKeyId(newUserId(), 0));
     // Every single-character change of the key is caught (by the checksum, or by the shape)
     for (let i = 4; i < key.length; i++) {
       const changed = key.slice(0, i) + (key[i] === 'A' ? 'B' : 'A') + key.slice(i + 1);
@@ -49,17 +54,17 @@ describe('API keys: vak_ + base64url(user id ‖ slot ‖ 256 random bits) + a C
     expect(parseApiKey(`${key}A`)).toBeUndefined();
     expect(parseApiKey(key.replace('vak_', 'vak-'))).toBeUndefined();
     expect(parseApiKey('')).toBeUndefined();
-    expect(parseApiKey(`vak_${'A'.repeat(72)}`)).toBeUndefined();
+    expect(parseApiKey(`vak_${'A'.repeat(74)}`)).toBeUndefined();
   });
 
   it('refuses a well-checksummed key whose slot is out of range', () => {
-    const body = Buffer.concat([randomBytes(16), Buffer.of(200), randomBytes(32)]).toString('base64url');
+    const body = Buffer.concat([randomBytes(16), Buffer.of(200), randomBytes(6), randomBytes(32)]).toString('base64url');
     const unchecked = `vak_${body}`;
     expect(parseApiKey(unchecked + crc32Base64url(unchecked))).toBeUndefined();
   });
 
   it('tells a key from an access token by its prefix alone', () => {
-    expect(looksLikeApiKey(newApiKey(newUserId(), 1).key)).toBe(true);
+    expect(looksLikeApiKey(newApiKey(newApiKeyId(newUserId(), 1)).key)).toBe(true);
     expect(looksLikeApiKey('vak_garbage')).toBe(true);
     expect(looksLikeApiKey('eyJhbGciOiJIUzI1NiIs.x.y')).toBe(false);
   });
@@ -81,7 +86,7 @@ describe('the session-only bearer', () => {
   const event = (authorization: string) => ({ headers: { authorization } }) as never;
 
   it('refuses an API key with 403 session_required, and passes an access token on', () => {
-    expect(() => sessionBearerToken(event(`Bearer ${newApiKey(newUserId(), 0).key}`))).toThrow(expect.objectContaining({ code: 'session_required', status: 403 }));
+    expect(() => sessionBearerToken(event(`Bearer ${newApiKey(newApiKeyId(newUserId(), 0)).key}`))).toThrow(expect.objectContaining({ code: 'session_required', status: 403 }));
     expect(() => sessionBearerToken(event('Bearer vak_x'))).toThrow(expect.objectContaining({ code: 'session_required' }));
     expect(sessionBearerToken(event('Bearer eyJ.a.b'))).toBe('eyJ.a.b');
     expect(() => sessionBearerToken(event(''))).toThrow(expect.objectContaining({ code: 'invalid_token' }));

@@ -55,4 +55,21 @@ describe('metrics (CloudWatch embedded metric format)', () => {
     const allowed = new Set(['_aws', 'service', 'stage', 'reason', 'limit', 'scope', ...Object.values(METRIC)]);
     for (const record of records) for (const key of Object.keys(record)) expect(allowed.has(key), key).toBe(true);
   });
+
+  it('keeps the dimension on every record when the same value is counted again (its emitter is reused)', () => {
+    // Act
+    const records = emitted(() => {
+      for (const value of ['api_key', 'session', 'api_key']) countMetric(METRIC.authorizerAllowed, { name: 'authMethod', value });
+      metrics.publishStoredMetrics();
+    });
+
+    // Assess
+    expect(records.slice(0, 3).map((record) => [record.authMethod, record.AuthorizerAllowed, record._aws.CloudWatchMetrics[0].Dimensions])).toEqual([
+      ['api_key', 1, [['service', 'stage', 'authMethod']]],
+      ['session', 1, [['service', 'stage', 'authMethod']]],
+      ['api_key', 1, [['service', 'stage', 'authMethod']]],
+    ]);
+    expect(records[3]).toMatchObject({ AuthorizerAllowed: [1, 1, 1] });
+    expect(records[3]).not.toHaveProperty('authMethod');
+  });
 });
