@@ -9,12 +9,13 @@
  * session (invalid_refresh_token, refresh_token_reused); a network failure or a 5xx leaves it be.
  */
 import type { components } from './generated/openapi.js';
-import { AuthError, notSignedIn, storageError } from './errors.js';
+import { AuthError, notSignedIn, storageError, type AuthErrorCode } from './errors.js';
 import {
   answerOf,
   codeOf,
   errorOf,
   jsonOf,
+  networkError,
   send,
   type Answer,
   type ApiPath,
@@ -39,6 +40,11 @@ export interface AuthClientOptions {
   refreshMarginSeconds?: number;
   /** Default globalThis.fetch. */
   fetch?: FetchLike;
+  /**
+   * Origins besides baseUrl's to which auth.fetch may send the access token ('https://files.example.com').
+   * Requests to any other origin are sent untouched: no token, no refresh, no retry.
+   */
+  tokenOrigins?: string[];
   /** Prefix of the storage keys and the BroadcastChannel's name. Default 'vpn-enterprise.auth'. */
   storageKey?: string;
   /**
@@ -82,7 +88,10 @@ export interface AuthClient {
   signIn(input: { email: string; password: string }): Promise<SignInResult>;
   /** A valid access token, refreshed first when it expires within the margin. */
   getAccessToken(): Promise<string>;
-  /** fetch with the Bearer token; on a 401 token_expired or invalid_token: one refresh, one retry. */
+  /**
+   * fetch with the Bearer token, for baseUrl's origin (and tokenOrigins) only; on a 401 token_expired
+   * or invalid_token: one refresh, one retry. Other origins get a plain fetch.
+   */
   fetch(input: Parameters<typeof fetch>[0], init?: RequestInit): Promise<Response>;
   me(): Promise<User>;
   sessions: {
@@ -113,6 +122,28 @@ interface StoredSession {
   /** ms since the epoch */
   expires_at: number;
   user: User;
+}
+
+/**
+ * What storage holds under `<storageKey>.session` once the server ended the session (no token): the
+ * other instances on that storage then emit session_ended, not signed_out, and reject with `code`.
+ */
+interface Ended {
+  ended: 'session_ended';
+  code: AuthErrorCode;
+  message: string;
+  sid?: string | undefined;
+  /** ms since the epoch */
+  at: number;
+}
+
+function parseEnded(text: string): Ended | undefined {
+  try {
+    const e = JSON.parse(text) as Partial<Ended> | null;
+    return e?.ended === 'session_ended' && typeof e.code === 'string' && typeof e.message === 'string' ? (e as Ended) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What the client needs of a BroadcastChannel (browsers' and Node's alike). */
@@ -161,17 +192,33 @@ function isSignInAnswer(body: unknown): body is SignInAnswer {
     typeof b.user === 'object' && b.user !== null;
 }
 
+/** The origin of a URL (relative to the page in a browser), or undefined. */
+function originOf(input: string | URL | Request): string | undefined {
+  try {
+    const page = (globalThis as { location?: { href: string } }).location?.href;
+    return new URL(input instanceof Request ? input.url : input, page).origin;
+  } catch {
+    return undefined;
+  }
+}
+
 const unexpected = (status: number) =>
   new AuthError(status, 'unexpected_response', `Unexpected answer from the API (HTTP ${status}).`);
 
 export function createAuthClient(options: AuthClientOptions): AuthClient {
   const storage = options.storage ?? memoryStorage();
-  const marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
+  const margin = options.refreshMarginSeconds ?? 60;
+  if (typeof margin !== 'number' || !Number.isFinite(margin) || margin < 0) {
+    throw new TypeError(`refreshMarginSeconds must be a finite number >= 0, not ${String(margin)}`);
+  }
+  const marginMs = margin * 1000;
   const prefix = options.storageKey ?? 'vpn-enterprise.auth';
   const SESSION_KEY = `${prefix}.session`;
   const DEVICE_KEY = `${prefix}.device-token`;
   const doFetch: FetchLike = (input, init) => (options.fetch ?? globalThis.fetch)(input, init);
   const api = <P extends ApiPath, M extends MethodOf<P>>(call: Call<P, M>) => send(doFetch, options.baseUrl, call);
+  const apiOrigin = originOf(options.baseUrl);
+  const tokenOrigins = new Set([apiOrigin, ...(options.tokenOrigins ?? []).map(originOf)]);
   const listeners = new Set<AuthListener>();
   const instanceId = globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`;
 
@@ -181,6 +228,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   let refreshing: Promise<StoredSession> | null = null;
   /** Counts sign-ins and ends: a refresh answered after one of them belongs to a session that is gone. */
   let generation = 0;
+  /** How the session of `generation` ended, if the server ended it. */
+  let ended: { generation: number; error: AuthError } | undefined;
   /**
    * Refresh tokens this instance has spent (a refresh answered 200), signed out or seen ended: never
    * sent or adopted again, whatever storage still holds after a write that failed.
@@ -215,10 +264,13 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     }
   }
 
-  async function readStored(): Promise<StoredSession | null> {
+  /** The stored session, and why there is none when the server ended it. */
+  async function readSlot(): Promise<[StoredSession | null, Ended | undefined]> {
     const text = await read(SESSION_KEY);
-    return text ? parseSession(text) : null;
+    return text ? [parseSession(text), parseEnded(text)] : [null, undefined];
   }
+
+  const readStored = async () => (await readSlot())[0];
 
   // The first read: at once for a sync storage, so that `session` is right from the start.
   let ready: Promise<void> = Promise.resolve();
@@ -345,33 +397,41 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     return stored;
   }
 
-  /** The server has ended the session: cleared here (the device token stays), announced once. */
-  async function end(): Promise<void> {
-    const had = current !== null;
+  /**
+   * The server has ended the session: cleared here (the device token stays), announced once. Calls of
+   * the session's generation still in flight get `error` rather than not_signed_in (within()).
+   */
+  async function end(error: AuthError): Promise<void> {
+    if (!current) return;
     const sid = sidOf(current);
-    if (current) dead.add(current.refresh_token);
+    dead.add(current.refresh_token);
+    ended = { generation, error };
     generation++;
     current = null;
     decided = true;
+    emit('session_ended');
+    post('session_ended', null, sid);
     try {
-      await write(SESSION_KEY, null);
+      const gone: Ended = { ended: 'session_ended', code: error.code, message: error.message, sid, at: Date.now() };
+      await write(SESSION_KEY, JSON.stringify(gone));
     } catch {
-      // Nothing more to do: the session is dead either way.
-    }
-    if (had) {
-      emit('session_ended');
-      post('session_ended', null, sid);
+      // Nothing more to do: the session is dead either way, and its refresh token is never sent again.
     }
   }
 
-  /** Another instance signed out: storage has no session any more. */
-  function lost(): void {
+  /**
+   * Storage has no session any more: another instance signed out, or found the session ended by the
+   * server (`gone`, its note), which is told as session_ended with the server's error.
+   */
+  function lost(gone?: Ended): void {
     if (!current) return;
     dead.add(current.refresh_token);
+    const byServer = gone !== undefined && (gone.sid === undefined || gone.sid === sidOf(current));
+    if (byServer) ended = { generation, error: new AuthError(401, gone.code, gone.message) };
     generation++;
     current = null;
     decided = true;
-    emit('signed_out');
+    emit(byServer ? 'session_ended' : 'signed_out');
   }
 
   function needsRefresh(s: StoredSession): boolean {
@@ -399,13 +459,13 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   async function runRefresh(stale: string): Promise<StoredSession> {
-    let stored = await readStored();
+    let [stored, gone] = await readSlot();
     // Memory is the newer when this instance's last write failed: storage then holds a spent token.
     if (current && (stored ? dead.has(stored.refresh_token) || (sidOf(stored) === sidOf(current) && stored.expires_at < current.expires_at) : unsaved)) {
       stored = current;
     }
     if (!stored || dead.has(stored.refresh_token)) {
-      lost();
+      lost(gone);
       throw notSignedIn();
     }
     if (stored.access_token !== stale && !needsRefresh(stored)) return adopt(stored);
@@ -426,7 +486,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       // Lost a race to another instance? Then it has stored the pair that won.
       const again = await readStored();
       if (again && again.refresh_token !== stored.refresh_token && !dead.has(again.refresh_token)) return adopt(again);
-      await end();
+      await end(error);
     }
     throw error;
   }
@@ -447,20 +507,36 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     return needsRefresh(s) ? refresh(s.access_token) : s;
   }
 
-  /** Runs a request with the access token; on 401 token_expired/invalid_token, one refresh and one retry. */
-  async function authorized(attempt: (token: string) => Promise<Response>): Promise<Response> {
-    const first = await validSession();
-    const response = await attempt(first.access_token);
-    if (response.status !== 401) return response;
-    const code = codeOf(await jsonOf(response.clone()));
-    if (code !== 'token_expired' && code !== 'invalid_token') return response;
-    const fresh = await refresh(first.access_token);
-    const retried = await attempt(fresh.access_token);
-    if (retried.status === 401 && codeOf(await jsonOf(retried.clone())) === 'invalid_token') {
-      // Refused with a token minted this moment: the session has ended.
-      await end();
+  /**
+   * Runs a call for the session of this moment. If the server ends that session meanwhile, the call
+   * rejects with the AuthError that ended it (invalid_refresh_token, invalid_token…), not not_signed_in.
+   */
+  async function within<T>(run: () => Promise<T>): Promise<T> {
+    await ready;
+    const mine = generation;
+    try {
+      return await run();
+    } catch (error) {
+      throw (error as AuthError).code === 'not_signed_in' && ended?.generation === mine ? ended.error : error;
     }
-    return retried;
+  }
+
+  /** Runs a request with the access token; on 401 token_expired/invalid_token, one refresh and one retry. */
+  function authorized(attempt: (token: string) => Promise<Response>, ours = true): Promise<Response> {
+    return within(async () => {
+      const first = await validSession();
+      const response = await attempt(first.access_token);
+      if (response.status !== 401) return response;
+      const code = codeOf(await jsonOf(response.clone()));
+      if (code !== 'token_expired' && code !== 'invalid_token') return response;
+      const fresh = await refresh(first.access_token);
+      const mine = generation;
+      const retried = await attempt(fresh.access_token);
+      const body = retried.status === 401 ? await jsonOf(retried.clone()) : undefined;
+      // Our API refused a token minted this moment (and still this session's): the session has ended.
+      if (ours && codeOf(body) === 'invalid_token' && generation === mine) await end(errorOf(retried, body));
+      return retried;
+    });
   }
 
   function authed<P extends ApiPath, M extends MethodOf<P>>(call: Omit<Call<P, M>, 'token'>): Promise<Answer<P, M>> {
@@ -534,16 +610,23 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     },
 
     async getAccessToken() {
-      return (await validSession()).access_token;
+      return (await within(validSession)).access_token;
     },
 
     fetch(input, init) {
-      return authorized((token) => {
+      const origin = originOf(input);
+      // The token goes to our API (and the origins named), never to whatever URL a caller passes.
+      if (origin === undefined || !tokenOrigins.has(origin)) return doFetch(input, init);
+      return authorized(async (token) => {
         const request = input instanceof Request ? input.clone() : input;
         const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
         headers.set('authorization', `Bearer ${token}`);
-        return doFetch(request, { ...init, headers });
-      });
+        try {
+          return await doFetch(request, { ...init, headers });
+        } catch (cause) {
+          throw networkError(cause);
+        }
+      }, origin === apiOrigin);
     },
 
     async me() {

@@ -184,6 +184,17 @@ describe('signIn', () => {
     expect(error).toMatchObject({ status: 429, code: 'too_many_attempts', retryAfter: 42 });
   });
 
+  it('a Retry-After given as an HTTP date becomes seconds', async () => {
+    // Prepare
+    const { auth, api } = setup();
+    const later = new Date(Date.now() + 120_000).toUTCString();
+    api.on('POST /auth/login', () => apiError(429, 'too_many_attempts', { 'Retry-After': later }));
+    // Act
+    const error = await rejection(auth.signIn({ email: USER.email, password: 'pw' }));
+    // Assess
+    expect(error).toMatchObject({ status: 429, retryAfter: 120 });
+  });
+
   it('a network failure rejects with status 0 network_error', async () => {
     // Prepare
     const { auth } = setup({ fetch: () => Promise.reject(new TypeError('fetch failed')) });
@@ -201,6 +212,22 @@ describe('signIn', () => {
     const error = await rejection(auth.signIn({ email: USER.email, password: 'pw' }));
     // Assess
     expect(error).toMatchObject({ status: 502, code: 'unexpected_response' });
+  });
+});
+
+describe('createAuthClient', () => {
+  it.each([Number.NaN, -1, Number.POSITIVE_INFINITY, '60'])('refuses refreshMarginSeconds %s with a TypeError', (value) => {
+    // Act
+    const attempt = () => createAuthClient({ baseUrl: BASE_URL, refreshMarginSeconds: value as number });
+    // Assess
+    expect(attempt).toThrow(TypeError);
+  });
+
+  it('accepts a margin of 0', () => {
+    // Act
+    const attempt = () => createAuthClient({ baseUrl: BASE_URL, refreshMarginSeconds: 0 });
+    // Assess
+    expect(attempt).not.toThrow();
   });
 });
 
@@ -284,6 +311,12 @@ describe('single flight', () => {
       return json(200, api.pair());
     });
     api.on('GET /data', (r) => json(200, { authorization: r.authorization }));
+    // Each me() call's own request: the Bearer it was sent with.
+    const meBearers: (string | null)[] = [];
+    api.on('GET /auth/me', (r) => {
+      meBearers.push(r.authorization);
+      return json(200, { success: true, user: USER });
+    });
     nearExpiry();
     // Act
     const calls = Array.from({ length: 20 }, (_, i) =>
@@ -291,14 +324,15 @@ describe('single flight', () => {
         ? auth.getAccessToken()
         : i % 3 === 1
           ? auth.fetch('http://api.test/v1/data').then(async (r) => ((await r.json()) as { authorization: string }).authorization.slice(7))
-          : auth.me().then(() => api.requests.at(-1)!.authorization!.slice(7)),
+          : auth.me().then(() => 'me'),
     );
     await vi.advanceTimersByTimeAsync(0);
     held.open();
     const tokens = await Promise.all(calls);
     // Assess
     expect(api.count('POST /auth/refresh')).toBe(1);
-    expect(new Set(tokens)).toEqual(new Set([api.live.access]));
+    expect(new Set(tokens.filter((t) => t !== 'me'))).toEqual(new Set([api.live.access]));
+    expect(meBearers).toEqual(Array.from({ length: 6 }, () => `Bearer ${api.live.access}`));
   });
 
   it('every waiting caller gets the same error when the one refresh fails, and the next call tries again', async () => {
@@ -421,6 +455,61 @@ describe('auth.fetch', () => {
     expect(auth.session).toBeNull();
   });
 
+  it('sends nothing of the session to another origin: no token, no refresh, no retry', async () => {
+    // Prepare
+    const api = fakeApi();
+    const seen: { url: string; init?: RequestInit }[] = [];
+    const spy = async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      if (!String(input).startsWith('http://api.test/')) {
+        seen.push({ url: String(input), ...(init && { init }) });
+        return apiError(401, 'token_expired');
+      }
+      return api.fetch(input, init);
+    };
+    const { auth } = await signedIn({ fetch: spy }, api);
+    const init = { headers: { 'x-trace': 't1' } };
+    // Act
+    const response = await auth.fetch('https://elsewhere.example/data', init);
+    // Assess
+    expect(response.status).toBe(401);
+    expect(seen).toEqual([{ url: 'https://elsewhere.example/data', init }]);
+    expect(api.count('POST /auth/refresh')).toBe(0);
+  });
+
+  it('tokenOrigins: the token goes there too, but a 401 invalid_token from there does not end the session', async () => {
+    // Prepare
+    const api = fakeApi();
+    const seen: (string | null)[] = [];
+    const spy = async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      if (String(input).startsWith('https://files.example/')) {
+        seen.push(new Headers(init?.headers).get('authorization'));
+        return apiError(401, 'invalid_token');
+      }
+      return api.fetch(input, init);
+    };
+    const { auth, events } = await signedIn({ fetch: spy, tokenOrigins: ['https://files.example'] }, api);
+    // Act
+    const response = await auth.fetch('https://files.example/report.pdf');
+    // Assess
+    expect(response.status).toBe(401);
+    expect(seen).toEqual([expect.stringMatching(/^Bearer /), `Bearer ${api.live.access}`]);
+    expect(events).toEqual(['token_refreshed']);
+    expect(auth.session).not.toBeNull();
+  });
+
+  it('a network failure of the request rejects with AuthError network_error', async () => {
+    // Prepare
+    const api = fakeApi();
+    const spy = (input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+      String(input).endsWith('/data') ? Promise.reject(new TypeError('fetch failed')) : api.fetch(input, init);
+    const { auth } = await signedIn({ fetch: spy }, api);
+    // Act
+    const error = await rejection(auth.fetch('http://api.test/v1/data'));
+    // Assess
+    expect(error).toMatchObject({ status: 0, code: 'network_error', message: expect.stringMatching(/fetch failed/) });
+    expect(auth.session).not.toBeNull();
+  });
+
   it('replays a Request with a body on the retry', async () => {
     // Prepare
     const { auth, api } = await signedIn();
@@ -440,6 +529,7 @@ describe('a refresh that fails', () => {
     ['a 503 with Retry-After', () => apiError(503, 'service_unavailable', { 'Retry-After': '30' }), { status: 503, code: 'service_unavailable', retryAfter: 30 }],
     ['a 429 with Retry-After', () => apiError(429, 'too_many_attempts', { 'Retry-After': '7' }), { status: 429, code: 'too_many_attempts', retryAfter: 7 }],
     ['a non-JSON 502', () => new Response('Bad Gateway', { status: 502 }), { status: 502, code: 'unexpected_response' }],
+    ['a non-JSON 401 (a proxy)', () => new Response('Unauthorized', { status: 401 }), { status: 401, code: 'unexpected_response' }],
   ])('%s rejects the call, keeps the session, and the next call tries again', async (_, answer, expected) => {
     // Prepare
     const api = fakeApi();
@@ -476,7 +566,8 @@ describe('a refresh that fails', () => {
       expect(new Set(errors).size).toBe(1);
       expect(events).toEqual(['session_ended']);
       expect(sessions).toEqual([null]);
-      expect(await storage.get(SESSION_KEY)).toBeNull();
+      // No token left: a note saying why, for the other instances on this storage.
+      expect(JSON.parse((await storage.get(SESSION_KEY))!)).toEqual({ ended: 'session_ended', code, message: `message of ${code}`, sid: 'SESSION_ID_000000000001', at: Date.now() });
       expect(await storage.get(DEVICE_KEY)).toBe('dt_1');
       expect(auth.session).toBeNull();
       expect(later.code).toBe('not_signed_in');
@@ -593,7 +684,7 @@ describe('the endpoints behind a session', () => {
   it('sessions.end(id) of another session keeps this one; of its own, signs out', async () => {
     // Prepare
     const { auth, api, events } = await signedIn();
-    api.on('DELETE /auth/sessions/{id}', () => json(200, { success: true }));
+    const token = api.live.access;
     api.on('DELETE /auth/sessions/OTHER_SESSION_00000001', () => json(200, { success: true }));
     api.on('DELETE /auth/sessions/SESSION_ID_000000000001', () => json(200, { success: true }));
     // Act
@@ -601,6 +692,10 @@ describe('the endpoints behind a session', () => {
     const after = auth.session;
     await auth.sessions.end('SESSION_ID_000000000001');
     // Assess
+    expect(api.requests.slice(-2).map((r) => [r.method, r.path, r.authorization])).toEqual([
+      ['DELETE', '/auth/sessions/OTHER_SESSION_00000001', `Bearer ${token}`],
+      ['DELETE', '/auth/sessions/SESSION_ID_000000000001', `Bearer ${token}`],
+    ]);
     expect(after).not.toBeNull();
     expect(auth.session).toBeNull();
     expect(events).toEqual(['signed_out']);
@@ -764,5 +859,76 @@ describe('storage failures', () => {
       [0, 'storage_error'],
       [0, 'storage_error'],
     ]);
+  });
+});
+
+describe('when the server ends the session', () => {
+  it('calls already in flight reject with the AuthError that ended it, not not_signed_in', async () => {
+    // Prepare
+    const { auth, api, events } = await signedIn();
+    const gates = [gate(), gate(), gate()];
+    let n = 0;
+    api.on('GET /auth/me', async () => {
+      await gates[n++]!.opened;
+      return apiError(401, 'invalid_token');
+    });
+    api.on('POST /auth/refresh', () => apiError(401, 'invalid_refresh_token'));
+    const calls = [auth.me(), auth.me(), auth.fetch('http://api.test/v1/auth/me')].map((p) => p.catch((e: unknown) => e));
+    await vi.waitFor(() => expect(api.count('GET /auth/me')).toBe(3));
+    // Act: the first answer ends the session; the two others come after
+    gates[0]!.open();
+    await vi.waitFor(() => expect(events).toEqual(['session_ended']));
+    gates[1]!.open();
+    gates[2]!.open();
+    const [first, second, third] = await Promise.all(calls);
+    // Assess
+    expect(first).toMatchObject({ status: 401, code: 'invalid_refresh_token' });
+    expect(second).toBe(first);
+    expect(third).toBe(first);
+    expect(api.count('POST /auth/refresh')).toBe(1);
+    expect(events).toEqual(['session_ended']);
+    await expect(auth.getAccessToken()).rejects.toMatchObject({ code: 'not_signed_in' });
+  });
+
+  it('session_ended comes once when a retry and a refresh both find the session ended', async () => {
+    // Prepare: an async storage whose reads can be held
+    const values = new Map<string, string>();
+    const held = { on: false, gate: gate() };
+    const storage = {
+      get: async (key: string) => {
+        if (held.on) await held.gate.opened;
+        return values.get(key) ?? null;
+      },
+      set: async (key: string, value: string) => void values.set(key, value),
+      remove: async (key: string) => void values.delete(key),
+    };
+    const { auth, api, events } = await signedIn({ storage });
+    const old = api.live.access;
+    const retry = gate();
+    let refreshes = 0;
+    api.on('GET /a', async (r) => {
+      if (r.authorization === `Bearer ${old}`) return apiError(401, 'token_expired');
+      await retry.opened;
+      return apiError(401, 'invalid_token');
+    });
+    api.on('GET /b', () => apiError(401, 'token_expired'));
+    api.on('POST /auth/refresh', () => {
+      if (++refreshes === 1) return json(200, api.pair());
+      held.on = true; // runRefresh's second read (did another instance win?) waits
+      return apiError(401, 'invalid_refresh_token');
+    });
+    const a = auth.fetch('http://api.test/v1/a');
+    await vi.waitFor(() => expect(api.count('GET /a')).toBe(2));
+    const b = auth.fetch('http://api.test/v1/b').catch((e: unknown) => e);
+    await vi.waitFor(() => expect(refreshes).toBe(2));
+    // Act: a's retry ends the session while b's refresh is reading storage, then b's read goes on
+    retry.open();
+    const response = await a;
+    held.gate.open();
+    const error = await b;
+    // Assess
+    expect(response.status).toBe(401);
+    expect(error).toMatchObject({ code: 'invalid_refresh_token' });
+    expect(events).toEqual(['token_refreshed', 'session_ended']);
   });
 });

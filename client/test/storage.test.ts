@@ -146,15 +146,86 @@ describe('fileStorage', () => {
 
   it('takes over a lock left by a process that died holding it', async () => {
     // Prepare
-    writeFileSync(`${path}.lock`, '');
-    const old = new Date(Date.now() - 60_000);
-    utimesSync(`${path}.lock`, old, old);
+    staleLock();
     const storage = fileStorage(path);
     // Act
     await storage.set('a', '1');
     // Assess
     expect(await storage.get('a')).toBe('1');
     expect(readdirSync(dir)).toEqual(['session.json']);
+  });
+
+  /** A lock file as a process that died holding it a minute ago leaves it. */
+  function staleLock(content = '') {
+    writeFileSync(`${path}.lock`, content);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(`${path}.lock`, old, old);
+  }
+
+  it('many writers in one process waiting on a stale lock lose no update', async () => {
+    for (let round = 0; round < 10; round++) {
+      // Prepare
+      rmSync(path, { force: true });
+      staleLock();
+      // Act
+      await Promise.all(Array.from({ length: 12 }, (_, i) => fileStorage(path).set(`k${i}`, String(i))));
+      // Assess
+      expect(Object.keys(JSON.parse(readFileSync(path, 'utf8'))).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `k${i}`).sort());
+      expect(readdirSync(dir)).toEqual(['session.json']);
+    }
+  }, 30_000);
+
+  it('many processes waiting on a stale lock lose no update', async () => {
+    // Prepare
+    staleLock('token-of-a-dead-process');
+    const writers = ['a', 'b', 'c', 'd', 'e', 'f'];
+    // Every child starts writing at the same moment, once all have started.
+    const startAt = String(Date.now() + 4_000);
+    // Act
+    await Promise.all(writers.map((prefix) => run(process.execPath, ['--import', 'tsx', WRITER, path, prefix, '3', startAt])));
+    // Assess
+    const values = JSON.parse(readFileSync(path, 'utf8')) as Record<string, string>;
+    expect(Object.keys(values)).toHaveLength(writers.length * 3);
+    expect(readdirSync(dir)).toEqual(['session.json']);
+  }, 60_000);
+
+  it('waits while another process holds a fresh lock, and writes once it is let go', async () => {
+    // Prepare
+    const storage = fileStorage(path);
+    writeFileSync(`${path}.lock`, 'holder-token');
+    const pending = storage.set('a', '1');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const whileHeld = [readdirSync(dir), readFileSync(`${path}.lock`, 'utf8')];
+    // Act: the holder lets go
+    rmSync(`${path}.lock`);
+    await pending;
+    // Assess
+    expect(whileHeld).toEqual([['session.json.lock'], 'holder-token']);
+    expect(await storage.get('a')).toBe('1');
+    expect(readdirSync(dir)).toEqual(['session.json']);
+  });
+
+  it("removes a crashed write's temporary files older than a minute, and no others", async () => {
+    // Prepare
+    const old = new Date(Date.now() - 120_000);
+    writeFileSync(join(dir, 'session.json.999.dead.tmp'), '{}');
+    utimesSync(join(dir, 'session.json.999.dead.tmp'), old, old);
+    writeFileSync(join(dir, 'session.json.998.young.tmp'), '{}');
+    writeFileSync(join(dir, 'other.json.997.dead.tmp'), '{}');
+    utimesSync(join(dir, 'other.json.997.dead.tmp'), old, old);
+    // Act
+    await fileStorage(path).set('a', '1');
+    // Assess
+    expect(readdirSync(dir).sort()).toEqual(['other.json.997.dead.tmp', 'session.json', 'session.json.998.young.tmp']);
+  });
+
+  it('a folder that does not exist rejects with AuthError storage_error naming it', async () => {
+    // Prepare
+    const missing = join(dir, 'no-such-folder', 'session.json');
+    // Act
+    const error = await Promise.resolve(fileStorage(missing).set('a', '1')).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: 'AuthError', status: 0, code: 'storage_error', message: expect.stringContaining(join(dir, 'no-such-folder')) });
   });
 
   it('two clients on one file converge: the second adopts the first one refresh', async () => {

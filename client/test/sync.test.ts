@@ -112,6 +112,25 @@ describe('two instances on one storage, no BroadcastChannel', () => {
     expect(b.auth.session).not.toBeNull();
   });
 
+  it('a session the server ended, as found by one, is session_ended for the other too, with the same error', async () => {
+    // Prepare
+    const { api, storage } = prepare();
+    const a = instance(api, storage);
+    await a.auth.signIn({ email: USER.email, password: 'pw' });
+    const b = instance(api, storage);
+    api.on('GET /auth/me', () => apiError(401, 'invalid_token'));
+    api.on('POST /auth/refresh', () => apiError(401, 'invalid_refresh_token'));
+    // Act
+    const errorA = await a.auth.me().catch((e: unknown) => e);
+    const errorB = await b.auth.me().catch((e: unknown) => e);
+    // Assess
+    expect(errorA).toMatchObject({ status: 401, code: 'invalid_refresh_token' });
+    expect(errorB).toMatchObject({ status: 401, code: 'invalid_refresh_token', message: 'message of invalid_refresh_token' });
+    expect(a.events).toEqual(['signed_in', 'session_ended']);
+    expect(b.events).toEqual(['session_ended']);
+    expect(api.count('POST /auth/refresh')).toBe(1);
+  });
+
   it('a sign-out by one is seen by the other at its next refresh', async () => {
     // Prepare
     const { api, storage } = prepare();
