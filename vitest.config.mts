@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-// Five projects, so a unit run starts nothing: unit (pure), client (the auth client's own unit
+// Six projects, so a unit run starts nothing: unit (pure), client (the auth client's own unit
 // tests, fake fetch), integration (dynalite), package (the CloudFormation `serverless package`
-// writes), e2e (dynalite + serverless-offline over real HTTP, and `serverless invoke local`).
+// writes), e2e (dynalite + serverless-offline over real HTTP, and `serverless invoke local`),
+// browser (the client over HTTP and the example page in Chromium, against a stack of their own
+// with short-lived access tokens).
 export default defineConfig({
   test: {
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', LOG_LEVEL: 'warn' },
@@ -37,6 +39,15 @@ export default defineConfig({
           globalSetup: ['tests/support/api-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
+          name: 'browser',
+          include: ['tests/browser/**/*.test.ts', 'tests/client/**/*.test.ts'],
+          globalSetup: ['tests/support/client-stack-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
     ],

@@ -3,7 +3,8 @@
 // `corsOrigins` param (comma-separated exact origins, none by default). API Gateway answers the
 // preflight itself and adds Access-Control-Allow-Origin to responses for listed origins only,
 // never Access-Control-Allow-Credentials (the API takes bearer tokens, not cookies); with no
-// origin listed there is no CORS at all. The Lambdas set no CORS header: API Gateway would ignore
+// origin listed there is no CORS at all. Retry-After is exposed: without it a page cannot read how
+// long a 429 or 503 asks it to wait (it is not a CORS-safelisted response header). The Lambdas set no CORS header: API Gateway would ignore
 // it. The local stack enforces the same semantics (patches/, serverless-offline).
 
 /** Exact origins only: scheme, host, optional port; no wildcard, path or trailing slash. */
@@ -24,6 +25,7 @@ function corsConfiguration(raw) {
     allowedOrigins: origins.map((origin) => origin.toLowerCase()),
     allowedHeaders: ['Content-Type', 'Authorization'],
     allowedMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+    exposedResponseHeaders: ['Retry-After'],
     maxAge: 600,
   };
 }

@@ -62,6 +62,8 @@ describe('the prod stage over HTTP, as the README recommends it: HTTPS only, HST
     // Assess
     expect(allowed.status).toBe(401);
     expect(allowed.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
+    // A page reads a 429's or 503's wait only if it is exposed.
+    expect(allowed.headers.get('access-control-expose-headers')).toBe('Retry-After');
     expect(corsHeaders(unlisted)).toEqual([]);
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);

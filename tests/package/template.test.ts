@@ -349,6 +349,7 @@ describe('the packaged CloudFormation template', () => {
       AllowOrigins: ['https://app.example.com'],
       AllowHeaders: ['Content-Type', 'Authorization'],
       AllowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      ExposeHeaders: ['Retry-After'],
       MaxAge: 600,
     });
   });

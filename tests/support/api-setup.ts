@@ -3,15 +3,14 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { mfaKeyAlias, mfaKeyParameter, signingKeyAlias, signingKeyParameter } from '../../infra/signing-keys.js';
-import { loadStoreConfig } from '../../lib/platform/config.js';
-import { startIamProxy } from '../../scripts/local-iam/proxy.js';
-import { PROJECT_ROOT, ensureTables, freePort, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv } from '../../scripts/local-stack.js';
+import { PROJECT_ROOT, removeLocalEnv, writeLocalEnv } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
 import { startFakeKms } from './fake-kms.js';
 import { startFakeSsm } from './fake-ssm.js';
 import { iamFindings, incompleteRun } from './iam-usage.js';
 import { putSealedRing } from './sealed-rings.js';
 import { leakedLines, resetSecrets } from './secrets.js';
+import { startTestApi } from './test-api.js';
 
 export const E2E_STAGE = 'test';
 
@@ -25,77 +24,58 @@ export default async function setup(project: TestProject) {
   resetSecrets();
   // A stale one (a run that was killed) would give the Lambdas below a key instead of SSM.
   removeLocalEnv(E2E_STAGE);
-  const dynamo = await startDynalite(0);
-  // Every DynamoDB client of the run goes through it (stage APIs and `invoke local` too); only the
-  // Lambdas' calls are checked, and what each used is recorded for the check at the end.
-  const iam = await startIamProxy({ target: dynamo.endpoint });
-  await ensureTables(iam.endpoint, E2E_STAGE);
   const ssm = await startFakeSsm();
   const kms = await startFakeKms();
   // What `npm run keys -- init --aws [--ring mfa]` writes before a first deploy.
   const fakes = { ssm: ssm.endpoint, kms: kms.endpoint };
   await putSealedRing(fakes, E2E_STAGE, 'signing', JSON.stringify({ 'e2e-1': randomBytes(48).toString('base64url') }));
   await putSealedRing(fakes, E2E_STAGE, 'mfa', JSON.stringify({ 'mfa-1': randomBytes(48).toString('base64url') }));
-  const env: Record<string, string> = {
-    STAGE: E2E_STAGE,
-    DYNAMODB_ENDPOINT: iam.endpoint,
-    // serverless.yml names the parameter for the Lambdas; the tests' own app needs it spelt out.
-    JWT_SECRET_PARAMETER: signingKeyParameter(E2E_STAGE),
-    MFA_KEY_PARAMETER: mfaKeyParameter(E2E_STAGE),
-    JWT_SECRET_KMS_KEY: signingKeyAlias(E2E_STAGE),
-    MFA_KEY_KMS_KEY: mfaKeyAlias(E2E_STAGE),
-    SSM_ENDPOINT: ssm.endpoint,
-    KMS_ENDPOINT: kms.endpoint,
-    BCRYPT_COST: String(TEST_BCRYPT_COST),
-    // One dynalite process on a shared machine is no DynamoDB: a burst of 200 requests queues behind
-    // it for seconds. So this stack waits for it as long as the per-attempt limits alone would (the
-    // most the settings allow); the deployed deadlines (1.5 s, 3 s) are proven against a store that
-    // hangs, on an API of their own (tests/e2e/hanging-store.test.ts).
-    STORE_DEADLINE_FAST_MS: '9000',
-    STORE_DEADLINE_MS: '9000',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
-  await seedUser(loadStoreConfig(env), { ...DEMO_USER, name: 'John Doe', role: 'admin' });
   // The Lambdas' output as it comes, for tests that read their metrics (context.ts, emittedMetrics).
   const outputFile = join(PROJECT_ROOT, '.test-output', 'e2e-lambdas.log');
   mkdirSync(join(PROJECT_ROOT, '.test-output'), { recursive: true });
   writeFileSync(outputFile, '');
-  const offline = await startOffline({
-    stage: E2E_STAGE,
-    port: await freePort(),
-    env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: '.esbuild-e2e' },
-    echo: (text) => {
-      appendFileSync(outputFile, text);
-      if (process.env.E2E_VERBOSE) process.stderr.write(text);
-    },
-  }).catch(async (error) => {
-    await iam.close();
-    await dynamo.close();
-    await ssm.close();
-    await kms.close();
-    throw error;
-  });
-  // One request per function, one at a time, so that the tests' first requests do not all
-  // meet cold Lambdas at once (serverless-offline starts a worker per function lazily).
+  let api;
   try {
-    for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me'], ['GET', 'sessions'], ['DELETE', 'sessions/x'], ['POST', 'password'],
-      ['POST', 'mfa/totp/setup'], ['POST', 'mfa/totp/activate'], ['POST', 'mfa/verify'], ['POST', 'mfa/recovery-codes'], ['DELETE', 'mfa/totp'],
-      ['POST', 'api-keys'], ['GET', 'api-keys'], ['DELETE', 'api-keys/x']] as const) {
-      await fetch(`${offline.url}/v1/auth/${path}`, { method, signal: AbortSignal.timeout(30_000) });
-    }
+    // Every DynamoDB client of the run goes through its IAM check (stage APIs and `invoke local`
+    // too); what each Lambda used is recorded for the check at the end.
+    api = await startTestApi({
+      stage: E2E_STAGE,
+      env: {
+        // serverless.yml names the parameter for the Lambdas; the tests' own app needs it spelt out.
+        JWT_SECRET_PARAMETER: signingKeyParameter(E2E_STAGE),
+        MFA_KEY_PARAMETER: mfaKeyParameter(E2E_STAGE),
+        JWT_SECRET_KMS_KEY: signingKeyAlias(E2E_STAGE),
+        MFA_KEY_KMS_KEY: mfaKeyAlias(E2E_STAGE),
+        SSM_ENDPOINT: ssm.endpoint,
+        KMS_ENDPOINT: kms.endpoint,
+        BCRYPT_COST: String(TEST_BCRYPT_COST),
+        // One dynalite process on a shared machine is no DynamoDB: a burst of 200 requests queues behind
+        // it for seconds. So this stack waits for it as long as the per-attempt limits alone would (the
+        // most the settings allow); the deployed deadlines (1.5 s, 3 s) are proven against a store that
+        // hangs, on an API of their own (tests/e2e/hanging-store.test.ts).
+        STORE_DEADLINE_FAST_MS: '9000',
+        STORE_DEADLINE_MS: '9000',
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      },
+      users: [{ ...DEMO_USER, name: 'John Doe', role: 'admin' }],
+      esbuildFolder: '.esbuild-e2e',
+      echo: (text) => {
+        appendFileSync(outputFile, text);
+        if (process.env.E2E_VERBOSE) process.stderr.write(text);
+      },
+    });
   } catch (error) {
-    await offline.stop();
-    await iam.close();
-    await dynamo.close();
     await ssm.close();
     await kms.close();
     throw error;
   }
+  const { dynamo, iam, offline, env } = api;
   // As `npm start` does: what a plain `serverless invoke local --stage test` loads (useDotenv).
   writeLocalEnv(E2E_STAGE, env);
   project.provide('dynamoEndpoint', iam.endpoint);
   project.provide('apiUrl', offline.url);
   project.provide('apiEnv', env);
+  project.provide('apiOutputFile', outputFile);
   project.provide('apiOutputFile', outputFile);
   return async () => {
     const output = offline.output();
