@@ -393,6 +393,25 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     if (failure) throw failure;
   }
 
+  /**
+   * The user as the server now says it is (me(), TOTP turned on or off): kept in memory, and in
+   * storage only while storage still holds this very pair (never over a newer one another instance
+   * stored). No event: the session itself has not changed.
+   */
+  async function freshUser(change: (user: User) => User): Promise<void> {
+    if (!current) return;
+    const held = current;
+    const user = change(held.user);
+    if (user.id !== held.user.id) return;
+    current = { ...held, user };
+    try {
+      const stored = parseSession(await read(SESSION_KEY));
+      if (stored?.refresh_token === held.refresh_token && current.refresh_token === held.refresh_token) await write(SESSION_KEY, JSON.stringify(current));
+    } catch {
+      // Memory has it; storage catches up at the next refresh.
+    }
+  }
+
   /** A session another instance stored: taken over without a request. */
   function adopt(stored: StoredSession): StoredSession {
     if (stored.access_token !== current?.access_token) {
@@ -638,7 +657,9 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     },
 
     async me() {
-      return (await authed({ method: 'get', path: '/v1/auth/me' })).user;
+      const { user } = await authed({ method: 'get', path: '/v1/auth/me' });
+      await freshUser(() => user);
+      return user;
     },
 
     sessions: {
@@ -670,6 +691,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       },
       async activate(code) {
         const answer = await authed({ method: 'post', path: '/v1/auth/mfa/totp/activate', body: { code } });
+        await freshUser((user) => ({ ...user, mfa_enabled: true }));
         return { recoveryCodes: answer.recovery_codes };
       },
       async regenerateRecoveryCodes({ code }) {
@@ -677,6 +699,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       },
       async disable(code) {
         await authed({ method: 'delete', path: '/v1/auth/mfa/totp', body: { code } });
+        await freshUser((user) => ({ ...user, mfa_enabled: false }));
       },
     },
 

@@ -759,6 +759,38 @@ describe('the endpoints behind a session', () => {
     ]);
   });
 
+  it('keeps auth.session.user as the server says it is: me(), TOTP turned on and off (memory and storage, no event)', async () => {
+    // Prepare
+    const { auth, api, storage, events } = await signedIn();
+    api.on('POST /auth/mfa/totp/activate', () => json(200, { success: true, recovery_codes: [] }));
+    api.on('DELETE /auth/mfa/totp', () => json(200, { success: true }));
+    api.on('GET /auth/me', () => json(200, { success: true, user: { ...USER, name: 'Ada L.', mfa_enabled: true } }));
+    const stored = async () => JSON.parse((await storage.get(SESSION_KEY))!).user;
+    // Act / Assess
+    await auth.mfa.activate('111111');
+    expect(auth.session!.user.mfa_enabled).toBe(true);
+    expect((await stored()).mfa_enabled).toBe(true);
+    await auth.mfa.disable('222222');
+    expect(auth.session!.user.mfa_enabled).toBe(false);
+    await auth.me();
+    expect(auth.session!.user).toEqual({ ...USER, name: 'Ada L.', mfa_enabled: true });
+    expect(await stored()).toEqual({ ...USER, name: 'Ada L.', mfa_enabled: true });
+    expect(events).toEqual([]);
+  });
+
+  it('never writes a fresh user over a newer pair another instance stored', async () => {
+    // Prepare: another instance has refreshed; this one still holds the older pair
+    const { auth, api, storage } = await signedIn();
+    const newer = { ...JSON.parse((await storage.get(SESSION_KEY))!), refresh_token: 'rt_newer', access_token: 'newer' };
+    await storage.set(SESSION_KEY, JSON.stringify(newer));
+    api.on('GET /auth/me', () => json(200, { success: true, user: { ...USER, name: 'Ada L.' } }));
+    // Act
+    await auth.me();
+    // Assess
+    expect(JSON.parse((await storage.get(SESSION_KEY))!)).toEqual(newer);
+    expect(auth.session!.user.name).toBe('Ada L.');
+  });
+
   it('me() after the token expired on the server: one refresh, one retry', async () => {
     // Prepare
     const { auth, api } = await signedIn();
