@@ -11,7 +11,7 @@ import { oncePer } from '../platform/memo.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
 import { MfaRepository } from '../store/mfa.js';
 import { MfaTokensRepository, isMfaTokenUsable, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
-import type { AuthMethod, SessionsRepository } from '../store/sessions.js';
+import type { AuthMethod, IdpSession, SessionsRepository } from '../store/sessions.js';
 import type { LoginAttempts } from '../store/login-attempts.js';
 import type { User, UsersRepository } from '../store/users.js';
 import { matchRecoveryCode, newRecoveryCodes, storedRecoveryCodes } from './recovery-codes.js';
@@ -48,6 +48,11 @@ export type SetupAuth = { accessToken: string; currentPassword: string } | { mfa
 
 /** A session signed in with a password and a second factor (RFC 8176). */
 const PASSWORD_AND_OTP: readonly AuthMethod[] = ['pwd', 'otp'];
+
+/** How a session opened by our second factor was signed in: a password and a code, or a company IdP (single sign-on) and a code. */
+function signedInWithCode(federated: IdpSession | undefined): { amr: readonly AuthMethod[]; idp?: IdpSession } {
+  return federated ? { amr: ['fed', 'otp'], idp: federated } : { amr: PASSWORD_AND_OTP };
+}
 
 const invalidMfaToken = () => new ApiError('invalid_mfa_token');
 const invalidCode = () => new ApiError('invalid_mfa_code');
@@ -127,7 +132,7 @@ export class MfaService {
       return { recovery_codes: codes };
     }
     const ring = await this.deps.keyRing.current();
-    const { signIn, sessionId } = await this.deps.login.openSession({ user: activated, ring, now }, caller, { cap: false, amr: PASSWORD_AND_OTP });
+    const { signIn, sessionId } = await this.deps.login.openSession({ user: activated, ring, now }, caller, { cap: false, ...signedInWithCode(enrolment?.federated) });
     log.info('mfa_activated', { userId: user.id, sessionId, ...caller });
     countMetric(METRIC.signInSucceeded);
     return { recovery_codes: codes, ...signIn };
@@ -167,7 +172,7 @@ export class MfaService {
     const [spending, claiming, opening] = await Promise.allSettled([
       this.deps.mfaTokens.spend(token, now),
       matched.kind === 'code' ? this.deps.mfa.claimStep(user.id, matched.step) : this.deps.mfa.useRecoveryCode(user.id, matched.mac),
-      this.deps.login.openSession({ user, ring, now }, caller, { amr: PASSWORD_AND_OTP }),
+      this.deps.login.openSession({ user, ring, now }, caller, signedInWithCode(state!.federated)),
     ]);
     if (opening.status === 'rejected') throw opening.reason;
     const opened = opening.value;
@@ -230,7 +235,7 @@ export class MfaService {
   }
 
   /** The user and token of an enrolment `mfa_token`: read (setup), or with one of its attempts taken (activate). */
-  private async enrolling(mfaToken: string, { reserve }: { reserve: boolean }): Promise<{ user: User; token: MfaToken }> {
+  private async enrolling(mfaToken: string, { reserve }: { reserve: boolean }): Promise<{ user: User; token: MfaToken; federated: IdpSession | undefined }> {
     const token = parseMfaToken(mfaToken);
     if (!token) throw this.tokenRefused(undefined, 'malformed');
     const now = this.deps.clock();
@@ -238,7 +243,7 @@ export class MfaService {
     // A reservation holds only for a usable token; a read is held to the same rule.
     const problem = reserve || isMfaTokenUsable(state, now) ? tokenProblem(state, user, 'enroll') : 'unusable';
     if (problem) throw this.tokenRefused(token.userId, problem);
-    return { user: user!, token };
+    return { user: user!, token, federated: state!.federated };
   }
 
   private tokenRefused(userId: string | undefined, reason: string, caller?: Caller): ApiError {

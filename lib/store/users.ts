@@ -297,6 +297,11 @@ export class UsersRepository {
     });
   }
 
+  /** The role an SSO connection's groups claim gives (`--admin-group`), at a federated sign-in. */
+  async setRole(id: string, role: Role, at: Date): Promise<User> {
+    return this.update(id, 'SET #role = :role, updated_at = :at', { ':role': role, ':at': at.toISOString() }, { '#role': 'role' });
+  }
+
   async revokeAllSessions(id: string, at: Date): Promise<User> {
     return this.update(id, 'SET updated_at = :at ADD session_epoch :one', { ':at': at.toISOString(), ':one': 1 });
   }

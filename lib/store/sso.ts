@@ -1,0 +1,354 @@
+import { createHash } from 'node:crypto';
+import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { batchGetAll, isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, type BatchWrite } from '../platform/dynamo.js';
+import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
+import { epochSeconds } from './sessions.js';
+
+/**
+ * Single sign-on's items (README, "Access patterns"):
+ *
+ * | entity | table | key | TTL |
+ * |---|---|---|---|
+ * | connection (one per email domain) | users | `SSO#<domain>` | none |
+ * | the same connection, found by the IdP's (issuer, client id) for back-channel logout | users | `SSOCLIENT#<sha256(issuer ‖ client id)>` | none |
+ * | identity link (issuer, sub) -> user | users | `IDP#<sha256(issuer ‖ sub)>` | none |
+ * | a flow between authorize and callback | attempts | `SSOFLOW#<sha256(state)>` | 10 min |
+ * | a one-time code between callback and token | attempts | `SSOCODE#<sha256(code)>` | 60 s |
+ * | an IdP session (issuer, sid) -> user, for logout tokens that carry only `sid` | attempts | `SSOSID#<sha256(issuer ‖ sid)>` | the session's end |
+ * | a logout token's jti, spent | attempts | `SSOJTI#<sha256(issuer ‖ jti)>` | 1 h |
+ *
+ * TTL is clean-up only: every read compares `expires_at` with now.
+ */
+export const FLOW_TTL_SECONDS = 600;
+export const CODE_TTL_SECONDS = 60;
+export const JTI_TTL_SECONDS = 3600;
+
+const digest = (...parts: string[]) => createHash('sha256').update(parts.join('\u0000')).digest('base64url');
+
+export const connectionKey = (domain: string) => ({ pk: `SSO#${domain.toLowerCase()}` });
+export const connectionByClientKey = (issuer: string, clientId: string) => ({ pk: `SSOCLIENT#${digest(issuer, clientId)}` });
+export const identityKey = (issuer: string, sub: string) => ({ pk: `IDP#${digest(issuer, sub)}` });
+export const flowKey = (state: string) => ({ pk: `SSOFLOW#${digest(state)}` });
+export const codeKey = (hash: string) => ({ pk: `SSOCODE#${hash}` });
+export const idpSessionKey = (issuer: string, sid: string) => ({ pk: `SSOSID#${digest(issuer, sid)}` });
+export const jtiKey = (issuer: string, jti: string) => ({ pk: `SSOJTI#${digest(issuer, jti)}` });
+
+/** A company's identity provider, for one email domain. */
+export interface Connection {
+  domain: string;
+  issuer: string;
+  clientId: string;
+  /** The client secret, sealed (lib/auth/sso-secrets.ts); never in clear at rest. */
+  sealedClientSecret: string;
+  /** Password sign-in refused for the domain's emails (401 sso_required). */
+  enforce: boolean;
+  /** With it, the role is admin while the groups claim holds it, else user, at every federated sign-in. */
+  adminGroup: string | undefined;
+  groupsClaim: string;
+  createdAt: string;
+}
+
+interface ConnectionItem {
+  pk: string;
+  domain: string;
+  issuer: string;
+  client_id: string;
+  client_secret: string;
+  enforce: boolean;
+  admin_group?: string;
+  groups_claim: string;
+  created_at: string;
+}
+
+function connectionFrom(item: Record<string, unknown>): Connection {
+  const row = item as unknown as ConnectionItem;
+  return {
+    domain: row.domain,
+    issuer: row.issuer,
+    clientId: row.client_id,
+    sealedClientSecret: row.client_secret,
+    enforce: row.enforce === true,
+    adminGroup: row.admin_group,
+    groupsClaim: row.groups_claim ?? 'groups',
+    createdAt: row.created_at,
+  };
+}
+
+/** What authorize keeps for the callback: ours (state, nonce, verifier) and the client's (redirect URI, state, challenge). */
+export interface Flow {
+  domain: string;
+  redirectUri: string;
+  clientState: string;
+  codeChallenge: string;
+  nonce: string;
+  /** Our PKCE verifier for the IdP leg. */
+  verifier: string;
+  expiresAt: number;
+}
+
+/** What a one-time code stands for: a federated sign-in of this user, through this IdP. */
+export interface FederatedGrant {
+  userId: string;
+  /** The S256 challenge the client sent to authorize: only its verifier redeems the code. */
+  codeChallenge: string;
+  issuer: string;
+  /** The IdP's own session id (`sid` of the ID token), when it sent one. */
+  idpSid: string | undefined;
+  /** The IdP did a second factor (its `amr`). */
+  idpMfa: boolean;
+  expiresAt: number;
+}
+
+export type SsoCode = UserToken;
+const CODE_PREFIX = 'sc_';
+
+export function newSsoCode(userId: string): SsoCode & { token: string } {
+  return newUserToken(CODE_PREFIX, userId);
+}
+
+export function parseSsoCode(value: string): SsoCode | undefined {
+  return parseUserToken(CODE_PREFIX, value);
+}
+
+/** How long a Lambda trusts what it read of a domain's enforcement: `sso add --enforce` applies within this. */
+export const ENFORCEMENT_CACHE_MS = 30_000;
+
+/**
+ * Which email domains refuse passwords (`sso add --enforce`): one GetItem of the domain's connection,
+ * remembered for 30 s by each Lambda, so a flood of password attempts costs no more reads.
+ */
+export class EnforcedDomains {
+  private readonly known = new Map<string, { at: number; enforced: Promise<boolean> }>();
+
+  constructor(private readonly sso: Pick<SsoRepository, 'connection'>, private readonly now: () => number = Date.now) {}
+
+  async enforces(email: string): Promise<boolean> {
+    const domain = email.slice(email.lastIndexOf('@') + 1).toLowerCase();
+    const cached = this.known.get(domain);
+    if (cached && this.now() - cached.at < ENFORCEMENT_CACHE_MS) return cached.enforced;
+    const enforced = this.sso.connection(domain).then((connection) => connection?.enforce === true);
+    if (this.known.size > 1000) this.known.clear();
+    this.known.set(domain, { at: this.now(), enforced });
+    enforced.catch(() => this.known.delete(domain));
+    return enforced;
+  }
+}
+
+export class ConnectionTakenError extends Error {
+  constructor(domain: string) {
+    super(`The domain ${domain} already has a connection (sso remove --domain ${domain} first)`);
+    this.name = 'ConnectionTakenError';
+  }
+}
+
+export class SsoRepository {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    readonly usersTable: string,
+    readonly attemptsTable: string,
+  ) {}
+
+  // Connections (written by the users CLI only).
+
+  /** A new connection, refused when the domain has one. The (issuer, client id) copy is written after it. */
+  async addConnection(connection: Connection): Promise<void> {
+    const item: ConnectionItem = {
+      ...connectionKey(connection.domain),
+      domain: connection.domain.toLowerCase(),
+      issuer: connection.issuer,
+      client_id: connection.clientId,
+      client_secret: connection.sealedClientSecret,
+      enforce: connection.enforce,
+      ...(connection.adminGroup ? { admin_group: connection.adminGroup } : {}),
+      groups_claim: connection.groupsClaim,
+      created_at: connection.createdAt,
+    };
+    try {
+      await storeCall(this.db.send(new PutCommand({ TableName: this.usersTable, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) throw new ConnectionTakenError(connection.domain);
+      throw error;
+    }
+    await storeCall(this.db.send(new PutCommand({ TableName: this.usersTable, Item: { ...item, ...connectionByClientKey(connection.issuer, connection.clientId) } })));
+  }
+
+  async connection(domain: string): Promise<Connection | undefined> {
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.usersTable, Key: connectionKey(domain), ConsistentRead: true })));
+    return Item ? connectionFrom(Item) : undefined;
+  }
+
+  async connectionByClient(issuer: string, clientId: string): Promise<Connection | undefined> {
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.usersTable, Key: connectionByClientKey(issuer, clientId), ConsistentRead: true })));
+    return Item ? connectionFrom(Item) : undefined;
+  }
+
+  async listConnections(): Promise<Connection[]> {
+    const items = await scanAll(this.db, { TableName: this.usersTable, FilterExpression: 'begins_with(pk, :sso)', ExpressionAttributeValues: { ':sso': 'SSO#' } });
+    return items.map(connectionFrom).sort((a, b) => a.domain.localeCompare(b.domain));
+  }
+
+  /** False when the domain had none. */
+  async removeConnection(domain: string): Promise<boolean> {
+    const existing = await this.connection(domain);
+    if (!existing) return false;
+    await storeCall(this.db.send(new DeleteCommand({ TableName: this.usersTable, Key: connectionByClientKey(existing.issuer, existing.clientId) })));
+    await storeCall(this.db.send(new DeleteCommand({ TableName: this.usersTable, Key: connectionKey(domain) })));
+    return true;
+  }
+
+  // Identity links.
+
+  /** The user linked to (issuer, sub), if any. */
+  async linkedUser(issuer: string, sub: string): Promise<string | undefined> {
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.usersTable, Key: identityKey(issuer, sub), ConsistentRead: true })));
+    return Item?.user_id as string | undefined;
+  }
+
+  /** Link (issuer, sub) to a user, unless it is linked already: the user it is linked to now. */
+  async link(issuer: string, sub: string, userId: string, at: Date): Promise<string> {
+    try {
+      await storeCall(
+        this.db.send(
+          new PutCommand({
+            TableName: this.usersTable,
+            Item: { ...identityKey(issuer, sub), user_id: userId, issuer, sub, created_at: at.toISOString() },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+      return userId;
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error;
+      return (await this.linkedUser(issuer, sub))!;
+    }
+  }
+
+  // Flows (authorize -> callback).
+
+  async createFlow(state: string, flow: Omit<Flow, 'expiresAt'>, at: Date): Promise<void> {
+    await storeCall(
+      this.db.send(
+        new PutCommand({
+          TableName: this.attemptsTable,
+          Item: {
+            ...flowKey(state),
+            domain: flow.domain,
+            redirect_uri: flow.redirectUri,
+            client_state: flow.clientState,
+            code_challenge: flow.codeChallenge,
+            nonce: flow.nonce,
+            verifier: flow.verifier,
+            created_at: at.toISOString(),
+            expires_at: epochSeconds(at) + FLOW_TTL_SECONDS,
+          },
+        }),
+      ),
+    );
+  }
+
+  /** Take the flow of `state`, once: undefined when it is unknown, spent or expired. */
+  async takeFlow(state: string, at: Date): Promise<Flow | undefined> {
+    const item = await updateAndReadIf(this.db, {
+      TableName: this.attemptsTable,
+      Key: flowKey(state),
+      UpdateExpression: 'SET spent_at = :at',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(spent_at) AND expires_at > :now',
+      ExpressionAttributeValues: { ':at': at.toISOString(), ':now': epochSeconds(at) },
+    });
+    if (!item) return undefined;
+    return {
+      domain: item.domain as string,
+      redirectUri: item.redirect_uri as string,
+      clientState: item.client_state as string,
+      codeChallenge: item.code_challenge as string,
+      nonce: item.nonce as string,
+      verifier: item.verifier as string,
+      expiresAt: item.expires_at as number,
+    };
+  }
+
+  // One-time codes (callback -> token).
+
+  async createCode(code: SsoCode, grant: Omit<FederatedGrant, 'expiresAt' | 'userId'>, at: Date): Promise<void> {
+    await storeCall(
+      this.db.send(
+        new PutCommand({
+          TableName: this.attemptsTable,
+          Item: {
+            ...codeKey(code.hash),
+            user_id: code.userId,
+            code_challenge: grant.codeChallenge,
+            issuer: grant.issuer,
+            ...(grant.idpSid ? { idp_sid: grant.idpSid } : {}),
+            idp_mfa: grant.idpMfa,
+            created_at: at.toISOString(),
+            expires_at: epochSeconds(at) + CODE_TTL_SECONDS,
+          },
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Spend a code, once, only with the challenge of its verifier: of racing requests exactly one
+   * gets the grant; a wrong verifier leaves the code as it was. Undefined for anything refused.
+   */
+  async spendCode(code: SsoCode, challenge: string, at: Date): Promise<FederatedGrant | undefined> {
+    const item = await updateAndReadIf(this.db, {
+      TableName: this.attemptsTable,
+      Key: codeKey(code.hash),
+      UpdateExpression: 'SET spent_at = :at',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(spent_at) AND expires_at > :now AND code_challenge = :challenge AND user_id = :user',
+      ExpressionAttributeValues: { ':at': at.toISOString(), ':now': epochSeconds(at), ':challenge': challenge, ':user': code.userId },
+    });
+    if (!item) return undefined;
+    return {
+      userId: item.user_id as string,
+      codeChallenge: item.code_challenge as string,
+      issuer: item.issuer as string,
+      idpSid: item.idp_sid as string | undefined,
+      idpMfa: item.idp_mfa === true,
+      expiresAt: item.expires_at as number,
+    };
+  }
+
+  // Back-channel logout.
+
+  /** The item that finds a user by the IdP's session id, written with the session it was opened for. */
+  idpSessionWrite(issuer: string, sid: string, userId: string, expiresAt: number): BatchWrite {
+    return { table: this.attemptsTable, put: { ...idpSessionKey(issuer, sid), user_id: userId, expires_at: expiresAt } };
+  }
+
+  /** The users behind a logout token: by its sub (the link), by its sid, or both. */
+  async usersOf(issuer: string, { sub, sid }: { sub?: string; sid?: string }, at: Date): Promise<string[]> {
+    const keys: Record<string, Array<Record<string, unknown>>> = {};
+    if (sub) keys[this.usersTable] = [identityKey(issuer, sub)];
+    if (sid) keys[this.attemptsTable] = [idpSessionKey(issuer, sid)];
+    const found = await batchGetAll(this.db, keys);
+    const bySub = found[this.usersTable]?.map((item) => item.user_id as string) ?? [];
+    const bySid = (found[this.attemptsTable] ?? []).filter((item) => (item.expires_at as number) > epochSeconds(at)).map((item) => item.user_id as string);
+    // Both given: the sid's user must be the sub's.
+    if (sub && sid) return bySub.filter((id) => bySid.includes(id));
+    return [...new Set([...bySub, ...bySid])];
+  }
+
+  /** Spend a logout token's jti: false when it was spent before (a replay). */
+  async spendJti(issuer: string, jti: string, at: Date): Promise<boolean> {
+    try {
+      await storeCall(
+        this.db.send(
+          new PutCommand({
+            TableName: this.attemptsTable,
+            Item: { ...jtiKey(issuer, jti), created_at: at.toISOString(), expires_at: epochSeconds(at) + JTI_TTL_SECONDS },
+            ConditionExpression: 'attribute_not_exists(pk) OR expires_at < :now',
+            ExpressionAttributeValues: { ':now': epochSeconds(at) },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+  }
+}
