@@ -14,6 +14,8 @@ import { putSealedRing } from './sealed-rings.js';
 import { leakedLines, resetSecrets } from './secrets.js';
 
 export const E2E_STAGE = 'test';
+/** Where the e2e stack lets an SSO sign-in end: a web app's page, and a desktop client's loopback (any port). */
+export const SSO_TEST_REDIRECT_URIS = ['https://app.example.test/sso/done', 'http://127.0.0.1/sso/desktop'];
 
 /**
  * The API as it runs in AWS, but private: in-memory dynalite behind the local IAM check (each
@@ -36,6 +38,7 @@ export default async function setup(project: TestProject) {
   const fakes = { ssm: ssm.endpoint, kms: kms.endpoint };
   await putSealedRing(fakes, E2E_STAGE, 'signing', JSON.stringify({ 'e2e-1': randomBytes(48).toString('base64url') }));
   await putSealedRing(fakes, E2E_STAGE, 'mfa', JSON.stringify({ 'mfa-1': randomBytes(48).toString('base64url') }));
+  const httpPort = await freePort();
   const env: Record<string, string> = {
     STAGE: E2E_STAGE,
     DYNAMODB_ENDPOINT: iam.endpoint,
@@ -54,6 +57,9 @@ export default async function setup(project: TestProject) {
     STORE_DEADLINE_FAST_MS: '9000',
     STORE_DEADLINE_MS: '9000',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    // Single sign-on (tests/e2e/sso.test.ts): the IdP sends browsers back to this API's own port.
+    PUBLIC_BASE_URL: `http://127.0.0.1:${httpPort}`,
+    SSO_REDIRECT_URIS: SSO_TEST_REDIRECT_URIS.join(','),
   };
   await seedUser(loadStoreConfig(env), { ...DEMO_USER, name: 'John Doe', role: 'admin' });
   // The Lambdas' output as it comes, for tests that read their metrics (context.ts, emittedMetrics).
@@ -62,7 +68,7 @@ export default async function setup(project: TestProject) {
   writeFileSync(outputFile, '');
   const offline = await startOffline({
     stage: E2E_STAGE,
-    port: await freePort(),
+    port: httpPort,
     env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: '.esbuild-e2e' },
     echo: (text) => {
       appendFileSync(outputFile, text);
@@ -80,7 +86,8 @@ export default async function setup(project: TestProject) {
   try {
     for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me'], ['GET', 'sessions'], ['DELETE', 'sessions/x'], ['POST', 'password'],
       ['POST', 'mfa/totp/setup'], ['POST', 'mfa/totp/activate'], ['POST', 'mfa/verify'], ['POST', 'mfa/recovery-codes'], ['DELETE', 'mfa/totp'],
-      ['POST', 'api-keys'], ['GET', 'api-keys'], ['DELETE', 'api-keys/x']] as const) {
+      ['POST', 'api-keys'], ['GET', 'api-keys'], ['DELETE', 'api-keys/x'],
+      ['GET', 'sso/authorize'], ['GET', 'sso/callback'], ['POST', 'sso/token'], ['POST', 'sso/backchannel-logout']] as const) {
       await fetch(`${offline.url}/v1/auth/${path}`, { method, signal: AbortSignal.timeout(30_000) });
     }
   } catch (error) {

@@ -1,0 +1,492 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sealClientSecret } from '../../lib/auth/identity-providers.js';
+import { SsoRepository } from '../../lib/store/sso.js';
+import { SSO_TEST_REDIRECT_URIS } from '../support/api-setup.js';
+import { auditLine, runScript } from '../support/cli.js';
+import { apiEnv, apiUrl } from '../support/context.js';
+import { call, e2eApp, expectError } from '../support/http.js';
+import { startTestIdp, type IdpAccount, type TestIdp } from '../support/oidc-idp.js';
+import { contractViolation } from '../support/openapi.js';
+import { createUser } from '../support/store.js';
+import { Authenticator } from '../support/authenticator.js';
+
+const WEB_APP = SSO_TEST_REDIRECT_URIS[0]!;
+const DESKTOP = 'http://127.0.0.1:53124/sso/desktop';
+
+let idp: TestIdp;
+
+beforeAll(async () => {
+  const base = apiEnv().PUBLIC_BASE_URL!;
+  idp = await startTestIdp({ callbackUrl: `${base}/v1/auth/sso/callback`, backchannelLogoutUrl: `${base}/v1/auth/sso/backchannel-logout` });
+});
+
+afterAll(async () => {
+  await idp?.close();
+});
+
+const sso = () => new SsoRepository(e2eApp().db, e2eApp().config.usersTable, e2eApp().config.attemptsTable);
+
+/** A fresh domain connected to the test IdP, as `sso add` connects one. */
+async function connect({ enforce = false, adminGroup }: { enforce?: boolean; adminGroup?: string } = {}): Promise<string> {
+  const domain = `${randomBytes(4).toString('hex')}.sso.test`;
+  const ring = await e2eApp().mfaKeyRing!.current();
+  await sso().addConnection({ domain, issuer: idp.issuer, clientId: idp.clientId, sealedClientSecret: sealClientSecret(ring, idp.clientSecret, domain), enforce, adminGroup, groupsClaim: 'groups', createdAt: new Date().toISOString() });
+  return domain;
+}
+
+function pkce() {
+  const verifier = randomBytes(32).toString('base64url');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+/** A GET that does not follow redirects, its answer held to openapi.yaml when it is the API's. */
+async function hop(url: string, jar: Map<string, string>): Promise<{ status: number; location: string | undefined; body: any }> {
+  const response = await fetch(url, { redirect: 'manual', headers: jar.size ? { cookie: [...jar].map(([name, value]) => `${name}=${value}`).join('; ') } : {}, signal: AbortSignal.timeout(20_000) });
+  for (const cookie of response.headers.getSetCookie()) {
+    const [pair] = cookie.split(';');
+    const index = pair!.indexOf('=');
+    jar.set(pair!.slice(0, index), pair!.slice(index + 1));
+  }
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (url.startsWith(apiUrl())) {
+    const path = new URL(url).pathname;
+    expect(contractViolation('GET', path, response.status, body)).toBeUndefined();
+  }
+  const location = response.headers.get('location') ?? undefined;
+  return { status: response.status, location: location && new URL(location, url).href, body };
+}
+
+interface FlowOptions {
+  email?: string;
+  domain?: string;
+  redirectUri?: string;
+  state?: string;
+  challenge: string;
+}
+
+function authorizeUrl({ email, domain, redirectUri = WEB_APP, state = 'client-state-1', challenge }: FlowOptions): string {
+  const query = new URLSearchParams({ ...(email ? { email } : {}), ...(domain ? { domain } : {}), redirect_uri: redirectUri, state, code_challenge: challenge, code_challenge_method: 'S256' });
+  return `${apiUrl()}/v1/auth/sso/authorize?${query}`;
+}
+
+/**
+ * A browser's trip: authorize, the IdP (its interaction finished by the helper), our callback, and
+ * where that sends the browser (the client's redirect URI). Also the callback URL the IdP sent.
+ */
+async function browse(options: FlowOptions): Promise<{ back: URL; callbackUrl: string }> {
+  const jar = new Map<string, string>();
+  let step = await hop(authorizeUrl(options), jar);
+  expect(step.status, JSON.stringify(step.body)).toBe(302);
+  const callbackPrefix = `${apiEnv().PUBLIC_BASE_URL}/v1/auth/sso/callback`;
+  for (let hops = 0; hops < 10 && step.location && !step.location.startsWith(callbackPrefix); hops++) step = await hop(step.location, jar);
+  expect(step.location).toMatch(/\/v1\/auth\/sso\/callback\?/);
+  const callbackUrl = step.location!;
+  const back = await hop(callbackUrl, new Map());
+  expect(back.status, JSON.stringify(back.body)).toBe(302);
+  return { back: new URL(back.location!), callbackUrl };
+}
+
+/** The whole sign-in: the browser's trip, then the token exchange. */
+async function signIn(account: IdpAccount, { domain, ...rest }: { domain?: string; redirectUri?: string } = {}) {
+  idp.account(account);
+  const { verifier, challenge } = pkce();
+  const { back } = await browse({ ...(domain ? { domain } : { email: account.email }), challenge, ...rest });
+  expect(back.searchParams.get('error'), back.searchParams.get('error_description') ?? '').toBeNull();
+  expect(back.searchParams.get('state')).toBe('client-state-1');
+  return call('POST', '/sso/token', { body: { code: back.searchParams.get('code'), code_verifier: verifier } });
+}
+
+const subject = () => `idp-${randomBytes(6).toString('hex')}`;
+
+describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
+  it('makes a user just in time and answers the token exchange exactly as POST /auth/login does', async () => {
+    // Prepare
+    const domain = await connect();
+    const email = `jit@${domain}`;
+
+    // Act
+    const reply = await signIn({ sub: subject(), email, name: 'Jit User' });
+
+    // Assess
+    expect(reply.status, reply.text).toBe(200);
+    expect(Object.keys(reply.body).sort()).toEqual(['device_token', 'expires_in', 'refresh_expires_in', 'refresh_token', 'success', 'token', 'token_type', 'user']);
+    expect(reply.body.user).toMatchObject({ email, name: 'Jit User', role: 'user', mfa_enabled: false });
+    expect(decodeJwt(reply.body.token).amr).toEqual(['fed']);
+    const me = await call('GET', '/me', { token: reply.body.token });
+    expect(me.body.user.email).toBe(email);
+    const session = await e2eApp().sessions.get(decodeJwt(reply.body.token).sid as string);
+    expect(session).toMatchObject({ amr: ['fed'], idp: { issuer: idp.issuer } });
+    // A JIT account has no password.
+    expectError(await call('POST', '/login', { body: { email, password: 'anything at all' } }), 401, 'invalid_credentials');
+  });
+
+  it('sends the IdP our own state, nonce, S256 challenge and login_hint, and keeps the client\'s apart', async () => {
+    // Prepare
+    const domain = await connect();
+    const { challenge } = pkce();
+
+    // Act
+    const step = await hop(authorizeUrl({ email: `Hint@${domain}`, challenge, state: 'theirs' }), new Map());
+
+    // Assess
+    expect(step.status).toBe(302);
+    const url = new URL(step.location!);
+    expect(url.origin).toBe(idp.issuer);
+    expect(Object.fromEntries(url.searchParams)).toMatchObject({
+      response_type: 'code',
+      client_id: idp.clientId,
+      redirect_uri: `${apiEnv().PUBLIC_BASE_URL}/v1/auth/sso/callback`,
+      scope: 'openid email profile',
+      code_challenge_method: 'S256',
+      login_hint: `hint@${domain}`,
+    });
+    expect(url.searchParams.get('state')).not.toBe('theirs');
+    expect(url.searchParams.get('code_challenge')).not.toBe(challenge);
+    expect(url.searchParams.get('nonce')).toMatch(/.{20,}/);
+  });
+
+  it('links an existing password user by email, and then by (issuer, sub) even after the email changes at the IdP', async () => {
+    // Prepare
+    const domain = await connect();
+    const existing = await createUser(e2eApp(), { email: `linked-${randomBytes(3).toString('hex')}@${domain}` });
+    const sub = subject();
+
+    // Act
+    const first = await signIn({ sub, email: existing.email });
+    const again = await signIn({ sub, email: `renamed-${randomBytes(3).toString('hex')}@${domain}` });
+
+    // Assess
+    expect(first.status, first.text).toBe(200);
+    expect(first.body.user.id).toBe(existing.id);
+    expect(again.status, again.text).toBe(200);
+    expect(again.body.user.id).toBe(existing.id);
+    expect(again.body.user.email).toBe(existing.email);
+  });
+
+  it('maps the role from the groups claim at every sign-in when the connection names an admin group', async () => {
+    // Prepare
+    const domain = await connect({ adminGroup: 'vpn-admins' });
+    const sub = subject();
+    const email = `role@${domain}`;
+
+    // Act
+    const asAdmin = await signIn({ sub, email, groups: ['staff', 'vpn-admins'] });
+    const demoted = await signIn({ sub, email, groups: ['staff'] });
+
+    // Assess
+    expect(asAdmin.body.user.role).toBe('admin');
+    expect(decodeJwt(asAdmin.body.token).role).toBe('admin');
+    expect(demoted.body.user.role).toBe('user');
+  });
+
+  it('signs a desktop client in on any loopback port (RFC 8252), by domain', async () => {
+    const domain = await connect();
+    const reply = await signIn({ sub: subject(), email: `desk@${domain}` }, { domain, redirectUri: DESKTOP });
+    expect(reply.status, reply.text).toBe(200);
+  });
+
+  it('says amr ["fed","mfa"] when the IdP did MFA, and skips our second factor then', async () => {
+    // Prepare
+    const domain = await connect();
+    const email = `mfa@${domain}`;
+    const sub = subject();
+    await signIn({ sub, email });
+    const user = (await e2eApp().users.findByEmail(email))!;
+    await enableTotp(user.id);
+
+    // Act
+    const reply = await signIn({ sub, email, amr: ['pwd', 'mfa'] });
+
+    // Assess
+    expect(reply.status, reply.text).toBe(200);
+    expect(decodeJwt(reply.body.token).amr).toEqual(['fed', 'mfa']);
+  });
+
+  it('asks for our second factor when TOTP is on and the IdP did not do MFA; the session then says fed and otp', async () => {
+    // Prepare
+    const domain = await connect();
+    const email = `otp@${domain}`;
+    const sub = subject();
+    await signIn({ sub, email });
+    const user = (await e2eApp().users.findByEmail(email))!;
+    const secret = await enableTotp(user.id);
+
+    // Act
+    const challenge = await signIn({ sub, email, amr: ['pwd'] });
+    const verified = await call('POST', '/mfa/verify', { body: { mfa_token: challenge.body.mfa_token, code: await new Authenticator(secret).next() } });
+
+    // Assess
+    expect(challenge.status).toBe(401);
+    expect(challenge.body.error.code).toBe('mfa_required');
+    expect(verified.status, verified.text).toBe(200);
+    expect(decodeJwt(verified.body.token).amr).toEqual(['fed', 'otp']);
+  });
+
+  describe('refusals', () => {
+    it('refuses an unlisted redirect_uri with JSON, never a redirect', async () => {
+      const domain = await connect();
+      const { challenge } = pkce();
+      for (const redirectUri of ['https://evil.example/sso/done', 'https://app.example.test/sso/done/../x', 'http://localhost:1234/sso/desktop', 'http://127.0.0.1:99/other']) {
+        const step = await hop(authorizeUrl({ domain, redirectUri, challenge }), new Map());
+        expect(step.status).toBe(400);
+        expect(step.location).toBeUndefined();
+        expect(step.body.error.code).toBe('invalid_redirect_uri');
+      }
+    });
+
+    it('answers sso_not_configured for a domain without a connection, and invalid_request for what is malformed', async () => {
+      const { challenge } = pkce();
+      const unknown = await hop(authorizeUrl({ domain: 'nobody.example', challenge }), new Map());
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error.code).toBe('sso_not_configured');
+      const plain = await hop(authorizeUrl({ domain: 'nobody.example', challenge }).replace('S256', 'plain'), new Map());
+      expect(plain.status).toBe(400);
+      expect(plain.body.error.code).toBe('invalid_request');
+      const missing = await hop(`${apiUrl()}/v1/auth/sso/authorize?domain=x.example`, new Map());
+      expect(missing.body.error.code).toBe('invalid_request');
+    });
+
+    it('refuses a state reused or forged with 400 invalid_request in JSON', async () => {
+      // Prepare
+      const domain = await connect();
+      idp.account({ sub: subject(), email: `state@${domain}` });
+      const { challenge } = pkce();
+      const { callbackUrl } = await browse({ domain, challenge });
+
+      // Act
+      const reused = await hop(callbackUrl, new Map());
+      const forged = await hop(callbackUrl.replace(/state=[^&]+/, 'state=forged-state'), new Map());
+
+      // Assess
+      for (const answer of [reused, forged]) {
+        expect(answer.status).toBe(400);
+        expect(answer.location).toBeUndefined();
+        expect(answer.body.error.code).toBe('invalid_request');
+      }
+    });
+
+    it('refuses a code reused, a wrong verifier and a made-up code with invalid_grant', async () => {
+      // Prepare
+      const domain = await connect();
+      idp.account({ sub: subject(), email: `code@${domain}` });
+      const { verifier, challenge } = pkce();
+      const { back } = await browse({ domain, challenge });
+      const code = back.searchParams.get('code')!;
+
+      // Act
+      const wrong = await call('POST', '/sso/token', { body: { code, code_verifier: pkce().verifier } });
+      const right = await call('POST', '/sso/token', { body: { code, code_verifier: verifier } });
+      const reused = await call('POST', '/sso/token', { body: { code, code_verifier: verifier } });
+      const madeUp = await call('POST', '/sso/token', { body: { code: 'sc_nothing', code_verifier: verifier } });
+
+      // Assess
+      expectError(wrong, 400, 'invalid_grant');
+      expect(right.status).toBe(200);
+      expectError(reused, 400, 'invalid_grant');
+      expectError(madeUp, 400, 'invalid_grant');
+    });
+
+    it.each([
+      ['an unverified email', (domain: string) => ({ email: `unverified@${domain}`, email_verified: false }), /not verified/],
+      ['an email of another domain', () => ({ email: `someone@elsewhere.example` }), /not of the domain/],
+    ])('sends the client access_denied for %s', async (_name, claims, description) => {
+      const domain = await connect();
+      idp.account({ sub: subject(), ...claims(domain) });
+      const { back } = await browse({ domain, challenge: pkce().challenge });
+      expect(back.origin + back.pathname).toBe(WEB_APP);
+      expect(back.searchParams.get('error')).toBe('access_denied');
+      expect(back.searchParams.get('error_description')).toMatch(description);
+      expect(back.searchParams.get('state')).toBe('client-state-1');
+      expect(back.searchParams.get('code')).toBeNull();
+    });
+
+    it('sends the client access_denied for a disabled user, and when the IdP itself refuses', async () => {
+      // Prepare
+      const domain = await connect();
+      const user = await createUser(e2eApp(), { email: `disabled-${randomBytes(3).toString('hex')}@${domain}` });
+      await e2eApp().users.setStatus(user.id, 'disabled', new Date());
+      idp.account({ sub: subject(), email: user.email });
+
+      // Act
+      const disabled = await browse({ email: user.email, challenge: pkce().challenge });
+      idp.refuseNext();
+      const refused = await browse({ domain, challenge: pkce().challenge });
+
+      // Assess
+      expect(disabled.back.searchParams.get('error')).toBe('access_denied');
+      expect(disabled.back.searchParams.get('error_description')).toMatch(/disabled/);
+      expect(refused.back.searchParams.get('error')).toBe('access_denied');
+      expect(refused.back.searchParams.get('state')).toBe('client-state-1');
+    });
+  });
+
+  it('gives exactly one session to 20 racing token requests with one code', async () => {
+    // Prepare
+    const domain = await connect();
+    const email = `race@${domain}`;
+    idp.account({ sub: subject(), email });
+    const { verifier, challenge } = pkce();
+    const { back } = await browse({ domain, challenge });
+    const code = back.searchParams.get('code')!;
+
+    // Act
+    const replies = await Promise.all(Array.from({ length: 20 }, () => call('POST', '/sso/token', { body: { code, code_verifier: verifier } })));
+
+    // Assess
+    expect(replies.filter((reply) => reply.status === 200)).toHaveLength(1);
+    for (const reply of replies.filter((candidate) => candidate.status !== 200)) expectError(reply, 400, 'invalid_grant');
+    const user = (await e2eApp().users.findByEmail(email))!;
+    const sessions = await e2eApp().sessions.listLive(user, new Date(), { idleSeconds: 0, limit: Infinity, maxAgeSeconds: 3600 });
+    expect(sessions).toHaveLength(1);
+  });
+
+  describe('an enforced domain', () => {
+    it('refuses password sign-in with 401 sso_required, and password change with 403 sso_required', async () => {
+      // Prepare
+      const domain = await connect({ enforce: true });
+      const user = await createUser(e2eApp(), { email: `enforced-${randomBytes(3).toString('hex')}@${domain}` });
+      const federated = await signIn({ sub: subject(), email: user.email });
+
+      // Act
+      const login = await call('POST', '/login', { body: { email: user.email, password: user.password } });
+      const change = await call('POST', '/password', { token: federated.body.token, body: { current_password: user.password, new_password: 'a brand new long passphrase' } });
+
+      // Assess
+      expectError(login, 401, 'sso_required');
+      expectError(change, 403, 'sso_required');
+    });
+  });
+
+  describe('back-channel logout', () => {
+    async function backchannel(token: string | undefined, contentType = 'application/x-www-form-urlencoded') {
+      return call('POST', '/sso/backchannel-logout', { rawBody: token === undefined ? '' : new URLSearchParams({ logout_token: token }).toString(), headers: { 'content-type': contentType } });
+    }
+
+    it('ends every session the user opened through that IdP at once, and the authorizer refuses them', async () => {
+      // Prepare
+      const domain = await connect();
+      const sub = subject();
+      const email = `bcl@${domain}`;
+      const first = await signIn({ sub, email });
+      const second = await signIn({ sub, email });
+
+      // Act
+      const reply = await backchannel(await idp.logoutToken({ sub }));
+
+      // Assess
+      expect(reply.status, reply.text).toBe(200);
+      expect(reply.body).toEqual({ success: true });
+      for (const signedIn of [first, second]) {
+        expectError(await call('GET', '/me', { token: signedIn.body.token }), 401, 'invalid_token');
+        const protectedRoute = await fetch(`${apiUrl()}/v1/example/protected`, { headers: { authorization: `Bearer ${signedIn.body.token}` } });
+        expect(protectedRoute.status).toBe(403);
+      }
+    });
+
+    it('ends only the session of the sid when the token names one', async () => {
+      // Prepare
+      const domain = await connect();
+      const sub = subject();
+      const email = `sid@${domain}`;
+      const kept = await signIn({ sub, email });
+      const ended = await signIn({ sub, email });
+      const endedSession = await e2eApp().sessions.get(decodeJwt(ended.body.token).sid as string);
+      const keptSession = await e2eApp().sessions.get(decodeJwt(kept.body.token).sid as string);
+      expect(endedSession!.idp!.sid).toBeDefined();
+      expect(keptSession!.idp!.sid).not.toBe(endedSession!.idp!.sid);
+
+      // Act
+      const reply = await backchannel(await idp.logoutToken({ sid: endedSession!.idp!.sid }));
+
+      // Assess
+      expect(reply.status, reply.text).toBe(200);
+      expectError(await call('GET', '/me', { token: ended.body.token }), 401, 'invalid_token');
+      expect((await call('GET', '/me', { token: kept.body.token })).status).toBe(200);
+    });
+
+    it('refuses invalid logout tokens with 400 and leaves sessions standing', async () => {
+      // Prepare
+      const domain = await connect();
+      const sub = subject();
+      const signedIn = await signIn({ sub, email: `bad@${domain}` });
+      const replayed = await idp.logoutToken({ sub: 'someone-else' });
+      expect((await backchannel(replayed)).status).toBe(200);
+
+      // Act
+      const replies = await Promise.all([
+        backchannel(await idp.logoutToken({ sub }, { key: 'other' })),
+        backchannel(await idp.logoutToken({ sub, nonce: 'n' })),
+        backchannel(await idp.logoutToken({ sub, aud: 'another-client' })),
+        backchannel(await idp.logoutToken({ sub, iss: 'https://elsewhere.example' })),
+        backchannel(await idp.logoutToken({ sub, events: { other: {} } })),
+        backchannel(await idp.logoutToken({ sub, iat: Math.floor(Date.now() / 1000) - 3600 })),
+        backchannel(await idp.logoutToken({ sub }, { omit: ['jti'] })),
+        backchannel(await idp.logoutToken({}, { omit: ['sub'] })),
+        backchannel('not-a-jwt'),
+        backchannel(undefined),
+        backchannel(replayed),
+      ]);
+      const json = await backchannel(await idp.logoutToken({ sub }), 'application/json');
+
+      // Assess
+      for (const reply of replies) expectError(reply, 400, 'invalid_request');
+      expectError(json, 415, 'unsupported_media_type');
+      expect((await call('GET', '/me', { token: signedIn.body.token })).status).toBe(200);
+    });
+  });
+
+  describe('the users CLI', () => {
+    it('adds a connection after discovery, prints the URIs to register, never the secret; lists and removes it', async () => {
+      // Prepare
+      const domain = `cli-${randomBytes(3).toString('hex')}.sso.test`;
+      const users = (args: string[], stdin = '') => runScript('scripts/users.ts', args, { stdin, env: apiEnv() });
+
+      // Act
+      const added = await users(['sso', 'add', '--domain', domain, '--issuer', idp.issuer, '--client-id', idp.clientId, '--client-secret-stdin', '--enforce', '--admin-group', 'admins'], `${idp.clientSecret}\n`);
+      const listed = await users(['sso', 'list']);
+      const again = await users(['sso', 'add', '--domain', domain, '--issuer', idp.issuer, '--client-id', 'x', '--client-secret-stdin'], 'secret\n');
+      const insecure = await users(['sso', 'add', '--domain', `x${domain}`, '--issuer', 'http://idp.example.org', '--client-id', 'x', '--client-secret-stdin'], 'secret\n');
+      const onCommandLine = await users(['sso', 'add', '--domain', domain, '--client-secret', 'oops']);
+      const federated = await signIn({ sub: subject(), email: `someone@${domain}`, groups: ['admins'] });
+      const removed = await users(['sso', 'remove', '--domain', domain]);
+
+      // Assess
+      expect(added, added.stderr).toMatchObject({ code: 0 });
+      expect(added.stdout).toContain(`${apiEnv().PUBLIC_BASE_URL}/v1/auth/sso/callback`);
+      expect(added.stdout).toContain(`${apiEnv().PUBLIC_BASE_URL}/v1/auth/sso/backchannel-logout`);
+      expect(auditLine(added.stderr, 'sso_connection_added')).toMatchObject({ domain, issuer: idp.issuer, enforce: true });
+      for (const output of [added, listed]) expect(output.stdout + output.stderr).not.toContain(idp.clientSecret);
+      expect(listed.stdout).toContain(domain);
+      expect(again.code).toBe(1);
+      expect(insecure.code).toBe(2);
+      expect(insecure.stderr).toMatch(/--issuer must be https/);
+      expect(onCommandLine.code).toBe(2);
+      expect(federated.status, federated.text).toBe(200);
+      expect(federated.body.user.role).toBe('admin');
+      expect(removed.code).toBe(0);
+      expect(await sso().connection(domain)).toBeUndefined();
+    });
+  });
+});
+
+/** TOTP turned on for a user, as activation leaves it: the secret, for codes. */
+async function enableTotp(userId: string): Promise<string> {
+  const { seal } = await import('../../lib/mfa/secret-box.js');
+  const { MfaRepository } = await import('../../lib/store/mfa.js');
+  const app = e2eApp();
+  const keys = await app.mfaKeyRing!.current();
+  const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+  const repository = new MfaRepository(app.db, app.config.usersTable);
+  await repository.savePending(userId, seal(keys, secret, userId));
+  const user = (await app.users.get(userId))!;
+  await repository.activate(userId, { sealedSecret: user.totp!.sealedSecret, step: 0, recovery: { kid: keys.currentKid, macs: ['unused-mac'] }, epoch: user.sessionEpoch, at: new Date() });
+  return secret;
+}
