@@ -8,7 +8,7 @@ import { IdentityProviders, clientSecretOf } from './identity-providers.js';
 import { loginService, type LoginService, type SignIn } from './login-service.js';
 import type { KeyRing } from './signing-keys.js';
 import type { Clock } from './tokens.js';
-import type { Config } from '../platform/config.js';
+import { ConfigError, type Config } from '../platform/config.js';
 import { ApiError } from '../platform/errors.js';
 import { describeError, log } from '../platform/log.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
@@ -79,7 +79,10 @@ export interface SsoServiceDeps {
  * answer; lib/auth/credentials.ts (FederatedCredentials) decides what the assertion is worth.
  */
 export class SsoService {
-  constructor(private readonly deps: SsoServiceDeps) {}
+  constructor(private readonly deps: SsoServiceDeps) {
+    // Validated at cold start: without its own public origin an SSO function cannot tell the IdP where to come back.
+    if (!deps.config.sso.publicBaseUrl) throw new ConfigError('PUBLIC_BASE_URL', 'is required for single sign-on in production (param publicBaseUrl, like https://auth.example.com)');
+  }
 
   private get callbackUrl(): string {
     return `${this.deps.config.sso.publicBaseUrl}${CALLBACK_PATH}`;

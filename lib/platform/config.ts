@@ -150,8 +150,12 @@ export interface Config extends StoreConfig, HttpPolicy {
 
 /** Where federated sign-ins come back to, and where they may end. */
 export interface SsoPolicy {
-  /** PUBLIC_BASE_URL (param publicBaseUrl): this API's own origin as the IdP sees it; the callback is `<it>/v1/auth/sso/callback`. */
-  publicBaseUrl: string;
+  /**
+   * PUBLIC_BASE_URL (param publicBaseUrl): this API's own origin as the IdP sees it; the callback is
+   * `<it>/v1/auth/sso/callback`. Outside production it defaults to http://localhost:<PORT>; in
+   * production it has no default (undefined), and the SSO functions refuse to start without it.
+   */
+  publicBaseUrl: string | undefined;
   /**
    * SSO_REDIRECT_URIS (param ssoRedirectUris, comma-separated): where a sign-in may send its one-time
    * code. Matched exactly, except that `http://127.0.0.1/PATH` and `http://[::1]/PATH` match any port
@@ -407,7 +411,8 @@ export function isAllowedRedirectEntry(value: string): boolean {
 export function loadSsoPolicy(env: Env = process.env): SsoPolicy {
   const stage = read(env, 'STAGE') ?? 'dev';
   const production = isProductionStage(stage);
-  const base = read(env, 'PUBLIC_BASE_URL') ?? `http://localhost:${read(env, 'PORT') ?? '3000'}`;
+  const base = read(env, 'PUBLIC_BASE_URL') ?? (production ? undefined : `http://localhost:${read(env, 'PORT') ?? '3000'}`);
+  if (base === undefined) return { publicBaseUrl: undefined, redirectUris: redirectUrisOf(env), allowLoopbackIssuers: false };
   let parsed: URL | undefined;
   try {
     parsed = new URL(base);
@@ -418,11 +423,15 @@ export function loadSsoPolicy(env: Env = process.env): SsoPolicy {
     throw new ConfigError('PUBLIC_BASE_URL', `must be an origin like https://auth.example.com, got "${base}"`);
   }
   if (production && parsed.protocol !== 'https:') throw new ConfigError('PUBLIC_BASE_URL', `must be https in production, got "${base}"`);
+  return { publicBaseUrl: parsed.origin, redirectUris: redirectUrisOf(env), allowLoopbackIssuers: !production };
+}
+
+function redirectUrisOf(env: Env): string[] {
   const redirectUris = (read(env, 'SSO_REDIRECT_URIS') ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
   redirectUris.forEach((entry, index) => {
     if (!isAllowedRedirectEntry(entry)) throw new ConfigError('SSO_REDIRECT_URIS', `entry ${index + 1} must be an absolute https URL (http only on loopback) without a fragment, got "${entry}"`);
   });
-  return { publicBaseUrl: parsed.origin, redirectUris, allowLoopbackIssuers: !production };
+  return redirectUris;
 }
 
 /** The longest REFRESH_TOKEN_TTL_SECONDS allows: no session ever lasts longer (an operator's listing reads back this far). */
