@@ -139,6 +139,9 @@ export interface SessionSummary {
   userAgent: string | undefined;
   /** The user's epoch when it began: it stands only while the user's is still this. */
   userEpoch: number;
+  /** How it was signed in (`fed` through a company IdP, whose issuer is `idp`). */
+  amr: AuthMethod[];
+  idp: string | undefined;
 }
 
 /** A session as shown outside the service (the API's list, the users CLI's JSON): where and when, never a hash. */
@@ -148,10 +151,14 @@ export interface PublicSession {
   last_used_at: string;
   ip: string | null;
   user_agent: string | null;
+  /** How it was signed in (RFC 8176): ["pwd"], ["pwd","otp"], ["fed"], ["fed","mfa"], ["fed","otp"]. */
+  amr: AuthMethod[];
+  /** The company IdP (issuer) a federated session was signed in through, else null. */
+  idp: string | null;
 }
 
 export function toPublicSession(session: SessionSummary): PublicSession {
-  return { id: session.id, created_at: session.createdAt, last_used_at: session.lastUsedAt, ip: session.sourceIp ?? null, user_agent: session.userAgent ?? null };
+  return { id: session.id, created_at: session.createdAt, last_used_at: session.lastUsedAt, ip: session.sourceIp ?? null, user_agent: session.userAgent ?? null, amr: [...session.amr], idp: session.idp ?? null };
 }
 
 /** Whether the session still stands at `now` for this user: not revoked, not expired, not superseded. */
@@ -314,6 +321,9 @@ export class SessionsRepository {
           sourceIp: row.ip,
           userAgent: row.user_agent,
           userEpoch: row.user_epoch,
+          // Absent from sessions made before it was recorded (and from an index built before it was projected): a password alone.
+          amr: row.amr ?? [...PASSWORD_ONLY],
+          idp: row.idp,
         };
         if (!isSessionIdle(summary, idleSeconds, now)) live.push(summary);
         if (live.length === limit) return live;

@@ -124,6 +124,8 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
     expect(me.body.user.email).toBe(email);
     const session = await e2eApp().sessions.get(decodeJwt(reply.body.token).sid as string);
     expect(session).toMatchObject({ amr: ['fed'], idp: { issuer: idp.issuer } });
+    const listed = await call('GET', '/sessions', { token: reply.body.token });
+    expect(listed.body.sessions).toEqual([expect.objectContaining({ id: session!.id, amr: ['fed'], idp: idp.issuer, current: true })]);
     // A JIT account has no password.
     expectError(await call('POST', '/login', { body: { email, password: 'anything at all' } }), 401, 'invalid_credentials');
   });

@@ -419,7 +419,7 @@ describe('the packaged CloudFormation template', () => {
     expect(alarms.SecondFactorLockedAlarm!.Properties.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
     // Every deployed function's errors
     const functions = byType(prod, 'AWS::Lambda::Function').map(([id]) => id.replace(/LambdaFunction$/, ''));
-    expect(functions).toHaveLength(17);
+    expect(functions).toHaveLength(21);
     for (const fn of functions) expect(watched(`${fn}ErrorsAlarm`), fn).toBe('AWS/Lambda/Errors');
     for (const table of ['UsersTable', 'SessionsTable', 'AttemptsTable']) expect(watched(`${table}ThrottlingAlarm`)).toBe('AWS/DynamoDB/ReadThrottleEvents+AWS/DynamoDB/WriteThrottleEvents');
     // Every alarm notifies the topic, when it fires and when it recovers; no data is not an alarm. A
