@@ -150,14 +150,14 @@ const ACCESS = {
     AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem'],
   },
   ssoBackchannelLogout: {
-    // GetItem: the connection by (issuer, client id); BatchGetItem: the (issuer, sub) link.
-    UsersTable: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+    // GetItem: the connection by (issuer, client id), the (issuer, sub) link.
+    UsersTable: ['dynamodb:GetItem'],
     // BatchGetItem: the user's sessions, whole; UpdateItem: each one ended.
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
-    // PutItem: the token's jti, spent; BatchGetItem: the IdP session (sid); DeleteItem: an ended
-    // session's device token.
-    AttemptsTable: ['dynamodb:PutItem', 'dynamodb:BatchGetItem', 'dynamodb:DeleteItem'],
+    // PutItem: the token's jti, spent; GetItem: the IdP session (a token with a sid and no sub);
+    // DeleteItem: an ended session's device token.
+    AttemptsTable: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
   },
   notFound: {},
   exampleProtected: {},

@@ -247,14 +247,15 @@ export class SsoService {
     if (typeof claims.jti !== 'string') throw invalid('no_jti');
     const now = this.deps.clock();
     if (!(await this.deps.sso.spendJti(connection.issuer, claims.jti, now))) throw invalid('jti_replayed', { domain: connection.domain });
-    let ended = 0;
-    for (const userId of await this.deps.sso.usersOf(connection.issuer, { ...(sub ? { sub } : {}), ...(sid ? { sid } : {}) }, now)) {
-      const sessions = await this.deps.sessions.federatedSessions(userId, now);
-      const ending = sessions.filter((session) => session.idp?.issuer === connection.issuer && (sid === undefined || session.idp.sid === sid));
-      const results = await Promise.all(ending.map((session) => endSession(this.deps, session.id, userId, now, 'idp_logout')));
-      ended += results.filter(Boolean).length;
-      log.info('sso_logout', { userId, domain: connection.domain, bySid: sid !== undefined, ended: results.filter(Boolean).length, ...caller });
+    const userId = await this.deps.sso.userOf(connection.issuer, { ...(sub ? { sub } : {}), ...(sid ? { sid } : {}) }, now);
+    if (!userId) {
+      log.info('sso_logout', { domain: connection.domain, bySid: sid !== undefined, ended: 0, reason: 'unknown_subject', ...caller });
+      return { ended: 0 };
     }
+    const sessions = await this.deps.sessions.federatedSessions(userId, now);
+    const ending = sessions.filter((session) => session.idp?.issuer === connection.issuer && (sid === undefined || session.idp.sid === sid));
+    const ended = (await Promise.all(ending.map((session) => endSession(this.deps, session.id, userId, now, 'idp_logout')))).filter(Boolean).length;
+    log.info('sso_logout', { userId, domain: connection.domain, bySid: sid !== undefined, ended, ...caller });
     return { ended };
   }
 

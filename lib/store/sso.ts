@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchGetAll, isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, type BatchWrite } from '../platform/dynamo.js';
+import { isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, type BatchWrite } from '../platform/dynamo.js';
 import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
 import { epochSeconds } from './sessions.js';
 
@@ -319,17 +319,15 @@ export class SsoRepository {
     return { table: this.attemptsTable, put: { ...idpSessionKey(issuer, sid), user_id: userId, expires_at: expiresAt } };
   }
 
-  /** The users behind a logout token: by its sub (the link), by its sid, or both. */
-  async usersOf(issuer: string, { sub, sid }: { sub?: string; sid?: string }, at: Date): Promise<string[]> {
-    const keys: Record<string, Array<Record<string, unknown>>> = {};
-    if (sub) keys[this.usersTable] = [identityKey(issuer, sub)];
-    if (sid) keys[this.attemptsTable] = [idpSessionKey(issuer, sid)];
-    const found = await batchGetAll(this.db, keys);
-    const bySub = found[this.usersTable]?.map((item) => item.user_id as string) ?? [];
-    const bySid = (found[this.attemptsTable] ?? []).filter((item) => (item.expires_at as number) > epochSeconds(at)).map((item) => item.user_id as string);
-    // Both given: the sid's user must be the sub's.
-    if (sub && sid) return bySub.filter((id) => bySid.includes(id));
-    return [...new Set([...bySub, ...bySid])];
+  /**
+   * The user behind a logout token: by its sub (the link) when it has one, else by its sid (the IdP
+   * session's item, written at a federated sign-in). The sessions to end are then picked by sid, if given.
+   */
+  async userOf(issuer: string, { sub, sid }: { sub?: string; sid?: string }, at: Date): Promise<string | undefined> {
+    if (sub) return this.linkedUser(issuer, sub);
+    if (!sid) return undefined;
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.attemptsTable, Key: idpSessionKey(issuer, sid), ConsistentRead: true })));
+    return Item && (Item.expires_at as number) > epochSeconds(at) ? (Item.user_id as string) : undefined;
   }
 
   /** Spend a logout token's jti: false when it was spent before (a replay). */

@@ -275,6 +275,20 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
       }
     });
 
+    it('sends the client access_denied when the callback names another issuer (RFC 9207 mix-up)', async () => {
+      const domain = await connect();
+      idp.account({ sub: subject(), email: `mixup@${domain}` });
+      const jar = new Map<string, string>();
+      let step = await hop(authorizeUrl({ domain, challenge: pkce().challenge }), jar);
+      while (step.location && !step.location.includes('/v1/auth/sso/callback')) step = await hop(step.location, jar);
+      const forged = new URL(step.location!);
+      expect(forged.searchParams.get('iss')).toBe(idp.issuer);
+      forged.searchParams.set('iss', 'https://evil.example');
+      const back = await hop(forged.href, new Map());
+      expect(back.status).toBe(302);
+      expect(new URL(back.location!).searchParams.get('error')).toBe('access_denied');
+    });
+
     it('refuses a code reused, a wrong verifier and a made-up code with invalid_grant', async () => {
       // Prepare
       const domain = await connect();
@@ -405,13 +419,17 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
       expect(endedSession!.idp!.sid).toBeDefined();
       expect(keptSession!.idp!.sid).not.toBe(endedSession!.idp!.sid);
 
-      // Act
-      const reply = await backchannel(await idp.logoutToken({ sid: endedSession!.idp!.sid }));
+      // Act: a token with the sid alone, then one with the sub and the other sid
+      const bySid = await backchannel(await idp.logoutToken({ sid: endedSession!.idp!.sid }, { omit: ['sub'] }));
+      const meAfterSid = await call('GET', '/me', { token: kept.body.token });
+      const bySubAndSid = await backchannel(await idp.logoutToken({ sub, sid: keptSession!.idp!.sid }));
 
       // Assess
-      expect(reply.status, reply.text).toBe(200);
+      expect(bySid.status, bySid.text).toBe(200);
       expectError(await call('GET', '/me', { token: ended.body.token }), 401, 'invalid_token');
-      expect((await call('GET', '/me', { token: kept.body.token })).status).toBe(200);
+      expect(meAfterSid.status).toBe(200);
+      expect(bySubAndSid.status).toBe(200);
+      expectError(await call('GET', '/me', { token: kept.body.token }), 401, 'invalid_token');
     });
 
     it('refuses invalid logout tokens with 400 and leaves sessions standing', async () => {
