@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ConfigError, dynamodbEndpointFrom, isProductionStage, loadConfig } from '../lib/platform/config.js';
 import { bcryptCostFor } from './stage-params.js';
 import { describeDenial, startIamProxy, type IamProxy } from './local-iam/proxy.js';
+import { maybeStartDemoIdp } from './demo-idp.js';
 import { DATA_DIR, ensureTables, localMfaKey, localSigningSecret, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv, type RunningDynalite } from './local-stack.js';
 
 function fail(message: string): never {
@@ -92,6 +93,9 @@ async function main(): Promise<void> {
     console.log(seeded ? `Seeded demo user ${demo.email}` : `Demo user ${demo.email} already exists (password unchanged)`);
   }
 
+  // The demo corporate IdP for sso.example (docs/sso.md): not in production stages, not with SSO_DEMO=0.
+  const ssoDemo = await maybeStartDemoIdp({ production: isProductionStage(stage), env, apiBaseUrl: config.sso.publicBaseUrl, store, mfaKey });
+
   const offline = await startOffline({ stage, port: httpPort, env, echo: (text) => process.stdout.write(text) }).catch(async (error) => {
     await iam.close();
     await dynamo?.close();
@@ -107,7 +111,7 @@ async function main(): Promise<void> {
   VPN Enterprise auth API (stage ${stage}) is running
   Base URL:  ${base}/auth/{login,refresh,logout,me,sessions,password,mfa/...}
   DynamoDB:  ${env.DYNAMODB_ENDPOINT}${external ? ` (in front of ${external})` : ` (dynalite, data in .data/dynamodb-${stage})`}, each Lambda held to its role (infra/iam.js)
-${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}\n`}
+${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}\n`}${ssoDemo?.banner ?? ''}
   Try it:
     curl -s -X POST ${base}/auth/login -H 'Content-Type: application/json' \\
       -d '{"email":"${demo.email}","password":"${demo.password}"}'
@@ -122,6 +126,7 @@ ${isProductionStage(stage) ? '' : `  Demo user: ${demo.email} / ${demo.password}
     console.log(`\n${signal}: stopping serverless-offline and dynalite...`);
     removeLocalEnv(stage);
     await offline.stop();
+    await ssoDemo?.close();
     await iam.close();
     await dynamo?.close();
     process.exit(0);
