@@ -65,7 +65,9 @@ export class LoginService {
    * "A request, in DynamoDB calls"); more reads while it waits for attempts in flight.
    */
   async login(email: string, password: string, caller: Caller, presentedDevice?: string): Promise<SignIn> {
-    // Before any counter or bcrypt: the domain's SSO is no secret, and a refusal here costs a cached read.
+    // Before any counter or bcrypt: the domain's SSO is no secret, and a refusal here costs a cached
+    // read. After the keys: while they cannot be read (503) a sign-in makes no DynamoDB call at all.
+    await this.deps.keyRing.current();
     if (await this.ssoEnforced(email)) {
       log.info('login_failed', { reason: 'sso_required', ...caller });
       throw ssoRequired(401);
