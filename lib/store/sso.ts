@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, type BatchWrite } from '../platform/dynamo.js';
+import { isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
 import { epochSeconds } from './sessions.js';
 
@@ -170,6 +170,24 @@ export class SsoRepository {
       throw error;
     }
     await storeCall(this.db.send(new PutCommand({ TableName: this.usersTable, Item: { ...item, ...connectionByClientKey(connection.issuer, connection.clientId) } })));
+  }
+
+  /**
+   * The client secret sealed again (a rotation of the MFA ring), only over the sealed form read:
+   * both items of the connection. False when it changed meanwhile (a remove, an add).
+   */
+  async resealClientSecret(connection: Connection, sealed: string): Promise<boolean> {
+    const replace = (key: Record<string, unknown>) =>
+      updateIf(this.db, {
+        TableName: this.usersTable,
+        Key: key,
+        UpdateExpression: 'SET client_secret = :new',
+        ConditionExpression: 'client_secret = :old',
+        ExpressionAttributeValues: { ':new': sealed, ':old': connection.sealedClientSecret },
+      });
+    if (!(await replace(connectionKey(connection.domain)))) return false;
+    await replace(connectionByClientKey(connection.issuer, connection.clientId));
+    return true;
   }
 
   async connection(domain: string): Promise<Connection | undefined> {
