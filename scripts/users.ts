@@ -372,7 +372,7 @@ runCli({
         const publicBaseUrl = stageSetting(stage, 'PUBLIC_BASE_URL', deployed) || `http://localhost:${process.env.PORT?.trim() || '3000'}`;
         const mfaRing = () => {
           const source = mfaRingSource(stage, args.options.has('aws'));
-          return createKeyRing(source, 'MFA_KEY_PARAMETER', 'mfa_keys', { region: store.region } as never, db, () => new Date());
+          return createKeyRing(source, 'MFA_KEY_PARAMETER', 'mfa_keys', store, db, () => new Date());
         };
         return await run(args, db, store, { sessionIdleSeconds: sessionPolicy.idleSeconds, publicBaseUrl, mfaRing, allowLoopbackIssuers: !isProductionStage(stage) });
       } finally {
