@@ -57,6 +57,9 @@ export class IdentityProviders {
    * openid-client (its `issuer` must be the one asked for). Cached for an hour; a failure is not.
    */
   async discover(issuer: string): Promise<oidc.ServerMetadata> {
+    // Checked again here, not only by `sso add`: an http issuer is never fetched in production.
+    const problem = issuerProblem(issuer, { allowLoopback: this.deps.allowLoopback });
+    if (problem) throw new Error(`The issuer ${issuer} ${problem}`);
     const now = this.deps.clock().getTime();
     const cached = this.servers.get(issuer);
     if (cached && now - cached.at < DISCOVERY_CACHE_MS) return cached.metadata;

@@ -71,3 +71,12 @@ describe('EnforcedDomains', () => {
     await expect(domains.enforces('a@example.org')).resolves.toBe(false);
   });
 });
+
+describe('IdentityProviders', () => {
+  it('never fetches an http issuer when loopback issuers are not allowed (production)', async () => {
+    const { IdentityProviders } = await import('../../lib/auth/identity-providers.js');
+    const providers = new IdentityProviders({ clock: () => new Date(), allowLoopback: false });
+    await expect(providers.discover('http://127.0.0.1:1')).rejects.toThrow(/https in production/);
+    await expect(providers.discover('http://idp.example.com')).rejects.toThrow(/must be https/);
+  });
+});
