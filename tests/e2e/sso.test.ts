@@ -11,6 +11,7 @@ import { startTestIdp, type IdpAccount, type TestIdp } from '../support/oidc-idp
 import { contractViolation } from '../support/openapi.js';
 import { createUser } from '../support/store.js';
 import { Authenticator } from '../support/authenticator.js';
+import { recordSecret } from '../support/secrets.js';
 
 const WEB_APP = SSO_TEST_REDIRECT_URIS[0]!;
 const DESKTOP = 'http://127.0.0.1:53124/sso/desktop';
@@ -20,6 +21,8 @@ let idp: TestIdp;
 beforeAll(async () => {
   const base = apiEnv().PUBLIC_BASE_URL!;
   idp = await startTestIdp({ callbackUrl: `${base}/v1/auth/sso/callback`, backchannelLogoutUrl: `${base}/v1/auth/sso/backchannel-logout` });
+  // The run's end checks that no Lambda ever logged it.
+  recordSecret(idp.clientSecret);
 });
 
 afterAll(async () => {
