@@ -433,7 +433,8 @@ export class FederatedCredentials {
 
   /**
    * The assertion of `connection`'s IdP: `exchange` redeems the code and checks the ID token
-   * (openid-client: signature, iss, aud, nonce, exp/iat, algorithm) or throws. Then a verified
+   * (openid-client: the JWKS signature, as lib/auth/identity-providers.ts enables it, one pinned
+   * asymmetric algorithm, iss, aud, nonce, exp/iat) or throws. Then a verified
    * email of the connection's domain; the user linked to (issuer, sub), else the user of that
    * email (linked now), else one made just in time; a disabled user is refused. With an admin
    * group, the role follows the groups claim at every sign-in.

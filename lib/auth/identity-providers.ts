@@ -41,6 +41,22 @@ export function openClientSecret(keys: SigningKeys, sealed: string, domain: stri
   return open(keys, sealed, `sso:${domain}`, 'sso-client-secret');
 }
 
+/** The asymmetric algorithms an IdP may sign an ID token or a logout token with (never HS*, never none). */
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+
+/**
+ * The one algorithm we accept on this IdP's ID tokens: RS256 (the OpenID Connect default) when it
+ * offers it or says nothing, else the first asymmetric one it offers. An IdP that offers only
+ * HS* or none is refused: a client secret must never be what makes an ID token genuine.
+ */
+export function idTokenAlgorithm(server: Pick<oidc.ServerMetadata, 'id_token_signing_alg_values_supported'>): string {
+  const offered = server.id_token_signing_alg_values_supported;
+  if (!offered || offered.includes('RS256')) return 'RS256';
+  const asymmetric = offered.find((alg) => (ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg));
+  if (!asymmetric) throw new Error('The issuer offers no asymmetric ID token signing algorithm');
+  return asymmetric;
+}
+
 export interface ConnectionClient {
   issuer: string;
   clientId: string;
@@ -71,12 +87,21 @@ export class IdentityProviders {
     return metadata;
   }
 
-  /** A connection's client, for building its authorization URL (no secret) or redeeming a code (with it: client_secret_basic). */
+  /**
+   * A connection's client, for building its authorization URL (no secret) or redeeming a code (with
+   * it: client_secret_basic). openid-client checks an ID token's signature against the issuer's
+   * JWKS only once `enableNonRepudiationChecks` is called (over TLS alone it skips it, as the spec
+   * allows a confidential client): we call it on every configuration, and pin one asymmetric
+   * algorithm (`id_token_signed_response_alg`), so a token signed by any other key, or with the
+   * client secret (HS*), or unsigned, is refused.
+   */
   async configuration(connection: ConnectionClient, clientSecret?: string): Promise<oidc.Configuration> {
     const server = await this.discover(connection.issuer);
-    const configuration = new oidc.Configuration(server, connection.clientId, undefined, clientSecret === undefined ? oidc.None() : oidc.ClientSecretBasic(clientSecret));
+    const metadata: Partial<oidc.ClientMetadata> = { id_token_signed_response_alg: idTokenAlgorithm(server) };
+    const configuration = new oidc.Configuration(server, connection.clientId, metadata, clientSecret === undefined ? oidc.None() : oidc.ClientSecretBasic(clientSecret));
     configuration.timeout = 5;
     if (isLoopbackHttp(connection.issuer)) oidc.allowInsecureRequests(configuration);
+    oidc.enableNonRepudiationChecks(configuration);
     return configuration;
   }
 

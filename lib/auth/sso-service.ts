@@ -4,7 +4,7 @@ import * as oidc from 'openid-client';
 import type { App } from '../app.js';
 import { endSession, type Caller } from './auth-service.js';
 import { AssertionRefused, FederatedCredentials, type IdTokenClaims } from './credentials.js';
-import { IdentityProviders, clientSecretOf } from './identity-providers.js';
+import { ASYMMETRIC_ALGORITHMS, IdentityProviders, clientSecretOf } from './identity-providers.js';
 import { loginService, type LoginService, type SignIn } from './login-service.js';
 import type { KeyRing } from './signing-keys.js';
 import type { Clock } from './tokens.js';
@@ -34,8 +34,6 @@ export interface CallbackRequest {
   error: string | undefined;
 }
 
-/** The asymmetric algorithms an IdP may sign a logout token with (never HS*, never none). */
-const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** How old a logout token may be (its iat). */
 const LOGOUT_TOKEN_MAX_AGE_SECONDS = 600;
@@ -228,7 +226,7 @@ export class SsoService {
       const { payload } = await jwtVerify(logoutToken, await this.deps.providers.keys(connection.issuer), {
         issuer: connection.issuer,
         audience: connection.clientId,
-        algorithms: ASYMMETRIC,
+        algorithms: [...ASYMMETRIC_ALGORITHMS],
         maxTokenAge: LOGOUT_TOKEN_MAX_AGE_SECONDS,
         requiredClaims: ['iat', 'jti', 'events'],
         clockTolerance: 60,

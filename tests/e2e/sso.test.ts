@@ -7,6 +7,7 @@ import { SSO_TEST_REDIRECT_URIS } from '../support/api-setup.js';
 import { auditLine, runScript } from '../support/cli.js';
 import { apiEnv, apiUrl } from '../support/context.js';
 import { call, e2eApp, expectError } from '../support/http.js';
+import { startForgingIdp } from '../support/forging-idp.js';
 import { startTestIdp, type IdpAccount, type TestIdp } from '../support/oidc-idp.js';
 import { contractViolation } from '../support/openapi.js';
 import { createUser } from '../support/store.js';
@@ -32,10 +33,10 @@ afterAll(async () => {
 const sso = () => new SsoRepository(e2eApp().db, e2eApp().config.usersTable, e2eApp().config.attemptsTable);
 
 /** A fresh domain connected to the test IdP, as `sso add` connects one. */
-async function connect({ enforce = false, adminGroup }: { enforce?: boolean; adminGroup?: string } = {}): Promise<string> {
+async function connect({ enforce = false, adminGroup, to = idp }: { enforce?: boolean; adminGroup?: string; to?: { issuer: string; clientId: string; clientSecret: string } } = {}): Promise<string> {
   const domain = `${randomBytes(4).toString('hex')}.sso.test`;
   const ring = await e2eApp().mfaKeyRing!.current();
-  await sso().addConnection({ domain, issuer: idp.issuer, clientId: idp.clientId, sealedClientSecret: sealClientSecret(ring, idp.clientSecret, domain), enforce, adminGroup, groupsClaim: 'groups', createdAt: new Date().toISOString() });
+  await sso().addConnection({ domain, issuer: to.issuer, clientId: to.clientId, sealedClientSecret: sealClientSecret(ring, to.clientSecret, domain), enforce, adminGroup, groupsClaim: 'groups', createdAt: new Date().toISOString() });
   return domain;
 }
 
@@ -236,6 +237,42 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
   });
 
   describe('refusals', () => {
+    it('refuses an ID token signed by a key the IdP does not publish, or with the client secret (HS256), and opens no session', async () => {
+      // Prepare
+      const forging = await startForgingIdp();
+      try {
+        const domain = await connect({ to: forging });
+        const sub = subject();
+        const email = `forged@${domain}`;
+        const trip = async (signing: 'own' | 'other' | 'hs256') => {
+          forging.next({ sub, email, email_verified: true }, signing);
+          const { verifier, challenge } = pkce();
+          const { back } = await browse({ domain, challenge });
+          return { back, verifier };
+        };
+
+        // Act
+        const forged = await trip('other');
+        const symmetric = await trip('hs256');
+        const madeByForgery = await e2eApp().users.findByEmail(email);
+        const genuine = await trip('own');
+
+        // Assess
+        for (const { back } of [forged, symmetric]) {
+          expect(back.searchParams.get('error')).toBe('access_denied');
+          expect(back.searchParams.get('code')).toBeNull();
+        }
+        expect(madeByForgery).toBeUndefined();
+        expect(genuine.back.searchParams.get('error'), genuine.back.searchParams.get('error_description') ?? '').toBeNull();
+        const reply = await call('POST', '/sso/token', { body: { code: genuine.back.searchParams.get('code'), code_verifier: genuine.verifier } });
+        expect(reply.status, reply.text).toBe(200);
+        const sessions = await e2eApp().sessions.federatedSessions(reply.body.user.id, new Date());
+        expect(sessions).toHaveLength(1);
+      } finally {
+        await forging.close();
+      }
+    });
+
     it('refuses an unlisted redirect_uri with JSON, never a redirect', async () => {
       const domain = await connect();
       const { challenge } = pkce();
