@@ -51,6 +51,8 @@ Commands:
                              issuer is discovered and checked, the secret sealed; prints the URIs to register
   sso list                   the connections (never a secret)
   sso remove --domain D      remove a domain's connection (its users keep their accounts)
+  sso unlink --email E       remove the user's links to IdP identities (issuer, sub): the next federated
+                             sign-in with that email links whichever identity the IdP then sends
 
 Options:
   --stage S          stage whose tables to use (default: $STAGE or dev)
@@ -228,8 +230,16 @@ async function sso(args: Args, sub: string | undefined, db: DynamoDBDocumentClie
       audit('users-cli', 'sso_connection_removed', { domain });
       return `Removed the SSO connection of ${domain}; its users keep their accounts and sessions (users revoke-sessions ends them).`;
     }
+    case 'unlink': {
+      const email = emailOption(args);
+      const user = await new UsersRepository(db, store.usersTable).findByEmail(email);
+      if (!user) throw new SsoSetupError(`No user ${email}`);
+      const removed = await repository.unlinkUser(user.id);
+      audit('users-cli', 'sso_user_unlinked', { userId: user.id, links: removed });
+      return `Removed ${removed} identity link(s) of ${email}.`;
+    }
     default:
-      throw new UsageError(sub === undefined ? 'sso needs a subcommand: add, list or remove' : `Unknown sso subcommand "${sub}"`);
+      throw new UsageError(sub === undefined ? 'sso needs a subcommand: add, list, remove or unlink' : `Unknown sso subcommand "${sub}"`);
   }
 }
 

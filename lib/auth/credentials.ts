@@ -19,7 +19,7 @@ import type { KeyRing } from './signing-keys.js';
 import type { SigningKeys } from '../platform/config.js';
 import type { Clock } from './tokens.js';
 import { epochSeconds } from '../store/sessions.js';
-import { parseSsoCode, type Connection, type FederatedGrant, type SsoRepository } from '../store/sso.js';
+import { IdentityTakenError, parseSsoCode, type Connection, type FederatedGrant, type SsoRepository } from '../store/sso.js';
 import { EmailTakenError, normalizeEmail, type UsersRepository } from '../store/users.js';
 
 /**
@@ -472,7 +472,15 @@ export class FederatedCredentials {
         }
       }
       if (!user) throw this.refuse('no_user', 'The account could not be made.', caller, { domain: connection.domain });
-      const owner = await this.deps.sso.link(iss, sub, user.id, now);
+      let owner: string;
+      try {
+        owner = await this.deps.sso.link(iss, sub, user.id, now);
+      } catch (error) {
+        // The email's user is linked to another sub of this IdP: a recycled email (or a renamed
+        // account) must not take it over. An operator who knows better runs `users sso unlink`.
+        if (error instanceof IdentityTakenError) throw this.refuse('linked_to_another_subject', 'This email address belongs to an account linked to another identity at this provider. Ask an administrator.', caller, { userId: user.id, domain: connection.domain });
+        throw error;
+      }
       if (owner !== user.id) user = await this.deps.users.get(owner);
       if (!user) throw this.refuse('no_user', 'The account could not be found.', caller, { domain: connection.domain });
     }

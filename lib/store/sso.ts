@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
 import { epochSeconds } from './sessions.js';
+import { userKey } from './users.js';
 
 /**
  * Single sign-on's items (README, "Access patterns"):
@@ -12,6 +13,7 @@ import { epochSeconds } from './sessions.js';
  * | connection (one per email domain) | users | `SSO#<domain>` | none |
  * | the same connection, found by the IdP's (issuer, client id) for back-channel logout | users | `SSOCLIENT#<sha256(issuer ‖ client id)>` | none |
  * | identity link (issuer, sub) -> user | users | `IDP#<sha256(issuer ‖ sub)>` | none |
+ * | the user's side of it: `idp:<sha256(issuer)>` = sub, `idp_issuer:<sha256(issuer)>` = issuer | users | on `USER#<id>` | none |
  * | a flow between authorize and callback | attempts | `SSOFLOW#<sha256(state)>` | 10 min |
  * | a one-time code between callback and token | attempts | `SSOCODE#<sha256(code)>` | 60 s |
  * | an IdP session (issuer, sid) -> user, for logout tokens that carry only `sid` | attempts | `SSOSID#<sha256(issuer ‖ sid)>` | the session's end |
@@ -134,6 +136,21 @@ export class EnforcedDomains {
   }
 }
 
+/**
+ * On a user's item, per issuer: `idp:<sha256(issuer)>` = the sub it is linked to, `idp_issuer:<sha256(issuer)>` = the issuer.
+ * One sub per issuer and user, so that a recycled email cannot link a second one.
+ */
+const ISSUER_LINK_PREFIX = 'idp:';
+const ISSUER_NAME_PREFIX = 'idp_issuer:';
+
+/** The user is linked to another subject of the same issuer already. */
+export class IdentityTakenError extends Error {
+  constructor(readonly userId: string) {
+    super(`The user ${userId} is linked to another subject of this issuer`);
+    this.name = 'IdentityTakenError';
+  }
+}
+
 export class ConnectionTakenError extends Error {
   constructor(domain: string) {
     super(`The domain ${domain} already has a connection (sso remove --domain ${domain} first)`);
@@ -222,8 +239,23 @@ export class SsoRepository {
     return Item?.user_id as string | undefined;
   }
 
-  /** Link (issuer, sub) to a user, unless it is linked already: the user it is linked to now. */
+  /**
+   * Link (issuer, sub) to a user, unless it is linked already: the user it is linked to now. The
+   * user's own item first claims the issuer (`idp:<sha256(issuer)>` = sub, only when it holds no
+   * other sub of that issuer), then the link is written; a user already linked to another sub of
+   * the issuer is refused (IdentityTakenError): an email recycled at the IdP must not take over
+   * the account of the person who had it. No transactions (dynalite): a lost race gives the claim back.
+   */
   async link(issuer: string, sub: string, userId: string, at: Date): Promise<string> {
+    const claimed = await updateIf(this.db, {
+      TableName: this.usersTable,
+      Key: userKey(userId),
+      UpdateExpression: 'SET #link = :sub, #issuer = :issuer',
+      ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#link) OR #link = :sub)',
+      ExpressionAttributeNames: { '#link': `${ISSUER_LINK_PREFIX}${digest(issuer)}`, '#issuer': `${ISSUER_NAME_PREFIX}${digest(issuer)}` },
+      ExpressionAttributeValues: { ':sub': sub, ':issuer': issuer },
+    });
+    if (!claimed) throw new IdentityTakenError(userId);
     try {
       await storeCall(
         this.db.send(
@@ -237,8 +269,40 @@ export class SsoRepository {
       return userId;
     } catch (error) {
       if (!isConditionalCheckFailed(error)) throw error;
-      return (await this.linkedUser(issuer, sub))!;
+      const owner = (await this.linkedUser(issuer, sub))!;
+      if (owner !== userId) await this.releaseClaim(issuer, sub, userId);
+      return owner;
     }
+  }
+
+  private async releaseClaim(issuer: string, sub: string, userId: string): Promise<void> {
+    await updateIf(this.db, {
+      TableName: this.usersTable,
+      Key: userKey(userId),
+      UpdateExpression: 'REMOVE #link, #issuer',
+      ConditionExpression: '#link = :sub',
+      ExpressionAttributeNames: { '#link': `${ISSUER_LINK_PREFIX}${digest(issuer)}`, '#issuer': `${ISSUER_NAME_PREFIX}${digest(issuer)}` },
+      ExpressionAttributeValues: { ':sub': sub },
+    });
+  }
+
+  /**
+   * Every (issuer, sub) link of a user removed (`users sso unlink --email E`): the user can then be
+   * linked again by email, to whichever sub the IdP now sends. The number of links removed.
+   */
+  async unlinkUser(userId: string): Promise<number> {
+    const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.usersTable, Key: userKey(userId), ConsistentRead: true })));
+    let removed = 0;
+    for (const [attribute, sub] of Object.entries(Item ?? {})) {
+      if (!attribute.startsWith(ISSUER_LINK_PREFIX) || typeof sub !== 'string') continue;
+      const issuer = (Item![`${ISSUER_NAME_PREFIX}${attribute.slice(ISSUER_LINK_PREFIX.length)}`] as string | undefined) ?? undefined;
+      if (issuer) await storeCall(this.db.send(new DeleteCommand({ TableName: this.usersTable, Key: identityKey(issuer, sub), ConditionExpression: 'user_id = :user', ExpressionAttributeValues: { ':user': userId } }))).catch((error: unknown) => {
+        if (!isConditionalCheckFailed(error)) throw error;
+      });
+      await storeCall(this.db.send(new UpdateCommand({ TableName: this.usersTable, Key: userKey(userId), UpdateExpression: 'REMOVE #link, #issuer', ExpressionAttributeNames: { '#link': attribute, '#issuer': `${ISSUER_NAME_PREFIX}${attribute.slice(ISSUER_LINK_PREFIX.length)}` } })));
+      removed++;
+    }
+    return removed;
   }
 
   // Flows (authorize -> callback).

@@ -177,6 +177,40 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
     expect(again.body.user.email).toBe(existing.email);
   });
 
+  it('refuses a recycled email: a new sub with the email of a user linked to another sub of the same IdP gets access_denied', async () => {
+    // Prepare: alice signs in as sub A, then the IdP renames A and gives alice's email to a new sub B
+    const domain = await connect();
+    const alice = `alice-${randomBytes(3).toString('hex')}@${domain}`;
+    const subA = subject();
+    const first = await signIn({ sub: subA, email: alice });
+    expect(first.status, first.text).toBe(200);
+    const renamed = await signIn({ sub: subA, email: `alice-old-${randomBytes(3).toString('hex')}@${domain}` });
+    expect(renamed.body.user.id).toBe(first.body.user.id);
+
+    // Act
+    const subB = subject();
+    idp.account({ sub: subB, email: alice });
+    const { challenge } = pkce();
+    const { back } = await browse({ email: alice, challenge });
+
+    // Assess
+    expect(back.searchParams.get('error')).toBe('access_denied');
+    expect(back.searchParams.get('code')).toBeNull();
+    expect(await sso().linkedUser(idp.issuer, subB)).toBeUndefined();
+    expect(await sso().linkedUser(idp.issuer, subA)).toBe(first.body.user.id);
+
+    // Act: an operator who knows B is alice unlinks her; B then signs in to her account
+    const unlinked = await runScript('scripts/users.ts', ['sso', 'unlink', '--email', alice], { env: apiEnv() });
+    const relinked = await signIn({ sub: subB, email: alice });
+
+    // Assess
+    expect(unlinked, unlinked.stderr).toMatchObject({ code: 0 });
+    expect(auditLine(unlinked.stderr, 'sso_user_unlinked')).toMatchObject({ userId: first.body.user.id, links: 1 });
+    expect(await sso().linkedUser(idp.issuer, subA)).toBeUndefined();
+    expect(relinked.status, relinked.text).toBe(200);
+    expect(relinked.body.user.id).toBe(first.body.user.id);
+  });
+
   it('maps the role from the groups claim at every sign-in when the connection names an admin group', async () => {
     // Prepare
     const domain = await connect({ adminGroup: 'vpn-admins' });
