@@ -15,7 +15,7 @@ import { METRIC, countMetric } from '../platform/metrics.js';
 import { oncePer } from '../platform/memo.js';
 import type { LoginAttempts } from '../store/login-attempts.js';
 import { epochSeconds, type SessionsRepository } from '../store/sessions.js';
-import { SsoRepository, newSsoCode, type Connection } from '../store/sso.js';
+import { SsoRepository, newSsoCode, type ClientRegistration, type Connection } from '../store/sso.js';
 
 /** What GET /v1/auth/sso/authorize takes, validated (lib/http/validation.ts, ssoAuthorizeRequestOf). */
 export interface AuthorizeRequest {
@@ -215,10 +215,13 @@ export class SsoService {
     const issuer = typeof unverified.iss === 'string' ? unverified.iss : undefined;
     const audiences = (Array.isArray(unverified.aud) ? unverified.aud : [unverified.aud]).filter((aud): aud is string => typeof aud === 'string');
     if (!issuer || audiences.length === 0) throw invalid('no_issuer');
-    let connection: Connection | undefined;
+    let connection: (ClientRegistration & { domain: string }) | undefined;
     for (const audience of audiences.slice(0, 3)) {
-      connection = await this.deps.sso.connectionByClient(issuer, audience);
-      if (connection) break;
+      const registration = await this.deps.sso.clientRegistration(issuer, audience);
+      if (registration) {
+        connection = { ...registration, domain: registration.domains.join(',') };
+        break;
+      }
     }
     if (!connection) throw invalid('unknown_client');
     let claims: Record<string, unknown>;

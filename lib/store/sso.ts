@@ -11,7 +11,7 @@ import { userKey } from './users.js';
  * | entity | table | key | TTL |
  * |---|---|---|---|
  * | connection (one per email domain) | users | `SSO#<domain>` | none |
- * | the same connection, found by the IdP's (issuer, client id) for back-channel logout | users | `SSOCLIENT#<sha256(issuer ‖ client id)>` | none |
+ * | the IdP client (issuer, client id) and the set of `domains` connected through it, for back-channel logout | users | `SSOCLIENT#<sha256(issuer ‖ client id)>` | none |
  * | identity link (issuer, sub) -> user | users | `IDP#<sha256(issuer ‖ sub)>` | none |
  * | the user's side of it: `idp:<sha256(issuer)>` = sub, `idp_issuer:<sha256(issuer)>` = issuer | users | on `USER#<id>` | none |
  * | a flow between authorize and callback | attempts | `SSOFLOW#<sha256(state)>` | 10 min |
@@ -74,6 +74,13 @@ function connectionFrom(item: Record<string, unknown>): Connection {
     groupsClaim: row.groups_claim ?? 'groups',
     createdAt: row.created_at,
   };
+}
+
+/** An IdP client as back-channel logout finds it: by (issuer, client id), with every domain connected through it. */
+export interface ClientRegistration {
+  issuer: string;
+  clientId: string;
+  domains: string[];
 }
 
 /** What authorize keeps for the callback: ours (state, nonce, verifier) and the client's (redirect URI, state, challenge). */
@@ -186,25 +193,32 @@ export class SsoRepository {
       if (isConditionalCheckFailed(error)) throw new ConnectionTakenError(connection.domain);
       throw error;
     }
-    await storeCall(this.db.send(new PutCommand({ TableName: this.usersTable, Item: { ...item, ...connectionByClientKey(connection.issuer, connection.clientId) } })));
+    // Several domains may share one client of one IdP (a tenant with many email domains): the
+    // (issuer, client id) item holds the set of them, so removing one leaves the others' logout working.
+    await storeCall(
+      this.db.send(
+        new UpdateCommand({
+          TableName: this.usersTable,
+          Key: connectionByClientKey(connection.issuer, connection.clientId),
+          UpdateExpression: 'SET issuer = :issuer, client_id = :client ADD domains :domain REMOVE client_secret',
+          ExpressionAttributeValues: { ':issuer': connection.issuer, ':client': connection.clientId, ':domain': new Set([item.domain]) },
+        }),
+      ),
+    );
   }
 
   /**
-   * The client secret sealed again (a rotation of the MFA ring), only over the sealed form read:
-   * both items of the connection. False when it changed meanwhile (a remove, an add).
+   * The client secret sealed again (a rotation of the MFA ring), only over the sealed form read.
+   * False when it changed meanwhile (a remove, an add).
    */
   async resealClientSecret(connection: Connection, sealed: string): Promise<boolean> {
-    const replace = (key: Record<string, unknown>) =>
-      updateIf(this.db, {
-        TableName: this.usersTable,
-        Key: key,
-        UpdateExpression: 'SET client_secret = :new',
-        ConditionExpression: 'client_secret = :old',
-        ExpressionAttributeValues: { ':new': sealed, ':old': connection.sealedClientSecret },
-      });
-    if (!(await replace(connectionKey(connection.domain)))) return false;
-    await replace(connectionByClientKey(connection.issuer, connection.clientId));
-    return true;
+    return updateIf(this.db, {
+      TableName: this.usersTable,
+      Key: connectionKey(connection.domain),
+      UpdateExpression: 'SET client_secret = :new',
+      ConditionExpression: 'client_secret = :old',
+      ExpressionAttributeValues: { ':new': sealed, ':old': connection.sealedClientSecret },
+    });
   }
 
   async connection(domain: string): Promise<Connection | undefined> {
@@ -212,9 +226,12 @@ export class SsoRepository {
     return Item ? connectionFrom(Item) : undefined;
   }
 
-  async connectionByClient(issuer: string, clientId: string): Promise<Connection | undefined> {
+  /** The IdP client behind a logout token's (iss, aud), and the domains connected through it. */
+  async clientRegistration(issuer: string, clientId: string): Promise<ClientRegistration | undefined> {
     const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.usersTable, Key: connectionByClientKey(issuer, clientId), ConsistentRead: true })));
-    return Item ? connectionFrom(Item) : undefined;
+    if (!Item) return undefined;
+    const domains = Item.domains instanceof Set ? [...(Item.domains as Set<string>)].sort() : [];
+    return domains.length === 0 ? undefined : { issuer: Item.issuer as string, clientId: Item.client_id as string, domains };
   }
 
   async listConnections(): Promise<Connection[]> {
@@ -226,7 +243,12 @@ export class SsoRepository {
   async removeConnection(domain: string): Promise<boolean> {
     const existing = await this.connection(domain);
     if (!existing) return false;
-    await storeCall(this.db.send(new DeleteCommand({ TableName: this.usersTable, Key: connectionByClientKey(existing.issuer, existing.clientId) })));
+    const clientKey = connectionByClientKey(existing.issuer, existing.clientId);
+    await storeCall(this.db.send(new UpdateCommand({ TableName: this.usersTable, Key: clientKey, UpdateExpression: 'DELETE domains :domain', ExpressionAttributeValues: { ':domain': new Set([existing.domain]) } })));
+    // Gone only when no other domain shares the client (DynamoDB drops a set that becomes empty).
+    await storeCall(this.db.send(new DeleteCommand({ TableName: this.usersTable, Key: clientKey, ConditionExpression: 'attribute_not_exists(domains)' }))).catch((error: unknown) => {
+      if (!isConditionalCheckFailed(error)) throw error;
+    });
     await storeCall(this.db.send(new DeleteCommand({ TableName: this.usersTable, Key: connectionKey(domain) })));
     return true;
   }

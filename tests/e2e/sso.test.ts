@@ -481,6 +481,25 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
       }
     });
 
+    it('keeps working for a domain when another domain sharing its (issuer, client id) is removed', async () => {
+      // Prepare: X and Y share the IdP's one client; a user of X signs in; Y is connected after X and removed
+      const x = await connect();
+      const y = await connect();
+      const sub = subject();
+      const signedIn = await signIn({ sub, email: `shared@${x}` });
+      expect(signedIn.status, signedIn.text).toBe(200);
+      expect(await sso().removeConnection(y)).toBe(true);
+
+      // Act
+      const reply = await backchannel(await idp.logoutToken({ sub }));
+
+      // Assess
+      expect(reply.status, reply.text).toBe(200);
+      expectError(await call('GET', '/me', { token: signedIn.body.token }), 401, 'invalid_token');
+      expect((await sso().clientRegistration(idp.issuer, idp.clientId))?.domains).toContain(x);
+      expect((await sso().clientRegistration(idp.issuer, idp.clientId))?.domains).not.toContain(y);
+    });
+
     it('ends only the session of the sid when the token names one', async () => {
       // Prepare
       const domain = await connect();
