@@ -100,6 +100,7 @@ const ACCESS = {
   mfaActivate: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // BatchWriteItem: the new session's device token and, after a federated sign-in, its IdP session (SSOSID#).
     AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
   },
   mfaVerify: {
@@ -111,6 +112,7 @@ const ACCESS = {
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
     // GetItem: the device token the sign-in presented, whose counter the code is held to too;
     // DeleteItem: that token, replaced by the new one once the sign-in has succeeded.
+    // BatchWriteItem: the new device token and, after a federated sign-in, its IdP session (SSOSID#).
     AttemptsTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem'],
   },
   mfaRecoveryCodes: {

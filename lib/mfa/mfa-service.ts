@@ -11,7 +11,9 @@ import { oncePer } from '../platform/memo.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
 import { MfaRepository } from '../store/mfa.js';
 import { MfaTokensRepository, isMfaTokenUsable, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
-import type { AuthMethod, IdpSession, SessionsRepository } from '../store/sessions.js';
+import { epochSeconds, type AuthMethod, type IdpSession, type SessionsRepository } from '../store/sessions.js';
+import { SsoRepository } from '../store/sso.js';
+import type { BatchWrite } from '../platform/dynamo.js';
 import type { LoginAttempts } from '../store/login-attempts.js';
 import type { User, UsersRepository } from '../store/users.js';
 import { matchRecoveryCode, newRecoveryCodes, storedRecoveryCodes } from './recovery-codes.js';
@@ -19,7 +21,9 @@ import { open, seal, sealedKid, type MfaKeys } from './secret-box.js';
 import { matchTotp, newTotpSecret, otpauthUrl } from './totp.js';
 
 export interface MfaServiceDeps {
-  config: Pick<Config, 'mfa'>;
+  config: Pick<Config, 'mfa' | 'refreshTokenTtlSeconds'>;
+  /** The IdP session's item (issuer, sid) -> user, written with a federated session, for a logout token that names only the sid. */
+  idpSessions: Pick<SsoRepository, 'idpSessionWrite'>;
   /** The JWT signing keys (a new session's tokens). */
   keyRing: KeyRing;
   mfaKeyRing: KeyRing;
@@ -49,10 +53,6 @@ export type SetupAuth = { accessToken: string; currentPassword: string } | { mfa
 /** A session signed in with a password and a second factor (RFC 8176). */
 const PASSWORD_AND_OTP: readonly AuthMethod[] = ['pwd', 'otp'];
 
-/** How a session opened by our second factor was signed in: a password and a code, or a company IdP (single sign-on) and a code. */
-function signedInWithCode(federated: IdpSession | undefined): { amr: readonly AuthMethod[]; idp?: IdpSession } {
-  return federated ? { amr: ['fed', 'otp'], idp: federated } : { amr: PASSWORD_AND_OTP };
-}
 
 const invalidMfaToken = () => new ApiError('invalid_mfa_token');
 const invalidCode = () => new ApiError('invalid_mfa_code');
@@ -66,6 +66,17 @@ const invalidCode = () => new ApiError('invalid_mfa_code');
  */
 export class MfaService {
   constructor(private readonly deps: MfaServiceDeps) {}
+
+  /**
+   * How a session opened by our second factor was signed in: a password and a code, or a company
+   * IdP (single sign-on) and a code; then, as the SSO token exchange does, the IdP session's item
+   * is written with the session, so that a logout token naming only its sid finds the user.
+   */
+  private signedInWithCode(federated: IdpSession | undefined, userId: string, now: Date): { amr: readonly AuthMethod[]; idp?: IdpSession; alsoWrite?: BatchWrite[] } {
+    if (!federated) return { amr: PASSWORD_AND_OTP };
+    const ends = epochSeconds(now) + this.deps.config.refreshTokenTtlSeconds;
+    return { amr: ['fed', 'otp'], idp: federated, alsoWrite: federated.sid ? [this.deps.idpSessions.idpSessionWrite(federated.issuer, federated.sid, userId, ends)] : [] };
+  }
 
   /**
    * A new secret, pending until a code proves it: `{secret, otpauth_url}`. A setup replaces a
@@ -132,7 +143,7 @@ export class MfaService {
       return { recovery_codes: codes };
     }
     const ring = await this.deps.keyRing.current();
-    const { signIn, sessionId } = await this.deps.login.openSession({ user: activated, ring, now }, caller, { cap: false, ...signedInWithCode(enrolment?.federated) });
+    const { signIn, sessionId } = await this.deps.login.openSession({ user: activated, ring, now }, caller, { cap: false, ...this.signedInWithCode(enrolment?.federated, activated.id, now) });
     log.info('mfa_activated', { userId: user.id, sessionId, ...caller });
     countMetric(METRIC.signInSucceeded);
     return { recovery_codes: codes, ...signIn };
@@ -172,7 +183,7 @@ export class MfaService {
     const [spending, claiming, opening] = await Promise.allSettled([
       this.deps.mfaTokens.spend(token, now),
       matched.kind === 'code' ? this.deps.mfa.claimStep(user.id, matched.step) : this.deps.mfa.useRecoveryCode(user.id, matched.mac),
-      this.deps.login.openSession({ user, ring, now }, caller, signedInWithCode(state!.federated)),
+      this.deps.login.openSession({ user, ring, now }, caller, this.signedInWithCode(state!.federated, user.id, now)),
     ]);
     if (opening.status === 'rejected') throw opening.reason;
     const opened = opening.value;
@@ -304,5 +315,6 @@ export const mfaService = oncePer((app: App) => {
     secondFactors: new SecondFactorChecks({ ...app, mfa: new MfaRepository(app.db, app.config.usersTable), mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable) }),
     mfa: new MfaRepository(app.db, app.config.usersTable),
     mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable),
+    idpSessions: new SsoRepository(app.db, app.config.usersTable, app.config.attemptsTable),
   });
 });

@@ -500,6 +500,27 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
       expect((await sso().clientRegistration(idp.issuer, idp.clientId))?.domains).not.toContain(y);
     });
 
+    it('ends a session opened after our TOTP step by a logout token that names only its sid', async () => {
+      // Prepare
+      const domain = await connect();
+      const email = `otp-sid@${domain}`;
+      const sub = subject();
+      await signIn({ sub, email });
+      const secret = await enableTotp((await e2eApp().users.findByEmail(email))!.id);
+      const challenge = await signIn({ sub, email, amr: ['pwd'] });
+      const verified = await call('POST', '/mfa/verify', { body: { mfa_token: challenge.body.mfa_token, code: await new Authenticator(secret).next() } });
+      expect(verified.status, verified.text).toBe(200);
+      const session = await e2eApp().sessions.get(decodeJwt(verified.body.token).sid as string);
+      expect(session!.idp!.sid).toBeDefined();
+
+      // Act
+      const reply = await backchannel(await idp.logoutToken({ sid: session!.idp!.sid }, { omit: ['sub'] }));
+
+      // Assess
+      expect(reply.status, reply.text).toBe(200);
+      expectError(await call('GET', '/me', { token: verified.body.token }), 401, 'invalid_token');
+    });
+
     it('ends only the session of the sid when the token names one', async () => {
       // Prepare
       const domain = await connect();
