@@ -158,7 +158,7 @@ const ACCESS = {
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
     // PutItem: the token's jti, spent; GetItem: the IdP session (a token with a sid and no sub);
-    // DeleteItem: an ended session's device token.
+    // DeleteItem: an ended session's device token; the jti given back when a session could not be ended.
     AttemptsTable: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
   },
   notFound: {},

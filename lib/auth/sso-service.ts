@@ -247,17 +247,28 @@ export class SsoService {
     if (!sub && !sid) throw invalid('no_subject');
     if (typeof claims.jti !== 'string') throw invalid('no_jti');
     const now = this.deps.clock();
-    if (!(await this.deps.sso.spendJti(connection.issuer, claims.jti, now))) throw invalid('jti_replayed', { domain: connection.domain });
-    const userId = await this.deps.sso.userOf(connection.issuer, { ...(sub ? { sub } : {}), ...(sid ? { sid } : {}) }, now);
-    if (!userId) {
-      log.info('sso_logout', { domain: connection.domain, bySid: sid !== undefined, ended: 0, reason: 'unknown_subject', ...caller });
-      return { ended: 0 };
+    const jti = claims.jti;
+    if (!(await this.deps.sso.spendJti(connection.issuer, jti, now))) throw invalid('jti_replayed', { domain: connection.domain });
+    try {
+      const userId = await this.deps.sso.userOf(connection.issuer, { ...(sub ? { sub } : {}), ...(sid ? { sid } : {}) }, now);
+      if (!userId) {
+        log.info('sso_logout', { domain: connection.domain, bySid: sid !== undefined, ended: 0, reason: 'unknown_subject', ...caller });
+        return { ended: 0 };
+      }
+      const sessions = await this.deps.sessions.federatedSessions(userId, now);
+      const ending = sessions.filter((session) => session.idp?.issuer === connection.issuer && (sid === undefined || session.idp.sid === sid));
+      const results = await Promise.allSettled(ending.map((session) => endSession(this.deps, session.id, userId, now, 'idp_logout')));
+      const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      if (failed) throw failed.reason;
+      const ended = results.filter((result) => result.status === 'fulfilled' && result.value).length;
+      log.info('sso_logout', { userId, domain: connection.domain, bySid: sid !== undefined, ended, ...caller });
+      return { ended };
+    } catch (error) {
+      // Not every session could be ended: the jti is given back, so the IdP's retry of the same
+      // token (after our 5xx) ends the rest; ending a session twice is harmless.
+      await this.deps.sso.giveBackJti(connection.issuer, jti, now).catch((giveBack: unknown) => log.warn('sso_logout_jti_kept', { domain: connection.domain, ...describeError(giveBack) }));
+      throw error;
     }
-    const sessions = await this.deps.sessions.federatedSessions(userId, now);
-    const ending = sessions.filter((session) => session.idp?.issuer === connection.issuer && (sid === undefined || session.idp.sid === sid));
-    const ended = (await Promise.all(ending.map((session) => endSession(this.deps, session.id, userId, now, 'idp_logout')))).filter(Boolean).length;
-    log.info('sso_logout', { userId, domain: connection.domain, bySid: sid !== undefined, ended, ...caller });
-    return { ended };
   }
 
   private async idp(connection: Connection, secret?: string): Promise<oidc.Configuration> {

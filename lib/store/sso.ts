@@ -434,6 +434,15 @@ export class SsoRepository {
     return Item && (Item.expires_at as number) > epochSeconds(at) ? (Item.user_id as string) : undefined;
   }
 
+  /** Give back a jti this request spent (at `at`), when the logout it stood for could not be carried out. */
+  async giveBackJti(issuer: string, jti: string, at: Date): Promise<void> {
+    await storeCall(
+      this.db.send(new DeleteCommand({ TableName: this.attemptsTable, Key: jtiKey(issuer, jti), ConditionExpression: 'created_at = :at', ExpressionAttributeValues: { ':at': at.toISOString() } })),
+    ).catch((error: unknown) => {
+      if (!isConditionalCheckFailed(error)) throw error;
+    });
+  }
+
   /** Spend a logout token's jti: false when it was spent before (a replay). */
   async spendJti(issuer: string, jti: string, at: Date): Promise<boolean> {
     try {
