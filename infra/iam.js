@@ -152,8 +152,9 @@ const ACCESS = {
     AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem'],
   },
   ssoBackchannelLogout: {
-    // GetItem: the connection by (issuer, client id), the (issuer, sub) link.
-    UsersTable: ['dynamodb:GetItem'],
+    // GetItem: the connection by (issuer, client id), the (issuer, sub) link; UpdateItem: the logout's
+    // time on the user item (a pending federated grant or mfa_token made before it opens no session).
+    UsersTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     // BatchGetItem: the user's sessions, whole; UpdateItem: each one ended.
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
     [SESSIONS_BY_USER]: ['dynamodb:Query'],

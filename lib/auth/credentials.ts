@@ -19,7 +19,7 @@ import type { KeyRing } from './signing-keys.js';
 import type { SigningKeys } from '../platform/config.js';
 import type { Clock } from './tokens.js';
 import { epochSeconds } from '../store/sessions.js';
-import { IdentityTakenError, parseSsoCode, type Connection, type FederatedGrant, type SsoRepository } from '../store/sso.js';
+import { IdentityTakenError, loggedOutSince, parseSsoCode, type Connection, type FederatedGrant, type SsoRepository } from '../store/sso.js';
 import { EmailTakenError, normalizeEmail, type UsersRepository } from '../store/users.js';
 
 /**
@@ -504,6 +504,8 @@ export class FederatedCredentials {
     const [grant, user] = await Promise.all([this.deps.sso.spendCode(parsed, challenge, this.deps.clock()), this.deps.users.get(parsed.userId)]);
     if (!grant) throw this.invalidGrant('unusable', caller, parsed.userId);
     if (!user || user.status !== 'active') throw this.invalidGrant('disabled', caller, parsed.userId);
+    // The IdP logged the user out (back-channel) after the callback made this code.
+    if (loggedOutSince(user, { issuer: grant.issuer, sid: grant.idpSid }, grant.createdAt)) throw this.invalidGrant('idp_logged_out', caller, parsed.userId);
     return { grant, user };
   }
 

@@ -255,6 +255,8 @@ export class SsoService {
         log.info('sso_logout', { domain: connection.domain, bySid: sid !== undefined, ended: 0, reason: 'unknown_subject', ...caller });
         return { ended: 0 };
       }
+      // Recorded first: a federated grant or mfa_token made before now opens no session after it.
+      await this.deps.sso.recordLogout(userId, connection.issuer, sid, now);
       const sessions = await this.deps.sessions.federatedSessions(userId, now);
       const ending = sessions.filter((session) => session.idp?.issuer === connection.issuer && (sid === undefined || session.idp.sid === sid));
       const results = await Promise.allSettled(ending.map((session) => endSession(this.deps, session.id, userId, now, 'idp_logout')));

@@ -12,7 +12,7 @@ import { METRIC, countMetric } from '../platform/metrics.js';
 import { MfaRepository } from '../store/mfa.js';
 import { MfaTokensRepository, isMfaTokenUsable, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
 import { epochSeconds, type AuthMethod, type IdpSession, type SessionsRepository } from '../store/sessions.js';
-import { SsoRepository } from '../store/sso.js';
+import { SsoRepository, loggedOutSince } from '../store/sso.js';
 import type { BatchWrite } from '../platform/dynamo.js';
 import type { LoginAttempts } from '../store/login-attempts.js';
 import type { User, UsersRepository } from '../store/users.js';
@@ -301,6 +301,8 @@ function tokenProblem(state: MfaTokenState | undefined, user: User | undefined, 
   if (!user || user.id !== state.userId || user.status !== 'active') return 'no_user';
   // A password change, a global logout or an activation since the password was checked.
   if (user.sessionEpoch !== state.userEpoch) return 'sessions_ended';
+  // The IdP logged the user out (back-channel) since the federated sign-in that made it.
+  if (state.federated && loggedOutSince(user, state.federated, state.createdAt)) return 'idp_logged_out';
   return undefined;
 }
 

@@ -40,6 +40,8 @@ export interface MfaTokenState {
   spent: boolean;
   /** A federated sign-in's token: the IdP it came through (its session is signed in with `fed`). */
   federated: IdpSession | undefined;
+  /** When it was made (epoch ms). */
+  createdAt: number;
 }
 
 interface MfaTokenItem {
@@ -154,5 +156,6 @@ function stateFrom(item: Record<string, unknown>): MfaTokenState {
     expiresAt: row.expires_at,
     spent: row.spent_at !== undefined,
     federated: row.idp ? { issuer: row.idp, ...(row.idp_sid ? { sid: row.idp_sid } : {}) } : undefined,
+    createdAt: Date.parse(row.created_at),
   };
 }

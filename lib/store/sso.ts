@@ -3,7 +3,7 @@ import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocu
 import { isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
 import { epochSeconds } from './sessions.js';
-import { userKey } from './users.js';
+import { IDP_LOGOUT_PREFIX, userKey, type User } from './users.js';
 
 /**
  * Single sign-on's items (README, "Access patterns"):
@@ -76,6 +76,21 @@ function connectionFrom(item: Record<string, unknown>): Connection {
   };
 }
 
+/** Which logout a user item records: every session of the issuer (by sub), or one IdP session (by sid). */
+export const idpLogoutKey = (issuer: string, sid?: string) => (sid === undefined ? digest(issuer) : digest(issuer, sid));
+
+/**
+ * Whether a back-channel logout reached the user after a federated grant or mfa_token was made
+ * (epoch ms): a logout of the whole issuer, or of the IdP session it came from.
+ */
+export function loggedOutSince(user: Pick<User, 'idpLogouts'>, idp: { issuer: string; sid?: string | undefined }, createdAt: number): boolean {
+  const logouts = user.idpLogouts;
+  if (!logouts) return false;
+  const whole = logouts[idpLogoutKey(idp.issuer)];
+  const one = idp.sid === undefined ? undefined : logouts[idpLogoutKey(idp.issuer, idp.sid)];
+  return (whole !== undefined && whole >= createdAt) || (one !== undefined && one >= createdAt);
+}
+
 /** An IdP client as back-channel logout finds it: by (issuer, client id), with every domain connected through it. */
 export interface ClientRegistration {
   issuer: string;
@@ -105,6 +120,8 @@ export interface FederatedGrant {
   idpSid: string | undefined;
   /** The IdP did a second factor (its `amr`). */
   idpMfa: boolean;
+  /** When the callback made it (epoch ms). */
+  createdAt: number;
   expiresAt: number;
 }
 
@@ -373,7 +390,7 @@ export class SsoRepository {
 
   // One-time codes (callback -> token).
 
-  async createCode(code: SsoCode, grant: Omit<FederatedGrant, 'expiresAt' | 'userId'>, at: Date): Promise<void> {
+  async createCode(code: SsoCode, grant: Omit<FederatedGrant, 'expiresAt' | 'userId' | 'createdAt'>, at: Date): Promise<void> {
     await storeCall(
       this.db.send(
         new PutCommand({
@@ -412,6 +429,7 @@ export class SsoRepository {
       issuer: item.issuer as string,
       idpSid: item.idp_sid as string | undefined,
       idpMfa: item.idp_mfa === true,
+      createdAt: Date.parse(item.created_at as string),
       expiresAt: item.expires_at as number,
     };
   }
@@ -432,6 +450,18 @@ export class SsoRepository {
     if (!sid) return undefined;
     const { Item } = await storeCall(this.db.send(new GetCommand({ TableName: this.attemptsTable, Key: idpSessionKey(issuer, sid), ConsistentRead: true })));
     return Item && (Item.expires_at as number) > epochSeconds(at) ? (Item.user_id as string) : undefined;
+  }
+
+  /** Record on the user's item that the IdP logged them out (of one IdP session when `sid` is given), at `at`. */
+  async recordLogout(userId: string, issuer: string, sid: string | undefined, at: Date): Promise<void> {
+    await updateIf(this.db, {
+      TableName: this.usersTable,
+      Key: userKey(userId),
+      UpdateExpression: 'SET #logout = :at',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeNames: { '#logout': `${IDP_LOGOUT_PREFIX}${idpLogoutKey(issuer, sid)}` },
+      ExpressionAttributeValues: { ':at': at.getTime() },
+    });
   }
 
   /** Give back a jti this request spent (at `at`), when the logout it stood for could not be carried out. */

@@ -521,6 +521,33 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
       expectError(await call('GET', '/me', { token: verified.body.token }), 401, 'invalid_token');
     });
 
+    it('leaves a pending mfa_token and an unspent one-time code of that user worthless', async () => {
+      // Prepare: a TOTP user halfway through a federated sign-in (mfa_token), and a one-time code not yet exchanged
+      const domain = await connect();
+      const email = `pending@${domain}`;
+      const sub = subject();
+      await signIn({ sub, email });
+      const secret = await enableTotp((await e2eApp().users.findByEmail(email))!.id);
+      const challenge = await signIn({ sub, email, amr: ['pwd'] });
+      expect(challenge.body.error.code).toBe('mfa_required');
+      idp.account({ sub, email, amr: ['mfa'] });
+      const { verifier, challenge: pkceChallenge } = pkce();
+      const { back } = await browse({ email, challenge: pkceChallenge });
+      expect(back.searchParams.get('code')).not.toBeNull();
+
+      // Act
+      const logout = await backchannel(await idp.logoutToken({ sub }));
+      const verified = await call('POST', '/mfa/verify', { body: { mfa_token: challenge.body.mfa_token, code: await new Authenticator(secret).next() } });
+      const exchanged = await call('POST', '/sso/token', { body: { code: back.searchParams.get('code'), code_verifier: verifier } });
+      const afterwards = await signIn({ sub, email, amr: ['mfa'] });
+
+      // Assess
+      expect(logout.status, logout.text).toBe(200);
+      expectError(verified, 401, 'invalid_mfa_token');
+      expectError(exchanged, 400, 'invalid_grant');
+      expect(afterwards.status, afterwards.text).toBe(200);
+    });
+
     it('ends only the session of the sid when the token names one', async () => {
       // Prepare
       const domain = await connect();

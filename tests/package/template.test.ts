@@ -142,7 +142,7 @@ describe('the packaged CloudFormation template', () => {
     expect(dynamoOf('SsoAuthorize')).toEqual({ UsersTable: ['dynamodb:GetItem'], AttemptsTable: ['dynamodb:PutItem'] });
     expect(dynamoOf('SsoCallback')).not.toHaveProperty('SessionsTable');
     expect(dynamoOf('SsoToken').SessionsTable).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem']);
-    expect(dynamoOf('SsoBackchannelLogout').UsersTable).toEqual(['dynamodb:GetItem']);
+    expect(dynamoOf('SsoBackchannelLogout').UsersTable).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     expect(dynamoOf('SsoBackchannelLogout').SessionsTable).toEqual(['dynamodb:BatchGetItem', 'dynamodb:UpdateItem']);
   });
 
