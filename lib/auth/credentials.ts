@@ -21,6 +21,7 @@ import type { Clock } from './tokens.js';
 import { epochSeconds } from '../store/sessions.js';
 import { IdentityTakenError, loggedOutSince, parseSsoCode, type Connection, type FederatedGrant, type SsoRepository } from '../store/sso.js';
 import { EmailTakenError, normalizeEmail, type UsersRepository } from '../store/users.js';
+import { isEmail } from '../http/validation.js';
 
 /**
  * The one module that checks a credential, and the one place that says which counters each check
@@ -451,6 +452,8 @@ export class FederatedCredentials {
     if (typeof rawEmail !== 'string' || rawEmail.trim() === '') throw this.refuse('no_email', 'The identity provider sent no email address.', caller, { domain: connection.domain });
     if (claims.email_verified !== true) throw this.refuse('email_not_verified', 'The identity provider has not verified this email address.', caller, { domain: connection.domain });
     const email = normalizeEmail(rawEmail);
+    // The same rule as an email typed at sign-in: `a@b@domain` is no address of `domain`.
+    if (!isEmail(email)) throw this.refuse('malformed_email', 'The identity provider sent an email address that is not valid.', caller, { domain: connection.domain });
     if (email.slice(email.lastIndexOf('@') + 1) !== connection.domain) throw this.refuse('wrong_domain', `The email address is not of the domain ${connection.domain}.`, caller, { domain: connection.domain });
     const now = this.deps.clock();
     const role = roleFromGroups(connection, claims);

@@ -387,6 +387,7 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
     it.each([
       ['an unverified email', (domain: string) => ({ email: `unverified@${domain}`, email_verified: false }), /not verified/],
       ['an email of another domain', () => ({ email: `someone@elsewhere.example` }), /not of the domain/],
+      ['an address with two @ whose tail is the domain', (domain: string) => ({ email: `a@b@${domain}` }), /not valid/],
     ])('sends the client access_denied for %s', async (_name, claims, description) => {
       const domain = await connect();
       idp.account({ sub: subject(), ...claims(domain) });
