@@ -224,9 +224,20 @@ export class SsoService {
       }
     }
     if (!connection) throw invalid('unknown_client');
+    const unreachable = (error: unknown) => {
+      log.warn('sso_logout_idp_unreachable', { domain: connection.domain, issuer: connection.issuer, ...describeError(error), ...caller });
+      // The IdP retries a 5xx: its keys may answer then.
+      return new ApiError('service_unavailable', 'The identity provider\'s keys cannot be fetched. Try again shortly.', { 'Retry-After': '5' });
+    };
+    let keys: Awaited<ReturnType<IdentityProviders['keys']>>;
+    try {
+      keys = await this.deps.providers.keys(connection.issuer);
+    } catch (error) {
+      throw unreachable(error);
+    }
     let claims: Record<string, unknown>;
     try {
-      const { payload } = await jwtVerify(logoutToken, await this.deps.providers.keys(connection.issuer), {
+      const { payload, protectedHeader } = await jwtVerify(logoutToken, keys, {
         issuer: connection.issuer,
         audience: connection.clientId,
         algorithms: [...ASYMMETRIC_ALGORITHMS],
@@ -235,9 +246,15 @@ export class SsoService {
         clockTolerance: 60,
         currentDate: this.deps.clock(),
       });
+      // Back-Channel Logout 1.0 §2.4: a typ, when given, is logout+jwt (explicit typing, RFC 8725 §3.11).
+      if (protectedHeader.typ !== undefined && !/^(application\/)?logout\+jwt$/i.test(protectedHeader.typ)) throw invalid('typ', { domain: connection.domain });
       claims = payload;
     } catch (error) {
-      throw invalid(error instanceof joseErrors.JOSEError ? error.code : 'verification_failed', { domain: connection.domain });
+      if (error instanceof ApiError) throw error;
+      // The JWKS could not be fetched (a timeout, a network error, not a JOSE verdict on the token): 503.
+      if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError) || error.code === 'ERR_JOSE_GENERIC') throw unreachable(error);
+      // jose checks exp whenever the token has one.
+      throw invalid(error.code, { domain: connection.domain });
     }
     const events = claims.events;
     if (typeof events !== 'object' || events === null || typeof (events as Record<string, unknown>)[BACKCHANNEL_EVENT] !== 'object') throw invalid('no_event');

@@ -549,6 +549,21 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
       expect(afterwards.status, afterwards.text).toBe(200);
     });
 
+    it('answers 503 with Retry-After when the IdP\'s keys cannot be fetched, so that the IdP retries', async () => {
+      // Prepare: a connection to an IdP that is then gone
+      const gone = await startForgingIdp();
+      await connect({ to: gone });
+      await gone.close();
+      const token = await idp.logoutToken({ iss: gone.issuer, aud: gone.clientId, sub: subject() });
+
+      // Act
+      const reply = await backchannel(token);
+
+      // Assess
+      expectError(reply, 503, 'service_unavailable');
+      expect(reply.headers.get('retry-after')).toBe('5');
+    });
+
     it('ends only the session of the sid when the token names one', async () => {
       // Prepare
       const domain = await connect();
@@ -591,6 +606,8 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
         backchannel(await idp.logoutToken({ sub, events: { other: {} } })),
         backchannel(await idp.logoutToken({ sub, iat: Math.floor(Date.now() / 1000) - 3600 })),
         backchannel(await idp.logoutToken({ sub }, { omit: ['jti'] })),
+        backchannel(await idp.logoutToken({ sub }, { typ: 'JWT' })),
+        backchannel(await idp.logoutToken({ sub, exp: Math.floor(Date.now() / 1000) - 120 })),
         backchannel(await idp.logoutToken({}, { omit: ['sub'] })),
         backchannel('not-a-jwt'),
         backchannel(undefined),
