@@ -209,6 +209,17 @@ export class Credentials {
     if (!sessionEnds) await this.deps.attempts.clearSessionPassword(session.sessionId);
   }
 
+  /**
+   * Whether a session stands in for a current password it cannot have: the user has no password
+   * (an account made just in time by single sign-on) and the session was signed in through the
+   * company IdP (`fed`) at most FRESH_FEDERATED_SIGN_IN_SECONDS ago. Then the IdP's sign-in is
+   * the recent proof a password would have been (a TOTP set-up); no counter is involved.
+   */
+  freshFederatedSignIn(session: StandingSession): boolean {
+    const age = this.deps.clock().getTime() - Date.parse(session.createdAt);
+    return session.user.passwordHash === '' && session.amr.includes('fed') && age >= 0 && age <= FRESH_FEDERATED_SIGN_IN_SECONDS * 1000;
+  }
+
 }
 
 /**
@@ -396,6 +407,9 @@ export async function checkApiKey(
 /** The password checks over an app's repositories (one per app); the MFA service makes its own, with the second factor's stores. */
 export const credentials = oncePer((app: App) => new Credentials(app));
 
+
+/** How recent a federated sign-in must be to stand in for a password the user does not have (a TOTP set-up). */
+export const FRESH_FEDERATED_SIGN_IN_SECONDS = 600;
 
 /** The ID token's claims as openid-client returns them once it has checked the token. */
 export type IdTokenClaims = Record<string, unknown> & { iss: string; sub: string };

@@ -48,7 +48,7 @@ export interface MfaServiceDeps {
  * moments ago).
  */
 export type EnrolmentAuth = { accessToken: string } | { mfaToken: string };
-export type SetupAuth = { accessToken: string; currentPassword: string } | { mfaToken: string };
+export type SetupAuth = { accessToken: string; currentPassword: string | undefined } | { mfaToken: string };
 
 /** A session signed in with a password and a second factor (RFC 8176). */
 const PASSWORD_AND_OTP: readonly AuthMethod[] = ['pwd', 'otp'];
@@ -92,8 +92,12 @@ export class MfaService {
     if (user.totp?.status === 'active') throw new ApiError('mfa_already_enabled');
     if (standing) {
       const currentPassword = (auth as { currentPassword?: unknown }).currentPassword;
-      if (typeof currentPassword !== 'string') throw new ApiError('invalid_request', 'The field "current_password" is required with a Bearer token.');
-      await this.deps.credentials.currentPassword(standing, currentPassword, caller, { action: 'mfa_setup' });
+      // A user without a password (made by single sign-on) proves it with a fresh federated sign-in instead.
+      const federatedProof = currentPassword === undefined && this.deps.credentials.freshFederatedSignIn(standing);
+      if (!federatedProof) {
+        if (typeof currentPassword !== 'string') throw new ApiError('invalid_request', 'The field "current_password" is required with a Bearer token (a user without a password: sign in with single sign-on again, then set up within 10 minutes).');
+        await this.deps.credentials.currentPassword(standing, currentPassword, caller, { action: 'mfa_setup' });
+      }
     }
     const secret = newTotpSecret();
     if (!(await this.deps.mfa.savePending(user.id, seal(keys, secret, user.id)))) throw new ApiError('mfa_already_enabled');

@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sealClientSecret } from '../../lib/auth/identity-providers.js';
+import { sessionKey } from '../../lib/store/sessions.js';
 import { SsoRepository } from '../../lib/store/sso.js';
 import { SSO_TEST_REDIRECT_URIS } from '../support/api-setup.js';
 import { auditLine, runScript } from '../support/cli.js';
@@ -268,6 +270,30 @@ describe('single sign-on with an OpenID Connect provider, over HTTP', () => {
     expect(challenge.body.error.code).toBe('mfa_required');
     expect(verified.status, verified.text).toBe(200);
     expect(decodeJwt(verified.body.token).amr).toEqual(['fed', 'otp']);
+  });
+
+  it('lets a JIT user (no password) set up TOTP without current_password, only within 10 minutes of a federated sign-in', async () => {
+    // Prepare: a JIT user fresh from SSO, the same user's session aged past 10 minutes, and a password user
+    const domain = await connect();
+    const email = `jit-totp@${domain}`;
+    const sub = subject();
+    const fresh = await signIn({ sub, email });
+    const aged = await signIn({ sub, email });
+    const agedId = decodeJwt(aged.body.token).sid as string;
+    await e2eApp().db.send(new UpdateCommand({ TableName: e2eApp().config.sessionsTable, Key: sessionKey(agedId), UpdateExpression: 'SET created_at = :old', ExpressionAttributeValues: { ':old': new Date(Date.now() - 11 * 60_000).toISOString() } }));
+    const passwordUser = await createUser(e2eApp(), { email: `pw-totp-${randomBytes(3).toString('hex')}@${domain}` });
+    const passwordLogin = await call('POST', '/login', { body: { email: passwordUser.email, password: passwordUser.password } });
+
+    // Act
+    const tooOld = await call('POST', '/mfa/totp/setup', { token: aged.body.token, body: {} });
+    const withPasswordUser = await call('POST', '/mfa/totp/setup', { token: passwordLogin.body.token, body: {} });
+    const setup = await call('POST', '/mfa/totp/setup', { token: fresh.body.token, body: {} });
+
+    // Assess
+    expectError(tooOld, 400, 'invalid_request');
+    expectError(withPasswordUser, 400, 'invalid_request');
+    expect(setup.status, setup.text).toBe(200);
+    expect(setup.body.secret).toMatch(/^[A-Z2-7]{32}$/);
   });
 
   describe('refusals', () => {
