@@ -89,16 +89,12 @@ export class MfaService {
     const keys = await this.deps.mfaKeyRing.current();
     const standing = 'accessToken' in auth ? await this.deps.auth.authenticate(auth.accessToken) : undefined;
     const { user } = standing ?? (await this.enrolling((auth as { mfaToken: string }).mfaToken, { reserve: false }));
+    const currentPassword = standing ? (auth as { currentPassword?: unknown }).currentPassword : undefined;
+    // A user without a password (made by single sign-on) proves it with a fresh federated sign-in instead.
+    const federatedProof = standing !== undefined && currentPassword === undefined && this.deps.credentials.freshFederatedSignIn(standing);
+    if (standing && !federatedProof && typeof currentPassword !== 'string') throw new ApiError('invalid_request', 'The field "current_password" is required with a Bearer token (a user without a password: sign in with single sign-on again, then set up within 10 minutes).');
     if (user.totp?.status === 'active') throw new ApiError('mfa_already_enabled');
-    if (standing) {
-      const currentPassword = (auth as { currentPassword?: unknown }).currentPassword;
-      // A user without a password (made by single sign-on) proves it with a fresh federated sign-in instead.
-      const federatedProof = currentPassword === undefined && this.deps.credentials.freshFederatedSignIn(standing);
-      if (!federatedProof) {
-        if (typeof currentPassword !== 'string') throw new ApiError('invalid_request', 'The field "current_password" is required with a Bearer token (a user without a password: sign in with single sign-on again, then set up within 10 minutes).');
-        await this.deps.credentials.currentPassword(standing, currentPassword, caller, { action: 'mfa_setup' });
-      }
-    }
+    if (standing && !federatedProof) await this.deps.credentials.currentPassword(standing, currentPassword as string, caller, { action: 'mfa_setup' });
     const secret = newTotpSecret();
     if (!(await this.deps.mfa.savePending(user.id, seal(keys, secret, user.id)))) throw new ApiError('mfa_already_enabled');
     log.info('mfa_setup', { userId: user.id, by: 'accessToken' in auth ? 'session' : 'mfa_token', ...caller });
