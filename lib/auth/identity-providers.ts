@@ -65,6 +65,8 @@ export interface ConnectionClient {
 export class IdentityProviders {
   private readonly servers = new Map<string, { at: number; metadata: Promise<oidc.ServerMetadata> }>();
   private readonly keySets = new Map<string, JWTVerifyGetKey>();
+  /** Each issuer's JWKS as openid-client last fetched it for an ID token: a new Configuration starts from it, not from a fetch. */
+  private readonly idTokenKeys = new Map<string, oidc.ExportedJWKSCache>();
 
   constructor(private readonly deps: { clock: Clock; allowLoopback: boolean }) {}
 
@@ -102,7 +104,15 @@ export class IdentityProviders {
     configuration.timeout = 5;
     if (isLoopbackHttp(connection.issuer)) oidc.allowInsecureRequests(configuration);
     oidc.enableNonRepudiationChecks(configuration);
+    const keys = this.idTokenKeys.get(connection.issuer);
+    if (keys) oidc.setJwksCache(configuration, keys);
     return configuration;
+  }
+
+  /** Keep the JWKS a configuration fetched (openid-client refetches on an unknown kid or when it is stale). */
+  rememberKeys(issuer: string, configuration: oidc.Configuration): void {
+    const keys = oidc.getJwksCache(configuration);
+    if (keys) this.idTokenKeys.set(issuer, keys);
   }
 
   /** The issuer's signing keys, for logout tokens: its JWKS, fetched by jose and cached. */

@@ -154,12 +154,14 @@ export class SsoService {
       if (secret === undefined) throw new Error('the client secret cannot be opened with the MFA key ring');
       const configuration = await this.idp(connection, secret);
       const exchange = async (): Promise<IdTokenClaims> => {
-        const tokens = await oidc.authorizationCodeGrant(configuration, new URL(`${this.callbackUrl}?${request.query}`), {
-          pkceCodeVerifier: flow.verifier,
-          expectedState: request.state,
-          expectedNonce: flow.nonce,
-          idTokenExpected: true,
-        });
+        const tokens = await oidc
+          .authorizationCodeGrant(configuration, new URL(`${this.callbackUrl}?${request.query}`), {
+            pkceCodeVerifier: flow.verifier,
+            expectedState: request.state,
+            expectedNonce: flow.nonce,
+            idTokenExpected: true,
+          })
+          .finally(() => this.deps.providers.rememberKeys(connection.issuer, configuration));
         return tokens.claims() as IdTokenClaims;
       };
       const verified = await this.deps.federated.assertion(connection, exchange, caller);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { issuerProblem } from '../../lib/auth/identity-providers.js';
+import { idTokenAlgorithm, issuerProblem } from '../../lib/auth/identity-providers.js';
 import { isAllowedRedirectUri } from '../../lib/auth/sso-service.js';
-import { EnforcedDomains, type Connection } from '../../lib/store/sso.js';
+import { EnforcedDomains, loggedOutSince, idpLogoutKey, type Connection } from '../../lib/store/sso.js';
 
 const ALLOWED = ['https://app.example.com/sso/done', 'http://127.0.0.1/callback', 'http://[::1]/callback', 'http://127.0.0.1:7000/fixed'];
 
@@ -78,5 +78,31 @@ describe('IdentityProviders', () => {
     const providers = new IdentityProviders({ clock: () => new Date(), allowLoopback: false });
     await expect(providers.discover('http://127.0.0.1:1')).rejects.toThrow(/https in production/);
     await expect(providers.discover('http://idp.example.com')).rejects.toThrow(/must be https/);
+  });
+});
+
+describe('idTokenAlgorithm', () => {
+  it('pins RS256 when offered or unsaid, else the first asymmetric algorithm offered, and refuses HS*/none only', () => {
+    expect(idTokenAlgorithm({})).toBe('RS256');
+    expect(idTokenAlgorithm({ id_token_signing_alg_values_supported: ['HS256', 'RS256'] })).toBe('RS256');
+    expect(idTokenAlgorithm({ id_token_signing_alg_values_supported: ['HS256', 'ES256', 'PS256'] })).toBe('ES256');
+    expect(() => idTokenAlgorithm({ id_token_signing_alg_values_supported: ['HS256', 'none'] })).toThrow(/asymmetric/);
+  });
+});
+
+describe('loggedOutSince', () => {
+  it('refuses what was made at or before a logout of the issuer, or of the IdP session it came from', () => {
+    // Prepare
+    const issuer = 'https://idp.example';
+    const user = { idpLogouts: { [idpLogoutKey(issuer)]: 1000, [idpLogoutKey(issuer, 'sid-1')]: 5000 } };
+
+    // Act / Assess
+    expect(loggedOutSince(user, { issuer }, 999)).toBe(true);
+    expect(loggedOutSince(user, { issuer }, 1000)).toBe(true);
+    expect(loggedOutSince(user, { issuer }, 1001)).toBe(false);
+    expect(loggedOutSince(user, { issuer, sid: 'sid-1' }, 4000)).toBe(true);
+    expect(loggedOutSince(user, { issuer, sid: 'sid-2' }, 4000)).toBe(false);
+    expect(loggedOutSince(user, { issuer: 'https://other.example' }, 1)).toBe(false);
+    expect(loggedOutSince({}, { issuer }, 1)).toBe(false);
   });
 });
