@@ -1,18 +1,19 @@
 import { app } from '../lib/app.js';
 import { bearerOrMfaToken, bodyText, httpHandler, ok, requestInfo } from '../lib/http/http.js';
 import { mfaService } from '../lib/mfa/mfa-service.js';
-import { MAX_PASSWORD_INPUT_LENGTH, parseJsonObject, requiredString } from '../lib/http/validation.js';
+import { MAX_PASSWORD_INPUT_LENGTH, optionalString, parseJsonObject } from '../lib/http/validation.js';
 
 const { config } = app();
 const service = mfaService(app());
 
 /**
- * POST /v1/auth/mfa/totp/setup (Bearer with {current_password}, or {mfa_token} of a sign-in that
- * must enrol) -> a new TOTP secret, pending until activated.
+ * POST /v1/auth/mfa/totp/setup (Bearer with {current_password}, or without it for a user without a
+ * password fresh from single sign-on; or {mfa_token} of a sign-in that must enrol) -> a new TOTP
+ * secret, pending until activated.
  */
 export const handler = httpHandler(async (event, context) => {
   const body = () => parseJsonObject(bodyText(event), { allowEmpty: true });
   const auth = bearerOrMfaToken(event, body);
-  const proven = 'accessToken' in auth ? { ...auth, currentPassword: requiredString(body(), 'current_password', MAX_PASSWORD_INPUT_LENGTH) } : auth;
+  const proven = 'accessToken' in auth ? { ...auth, currentPassword: optionalString(body(), 'current_password', MAX_PASSWORD_INPUT_LENGTH) } : auth;
   return ok(await service.setup(proven, requestInfo(event, context)));
 }, config);

@@ -9,6 +9,7 @@ const NAMESPACE = 'VpnEnterprise/Auth';
 const FUNCTIONS = [
   'login', 'refresh', 'logout', 'me', 'listSessions', 'endSession', 'changePassword',
   'mfaSetup', 'mfaActivate', 'mfaVerify', 'mfaRecoveryCodes', 'mfaTurnOff', 'createApiKey', 'listApiKeys', 'revokeApiKey',
+  'ssoAuthorize', 'ssoCallback', 'ssoToken', 'ssoBackchannelLogout',
   'authorizer', 'notFound',
 ];
 const TABLES = ['UsersTable', 'SessionsTable', 'AttemptsTable'];

@@ -18,7 +18,8 @@ const SESSIONS_BY_USER = `SessionsTable/index/${SESSIONS_BY_USER_INDEX}`;
  */
 const ACCESS = {
   login: {
-    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // GetItem: the email domain's SSO connection (`--enforce` refuses passwords), cached 30 s.
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem'],
     // UpdateItem and the index: MAX_SESSIONS_PER_USER ends the least recently used sessions.
     SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
@@ -38,7 +39,8 @@ const ACCESS = {
     AttemptsTable: ['dynamodb:DeleteItem'],
   },
   changePassword: {
-    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // GetItem: the email domain's SSO connection (`--enforce` refuses password changes).
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem'],
     // UpdateItem: the session's own count of wrong current passwords.
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
     // The new session's device token.
@@ -98,6 +100,7 @@ const ACCESS = {
   mfaActivate: {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
     SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // BatchWriteItem: the new session's device token and, after a federated sign-in, its IdP session (SSOSID#).
     AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
   },
   mfaVerify: {
@@ -109,6 +112,7 @@ const ACCESS = {
     [SESSIONS_BY_USER]: ['dynamodb:Query'],
     // GetItem: the device token the sign-in presented, whose counter the code is held to too;
     // DeleteItem: that token, replaced by the new one once the sign-in has succeeded.
+    // BatchWriteItem: the new device token and, after a federated sign-in, its IdP session (SSOSID#).
     AttemptsTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem'],
   },
   mfaRecoveryCodes: {
@@ -119,6 +123,45 @@ const ACCESS = {
     UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
     SessionsTable: ['dynamodb:BatchGetItem'],
   },
+  // Single sign-on (docs/sso.md). Connections and identity links are in the users table; flows,
+  // one-time codes, IdP sessions and spent logout-token ids in the attempts table.
+  ssoAuthorize: {
+    // GetItem: the domain's connection.
+    UsersTable: ['dynamodb:GetItem'],
+    // PutItem: the flow, kept for the callback.
+    AttemptsTable: ['dynamodb:PutItem'],
+  },
+  ssoCallback: {
+    // GetItem: the connection, the (issuer, sub) link, a user by email; BatchGetItem: the user;
+    // PutItem: a just-in-time user (its email item, then itself) and the link; UpdateItem: the
+    // role from the groups claim.
+    // needs dynamodb:DeleteItem: a just-in-time user whose own item cannot be written gives its email back
+    UsersTable: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+    // UpdateItem: the flow taken (single use); PutItem: the one-time code.
+    AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:PutItem'],
+  },
+  ssoToken: {
+    UsersTable: ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'],
+    // needs dynamodb:UpdateItem: MAX_SESSIONS_PER_USER ending the least recently used sessions at a federated sign-in
+    SessionsTable: ['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
+    // needs dynamodb:Query: MAX_SESSIONS_PER_USER's cap at a federated sign-in reads the user's sessions
+    [SESSIONS_BY_USER]: ['dynamodb:Query'],
+    // UpdateItem: the one-time code spent; BatchWriteItem: the device token, the IdP session's
+    // item, or the mfa_token of a second factor owed.
+    // needs dynamodb:DeleteItem: a session the cap ends takes its device token with it
+    AttemptsTable: ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem'],
+  },
+  ssoBackchannelLogout: {
+    // GetItem: the connection by (issuer, client id), the (issuer, sub) link; UpdateItem: the logout's
+    // time on the user item (a pending federated grant or mfa_token made before it opens no session).
+    UsersTable: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    // BatchGetItem: the user's sessions, whole; UpdateItem: each one ended.
+    SessionsTable: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+    [SESSIONS_BY_USER]: ['dynamodb:Query'],
+    // PutItem: the token's jti, spent; GetItem: the IdP session (a token with a sid and no sub);
+    // DeleteItem: an ended session's device token; the jti given back when a session could not be ended.
+    AttemptsTable: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
+  },
   notFound: {},
   exampleProtected: {},
 };
@@ -126,8 +169,14 @@ const ACCESS = {
 /** The functions that seal or open TOTP secrets or make recovery codes, and so read the stage's MFA-key parameter. */
 const MFA_KEY_READERS = ['mfaSetup', 'mfaActivate', 'mfaVerify', 'mfaRecoveryCodes', 'mfaTurnOff'];
 
+/** The function that opens the SSO connections' client secrets (sealed under the MFA ring: lib/auth/identity-providers.ts). */
+const SSO_SECRET_READERS = ['ssoCallback'];
+
 /** Functions that sign or verify tokens, and so read the stage's signing-key parameter. */
-const KEY_READERS = ['login', 'refresh', 'logout', 'me', 'authorizer', 'listSessions', 'endSession', 'changePassword', 'createApiKey', 'listApiKeys', 'revokeApiKey', ...MFA_KEY_READERS];
+const KEY_READERS = ['login', 'refresh', 'logout', 'me', 'authorizer', 'listSessions', 'endSession', 'changePassword', 'createApiKey', 'listApiKeys', 'revokeApiKey', 'ssoToken', ...MFA_KEY_READERS];
+
+/** Every function that reads the MFA-key parameter. */
+const MFA_RING_READERS = [...MFA_KEY_READERS, ...SSO_SECRET_READERS];
 
 /** The ARN of a table, or of one index of it (`<table>/index/<name>`). */
 function tableArn(name) {
@@ -156,7 +205,7 @@ function roleResources(service, stage) {
     // encryption context). A key policy that names a role of its own account needs no IAM
     // statement, so none is added here: it would add nothing for these keys, and could only let
     // the roles use other keys of the account.
-    for (const [readers, parameter] of [[KEY_READERS, signingKeyParameter(stage)], [MFA_KEY_READERS, mfaKeyParameter(stage)]]) {
+    for (const [readers, parameter] of [[KEY_READERS, signingKeyParameter(stage)], [MFA_RING_READERS, mfaKeyParameter(stage)]]) {
       if (!readers.includes(fn)) continue;
       statements.push({
         Effect: 'Allow',
@@ -178,4 +227,4 @@ function roleResources(service, stage) {
   return resources;
 }
 
-module.exports = { ACCESS, KEY_READERS, MFA_KEY_READERS, SESSIONS_BY_USER, roleName, roleResources, tableArn };
+module.exports = { ACCESS, KEY_READERS, MFA_KEY_READERS, MFA_RING_READERS, SSO_SECRET_READERS, SESSIONS_BY_USER, roleName, roleResources, tableArn };

@@ -4,7 +4,7 @@
 // the signing-key and MFA-key parameters are encrypted with (infra/signing-keys.js); in production, alarms and a
 // dashboard (infra/alarms.js).
 const { tableNames, tableResources } = require('./tables.js');
-const { KEY_READERS, MFA_KEY_READERS, roleName, roleResources } = require('./iam.js');
+const { KEY_READERS, MFA_RING_READERS, roleName, roleResources } = require('./iam.js');
 const { mfaKeyAlias, mfaKeyParameter, mfaKeyResources, parseOperators, signingKeyAlias, signingKeyParameter, signingKeyResources } = require('./signing-keys.js');
 const { DEFAULT_THRESHOLDS, alarmResources } = require('./alarms.js');
 const { isProductionStage } = require('./tables.js');
@@ -33,7 +33,7 @@ module.exports = async ({ resolveVariable }) => {
       ...tableResources(stage),
       ...roleResources(service, stage),
       ...signingKeyResources(stage, KEY_READERS.map(roleName), operators),
-      ...mfaKeyResources(stage, MFA_KEY_READERS.map(roleName), operators),
+      ...mfaKeyResources(stage, MFA_RING_READERS.map(roleName), operators),
       ...alarms,
     },
   };

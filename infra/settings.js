@@ -31,6 +31,8 @@ const SETTINGS = {
   MFA_MAX_FAILURES: 'mfaMaxFailures',
   MFA_LOCKOUT_SECONDS: 'mfaLockoutSeconds',
   POWERTOOLS_LOG_LEVEL: 'logLevel',
+  PUBLIC_BASE_URL: 'publicBaseUrl',
+  SSO_REDIRECT_URIS: 'ssoRedirectUris',
 };
 
 /** Settings read by the deployment itself rather than by the Lambdas. */

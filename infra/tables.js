@@ -29,7 +29,8 @@ const TTL_ATTRIBUTE = 'expires_at';
  * eventually consistent (DynamoDB offers nothing else on a GSI).
  */
 const SESSIONS_BY_USER_INDEX = 'by-user';
-const SESSIONS_BY_USER_ATTRIBUTES = ['id', 'last_used_at', 'rotated_at', 'ip', 'user_agent', 'user_epoch', TTL_ATTRIBUTE, 'revoked_at'];
+// `amr` and `idp`: how a session was signed in, which the list shows (a password, a code, a company IdP).
+const SESSIONS_BY_USER_ATTRIBUTES = ['id', 'last_used_at', 'rotated_at', 'ip', 'user_agent', 'user_epoch', TTL_ATTRIBUTE, 'revoked_at', 'amr', 'idp'];
 
 /** CloudFormation resources for a stage: `Type` + `Properties` for each table. */
 function tableResources(stage) {

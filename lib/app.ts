@@ -28,7 +28,8 @@ export interface App {
   clock: Clock;
 }
 
-function createKeyRing(source: KeySource, variable: string, what: 'signing_keys' | 'mfa_keys', config: Config, db: DynamoDBDocumentClient, clock: Clock): KeyRing {
+/** A key ring from its source (inline, or an SSM parameter sealed by KMS): the Lambdas' and the CLIs' way alike. */
+export function createKeyRing(source: KeySource, variable: string, what: 'signing_keys' | 'mfa_keys', config: Pick<Config, 'region'>, db: DynamoDBDocumentClient, clock: Clock): KeyRing {
   if (source.kind === 'inline') return new FixedKeyRing(source.keys);
   const store = ParameterStore.sharingCredentialsWith(db, config.region, source.ssmEndpoint);
   const kms = KeyManagement.sharingCredentialsWith(db, config.region, source.kmsEndpoint);

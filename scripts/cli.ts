@@ -16,6 +16,8 @@ export class UsageError extends Error {}
 
 export interface Args {
   command: string | undefined;
+  /** The second positional, for the commands that take one (`sso add`). */
+  subcommand?: string;
   options: Map<string, string | true>;
 }
 
@@ -25,6 +27,8 @@ export interface ArgSpec {
   flags: ReadonlySet<string>;
   /** Options refused with a message of their own (say, a password on the command line). */
   refused?: Readonly<Record<string, string>>;
+  /** Commands that take a subcommand, a second positional (`sso add`). */
+  withSubcommand?: ReadonlySet<string>;
 }
 
 /** What node:util's parser says, in the words of this CLI's usage errors. */
@@ -48,7 +52,8 @@ export function parseArgs(argv: string[], spec: ArgSpec): Args {
     throw new UsageError(usageMessage(error as { code?: string; message: string }));
   }
   for (const [name, message] of Object.entries(spec.refused ?? {})) if (parsed.values[name] !== undefined) throw new UsageError(message);
-  if (parsed.positionals.length > 1) throw new UsageError(`Unexpected argument "${parsed.positionals[1]}"`);
+  const positionals = spec.withSubcommand?.has(parsed.positionals[0] ?? '') ? 2 : 1;
+  if (parsed.positionals.length > positionals) throw new UsageError(`Unexpected argument "${parsed.positionals[positionals]}"`);
   const values = new Map<string, string | true>();
   for (const [name, value] of Object.entries(parsed.values)) {
     if (value === true) values.set(name, true);
@@ -58,7 +63,7 @@ export function parseArgs(argv: string[], spec: ArgSpec): Args {
       values.set(name, value);
     }
   }
-  return { command: parsed.positionals[0], options: values };
+  return { command: parsed.positionals[0], ...(positionals === 2 && parsed.positionals[1] !== undefined ? { subcommand: parsed.positionals[1] } : {}), options: values };
 }
 
 export function required(args: Args, name: string): string {

@@ -15,6 +15,8 @@ import { mfaKeyAlias, mfaKeyParameter, ringEncryptionContext, signingKeyAlias, s
 import { ConfigError, dynamodbEndpointFrom, kmsEndpointFrom, loadKeyTimings, loadStoreConfig, parseSigningKeys, signingKeyEntries, ssmEndpointFrom } from '../lib/platform/config.js';
 import { createDocumentClient } from '../lib/platform/dynamo.js';
 import { open, seal, sealedKid } from '../lib/mfa/secret-box.js';
+import { openClientSecret, sealClientSecret } from '../lib/auth/identity-providers.js';
+import { SsoRepository } from '../lib/store/sso.js';
 import { MfaRepository } from '../lib/store/mfa.js';
 import { MIN_REFETCH_SECONDS } from '../lib/auth/signing-keys.js';
 import { CLOCK_TOLERANCE_SECONDS } from '../lib/auth/tokens.js';
@@ -41,7 +43,7 @@ Commands:
             (reseal first; recovery codes made under an old key last until they are replaced),
             and JWT_SECRET_CACHE_SECONDS + 35 s after the rotation (running Lambdas seal with the
             key they hold until then)
-  reseal    MFA ring only: seal every TOTP secret sealed under a previous key again under the current one
+  reseal    MFA ring only: seal every TOTP secret (and SSO client secret) sealed under a previous key again under the current one
   seal      with --aws: seal a ring the parameter holds in plaintext (written before rings were
             sealed) under the stage's KMS key, as it is; says who last wrote it. The Lambdas
             refuse a plaintext ring
@@ -281,21 +283,28 @@ function describeRing(entries: RingEntries, ring: RingName, uses?: Map<string, s
 /** The users table of the ring's stage, for what the MFA ring protects. */
 interface MfaStore {
   mfa: MfaRepository;
+  /** SSO connections: their client secrets are sealed under the MFA ring too (docs/sso.md). */
+  sso: SsoRepository;
 }
 
 /** Per MFA key: how many TOTP secrets are sealed and how many recovery-code sets are kept under it. */
-async function mfaKeyUses(store: MfaStore): Promise<Map<string, { secrets: number; recoveryCodes: number }>> {
-  const uses = new Map<string, { secrets: number; recoveryCodes: number }>();
-  const use = (kid: string) => uses.get(kid) ?? uses.set(kid, { secrets: 0, recoveryCodes: 0 }).get(kid)!;
+async function mfaKeyUses(store: MfaStore): Promise<Map<string, { secrets: number; recoveryCodes: number; ssoSecrets: number }>> {
+  const uses = new Map<string, { secrets: number; recoveryCodes: number; ssoSecrets: number }>();
+  const use = (kid: string) => uses.get(kid) ?? uses.set(kid, { secrets: 0, recoveryCodes: 0, ssoSecrets: 0 }).get(kid)!;
   for (const totp of await store.mfa.scanTotp()) {
     const kid = sealedKid(totp.sealedSecret);
     if (kid !== undefined) use(kid).secrets += 1;
     if (totp.recoveryKid !== undefined) use(totp.recoveryKid).recoveryCodes += 1;
   }
+  for (const connection of await store.sso.listConnections()) {
+    const kid = sealedKid(connection.sealedClientSecret);
+    if (kid !== undefined) use(kid).ssoSecrets += 1;
+  }
   return uses;
 }
 
-const describeUse = ({ secrets, recoveryCodes }: { secrets: number; recoveryCodes: number }) => `${secrets} TOTP secret(s), ${recoveryCodes} recovery-code set(s)`;
+const describeUse = ({ secrets, recoveryCodes, ssoSecrets }: { secrets: number; recoveryCodes: number; ssoSecrets: number }) =>
+  `${secrets} TOTP secret(s), ${recoveryCodes} recovery-code set(s)${ssoSecrets > 0 ? `, ${ssoSecrets} SSO client secret(s)` : ''}`;
 
 async function run(args: Args, store: RingStore, ring: RingName, mfaStore: () => Promise<MfaStore>): Promise<string> {
   const now = new Date();
@@ -346,9 +355,21 @@ async function run(args: Args, store: RingStore, ring: RingName, mfaStore: () =>
         // Only over the sealed form read: a setup or a reset meanwhile is left as it is.
         if (await mfa.reseal(totp.userId, totp.sealedSecret, seal(keys, secret, totp.userId))) resealed += 1;
       }
-      audit('keys-cli', 'mfa_secrets_resealed', { kid: keys.currentKid, resealed, unreadable, where: store.where });
+      // The SSO connections' client secrets, under the ring's own key for them (lib/auth/identity-providers.ts).
+      const { sso } = await mfaStore();
+      let ssoResealed = 0;
+      const ssoLost: string[] = [];
+      for (const connection of await sso.listConnections()) {
+        if (sealedKid(connection.sealedClientSecret) === keys.currentKid) continue;
+        const secret = openClientSecret(keys, connection.sealedClientSecret, connection.domain);
+        if (secret === undefined) ssoLost.push(connection.domain);
+        else if (await sso.resealClientSecret(connection, sealClientSecret(keys, secret, connection.domain))) ssoResealed += 1;
+      }
+      audit('keys-cli', 'mfa_secrets_resealed', { kid: keys.currentKid, resealed, unreadable, ssoResealed, ssoUnreadable: ssoLost.length, where: store.where });
       const lost = unreadable > 0 ? ` ${unreadable} secret(s) are sealed under a key the ring no longer holds: those users need \`npm run users -- mfa-reset\`.` : '';
-      return `Resealed ${resealed} TOTP secret(s) under ${keys.currentKid}.${lost}`;
+      const ssoNote = ssoResealed > 0 ? ` Resealed ${ssoResealed} SSO client secret(s).` : '';
+      const ssoLostNote = ssoLost.length > 0 ? ` The SSO client secrets of ${ssoLost.join(', ')} cannot be opened: \`sso remove\` and \`sso add\` them again.` : '';
+      return `Resealed ${resealed} TOTP secret(s) under ${keys.currentKid}.${lost}${ssoNote}${ssoLostNote}`;
     }
     case 'retire': {
       const kid = args.options.get('kid');
@@ -435,7 +456,7 @@ runCli({
       if (!aws && !endpoint) ({ endpoint, owned } = await localStoreEndpoint(stage));
       const config = loadStoreConfig({ ...process.env, STAGE: stage, DYNAMODB_ENDPOINT: endpoint ?? '' });
       db = createDocumentClient(config);
-      return { mfa: new MfaRepository(db, config.usersTable) };
+      return { mfa: new MfaRepository(db, config.usersTable), sso: new SsoRepository(db, config.usersTable, config.attemptsTable) };
     };
     try {
       return await run(args, aws ? ssmStore(stage, ring) : localStore(ring, args.options.get('file') as string | undefined), ring, mfaStore);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ConfigError, dynamodbEndpointFrom, isProductionStage, loadConfig } from '../lib/platform/config.js';
 import { bcryptCostFor } from './stage-params.js';
 import { describeDenial, startIamProxy, type IamProxy } from './local-iam/proxy.js';
+import { maybeStartDemoIdp } from './demo-idp.js';
 import { DATA_DIR, ensureTables, localMfaKey, localSigningSecret, removeLocalEnv, seedUser, startDynalite, startOffline, writeLocalEnv, type RunningDynalite, type RunningOffline } from './local-stack.js';
 
 export interface LocalApiOptions {
@@ -26,6 +27,8 @@ export interface LocalApi {
   /** The seeded demo user; undefined in production stages. */
   demo?: { email: string; password: string };
   offline: RunningOffline;
+  /** The demo IdP's line for the banner, when it runs (docs/sso.md). */
+  ssoDemoBanner?: string;
   stop(): Promise<void>;
 }
 
@@ -115,7 +118,11 @@ export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi>
     console.log(seeded ? `Seeded demo user ${demo.email}` : `Demo user ${demo.email} already exists (password unchanged)`);
   }
 
+  // The demo corporate IdP for sso.example (docs/sso.md): not in production stages, not with SSO_DEMO=0.
+  const ssoDemo = await maybeStartDemoIdp({ production: isProductionStage(stage), env, apiBaseUrl: config.sso.publicBaseUrl, store, mfaKey });
+
   const offline = await startOffline({ stage, port: httpPort, env, echo: (text) => process.stdout.write(text) }).catch(async (error) => {
+    await ssoDemo?.close();
     await iam.close();
     await dynamo?.close();
     if (/EADDRINUSE/.test(String(error))) fail(`port ${httpPort} is taken: set PORT to a free port`);
@@ -130,10 +137,11 @@ export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi>
     (stopped ??= (async () => {
       removeLocalEnv(stage);
       await offline.stop();
+      await ssoDemo?.close();
       await iam.close();
       await dynamo?.close();
     })());
-  return { stage, base: `http://localhost:${httpPort}/v1`, dynamodbEndpoint: env.DYNAMODB_ENDPOINT, external, demo, offline, stop };
+  return { stage, base: `http://localhost:${httpPort}/v1`, dynamodbEndpoint: env.DYNAMODB_ENDPOINT, external, demo, offline, ...(ssoDemo ? { ssoDemoBanner: ssoDemo.banner } : {}), stop };
 }
 
 /**

@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   VPN Enterprise auth API (stage ${stage}) is running
   Base URL:  ${base}/auth/{login,refresh,logout,me,sessions,password,mfa/...}
   DynamoDB:  ${api.dynamodbEndpoint}${external ? ` (in front of ${external})` : ` (dynalite, data in .data/dynamodb-${stage})`}, each Lambda held to its role (infra/iam.js)
-${demo ? `  Demo user: ${demo.email} / ${demo.password}\n` : ''}
+${demo ? `  Demo user: ${demo.email} / ${demo.password}\n` : ''}${api.ssoDemoBanner ?? ''}
   Try it:
     curl -s -X POST ${base}/auth/login -H 'Content-Type: application/json' \\
       -d '{"email":"${demo?.email ?? 'you@example.com'}","password":"${demo?.password ?? '…'}"}'

@@ -16,9 +16,16 @@ import { hashPassword, verifyPassword } from '../lib/auth/passwords.js';
 import { MfaRepository } from '../lib/store/mfa.js';
 import { SessionsRepository, toPublicSession, type SessionSummary } from '../lib/store/sessions.js';
 import { EmailTakenError, ROLES, UserNotFoundError, UsersRepository, normalizeEmail, type Role, type User } from '../lib/store/users.js';
-import { isEmail } from '../lib/http/validation.js';
+import { isDomain, isEmail } from '../lib/http/validation.js';
 import { UsageError, audit, required, runCli, type ArgSpec, type Args } from './cli.js';
-import { localStoreEndpoint, type RunningDynalite } from './local-stack.js';
+import { localMfaKey, localStoreEndpoint, type RunningDynalite } from './local-stack.js';
+import { createKeyRing } from '../lib/app.js';
+import { BACKCHANNEL_LOGOUT_PATH, CALLBACK_PATH } from '../lib/auth/sso-service.js';
+import { IdentityProviders, issuerProblem, sealClientSecret } from '../lib/auth/identity-providers.js';
+import type { KeyRing } from '../lib/auth/signing-keys.js';
+import { isProductionStage, loadMfaPolicy, type KeySource } from '../lib/platform/config.js';
+import { ConnectionTakenError, SsoRepository, type Connection } from '../lib/store/sso.js';
+import { mfaKeyAlias, mfaKeyParameter } from '../infra/signing-keys.js';
 import { stageSetting } from './stage-params.js';
 
 const USAGE = `Usage: npm run users -- <command> [options]
@@ -39,6 +46,13 @@ Commands:
   unlock --email E           clear the account's brute-force counters (every IP, the hourly cap, its device tokens' locks)
   mfa-reset --email E        remove the user's TOTP and recovery codes (a lost authenticator) and end all
                              their sessions and API keys; a user whose role requires two factors enrols again at the next sign-in
+  sso add --domain D --issuer URL --client-id ID --client-secret-stdin [--enforce] [--admin-group NAME] [--groups-claim groups]
+                             connect an email domain to its company's OpenID Connect provider (docs/sso.md); the
+                             issuer is discovered and checked, the secret sealed; prints the URIs to register
+  sso list                   the connections (never a secret)
+  sso remove --domain D      remove a domain's connection (its users keep their accounts)
+  sso unlink --email E       remove the user's links to IdP identities (issuer, sub): the next federated
+                             sign-in with that email links whichever identity the IdP then sends
 
 Options:
   --stage S          stage whose tables to use (default: $STAGE or dev)
@@ -50,9 +64,13 @@ New passwords are held to the password policy (README, "Password policy"); the c
 with the rule a refused one breaks.`;
 
 const ARGS: ArgSpec = {
-  values: new Set(['email', 'name', 'role', 'stage', 'id']),
-  flags: new Set(['password-stdin', 'aws', 'help', 'json', 'include-api-keys']),
-  refused: { password: 'Passwords are never given on the command line: use --password-stdin or the prompt' },
+  values: new Set(['email', 'name', 'role', 'stage', 'id', 'domain', 'issuer', 'client-id', 'admin-group', 'groups-claim']),
+  flags: new Set(['password-stdin', 'aws', 'help', 'json', 'include-api-keys', 'client-secret-stdin', 'enforce']),
+  withSubcommand: new Set(['sso']),
+  refused: {
+    password: 'Passwords are never given on the command line: use --password-stdin or the prompt',
+    'client-secret': 'Client secrets are never given on the command line: use --client-secret-stdin',
+  },
 };
 
 function emailOption(args: Args): string {
@@ -148,12 +166,91 @@ function apiKeyTable(keys: ApiKey[]): string {
 /** The stage's settings the commands need beyond the store's. */
 interface StageSettings {
   sessionIdleSeconds: number;
+  /** Where the stage's API is reached (its publicBaseUrl), for the URIs an IdP must know. */
+  publicBaseUrl: string;
+  /** The MFA ring, which seals SSO client secrets; opened only when a command needs it. */
+  mfaRing: () => KeyRing;
+  allowLoopbackIssuers: boolean;
 }
+
+function domainOption(args: Args): string {
+  const domain = required(args, 'domain').toLowerCase();
+  if (!isDomain(domain)) throw new UsageError(`"${domain}" is not a domain name`);
+  return domain;
+}
+
+function describeConnection(connection: Connection): string {
+  return `${connection.domain}  ${connection.issuer}  client ${connection.clientId}  ${connection.enforce ? 'enforced' : 'optional'}  admin group ${connection.adminGroup ? JSON.stringify(connection.adminGroup) : '-'}  groups claim ${connection.groupsClaim}  created ${connection.createdAt}`;
+}
+
+/** `sso add|list|remove`: a domain's OpenID Connect provider (docs/sso.md). */
+async function sso(args: Args, sub: string | undefined, db: DynamoDBDocumentClient, store: StoreConfig, settings: StageSettings, now: Date): Promise<string> {
+  const repository = new SsoRepository(db, store.usersTable, store.attemptsTable);
+  switch (sub) {
+    case 'add': {
+      const domain = domainOption(args);
+      const issuer = required(args, 'issuer').replace(/\/$/, '');
+      const problem = issuerProblem(issuer, { allowLoopback: settings.allowLoopbackIssuers });
+      if (problem) throw new UsageError(`--issuer ${problem}`);
+      const clientId = required(args, 'client-id');
+      if (!args.options.has('client-secret-stdin')) throw new UsageError('--client-secret-stdin is required: the client secret is read from standard input, never from the command line');
+      const secret = (await readPasswordFromStdin()).trim();
+      if (secret === '') throw new UsageError('No client secret on standard input');
+      const groupsClaim = (args.options.get('groups-claim') as string | undefined)?.trim() || 'groups';
+      const adminGroup = (args.options.get('admin-group') as string | undefined)?.trim() || undefined;
+      // Discovery, checked by openid-client: the document's issuer must be the one given.
+      let discovered;
+      try {
+        discovered = await new IdentityProviders({ clock: () => new Date(), allowLoopback: settings.allowLoopbackIssuers }).discover(issuer);
+      } catch (error) {
+        throw new SsoSetupError(`The issuer's discovery failed (${issuer}/.well-known/openid-configuration): ${(error as Error).message}`);
+      }
+      if (!discovered.authorization_endpoint || !discovered.token_endpoint || !discovered.jwks_uri) throw new SsoSetupError('The issuer publishes no authorization, token or JWKS endpoint');
+      const ring = await settings.mfaRing().current();
+      await repository.addConnection({ domain, issuer, clientId, sealedClientSecret: sealClientSecret(ring, secret, domain), enforce: args.options.has('enforce'), adminGroup, groupsClaim, createdAt: now.toISOString() });
+      audit('users-cli', 'sso_connection_added', { domain, issuer, clientId, enforce: args.options.has('enforce'), adminGroup });
+      const logout = discovered.backchannel_logout_supported ? '' : '\n  (the issuer does not say it supports back-channel logout: see docs/sso.md for an instant cut-off)';
+      return [
+        `Connected ${domain} to ${issuer}${args.options.has('enforce') ? ' (password sign-in refused for this domain)' : ''}.`,
+        'Register at the identity provider:',
+        `  redirect URI (web):        ${settings.publicBaseUrl}${CALLBACK_PATH}`,
+        `  back-channel logout URI:   ${settings.publicBaseUrl}${BACKCHANNEL_LOGOUT_PATH}${logout}`,
+        `  scopes: openid email profile${adminGroup ? `; a "${groupsClaim}" claim in the ID token` : ''}`,
+      ].join('\n');
+    }
+    case 'list': {
+      const all = await repository.listConnections();
+      audit('users-cli', 'sso_connections_listed', { count: all.length });
+      if (args.options.has('json')) return JSON.stringify(all.map(({ sealedClientSecret: _sealed, ...rest }) => rest), null, 2);
+      return all.length === 0 ? 'No SSO connections.' : all.map(describeConnection).join('\n');
+    }
+    case 'remove': {
+      const domain = domainOption(args);
+      if (!(await repository.removeConnection(domain))) throw new SsoSetupError(`No SSO connection for ${domain}`);
+      audit('users-cli', 'sso_connection_removed', { domain });
+      return `Removed the SSO connection of ${domain}; its users keep their accounts and sessions (users revoke-sessions ends them).`;
+    }
+    case 'unlink': {
+      const email = emailOption(args);
+      const user = await new UsersRepository(db, store.usersTable).findByEmail(email);
+      if (!user) throw new SsoSetupError(`No user ${email}`);
+      const removed = await repository.unlinkUser(user.id);
+      audit('users-cli', 'sso_user_unlinked', { userId: user.id, links: removed });
+      return `Removed ${removed} identity link(s) of ${email}.`;
+    }
+    default:
+      throw new UsageError(sub === undefined ? 'sso needs a subcommand: add, list, remove or unlink' : `Unknown sso subcommand "${sub}"`);
+  }
+}
+
+class SsoSetupError extends Error {}
 
 async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, settings: StageSettings): Promise<string> {
   const users = new UsersRepository(db, store.usersTable);
   const now = new Date();
   switch (args.command) {
+    case 'sso':
+      return sso(args, args.subcommand, db, store, settings, now);
     case 'create': {
       const email = emailOption(args);
       const name = required(args, 'name');
@@ -241,10 +338,27 @@ async function run(args: Args, db: DynamoDBDocumentClient, store: StoreConfig, s
   }
 }
 
+/**
+ * Where the MFA ring (which seals SSO client secrets) comes from: the environment's MFA_KEY or
+ * MFA_KEY_PARAMETER when set (as the Lambdas read it), else the stage's SSM parameter with --aws,
+ * else the local stack's own key (.data/mfa-key).
+ */
+function mfaRingSource(stage: string, aws: boolean): KeySource {
+  const fromEnv = process.env.MFA_KEY?.trim() || process.env.MFA_KEY_PARAMETER?.trim();
+  const env = fromEnv
+    ? { ...process.env, STAGE: stage }
+    : aws
+      ? { STAGE: stage, MFA_KEY_PARAMETER: mfaKeyParameter(stage), MFA_KEY_KMS_KEY: mfaKeyAlias(stage) }
+      : { STAGE: stage, MFA_KEY: localMfaKey() };
+  const source = loadMfaPolicy(env).keySource;
+  if (!source) throw new ConfigError('MFA_KEY', 'is required to seal the client secret (or MFA_KEY_PARAMETER)');
+  return source;
+}
+
 runCli({
   usage: USAGE,
   spec: ARGS,
-  refusals: [ConfigError, EmailTakenError, UserNotFoundError],
+  refusals: [ConfigError, EmailTakenError, UserNotFoundError, ConnectionTakenError, SsoSetupError],
   run: async (args) => {
     const stage = (args.options.get('stage') as string | undefined) ?? (process.env.STAGE?.trim() || 'dev');
     loadStoreConfig({ STAGE: stage }); // validates the stage before it names a folder under .data/
@@ -265,7 +379,12 @@ runCli({
       const sessionPolicy = loadSessionPolicy({ SESSION_IDLE_SECONDS: stageSetting(stage, 'SESSION_IDLE_SECONDS', deployed) });
       const db = createDocumentClient(store);
       try {
-        return await run(args, db, store, { sessionIdleSeconds: sessionPolicy.idleSeconds });
+        const publicBaseUrl = stageSetting(stage, 'PUBLIC_BASE_URL', deployed) || `http://localhost:${process.env.PORT?.trim() || '3000'}`;
+        const mfaRing = () => {
+          const source = mfaRingSource(stage, args.options.has('aws'));
+          return createKeyRing(source, 'MFA_KEY_PARAMETER', 'mfa_keys', store, db, () => new Date());
+        };
+        return await run(args, db, store, { sessionIdleSeconds: sessionPolicy.idleSeconds, publicBaseUrl, mfaRing, allowLoopbackIssuers: !isProductionStage(stage) });
       } finally {
         db.destroy();
       }

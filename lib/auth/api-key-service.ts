@@ -52,7 +52,7 @@ export class ApiKeyService {
   async create(accessToken: string, request: NewApiKeyRequest, caller: Caller): Promise<{ key: string; api_key: PublicApiKey }> {
     const { user, sessionId, amr } = await this.deps.auth.authenticate(accessToken);
     const secondFactorDue = user.totp?.status === 'active' || this.deps.config.mfa.requiredRoles.includes(user.role);
-    if (secondFactorDue && !amr.includes('otp')) throw new ApiError('otp_session_required', 'Making an API key needs a session signed in with a second factor. Sign in again with your authenticator code.');
+    if (secondFactorDue && !amr.includes('otp') && !amr.includes('mfa')) throw new ApiError('otp_session_required', 'Making an API key needs a session signed in with a second factor. Sign in again with your authenticator code.');
     const role = request.role ?? user.role;
     if (ROLE_RANK[role] > ROLE_RANK[user.role]) throw new ApiError('invalid_request', `The field "role" must be no higher than your own role ("${user.role}").`);
     const now = this.deps.clock();

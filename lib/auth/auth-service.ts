@@ -59,6 +59,8 @@ export interface StandingSession {
   passwordFailures: Session['passwordFailures'];
   /** The device token handed out with it. */
   deviceHash: string | undefined;
+  /** When it was signed in (ISO 8601). */
+  createdAt: string;
 }
 
 /** One of the caller's sessions, as GET /auth/sessions shows it. */
@@ -261,7 +263,7 @@ export class AuthService {
   private async standing(claims: { sub: string; sid: string }, { lastLogin = false } = {}): Promise<StandingSession> {
     const { session, user } = await this.deps.sessions.getWithUser(claims.sid, claims.sub, { lastLogin });
     if (!this.stands(session, user, this.deps.clock())) throw bearerError('invalid_token', true);
-    return { user: user!, sessionId: claims.sid, amr: session!.amr, expiresAt: session!.expiresAt, passwordFailures: session!.passwordFailures, deviceHash: session!.deviceHash };
+    return { user: user!, sessionId: claims.sid, amr: session!.amr, expiresAt: session!.expiresAt, passwordFailures: session!.passwordFailures, deviceHash: session!.deviceHash, createdAt: session!.createdAt };
   }
 
   /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { App } from '../app.js';
 import type { Caller, StandingSession } from './auth-service.js';
 import { oncePer } from '../platform/memo.js';
@@ -18,6 +19,9 @@ import type { KeyRing } from './signing-keys.js';
 import type { SigningKeys } from '../platform/config.js';
 import type { Clock } from './tokens.js';
 import { epochSeconds } from '../store/sessions.js';
+import { IdentityTakenError, loggedOutSince, parseSsoCode, type Connection, type FederatedGrant, type SsoRepository } from '../store/sso.js';
+import { EmailTakenError, normalizeEmail, type UsersRepository } from '../store/users.js';
+import { isEmail } from '../http/validation.js';
 
 /**
  * The one module that checks a credential, and the one place that says which counters each check
@@ -33,6 +37,8 @@ import { epochSeconds } from '../store/sessions.js';
  * | TOTP code | sign-in's second step, TOTP off, new recovery codes, proving a pending secret (activation) | the mfa_token's (5, at sign-in), the account's wrong codes in a row (MFA_MAX_FAILURES, locks doubling), the device token presented at the sign-in (its own) | whoever holds the password or a session |
  * | recovery code | sign-in's second step | the mfa_token's, the account's wrong recovery codes in a row (MFA_MAX_FAILURES; a right recovery code or an unlock resets it: past the limit, only an unlock) | whoever holds the password |
  * | API key | the authorizer, /auth/me | no counter: 256 random bits, and a bad checksum costs no read | nothing a stranger could fill |
+ * | IdP assertion (an ID token) | SSO callback | no counter: checked by openid-client (the IdP's JWKS signature, asymmetric algorithms only, iss, aud = our client id, the nonce, exp/iat), for a code redeemed with our PKCE verifier of a flow we began (its state single use, 10 min); then a verified email of the connection's domain, and an active user | nobody: nothing to guess, and a refused assertion moves nothing |
+ * | SSO one-time code | POST sso/token | no counter: 256 random bits, 60 s, single use (a conditional write), redeemable only with the PKCE verifier of the challenge it was issued for | nobody: a wrong verifier leaves the code as it was |
  *
  * So a stranger, who has no password, session or device token, can fill only the first row's
  * counters, and none of them ever refuses a device token, a session or a second factor.
@@ -201,6 +207,17 @@ export class Credentials {
       throw new ApiError('invalid_credentials', 'The current password is incorrect.');
     }
     if (!sessionEnds) await this.deps.attempts.clearSessionPassword(session.sessionId);
+  }
+
+  /**
+   * Whether a session stands in for a current password it cannot have: the user has no password
+   * (an account made just in time by single sign-on) and the session was signed in through the
+   * company IdP (`fed`) at most FRESH_FEDERATED_SIGN_IN_SECONDS ago. Then the IdP's sign-in is
+   * the recent proof a password would have been (a TOTP set-up); no counter is involved.
+   */
+  freshFederatedSignIn(session: StandingSession): boolean {
+    const age = this.deps.clock().getTime() - Date.parse(session.createdAt);
+    return session.user.passwordHash === '' && session.amr.includes('fed') && age >= 0 && age <= FRESH_FEDERATED_SIGN_IN_SECONDS * 1000;
   }
 
 }
@@ -389,3 +406,143 @@ export async function checkApiKey(
 
 /** The password checks over an app's repositories (one per app); the MFA service makes its own, with the second factor's stores. */
 export const credentials = oncePer((app: App) => new Credentials(app));
+
+
+/** How recent a federated sign-in must be to stand in for a password the user does not have (a TOTP set-up). */
+export const FRESH_FEDERATED_SIGN_IN_SECONDS = 600;
+
+/** The ID token's claims as openid-client returns them once it has checked the token. */
+export type IdTokenClaims = Record<string, unknown> & { iss: string; sub: string };
+
+/** A federated sign-in refused after the flow's redirect URI is known: the reason goes to the log and, worded, to the client. */
+export class AssertionRefused extends Error {
+  constructor(
+    readonly reason: string,
+    readonly description: string,
+  ) {
+    super(description);
+    this.name = 'AssertionRefused';
+  }
+}
+
+/** RFC 8176 values that say the IdP proved more than a password: its `amr` holding one of them is its MFA. */
+const IDP_SECOND_FACTORS = new Set(['mfa', 'otp', 'hwk', 'swk', 'sms', 'tel', 'sc', 'fpt', 'face', 'iris', 'retina', 'vbm']);
+
+/** An assertion that checked out: our user (linked, or made just in time), and what the IdP said of its session. */
+export interface VerifiedAssertion {
+  user: User;
+  /** The IdP's own session id (`sid`), which its back-channel logout may name. */
+  idpSid: string | undefined;
+  /** The IdP did a second factor. */
+  idpMfa: boolean;
+  created: boolean;
+}
+
+/**
+ * Single sign-on's credentials: an IdP's assertion (the ID token of a code exchange, the exchange
+ * handed in by the SSO service so that only the SSO functions bundle openid-client), and our own
+ * one-time code for it. Neither is held to a counter (the table above).
+ */
+export class FederatedCredentials {
+  constructor(private readonly deps: { users: UsersRepository; sso: SsoRepository; clock: Clock }) {}
+
+  /**
+   * The assertion of `connection`'s IdP: `exchange` redeems the code and checks the ID token
+   * (openid-client: the JWKS signature, as lib/auth/identity-providers.ts enables it, one pinned
+   * asymmetric algorithm, iss, aud, nonce, exp/iat) or throws. Then a verified
+   * email of the connection's domain; the user linked to (issuer, sub), else the user of that
+   * email (linked now), else one made just in time; a disabled user is refused. With an admin
+   * group, the role follows the groups claim at every sign-in.
+   */
+  async assertion(connection: Connection, exchange: () => Promise<IdTokenClaims>, caller: Partial<Caller>): Promise<VerifiedAssertion> {
+    let claims: IdTokenClaims;
+    try {
+      claims = await exchange();
+    } catch (error) {
+      throw this.refuse('idp_exchange_failed', 'The identity provider\'s answer could not be verified.', caller, { domain: connection.domain, ...describeError(error) });
+    }
+    const { iss, sub } = claims;
+    const rawEmail = claims.email;
+    if (typeof rawEmail !== 'string' || rawEmail.trim() === '') throw this.refuse('no_email', 'The identity provider sent no email address.', caller, { domain: connection.domain });
+    if (claims.email_verified !== true) throw this.refuse('email_not_verified', 'The identity provider has not verified this email address.', caller, { domain: connection.domain });
+    const email = normalizeEmail(rawEmail);
+    // The same rule as an email typed at sign-in: `a@b@domain` is no address of `domain`.
+    if (!isEmail(email)) throw this.refuse('malformed_email', 'The identity provider sent an email address that is not valid.', caller, { domain: connection.domain });
+    if (email.slice(email.lastIndexOf('@') + 1) !== connection.domain) throw this.refuse('wrong_domain', `The email address is not of the domain ${connection.domain}.`, caller, { domain: connection.domain });
+    const now = this.deps.clock();
+    const role = roleFromGroups(connection, claims);
+    let created = false;
+    let user: User | undefined;
+    const linked = await this.deps.sso.linkedUser(iss, sub);
+    if (linked) user = await this.deps.users.get(linked);
+    if (!user) {
+      user = await this.deps.users.findByEmail(email);
+      if (!user) {
+        const name = typeof claims.name === 'string' && claims.name.trim() !== '' ? claims.name.trim().slice(0, 200) : email;
+        try {
+          // No password: an empty hash, which no password ever matches (lib/auth/passwords.ts).
+          user = await this.deps.users.create({ email, name, role: role ?? 'user', passwordHash: '' }, now);
+          created = true;
+        } catch (error) {
+          if (!(error instanceof EmailTakenError)) throw error;
+          user = await this.deps.users.findByEmail(email);
+        }
+      }
+      if (!user) throw this.refuse('no_user', 'The account could not be made.', caller, { domain: connection.domain });
+      let owner: string;
+      try {
+        owner = await this.deps.sso.link(iss, sub, user.id, now);
+      } catch (error) {
+        // The email's user is linked to another sub of this IdP: a recycled email (or a renamed
+        // account) must not take it over. An operator who knows better runs `users sso unlink`.
+        if (error instanceof IdentityTakenError) throw this.refuse('linked_to_another_subject', 'This email address belongs to an account linked to another identity at this provider. Ask an administrator.', caller, { userId: user.id, domain: connection.domain });
+        throw error;
+      }
+      if (owner !== user.id) user = await this.deps.users.get(owner);
+      if (!user) throw this.refuse('no_user', 'The account could not be found.', caller, { domain: connection.domain });
+    }
+    if (user.status !== 'active') throw this.refuse('disabled', 'This account is disabled.', caller, { userId: user.id, domain: connection.domain });
+    if (role && role !== user.role) user = await this.deps.users.setRole(user.id, role, now);
+    const amr = Array.isArray(claims.amr) ? claims.amr : [];
+    const idpMfa = amr.some((method) => typeof method === 'string' && IDP_SECOND_FACTORS.has(method));
+    log.info('sso_assertion_accepted', { userId: user.id, domain: connection.domain, created, idpMfa, ...caller });
+    return { user, idpSid: typeof claims.sid === 'string' ? claims.sid : undefined, idpMfa, created };
+  }
+
+  /**
+   * Our one-time code and its PKCE verifier: spent once (a conditional write, so of racing
+   * requests exactly one gets the grant), only with the verifier of its challenge. Anything else
+   * is 400 `invalid_grant`; the user is read beside the spend.
+   */
+  async ssoCode(code: string, verifier: string, caller: Partial<Caller>): Promise<{ grant: FederatedGrant; user: User }> {
+    const parsed = parseSsoCode(code);
+    if (!parsed) throw this.invalidGrant('malformed', caller);
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const [grant, user] = await Promise.all([this.deps.sso.spendCode(parsed, challenge, this.deps.clock()), this.deps.users.get(parsed.userId)]);
+    if (!grant) throw this.invalidGrant('unusable', caller, parsed.userId);
+    if (!user || user.status !== 'active') throw this.invalidGrant('disabled', caller, parsed.userId);
+    // The IdP logged the user out (back-channel) after the callback made this code.
+    if (loggedOutSince(user, { issuer: grant.issuer, sid: grant.idpSid }, grant.createdAt)) throw this.invalidGrant('idp_logged_out', caller, parsed.userId);
+    return { grant, user };
+  }
+
+  private invalidGrant(reason: string, caller: Partial<Caller>, userId?: string): ApiError {
+    countMetric(METRIC.signInFailed, { name: 'reason', value: `sso_${reason}` });
+    log.info('sso_token_refused', { reason, userId, ...caller });
+    return new ApiError('invalid_grant');
+  }
+
+  private refuse(reason: string, description: string, caller: Partial<Caller>, detail: Record<string, unknown>): AssertionRefused {
+    countMetric(METRIC.signInFailed, { name: 'reason', value: `sso_${reason}` });
+    log.info('sso_assertion_refused', { reason, ...detail, ...caller });
+    return new AssertionRefused(reason, description);
+  }
+}
+
+/** The role the groups claim gives, when the connection maps one (`--admin-group`); undefined keeps the user's. */
+function roleFromGroups(connection: Connection, claims: IdTokenClaims): Role | undefined {
+  if (!connection.adminGroup) return undefined;
+  const groups = claims[connection.groupsClaim];
+  const list = Array.isArray(groups) ? groups : typeof groups === 'string' ? [groups] : [];
+  return list.includes(connection.adminGroup) ? 'admin' : 'user';
+}

@@ -12,11 +12,12 @@ import type { LoginAttempts } from '../store/login-attempts.js';
 import { credentials, type Credentials, type VerifiedPassword } from './credentials.js';
 import { oncePer } from '../platform/memo.js';
 import { bcryptHash, needsRehash } from './passwords.js';
-import { PASSWORD_ONLY, epochSeconds, type AuthMethod, type SessionSummary, type SessionsRepository } from '../store/sessions.js';
+import { PASSWORD_ONLY, epochSeconds, type AuthMethod, type IdpSession, type SessionSummary, type SessionsRepository } from '../store/sessions.js';
 import type { KeyRing } from './signing-keys.js';
 import type { SigningKeys } from '../platform/config.js';
 import { hashRefreshSecret, issueRefreshSecret, rotationKeysOf, type AccessTokens, type Clock } from './tokens.js';
 import type { User, UsersRepository } from '../store/users.js';
+import { EnforcedDomains, SsoRepository } from '../store/sso.js';
 
 export interface LoginServiceDeps {
   config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'deviceTokenTtlSeconds' | 'sessionPolicy' | 'mfa'>;
@@ -28,6 +29,13 @@ export interface LoginServiceDeps {
   credentials: Credentials;
   tokens: AccessTokens;
   clock: Clock;
+  /** Domains whose emails sign in only through their IdP (`sso add --enforce`). */
+  enforcedDomains: EnforcedDomains;
+}
+
+/** A password sign-in (401) or change (403) for an email whose domain must use single sign-on. */
+export function ssoRequired(status: 401 | 403): ApiError {
+  return new ApiError('sso_required', undefined, {}, {}, status);
 }
 
 /** A sign-in's answer: a token pair and the device token to present at the next sign-in. */
@@ -57,6 +65,13 @@ export class LoginService {
    * "A request, in DynamoDB calls"); more reads while it waits for attempts in flight.
    */
   async login(email: string, password: string, caller: Caller, presentedDevice?: string): Promise<SignIn> {
+    // Before any counter or bcrypt: the domain's SSO is no secret, and a refusal here costs a cached
+    // read. After the keys: while they cannot be read (503) a sign-in makes no DynamoDB call at all.
+    await this.deps.keyRing.current();
+    if (await this.ssoEnforced(email)) {
+      log.info('login_failed', { reason: 'sso_required', ...caller });
+      throw ssoRequired(401);
+    }
     const verified = await this.deps.credentials.password(email, password, caller, { presentedDevice });
     const due = this.secondFactorDue(verified.user);
     if (due) throw await this.challenge(verified, due, caller, password);
@@ -64,6 +79,11 @@ export class LoginService {
     countMetric(METRIC.signInSucceeded);
     log.info('login_succeeded', { userId: verified.user.id, sessionId, device: verified.device !== undefined, ...caller });
     return signIn;
+  }
+
+  /** Whether the email's domain signs in only through its IdP (`sso add --enforce`): no password sign-in, no password change. */
+  ssoEnforced(email: string): Promise<boolean> {
+    return this.deps.enforcedDomains.enforces(email);
   }
 
   /**
@@ -103,6 +123,19 @@ export class LoginService {
   }
 
   /**
+   * A federated sign-in (lib/auth/sso-service.ts) of a user who owes our second factor: no session
+   * yet, an `mfa_token` that remembers the IdP, so that the session its code opens is signed in
+   * with `fed` and `otp` and is ended by that IdP's back-channel logout. One write.
+   */
+  async federatedChallenge(user: User, purpose: MfaTokenPurpose, idp: IdpSession, now: Date, caller: Caller): Promise<ApiError> {
+    const token = newMfaToken(user.id);
+    await this.deps.mfaTokens.create(token, { purpose, userEpoch: user.sessionEpoch, at: now, federated: idp });
+    countMetric(METRIC.secondFactorRequired, { name: 'reason', value: purpose });
+    log.info('login_second_factor_due', { userId: user.id, purpose, federated: true, ...caller });
+    return new ApiError(purpose === 'verify' ? 'mfa_required' : 'mfa_enrollment_required', undefined, {}, { mfa_token: token.token, mfa_expires_in: MFA_TOKEN_TTL_SECONDS });
+  }
+
+  /**
    * A device token's item for this session: its life is fixed from its first issue
    * (DEVICE_TOKEN_TTL_SECONDS), and it names the session it was handed out with, which ends it.
    */
@@ -138,7 +171,7 @@ export class LoginService {
   async openSession(
     verified: VerifiedPassword | VerifiedSecondFactor,
     caller: Caller,
-    { rehash, cap = true, amr = PASSWORD_ONLY, endsBy }: { rehash?: string; cap?: boolean; amr?: readonly AuthMethod[]; endsBy?: number } = {},
+    { rehash, cap = true, amr = PASSWORD_ONLY, endsBy, idp, alsoWrite = [] }: { rehash?: string; cap?: boolean; amr?: readonly AuthMethod[]; endsBy?: number; idp?: IdpSession; alsoWrite?: BatchWrite[] } = {},
   ): Promise<{ signIn: SignIn; sessionId: string }> {
     const { config } = this.deps;
     const { user, ring, now } = verified;
@@ -157,6 +190,7 @@ export class LoginService {
       this.deviceWrite(issued, user.sessionEpoch, presented?.trusted.item.created_at ?? now.toISOString(), sessionId),
       this.deps.users.lastLoginWrite(user.id, now),
       ...(pairKey ? [this.deps.attempts.pairClearing(pairKey)] : []),
+      ...alsoWrite,
     ];
     const [created, kept, others] = await Promise.allSettled([
       this.deps.sessions.create(
@@ -172,6 +206,7 @@ export class LoginService {
           expiresAt,
           amr: [...amr],
           deviceHash: issued.hash,
+          ...(idp ? { idp } : {}),
         },
         writes,
       ),
@@ -212,4 +247,12 @@ export class LoginService {
 }
 
 /** The login service over an app's repositories and keys (one per app). */
-export const loginService = oncePer((app: App) => new LoginService({ ...app, mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable), credentials: credentials(app) }));
+export const loginService = oncePer(
+  (app: App) =>
+    new LoginService({
+      ...app,
+      mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable),
+      credentials: credentials(app),
+      enforcedDomains: new EnforcedDomains(new SsoRepository(app.db, app.config.usersTable, app.config.attemptsTable)),
+    }),
+);

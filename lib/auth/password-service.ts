@@ -9,7 +9,7 @@ import { credentials, type Credentials } from './credentials.js';
 import type { KeyRing } from './signing-keys.js';
 import type { Clock } from './tokens.js';
 import type { UsersRepository } from '../store/users.js';
-import { loginService, type LoginService, type SignIn } from './login-service.js';
+import { loginService, ssoRequired, type LoginService, type SignIn } from './login-service.js';
 import { passwordPolicyProblem } from './password-policy.js';
 import { bcryptHash } from './passwords.js';
 
@@ -43,6 +43,11 @@ export class PasswordService {
   async changePassword(accessToken: string, currentPassword: string, newPassword: string, caller: Caller): Promise<SignIn> {
     const standing = await this.deps.auth.authenticate(accessToken);
     const { user, sessionId, amr, expiresAt } = standing;
+    // A domain that signs in through its IdP keeps its passwords there: none is set here.
+    if (await this.deps.login.ssoEnforced(user.email)) {
+      log.info('password_change_refused', { userId: user.id, sessionId, reason: 'sso_required', ...caller });
+      throw ssoRequired(403);
+    }
     const problem = passwordPolicyProblem(newPassword, { minLength: this.deps.config.passwordMinLength, email: user.email, currentPassword });
     if (problem) {
       log.info('password_change_refused', { userId: user.id, sessionId, reason: 'weak_password', ...caller });

@@ -39,7 +39,8 @@ function decoyHash(cost: number): string {
  * taken does not tell which case it was.
  */
 export async function verifyPassword(password: string, hash: string | undefined, cost: number): Promise<boolean> {
-  const usable = hash !== undefined && passwordBytes(password) <= MAX_PASSWORD_BYTES;
+  // An account made by single sign-on has no password (an empty hash): compared against the decoy, never matched.
+  const usable = hash !== undefined && hash !== '' && passwordBytes(password) <= MAX_PASSWORD_BYTES;
   // CPU, not the store: the request's store deadline stands still (lib/platform/dynamo.ts).
   const matches = await outsideStoreDeadline(() => bcrypt.compare(password, usable ? hash : decoyHash(cost)));
   return usable && matches;

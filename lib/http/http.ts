@@ -34,6 +34,27 @@ export function created<T extends object>(body: T): HttpResult {
   return json(201, { success: true, ...body });
 }
 
+/** 302 to `location`, no body: the SSO endpoints that hand a browser on (to the IdP, back to the client). */
+export function redirect(location: string): HttpResult {
+  return { statusCode: 302, headers: { Location: location }, body: '' };
+}
+
+/**
+ * A form-encoded body (`application/x-www-form-urlencoded`), for the one endpoint whose caller
+ * sends no JSON: an IdP's back-channel logout. Any other type is 415; each field once.
+ */
+export function formBody(event: HttpEvent): URLSearchParams {
+  const type = headerValue(event, 'content-type');
+  if (type === undefined || !/^\s*application\/x-www-form-urlencoded\s*(;.*)?$/is.test(type)) {
+    throw new ApiError('unsupported_media_type', 'The request body must be sent as application/x-www-form-urlencoded.');
+  }
+  const params = new URLSearchParams(bodyText(event) ?? '');
+  for (const name of new Set(params.keys())) {
+    if (params.getAll(name).length > 1) throw new ApiError('invalid_request', `The form field "${name}" is given more than once.`);
+  }
+  return params;
+}
+
 /** The raw request body as text, refusing anything over the size limit before it is parsed. */
 export function bodyText(event: HttpEvent): string | undefined {
   if (event.body === undefined || event.body === null) return undefined;

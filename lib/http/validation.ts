@@ -107,3 +107,69 @@ export function apiKeyRequestOf(body: JsonObject): { name: string; expiresInDays
   if (role !== undefined && !(ROLES as readonly unknown[]).includes(role)) throw invalid(`The field "role" must be one of ${ROLES.map((r) => `"${r}"`).join(', ')}.`);
   return { name, expiresInDays: (days as number | undefined) ?? 90, role: role as Role | undefined };
 }
+
+/** A PKCE code verifier or S256 challenge (RFC 7636: 43–128 unreserved characters; an S256 challenge is 43). */
+const PKCE_PATTERN = /^[A-Za-z0-9\-._~]{43,128}$/;
+const DOMAIN_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+const MAX_STATE_LENGTH = 512;
+const MAX_REDIRECT_URI_LENGTH = 2048;
+
+export function isDomain(value: string): boolean {
+  return DOMAIN_PATTERN.test(value);
+}
+
+/** The query of a GET, each parameter once (a repeated one is malformed). */
+export function queryOf(event: { rawQueryString?: string }): Map<string, string> {
+  const params = new URLSearchParams(event.rawQueryString ?? '');
+  const query = new Map<string, string>();
+  for (const [name, value] of params) {
+    if (query.has(name)) throw invalid(`The parameter "${name}" is given more than once.`);
+    query.set(name, value);
+  }
+  return query;
+}
+
+function requiredParam(query: Map<string, string>, name: string, maxLength: number): string {
+  const value = query.get(name);
+  if (value === undefined || value === '') throw invalid(`The parameter "${name}" is required.`);
+  if (value.length > maxLength) throw invalid(`The parameter "${name}" must be at most ${maxLength} characters.`);
+  return value;
+}
+
+/** GET /v1/auth/sso/authorize: `email` or `domain`, `redirect_uri`, `state`, an S256 `code_challenge`. */
+export function ssoAuthorizeRequestOf(query: Map<string, string>): { email: string | undefined; domain: string; redirectUri: string; state: string; codeChallenge: string } {
+  const rawEmail = query.get('email');
+  const rawDomain = query.get('domain');
+  if ((rawEmail === undefined) === (rawDomain === undefined)) throw invalid('Give exactly one of "email" and "domain".');
+  let email: string | undefined;
+  let domain: string;
+  if (rawEmail !== undefined) {
+    email = rawEmail.trim().toLowerCase();
+    if (!isEmail(email)) throw invalid('The parameter "email" must be an email address.');
+    domain = email.slice(email.lastIndexOf('@') + 1);
+  } else {
+    domain = rawDomain!.trim().toLowerCase();
+  }
+  if (!isDomain(domain)) throw invalid('The domain is not a domain name.');
+  const redirectUri = requiredParam(query, 'redirect_uri', MAX_REDIRECT_URI_LENGTH);
+  const state = requiredParam(query, 'state', MAX_STATE_LENGTH);
+  const codeChallenge = requiredParam(query, 'code_challenge', 128);
+  if (codeChallenge.length !== 43 || !PKCE_PATTERN.test(codeChallenge)) throw invalid('The parameter "code_challenge" must be an S256 challenge (43 base64url characters).');
+  if (query.get('code_challenge_method') !== 'S256') throw invalid('The parameter "code_challenge_method" must be S256.');
+  return { email, domain, redirectUri, state, codeChallenge };
+}
+
+/** GET /v1/auth/sso/callback: our `state` (the rest is read by openid-client from the raw query). */
+export function ssoCallbackRequestOf(event: { rawQueryString?: string }): { state: string; query: string; error: string | undefined } {
+  const query = queryOf(event);
+  const state = requiredParam(query, 'state', MAX_STATE_LENGTH);
+  return { state, query: event.rawQueryString ?? '', error: query.get('error') };
+}
+
+/** POST /v1/auth/sso/token: `{"code", "code_verifier"}`. A verifier of the wrong shape can match no challenge: invalid_grant. */
+export function ssoTokenRequestOf(body: JsonObject): { code: string; verifier: string } {
+  const code = requiredString(body, 'code', 512);
+  const verifier = requiredString(body, 'code_verifier', 512);
+  if (!PKCE_PATTERN.test(verifier)) throw new ApiError('invalid_grant');
+  return { code, verifier };
+}

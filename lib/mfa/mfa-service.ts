@@ -11,7 +11,9 @@ import { oncePer } from '../platform/memo.js';
 import { METRIC, countMetric } from '../platform/metrics.js';
 import { MfaRepository } from '../store/mfa.js';
 import { MfaTokensRepository, isMfaTokenUsable, parseMfaToken, type MfaToken, type MfaTokenPurpose, type MfaTokenState } from '../store/mfa-tokens.js';
-import type { AuthMethod, SessionsRepository } from '../store/sessions.js';
+import { epochSeconds, type AuthMethod, type IdpSession, type SessionsRepository } from '../store/sessions.js';
+import { SsoRepository, loggedOutSince } from '../store/sso.js';
+import type { BatchWrite } from '../platform/dynamo.js';
 import type { LoginAttempts } from '../store/login-attempts.js';
 import type { User, UsersRepository } from '../store/users.js';
 import { matchRecoveryCode, newRecoveryCodes, storedRecoveryCodes } from './recovery-codes.js';
@@ -19,7 +21,9 @@ import { open, seal, sealedKid, type MfaKeys } from './secret-box.js';
 import { matchTotp, newTotpSecret, otpauthUrl } from './totp.js';
 
 export interface MfaServiceDeps {
-  config: Pick<Config, 'mfa'>;
+  config: Pick<Config, 'mfa' | 'refreshTokenTtlSeconds'>;
+  /** The IdP session's item (issuer, sid) -> user, written with a federated session, for a logout token that names only the sid. */
+  idpSessions: Pick<SsoRepository, 'idpSessionWrite'>;
   /** The JWT signing keys (a new session's tokens). */
   keyRing: KeyRing;
   mfaKeyRing: KeyRing;
@@ -44,10 +48,11 @@ export interface MfaServiceDeps {
  * moments ago).
  */
 export type EnrolmentAuth = { accessToken: string } | { mfaToken: string };
-export type SetupAuth = { accessToken: string; currentPassword: string } | { mfaToken: string };
+export type SetupAuth = { accessToken: string; currentPassword: string | undefined } | { mfaToken: string };
 
 /** A session signed in with a password and a second factor (RFC 8176). */
 const PASSWORD_AND_OTP: readonly AuthMethod[] = ['pwd', 'otp'];
+
 
 const invalidMfaToken = () => new ApiError('invalid_mfa_token');
 const invalidCode = () => new ApiError('invalid_mfa_code');
@@ -63,6 +68,17 @@ export class MfaService {
   constructor(private readonly deps: MfaServiceDeps) {}
 
   /**
+   * How a session opened by our second factor was signed in: a password and a code, or a company
+   * IdP (single sign-on) and a code; then, as the SSO token exchange does, the IdP session's item
+   * is written with the session, so that a logout token naming only its sid finds the user.
+   */
+  private signedInWithCode(federated: IdpSession | undefined, userId: string, now: Date): { amr: readonly AuthMethod[]; idp?: IdpSession; alsoWrite?: BatchWrite[] } {
+    if (!federated) return { amr: PASSWORD_AND_OTP };
+    const ends = epochSeconds(now) + this.deps.config.refreshTokenTtlSeconds;
+    return { amr: ['fed', 'otp'], idp: federated, alsoWrite: federated.sid ? [this.deps.idpSessions.idpSessionWrite(federated.issuer, federated.sid, userId, ends)] : [] };
+  }
+
+  /**
    * A new secret, pending until a code proves it: `{secret, otpauth_url}`. A setup replaces a
    * pending one; with TOTP active it is 409 `mfa_already_enabled`. By access token, the current
    * password is checked as a password change checks it (lib/auth/credentials.ts: the session's own
@@ -73,12 +89,12 @@ export class MfaService {
     const keys = await this.deps.mfaKeyRing.current();
     const standing = 'accessToken' in auth ? await this.deps.auth.authenticate(auth.accessToken) : undefined;
     const { user } = standing ?? (await this.enrolling((auth as { mfaToken: string }).mfaToken, { reserve: false }));
+    const currentPassword = standing ? (auth as { currentPassword?: unknown }).currentPassword : undefined;
+    // A user without a password (made by single sign-on) proves it with a fresh federated sign-in instead.
+    const federatedProof = standing !== undefined && currentPassword === undefined && this.deps.credentials.freshFederatedSignIn(standing);
+    if (standing && !federatedProof && typeof currentPassword !== 'string') throw new ApiError('invalid_request', 'The field "current_password" is required with a Bearer token (a user without a password: sign in with single sign-on again, then set up within 10 minutes).');
     if (user.totp?.status === 'active') throw new ApiError('mfa_already_enabled');
-    if (standing) {
-      const currentPassword = (auth as { currentPassword?: unknown }).currentPassword;
-      if (typeof currentPassword !== 'string') throw new ApiError('invalid_request', 'The field "current_password" is required with a Bearer token.');
-      await this.deps.credentials.currentPassword(standing, currentPassword, caller, { action: 'mfa_setup' });
-    }
+    if (standing && !federatedProof) await this.deps.credentials.currentPassword(standing, currentPassword as string, caller, { action: 'mfa_setup' });
     const secret = newTotpSecret();
     if (!(await this.deps.mfa.savePending(user.id, seal(keys, secret, user.id)))) throw new ApiError('mfa_already_enabled');
     log.info('mfa_setup', { userId: user.id, by: 'accessToken' in auth ? 'session' : 'mfa_token', ...caller });
@@ -127,7 +143,7 @@ export class MfaService {
       return { recovery_codes: codes };
     }
     const ring = await this.deps.keyRing.current();
-    const { signIn, sessionId } = await this.deps.login.openSession({ user: activated, ring, now }, caller, { cap: false, amr: PASSWORD_AND_OTP });
+    const { signIn, sessionId } = await this.deps.login.openSession({ user: activated, ring, now }, caller, { cap: false, ...this.signedInWithCode(enrolment?.federated, activated.id, now) });
     log.info('mfa_activated', { userId: user.id, sessionId, ...caller });
     countMetric(METRIC.signInSucceeded);
     return { recovery_codes: codes, ...signIn };
@@ -167,7 +183,7 @@ export class MfaService {
     const [spending, claiming, opening] = await Promise.allSettled([
       this.deps.mfaTokens.spend(token, now),
       matched.kind === 'code' ? this.deps.mfa.claimStep(user.id, matched.step) : this.deps.mfa.useRecoveryCode(user.id, matched.mac),
-      this.deps.login.openSession({ user, ring, now }, caller, { amr: PASSWORD_AND_OTP }),
+      this.deps.login.openSession({ user, ring, now }, caller, this.signedInWithCode(state!.federated, user.id, now)),
     ]);
     if (opening.status === 'rejected') throw opening.reason;
     const opened = opening.value;
@@ -230,7 +246,7 @@ export class MfaService {
   }
 
   /** The user and token of an enrolment `mfa_token`: read (setup), or with one of its attempts taken (activate). */
-  private async enrolling(mfaToken: string, { reserve }: { reserve: boolean }): Promise<{ user: User; token: MfaToken }> {
+  private async enrolling(mfaToken: string, { reserve }: { reserve: boolean }): Promise<{ user: User; token: MfaToken; federated: IdpSession | undefined }> {
     const token = parseMfaToken(mfaToken);
     if (!token) throw this.tokenRefused(undefined, 'malformed');
     const now = this.deps.clock();
@@ -238,7 +254,7 @@ export class MfaService {
     // A reservation holds only for a usable token; a read is held to the same rule.
     const problem = reserve || isMfaTokenUsable(state, now) ? tokenProblem(state, user, 'enroll') : 'unusable';
     if (problem) throw this.tokenRefused(token.userId, problem);
-    return { user: user!, token };
+    return { user: user!, token, federated: state!.federated };
   }
 
   private tokenRefused(userId: string | undefined, reason: string, caller?: Caller): ApiError {
@@ -285,6 +301,8 @@ function tokenProblem(state: MfaTokenState | undefined, user: User | undefined, 
   if (!user || user.id !== state.userId || user.status !== 'active') return 'no_user';
   // A password change, a global logout or an activation since the password was checked.
   if (user.sessionEpoch !== state.userEpoch) return 'sessions_ended';
+  // The IdP logged the user out (back-channel) since the federated sign-in that made it.
+  if (state.federated && loggedOutSince(user, state.federated, state.createdAt)) return 'idp_logged_out';
   return undefined;
 }
 
@@ -299,5 +317,6 @@ export const mfaService = oncePer((app: App) => {
     secondFactors: new SecondFactorChecks({ ...app, mfa: new MfaRepository(app.db, app.config.usersTable), mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable) }),
     mfa: new MfaRepository(app.db, app.config.usersTable),
     mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable),
+    idpSessions: new SsoRepository(app.db, app.config.usersTable, app.config.attemptsTable),
   });
 });

@@ -15,7 +15,10 @@ const SEALED_VERSION = 'v1';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
-function derivedKey(keys: MfaKeys, kid: string, purpose: 'totp-secret' | 'recovery-code'): Buffer | undefined {
+/** What a derived key is for: one key per purpose (the HKDF info label says which). `sso-client-secret`: an SSO connection's client secret (lib/auth/sso-secrets.ts). */
+export type SealPurpose = 'totp-secret' | 'sso-client-secret';
+
+function derivedKey(keys: MfaKeys, kid: string, purpose: SealPurpose | 'recovery-code'): Buffer | undefined {
   const secret = keys.keys.get(kid);
   return secret ? Buffer.from(hkdfSync('sha256', secret, new Uint8Array(0), `vpn-auth mfa ${purpose}`, 32)) : undefined;
 }
@@ -24,19 +27,19 @@ function derivedKey(keys: MfaKeys, kid: string, purpose: 'totp-secret' | 'recove
  * `plaintext` sealed under the ring's current key, bound to `context` (the user id: a sealed secret
  * copied onto another user's item does not open there). `v1.<kid>.<iv>.<ciphertext ‖ tag>`, base64url.
  */
-export function seal(keys: MfaKeys, plaintext: string, context: string): string {
+export function seal(keys: MfaKeys, plaintext: string, context: string, purpose: SealPurpose = 'totp-secret'): string {
   const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', derivedKey(keys, keys.currentKid, 'totp-secret')!, iv);
+  const cipher = createCipheriv('aes-256-gcm', derivedKey(keys, keys.currentKid, purpose)!, iv);
   cipher.setAAD(Buffer.from(context, 'utf8'));
   const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
   return [SEALED_VERSION, keys.currentKid, iv.toString('base64url'), body.toString('base64url')].join('.');
 }
 
 /** What `seal` sealed, or undefined: malformed, a key the ring no longer holds, another context, tampered. */
-export function open(keys: MfaKeys, sealed: string, context: string): string | undefined {
+export function open(keys: MfaKeys, sealed: string, context: string, purpose: SealPurpose = 'totp-secret'): string | undefined {
   const [version, kid, iv, body, ...rest] = sealed.split('.');
   if (version !== SEALED_VERSION || kid === undefined || iv === undefined || body === undefined || rest.length > 0) return undefined;
-  const key = derivedKey(keys, kid, 'totp-secret');
+  const key = derivedKey(keys, kid, purpose);
   const ivBytes = Buffer.from(iv, 'base64url');
   const bodyBytes = Buffer.from(body, 'base64url');
   if (!key || ivBytes.length !== IV_BYTES || bodyBytes.length <= TAG_BYTES) return undefined;

@@ -144,6 +144,26 @@ export interface Config extends StoreConfig, HttpPolicy {
   deviceTokenTtlSeconds: number;
   /** How many live API keys a user may have (lib/store/api-keys.ts: one slot each). */
   maxApiKeysPerUser: number;
+  /** Single sign-on with a company's OpenID Connect provider (lib/auth/sso-service.ts). */
+  sso: SsoPolicy;
+}
+
+/** Where federated sign-ins come back to, and where they may end. */
+export interface SsoPolicy {
+  /**
+   * PUBLIC_BASE_URL (param publicBaseUrl): this API's own origin as the IdP sees it; the callback is
+   * `<it>/v1/auth/sso/callback`. Outside production it defaults to http://localhost:<PORT>; in
+   * production it has no default (undefined), and the SSO functions refuse to start without it.
+   */
+  publicBaseUrl: string | undefined;
+  /**
+   * SSO_REDIRECT_URIS (param ssoRedirectUris, comma-separated): where a sign-in may send its one-time
+   * code. Matched exactly, except that `http://127.0.0.1/PATH` and `http://[::1]/PATH` match any port
+   * (RFC 8252 §7.3, desktop clients).
+   */
+  redirectUris: readonly string[];
+  /** Loopback http issuers are allowed (tests, the local demo IdP): every stage but production. */
+  allowLoopbackIssuers: boolean;
 }
 
 export const MIN_SECRET_BYTES = 32;
@@ -375,6 +395,45 @@ export function loadSessionPolicy(env: Env = process.env): SessionPolicy {
   };
 }
 
+/** A redirect URI an SSO sign-in may end at: absolute, no fragment, https (or http on loopback, RFC 8252). */
+export function isAllowedRedirectEntry(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.hash !== '' || url.username !== '' || url.password !== '') return false;
+  if (url.protocol === 'https:') return true;
+  return url.protocol === 'http:' && ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
+}
+
+export function loadSsoPolicy(env: Env = process.env): SsoPolicy {
+  const stage = read(env, 'STAGE') ?? 'dev';
+  const production = isProductionStage(stage);
+  const base = read(env, 'PUBLIC_BASE_URL') ?? (production ? undefined : `http://localhost:${read(env, 'PORT') ?? '3000'}`);
+  if (base === undefined) return { publicBaseUrl: undefined, redirectUris: redirectUrisOf(env), allowLoopbackIssuers: false };
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(base);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.pathname.replace(/\/$/, '') !== '' || parsed.search || parsed.hash) {
+    throw new ConfigError('PUBLIC_BASE_URL', `must be an origin like https://auth.example.com, got "${base}"`);
+  }
+  if (production && parsed.protocol !== 'https:') throw new ConfigError('PUBLIC_BASE_URL', `must be https in production, got "${base}"`);
+  return { publicBaseUrl: parsed.origin, redirectUris: redirectUrisOf(env), allowLoopbackIssuers: !production };
+}
+
+function redirectUrisOf(env: Env): string[] {
+  const redirectUris = (read(env, 'SSO_REDIRECT_URIS') ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+  redirectUris.forEach((entry, index) => {
+    if (!isAllowedRedirectEntry(entry)) throw new ConfigError('SSO_REDIRECT_URIS', `entry ${index + 1} must be an absolute https URL (http only on loopback) without a fragment, got "${entry}"`);
+  });
+  return redirectUris;
+}
+
 /** The longest REFRESH_TOKEN_TTL_SECONDS allows: no session ever lasts longer (an operator's listing reads back this far). */
 export const MAX_REFRESH_TOKEN_TTL_SECONDS = 31_536_000;
 
@@ -394,6 +453,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionPolicy: loadSessionPolicy(env),
     // At most 100: one BatchGetItem reads every slot of a user.
     maxApiKeysPerUser: integer(env, 'MAX_API_KEYS_PER_USER', 10, 1, 100),
+    sso: loadSsoPolicy(env),
     loginLimits: {
       maxFailures: integer(env, 'LOGIN_MAX_FAILURES', 5, 1, 100),
       lockoutSeconds: integer(env, 'LOGIN_LOCKOUT_SECONDS', 900, 1, 86_400),

@@ -5,6 +5,9 @@
 export const ERRORS = {
   invalid_request: { status: 400, message: 'The request is malformed.' },
   weak_password: { status: 400, message: 'The new password does not meet the password policy.' },
+  invalid_redirect_uri: { status: 400, message: 'The redirect_uri is not one this API may send a sign-in to.' },
+  invalid_grant: { status: 400, message: 'The code is invalid, expired or already used, or the code_verifier does not match it.' },
+  sso_required: { status: 401, message: 'This email domain signs in with its company identity provider (GET /v1/auth/sso/authorize).' },
   invalid_credentials: { status: 401, message: 'Invalid email or password.' },
   invalid_token: { status: 401, message: 'The access token is missing, invalid or revoked.' },
   token_expired: { status: 401, message: 'The access token has expired.' },
@@ -20,6 +23,7 @@ export const ERRORS = {
   session_required: { status: 403, message: 'This needs a session\'s access token; an API key cannot mint or manage credentials.' },
   not_found: { status: 404, message: 'No such endpoint.' },
   session_not_found: { status: 404, message: 'No such session.' },
+  sso_not_configured: { status: 404, message: 'No single sign-on is configured for this email domain.' },
   api_key_not_found: { status: 404, message: 'No such API key.' },
   api_key_limit: { status: 409, message: 'This account has as many live API keys as it may have. Revoke one first.' },
   mfa_already_enabled: { status: 409, message: 'Two-factor sign-in is already on for this account.' },
@@ -43,10 +47,12 @@ export class ApiError extends Error {
     readonly headers: Record<string, string> = {},
     /** Fields of the body besides `success` and `error` (an `mfa_token` with its challenge). */
     readonly fields: Record<string, string | number> = {},
+    /** Another status than the table's, for a code that two endpoints answer differently (sso_required: 401 at sign-in, 403 for a password change). */
+    status?: number,
   ) {
     super(message);
     this.name = 'ApiError';
-    this.status = ERRORS[code].status;
+    this.status = status ?? ERRORS[code].status;
   }
 
   toBody() {

@@ -16,7 +16,7 @@ export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 
 /** Every metric the service emits, and the one dimension each may carry. */
 export const METRIC = {
   signInSucceeded: 'SignInSucceeded',
-  /** reason: unknown_user | bad_password | disabled */
+  /** reason: unknown_user | bad_password | disabled; single sign-on's refusals: sso_<reason> (sso_email_not_verified, sso_wrong_domain, sso_disabled, sso_idp_error, sso_unusable…) */
   signInFailed: 'SignInFailed',
   /** limit: pair | ip | account | device | session | code | recovery_code */
   signInLockedOut: 'SignInLockedOut',

@@ -1,7 +1,7 @@
 import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { batchWriteAll, compensatingUpdate, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
-import { epochSeconds } from './sessions.js';
+import { epochSeconds, type IdpSession } from './sessions.js';
 
 /**
  * The token a sign-in hands out when the password was right but a second factor is still due
@@ -38,6 +38,10 @@ export interface MfaTokenState {
   attempts: number;
   expiresAt: number;
   spent: boolean;
+  /** A federated sign-in's token: the IdP it came through (its session is signed in with `fed`). */
+  federated: IdpSession | undefined;
+  /** When it was made (epoch ms). */
+  createdAt: number;
 }
 
 interface MfaTokenItem {
@@ -51,6 +55,8 @@ interface MfaTokenItem {
   expires_at: number;
   spent_at?: string;
   device_hash?: string;
+  idp?: string;
+  idp_sid?: string;
 }
 
 /** Whether a token as read may still take an attempt: what `reserveAttempt`'s condition holds it to. */
@@ -67,7 +73,7 @@ export class MfaTokensRepository {
   /** Store a new token, in one BatchWriteItem with `alongside` (a sign-in's bookkeeping). */
   async create(
     token: MfaToken,
-    { purpose, userEpoch, at, deviceHash }: { purpose: MfaTokenPurpose; userEpoch: number; at: Date; deviceHash?: string },
+    { purpose, userEpoch, at, deviceHash, federated }: { purpose: MfaTokenPurpose; userEpoch: number; at: Date; deviceHash?: string; federated?: IdpSession },
     alongside: BatchWrite[] = [],
   ): Promise<void> {
     const item: MfaTokenItem = {
@@ -79,6 +85,7 @@ export class MfaTokensRepository {
       created_at: at.toISOString(),
       expires_at: epochSeconds(at) + MFA_TOKEN_TTL_SECONDS,
       ...(deviceHash ? { device_hash: deviceHash } : {}),
+      ...(federated ? { idp: federated.issuer, ...(federated.sid ? { idp_sid: federated.sid } : {}) } : {}),
     };
     // 256 random bits: a new key, without a condition (a BatchWriteItem takes none).
     await batchWriteAll(this.db, [{ table: this.table, put: { ...item } }, ...alongside]);
@@ -140,5 +147,15 @@ export class MfaTokensRepository {
 
 function stateFrom(item: Record<string, unknown>): MfaTokenState {
   const row = item as unknown as MfaTokenItem;
-  return { userId: row.user_id, deviceHash: row.device_hash, purpose: row.purpose, userEpoch: row.user_epoch, attempts: row.attempts, expiresAt: row.expires_at, spent: row.spent_at !== undefined };
+  return {
+    userId: row.user_id,
+    deviceHash: row.device_hash,
+    purpose: row.purpose,
+    userEpoch: row.user_epoch,
+    attempts: row.attempts,
+    expiresAt: row.expires_at,
+    spent: row.spent_at !== undefined,
+    federated: row.idp ? { issuer: row.idp, ...(row.idp_sid ? { sid: row.idp_sid } : {}) } : undefined,
+    createdAt: Date.parse(row.created_at),
+  };
 }

@@ -3,8 +3,12 @@ import { SESSIONS_BY_USER_INDEX } from '../../infra/tables.js';
 import { batchGetAll, batchWriteAll, storeCall, updateAndReadIf, updateIf, type BatchWrite } from '../platform/dynamo.js';
 import { lastLoginKey, userFromItem, userKey, type User } from './users.js';
 
-/** How a session was signed in (RFC 8176 `amr` values): a password, and a one-time code when there was one. */
-export const AUTH_METHODS = ['pwd', 'otp'] as const;
+/**
+ * How a session was signed in (RFC 8176 `amr` values): a password, and a one-time code when there
+ * was one; `fed` for a company identity provider's assertion (single sign-on), with `mfa` when that
+ * provider said it did a second factor itself.
+ */
+export const AUTH_METHODS = ['pwd', 'otp', 'fed', 'mfa'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 /** A session or token from before `amr` was recorded: signed in with a password alone. */
 export const PASSWORD_ONLY: readonly AuthMethod[] = ['pwd'];
@@ -44,6 +48,15 @@ export interface Session {
   deviceHash: string | undefined;
   /** Wrong current passwords given from this session in a row (a password change, a TOTP set-up), live until `until`. */
   passwordFailures: { failures: number; until: number } | undefined;
+  /** Signed in through a company identity provider: its issuer and its own session id (`sid`), which its back-channel logout names. */
+  idp: IdpSession | undefined;
+}
+
+/** The identity provider a federated session was signed in through. */
+export interface IdpSession {
+  issuer: string;
+  /** The IdP's `sid` claim of the ID token, when it sent one. */
+  sid?: string;
 }
 
 export const sessionKey = (id: string) => ({ pk: `SESSION#${id}` });
@@ -74,6 +87,8 @@ interface SessionItem {
   device_hash?: string;
   password_failures?: number;
   password_failures_until?: number;
+  idp?: string;
+  idp_sid?: string;
 }
 
 /** A session's last use: recorded since last_used_at exists; before, its last rotation, else its sign-in. */
@@ -100,6 +115,7 @@ function sessionFromItem(item: Record<string, unknown>): Session {
     revokedReason: row.revoked_reason,
     deviceHash: row.device_hash,
     passwordFailures: row.password_failures_until !== undefined ? { failures: row.password_failures ?? 0, until: row.password_failures_until } : undefined,
+    idp: row.idp ? { issuer: row.idp, ...(row.idp_sid ? { sid: row.idp_sid } : {}) } : undefined,
   };
 }
 
@@ -123,6 +139,9 @@ export interface SessionSummary {
   userAgent: string | undefined;
   /** The user's epoch when it began: it stands only while the user's is still this. */
   userEpoch: number;
+  /** How it was signed in (`fed` through a company IdP, whose issuer is `idp`). */
+  amr: AuthMethod[];
+  idp: string | undefined;
 }
 
 /** A session as shown outside the service (the API's list, the users CLI's JSON): where and when, never a hash. */
@@ -132,10 +151,14 @@ export interface PublicSession {
   last_used_at: string;
   ip: string | null;
   user_agent: string | null;
+  /** How it was signed in (RFC 8176): ["pwd"], ["pwd","otp"], ["fed"], ["fed","mfa"], ["fed","otp"]. */
+  amr: AuthMethod[];
+  /** The company IdP (issuer) a federated session was signed in through, else null. */
+  idp: string | null;
 }
 
 export function toPublicSession(session: SessionSummary): PublicSession {
-  return { id: session.id, created_at: session.createdAt, last_used_at: session.lastUsedAt, ip: session.sourceIp ?? null, user_agent: session.userAgent ?? null };
+  return { id: session.id, created_at: session.createdAt, last_used_at: session.lastUsedAt, ip: session.sourceIp ?? null, user_agent: session.userAgent ?? null, amr: [...session.amr], idp: session.idp ?? null };
 }
 
 /** Whether the session still stands at `now` for this user: not revoked, not expired, not superseded. */
@@ -181,8 +204,8 @@ export class SessionsRepository {
    * bits, so it needs no existence condition (which BatchWriteItem could not carry).
    */
   async create(
-    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'lastUsedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent' | 'amr' | 'deviceHash' | 'passwordFailures'> &
-      Partial<Pick<Session, 'sourceIp' | 'userAgent' | 'amr' | 'deviceHash'>>,
+    session: Omit<Session, 'previousHash' | 'rotatedAt' | 'lastUsedAt' | 'revokedAt' | 'revokedReason' | 'generation' | 'sourceIp' | 'userAgent' | 'amr' | 'deviceHash' | 'passwordFailures' | 'idp'> &
+      Partial<Pick<Session, 'sourceIp' | 'userAgent' | 'amr' | 'deviceHash' | 'idp'>>,
     alsoWrite: BatchWrite[] = [],
   ): Promise<Session> {
     const item: SessionItem = {
@@ -200,6 +223,7 @@ export class SessionsRepository {
       ...(session.userAgent ? { user_agent: [...session.userAgent].slice(0, MAX_USER_AGENT_LENGTH).join('') } : {}),
       expires_at: session.expiresAt,
       ...(session.deviceHash ? { device_hash: session.deviceHash } : {}),
+      ...(session.idp ? { idp: session.idp.issuer, ...(session.idp.sid ? { idp_sid: session.idp.sid } : {}) } : {}),
     };
     if (alsoWrite.length === 0) {
       await storeCall(this.db.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })));
@@ -297,6 +321,9 @@ export class SessionsRepository {
           sourceIp: row.ip,
           userAgent: row.user_agent,
           userEpoch: row.user_epoch,
+          // Absent from sessions made before it was recorded (and from an index built before it was projected): a password alone.
+          amr: row.amr ?? [...PASSWORD_ONLY],
+          idp: row.idp,
         };
         if (!isSessionIdle(summary, idleSeconds, now)) live.push(summary);
         if (live.length === limit) return live;
@@ -304,6 +331,21 @@ export class SessionsRepository {
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return live;
+  }
+
+  /**
+   * The user's sessions that may stand, read whole (the index does not hold how they were signed
+   * in): a Query of the by-user index, then BatchGetItem of those sessions. For a back-channel
+   * logout, which ends those of one IdP.
+   */
+  async federatedSessions(userId: string, now: Date): Promise<Session[]> {
+    const live = await this.listLive({ id: userId }, now, { idleSeconds: 0, limit: Infinity, maxAgeSeconds: 31_536_000 });
+    const sessions: Session[] = [];
+    for (let start = 0; start < live.length; start += 100) {
+      const found = await batchGetAll(this.db, { [this.table]: live.slice(start, start + 100).map((summary) => sessionKey(summary.id)) });
+      sessions.push(...found[this.table]!.map(sessionFromItem).filter((session) => session.idp !== undefined && session.revokedAt === undefined));
+    }
+    return sessions;
   }
 
   /**

@@ -28,7 +28,15 @@ export interface User {
   keptSession: { id: string; fromEpoch: number } | undefined;
   /** The account's consecutive wrong second factors (lib/store/mfa.ts, MFA_MAX_FAILURES). */
   codeFailures: CodeFailures;
+  /**
+   * When an IdP's back-channel logout last reached this user (epoch ms), by lib/store/sso.ts's
+   * idpLogoutKey: a federated grant or mfa_token made before it opens no session.
+   */
+  idpLogouts?: Record<string, number>;
 }
+
+/** The user item's attributes that record an IdP's back-channel logout (lib/store/sso.ts writes them). */
+export const IDP_LOGOUT_PREFIX = 'idp_logout:';
 
 /**
  * Consecutive wrong second factors of an account, across every mfa_token, address and hour: only
@@ -168,7 +176,13 @@ export function userFromItem(item: Record<string, unknown>, lastLoginItem?: Reco
         : undefined,
     keptSession: row.kept_session_id !== undefined && row.kept_session_epoch !== undefined ? { id: row.kept_session_id, fromEpoch: row.kept_session_epoch } : undefined,
     codeFailures: { codes: row.code_failures ?? 0, lockedUntil: row.code_locked_until ?? 0, locks: row.code_locks ?? 0, recovery: row.recovery_failures ?? 0 },
+    ...idpLogoutsOf(item),
   };
+}
+
+function idpLogoutsOf(item: Record<string, unknown>): { idpLogouts?: Record<string, number> } {
+  const found = Object.entries(item).filter(([name, value]) => name.startsWith(IDP_LOGOUT_PREFIX) && typeof value === 'number');
+  return found.length === 0 ? {} : { idpLogouts: Object.fromEntries(found.map(([name, value]) => [name.slice(IDP_LOGOUT_PREFIX.length), value as number])) };
 }
 
 export interface NewUser {
@@ -295,6 +309,11 @@ export class UsersRepository {
       ':at': at.toISOString(),
       ':one': 1,
     });
+  }
+
+  /** The role an SSO connection's groups claim gives (`--admin-group`), at a federated sign-in. */
+  async setRole(id: string, role: Role, at: Date): Promise<User> {
+    return this.update(id, 'SET #role = :role, updated_at = :at', { ':role': role, ':at': at.toISOString() }, { '#role': 'role' });
   }
 
   async revokeAllSessions(id: string, at: Date): Promise<User> {

@@ -4,6 +4,13 @@ import { crc32Base64url } from '../../lib/platform/checksum.js';
 import { apiUrl } from '../support/context.js';
 import { e2eApp, login, requestFrom, type SourcedReply } from '../support/http.js';
 import { createUser } from '../support/store.js';
+import { randomBytes } from 'node:crypto';
+import { afterAll } from 'vitest';
+import { sealClientSecret } from '../../lib/auth/identity-providers.js';
+import { SsoRepository } from '../../lib/store/sso.js';
+import { SSO_TEST_REDIRECT_URIS } from '../support/api-setup.js';
+import { apiEnv } from '../support/context.js';
+import { startTestIdp, type TestIdp } from '../support/oidc-idp.js';
 
 /** Every answer, whatever was sent: never a 5xx, always our JSON shape, always the common headers. */
 function expectWellFormed(reply: SourcedReply): void {
@@ -148,6 +155,98 @@ describe('fuzzing every endpoint with random bodies and headers (fast-check)', (
       { numRuns: RUNS / 4 },
     );
   }, 180_000);
+
+  // Single sign-on: random queries (a few of them for a domain connected to a real IdP, so that
+  // well-formed ones reach it) and random bodies; the two GETs may answer 302, always without a body.
+  describe('single sign-on', () => {
+    let idp: TestIdp;
+    let domain = '';
+    beforeAll(async () => {
+      const base = apiEnv().PUBLIC_BASE_URL!;
+      idp = await startTestIdp({ callbackUrl: `${base}/v1/auth/sso/callback`, backchannelLogoutUrl: `${base}/v1/auth/sso/backchannel-logout` });
+      domain = `fuzz-${randomBytes(3).toString('hex')}.sso.test`;
+      const app = e2eApp();
+      await new SsoRepository(app.db, app.config.usersTable, app.config.attemptsTable).addConnection({
+        domain,
+        issuer: idp.issuer,
+        clientId: idp.clientId,
+        sealedClientSecret: sealClientSecret(await app.mfaKeyRing!.current(), idp.clientSecret, domain),
+        enforce: false,
+        adminGroup: undefined,
+        groupsClaim: 'groups',
+        createdAt: new Date().toISOString(),
+      });
+    });
+    afterAll(() => idp?.close());
+
+    const pkceish = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{43}$/), fc.string({ maxLength: 200 }));
+    const query = (fields: Record<string, fc.Arbitrary<string>>) =>
+      fc.record(fields, { requiredKeys: [] }).map((params) => `?${new URLSearchParams(params as Record<string, string>).toString()}`);
+    const authorizeQuery = fc.oneof(
+      fc.string({ maxLength: 300 }).map((text) => `?${encodeURI(text)}`),
+      query({
+        email: fc.oneof(emailish, fc.constant('someone@DOMAIN')),
+        domain: fc.oneof(fc.domain(), fc.constant('DOMAIN'), fc.string({ maxLength: 30 })),
+        redirect_uri: fc.oneof(fc.constantFrom(...SSO_TEST_REDIRECT_URIS, 'http://127.0.0.1:4711/sso/desktop', 'http://localhost/sso/desktop'), fc.webUrl(), fc.string({ maxLength: 100 })),
+        state: fc.string({ maxLength: 600 }),
+        code_challenge: pkceish,
+        code_challenge_method: fc.oneof(fc.constantFrom('S256', 'plain', 's256'), fc.string({ maxLength: 10 })),
+      }),
+      // Well-formed but for the state and the email's local part: these reach the IdP's discovery and answer 302.
+      fc.tuple(fc.string({ minLength: 1, maxLength: 500 }), fc.stringMatching(/^[a-z0-9.]{1,20}$/), fc.stringMatching(/^[A-Za-z0-9_-]{43}$/)).map(
+        ([state, local, challenge]) => `?${new URLSearchParams({ email: `${local}@DOMAIN`, redirect_uri: SSO_TEST_REDIRECT_URIS[0]!, state, code_challenge: challenge, code_challenge_method: 'S256' })}`,
+      ),
+    );
+    const callbackQuery = fc.oneof(
+      fc.string({ maxLength: 300 }).map((text) => `?${encodeURI(text)}`),
+      query({ state: fc.oneof(fc.string({ maxLength: 600 }), fc.stringMatching(/^[A-Za-z0-9_-]{43}$/)), code: fc.string({ maxLength: 200 }), iss: fc.oneof(fc.webUrl(), fc.string()), error: fc.string({ maxLength: 50 }) }),
+    );
+    const tokenBody = fc.oneof(
+      body,
+      fc.record({ code: fc.oneof(secretish.map((s) => `sc_${s}`), fc.stringMatching(/^sc_[A-Za-z0-9_-]{64}$/), anyValue), code_verifier: fc.oneof(pkceish, anyValue) }, { requiredKeys: [] }).map((value) => JSON.stringify(value)),
+    );
+    const jwtish = fc.tuple(fc.base64String(), fc.base64String(), fc.base64String()).map(([a, b, c]) => `eyJ${a}.eyJ${b}.${c}`.replace(/[+/=]/g, ''));
+    const formBody = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc.record({ logout_token: fc.oneof(jwtish, fc.string({ maxLength: 300 })), other: fc.string({ maxLength: 20 }) }, { requiredKeys: [] }).map((fields) => new URLSearchParams(fields as Record<string, string>).toString()),
+      fc.constant('logout_token=a&logout_token=b'),
+    );
+
+    it.each([
+      ['GET', '/sso/authorize', authorizeQuery, '127.0.0.55'],
+      ['GET', '/sso/callback', callbackQuery, '127.0.0.56'],
+    ] as const)(`answers ${RUNS / 8} random %s %s requests without a 5xx: a JSON refusal, or a 302 with no body`, async (method, path, queries, sourceIp) => {
+      await fc.assert(
+        fc.asyncProperty(queries, headers, async (search, sentHeaders) => {
+          const reply = await requestFrom(sourceIp, method, `${path}${search.replaceAll('DOMAIN', domain)}`, { headers: sentHeaders, recordSecrets: false });
+          if (reply.status === 302) {
+            expect(reply.headers.location).toMatch(/^https?:\/\//);
+            expect(reply.text).toBe('');
+          } else expectWellFormed(reply);
+        }),
+        { numRuns: RUNS / 8 },
+      );
+    }, 180_000);
+
+    it(`answers ${RUNS / 8} random POST /sso/token requests without a 5xx and with a well-formed body`, async () => {
+      await fc.assert(
+        fc.asyncProperty(tokenBody, headers, async (payload, sentHeaders) => {
+          expectWellFormed(await requestFrom('127.0.0.57', 'POST', '/sso/token', { body: payload, headers: sentHeaders, recordSecrets: false }));
+        }),
+        { numRuns: RUNS / 8 },
+      );
+    }, 180_000);
+
+    it(`answers ${RUNS / 8} random POST /sso/backchannel-logout requests without a 5xx and with a well-formed body`, async () => {
+      await fc.assert(
+        fc.asyncProperty(formBody, headers, fc.boolean(), async (payload, sentHeaders, asForm) => {
+          const sent = asForm ? { ...sentHeaders, 'content-type': 'application/x-www-form-urlencoded' } : sentHeaders;
+          expectWellFormed(await requestFrom('127.0.0.58', 'POST', '/sso/backchannel-logout', { body: payload, headers: sent, recordSecrets: false }));
+        }),
+        { numRuns: RUNS / 8 },
+      );
+    }, 180_000);
+  });
 
   /** Random requests, half of them with a live token. */
   async function fuzzWithToken(method: string, path: fc.Arbitrary<string>, sourceIp: string, runs: number): Promise<void> {

@@ -6,6 +6,9 @@ import { auditLine, runScript } from '../support/cli.js';
 import { e2eRing, requestFrom } from '../support/http.js';
 import { stageApi } from '../support/stage-api.js';
 import { createUser } from '../support/store.js';
+import { openClientSecret, sealClientSecret } from '../../lib/auth/identity-providers.js';
+import { SsoRepository } from '../../lib/store/sso.js';
+import { parseSigningKeys } from '../../lib/platform/config.js';
 
 const amrOf = (token: string) => decodeJwt(token).amr;
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -96,6 +99,10 @@ describe('the prod stage over HTTP, as the README recommends it: HTTPS only, HST
       expect((await post('/mfa/verify', { mfa_token: `mt_${'A'.repeat(64)}`, code: '123456' })).body.error.code).toBe('invalid_mfa_token');
       const lastMfaRequestAt = Date.now();
       const [oldKid] = (await keys('list')).stdout.split('\n')[1]!.split(/\s+/);
+      // An SSO connection, its client secret sealed under the same (old) key
+      const sso = new SsoRepository(api.app().db, api.app().config.usersTable, api.app().config.attemptsTable);
+      const ssoDomain = `rotate-${Date.now()}.example`;
+      await sso.addConnection({ domain: ssoDomain, issuer: 'https://idp.rotate.example', clientId: 'c', sealedClientSecret: sealClientSecret(await api.app().mfaKeyRing!.current(), 'the-client-secret', ssoDomain), enforce: false, adminGroup: undefined, groupsClaim: 'groups', createdAt: new Date().toISOString() });
 
       // Act: a new key, then the old one may not go while a secret and the recovery codes need it
       const rotated = await keys('rotate');
@@ -105,9 +112,14 @@ describe('the prod stage over HTTP, as the README recommends it: HTTPS only, HST
 
       // Assess
       expect(rotated.code, rotated.stderr).toBe(0);
-      expect(early).toMatchObject({ code: 1, stderr: expect.stringMatching(new RegExp(`Still needed \\(${oldKid}: \\d+ TOTP secret\\(s\\), \\d+ recovery-code set\\(s\\)`)) });
+      expect(early).toMatchObject({ code: 1, stderr: expect.stringMatching(new RegExp(`Still needed \\(${oldKid}: \\d+ TOTP secret\\(s\\), \\d+ recovery-code set\\(s\\), 1 SSO client secret\\(s\\)`)) });
       expect(resealed.code, resealed.stderr).toBe(0);
       expect(resealed.stdout).toMatch(/Resealed [1-9]\d* TOTP secret\(s\)/);
+      expect(resealed.stdout).toContain('Resealed 1 SSO client secret(s).');
+      const resealedConnection = (await sso.connection(ssoDomain))!;
+      expect(resealedConnection.sealedClientSecret.split('.')[1]).not.toBe(oldKid);
+      expect(openClientSecret(parseSigningKeys(await e2eRing('prod', 'mfa'), 'MFA_KEY'), resealedConnection.sealedClientSecret, ssoDomain)).toBe('the-client-secret');
+      await sso.removeConnection(ssoDomain);
       expect(auditLine(resealed.stderr, 'mfa_secrets_resealed')).toMatchObject({ unreadable: 0 });
       expect(listed.stdout).toMatch(new RegExp(`${oldKid}  previous \\(opens only\\)\\s+0 TOTP secret\\(s\\), [1-9]\\d* recovery-code set\\(s\\)`));
 

@@ -105,7 +105,7 @@ describe('the users CLI against the running API', () => {
     expect(auditLine(table.stderr, 'sessions_listed')).toMatchObject({ count: 2 });
     const sessions = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
     expect(sessions.map((session) => session.user_agent)).toEqual(['Phone/2.0', 'Laptop/1.0']);
-    expect(Object.keys(sessions[0]!).sort()).toEqual(['created_at', 'id', 'ip', 'last_used_at', 'user_agent']);
+    expect(Object.keys(sessions[0]!).sort()).toEqual(['amr', 'created_at', 'id', 'idp', 'ip', 'last_used_at', 'user_agent']);
     expect(ended.code, ended.stderr).toBe(0);
     expect(auditLine(ended.stderr, 'session_ended')).toMatchObject({ endedSessionId: phoneSid });
     expectError(await call('GET', '/me', { token: phone.body.token }), 401, 'invalid_token');

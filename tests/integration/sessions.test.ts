@@ -41,8 +41,8 @@ describe('listing sessions', () => {
 
     // Assess
     expect(sessions).toEqual([
-      { id: sessionOf(phone), created_at: '2026-01-15T10:31:00.000Z', last_used_at: '2026-01-15T10:31:00.000Z', ip: '198.51.100.2', user_agent: 'Phone/2.0', current: true },
-      { id: sessionOf(laptop), created_at: '2026-01-15T10:30:00.000Z', last_used_at: '2026-01-15T10:30:00.000Z', ip: '198.51.100.1', user_agent: 'Laptop/1.0', current: false },
+      { id: sessionOf(phone), created_at: '2026-01-15T10:31:00.000Z', last_used_at: '2026-01-15T10:31:00.000Z', ip: '198.51.100.2', user_agent: 'Phone/2.0', amr: ['pwd'], idp: null, current: true },
+      { id: sessionOf(laptop), created_at: '2026-01-15T10:30:00.000Z', last_used_at: '2026-01-15T10:30:00.000Z', ip: '198.51.100.1', user_agent: 'Laptop/1.0', amr: ['pwd'], idp: null, current: false },
     ]);
   });
 

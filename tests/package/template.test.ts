@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ACCESS, KEY_READERS, MFA_KEY_READERS } from '../../infra/iam.js';
+import { ACCESS, KEY_READERS, MFA_KEY_READERS, MFA_RING_READERS } from '../../infra/iam.js';
 import { SETTINGS } from '../../infra/settings.js';
 import { METRIC, METRICS_NAMESPACE } from '../../lib/platform/metrics.js';
 import { stageParam } from '../../scripts/stage-params.js';
@@ -137,6 +137,13 @@ describe('the packaged CloudFormation template', () => {
     expect(dynamoOf('ChangePassword')).not.toHaveProperty(['SessionsTable/index/by-user']);
     expect(dynamoOf('ChangePassword').SessionsTable).toEqual(['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem']);
     expect(dynamoOf('ChangePassword').AttemptsTable).toEqual(['dynamodb:BatchWriteItem']);
+    // Single sign-on: authorize reads a connection and writes a flow, nothing else; no SSO function
+    // but the token exchange writes a session, and only back-channel logout ends one.
+    expect(dynamoOf('SsoAuthorize')).toEqual({ UsersTable: ['dynamodb:GetItem'], AttemptsTable: ['dynamodb:PutItem'] });
+    expect(dynamoOf('SsoCallback')).not.toHaveProperty('SessionsTable');
+    expect(dynamoOf('SsoToken').SessionsTable).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:UpdateItem']);
+    expect(dynamoOf('SsoBackchannelLogout').UsersTable).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    expect(dynamoOf('SsoBackchannelLogout').SessionsTable).toEqual(['dynamodb:BatchGetItem', 'dynamodb:UpdateItem']);
   });
 
   it('lets /auth/me and the authorizer only read, but for an API key\'s last_used_at (at most one UpdateItem per key per hour)', () => {
@@ -212,12 +219,14 @@ describe('the packaged CloudFormation template', () => {
       const parameter = (path: string) => ({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${path}` } });
       expect(ssm, id).toEqual([
         ...(reads(KEY_READERS) ? [parameter('/vpn-auth/prod/jwt-signing-keys')] : []),
-        ...(reads(MFA_KEY_READERS) ? [parameter('/vpn-auth/prod/mfa-keys')] : []),
+        ...(reads(MFA_RING_READERS) ? [parameter('/vpn-auth/prod/mfa-keys')] : []),
       ]);
       expect(fn.Properties.Environment.Variables.MFA_KEY_PARAMETER, id).toBe('/vpn-auth/prod/mfa-keys');
     }
     expect([...MFA_KEY_READERS].sort()).toEqual(['mfaActivate', 'mfaRecoveryCodes', 'mfaSetup', 'mfaTurnOff', 'mfaVerify']);
-    expect([...KEY_READERS].sort()).toEqual(['authorizer', 'changePassword', 'createApiKey', 'endSession', 'listApiKeys', 'listSessions', 'login', 'logout', 'me', 'mfaActivate', 'mfaRecoveryCodes', 'mfaSetup', 'mfaTurnOff', 'mfaVerify', 'refresh', 'revokeApiKey']);
+    // The SSO callback opens the connections' client secrets, sealed under the MFA ring: it reads that ring, not the signing keys.
+    expect([...MFA_RING_READERS].sort()).toEqual(['mfaActivate', 'mfaRecoveryCodes', 'mfaSetup', 'mfaTurnOff', 'mfaVerify', 'ssoCallback']);
+    expect([...KEY_READERS].sort()).toEqual(['authorizer', 'changePassword', 'createApiKey', 'endSession', 'listApiKeys', 'listSessions', 'login', 'logout', 'me', 'mfaActivate', 'mfaRecoveryCodes', 'mfaSetup', 'mfaTurnOff', 'mfaVerify', 'refresh', 'revokeApiKey', 'ssoToken']);
   });
 
   it('reserves login 100 and the password change 20 of the account\'s concurrency in prod by default, nothing elsewhere unless params ask', () => {
@@ -238,6 +247,10 @@ describe('the packaged CloudFormation template', () => {
       CreateApiKeyLambdaFunction: undefined,
       ListApiKeysLambdaFunction: undefined,
       RevokeApiKeyLambdaFunction: undefined,
+      SsoAuthorizeLambdaFunction: undefined,
+      SsoCallbackLambdaFunction: undefined,
+      SsoTokenLambdaFunction: undefined,
+      SsoBackchannelLogoutLambdaFunction: undefined,
       AuthorizerLambdaFunction: undefined,
       NotFoundLambdaFunction: undefined,
     });
@@ -258,6 +271,10 @@ describe('the packaged CloudFormation template', () => {
       CreateApiKeyLambdaFunction: 200,
       ListApiKeysLambdaFunction: 200,
       RevokeApiKeyLambdaFunction: 200,
+      SsoAuthorizeLambdaFunction: 200,
+      SsoCallbackLambdaFunction: 200,
+      SsoTokenLambdaFunction: 200,
+      SsoBackchannelLogoutLambdaFunction: 200,
       AuthorizerLambdaFunction: 200,
       NotFoundLambdaFunction: undefined,
     });
@@ -270,8 +287,8 @@ describe('the packaged CloudFormation template', () => {
   });
 
   it.each([
-    ['signing keys', 'SigningKeysKey', 'signing-keys', 'jwt-signing-keys', 'signing', 'TokenFunctions', ['AuthorizerRole', 'ChangePasswordRole', 'CreateApiKeyRole', 'EndSessionRole', 'ListApiKeysRole', 'ListSessionsRole', 'LoginRole', 'LogoutRole', 'MeRole', 'MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole', 'RefreshRole', 'RevokeApiKeyRole']],
-    ['MFA keys', 'MfaKeysKey', 'mfa-keys', 'mfa-keys', 'mfa', 'MfaFunctions', ['MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole']],
+    ['signing keys', 'SigningKeysKey', 'signing-keys', 'jwt-signing-keys', 'signing', 'TokenFunctions', ['AuthorizerRole', 'ChangePasswordRole', 'CreateApiKeyRole', 'EndSessionRole', 'ListApiKeysRole', 'ListSessionsRole', 'LoginRole', 'LogoutRole', 'MeRole', 'MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole', 'RefreshRole', 'RevokeApiKeyRole', 'SsoTokenRole']],
+    ['MFA keys', 'MfaKeysKey', 'mfa-keys', 'mfa-keys', 'mfa', 'MfaFunctions', ['MfaActivateRole', 'MfaRecoveryCodesRole', 'MfaSetupRole', 'MfaTurnOffRole', 'MfaVerifyRole', 'SsoCallbackRole']],
   ] as const)('seals the %s under a KMS key of their own (rotated yearly, retained): its readers only decrypt, through SSM for the parameter and directly for the ring\'s own context; nobody else uses it', (_label, keyId, aliasName, parameterName, ring, readersSid, readers) => {
     for (const [template, stage] of [[prod, 'prod'], [dev, 'dev']] as const) {
       expect(byType(template, 'AWS::KMS::Key').map(([id]) => id).sort()).toEqual(['MfaKeysKey', 'SigningKeysKey']);
@@ -364,6 +381,8 @@ describe('the packaged CloudFormation template', () => {
       'GET /v1/auth/api-keys',
       'GET /v1/auth/me',
       'GET /v1/auth/sessions',
+      'GET /v1/auth/sso/authorize',
+      'GET /v1/auth/sso/callback',
       'POST /v1/auth/api-keys',
       'POST /v1/auth/login',
       'POST /v1/auth/logout',
@@ -373,6 +392,8 @@ describe('the packaged CloudFormation template', () => {
       'POST /v1/auth/mfa/verify',
       'POST /v1/auth/password',
       'POST /v1/auth/refresh',
+      'POST /v1/auth/sso/backchannel-logout',
+      'POST /v1/auth/sso/token',
     ]);
     expect(routes(dev)).toContain('GET /v1/example/protected');
     expect(routes(dev)).toContain('$default');
@@ -399,7 +420,7 @@ describe('the packaged CloudFormation template', () => {
     expect(alarms.SecondFactorLockedAlarm!.Properties.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
     // Every deployed function's errors
     const functions = byType(prod, 'AWS::Lambda::Function').map(([id]) => id.replace(/LambdaFunction$/, ''));
-    expect(functions).toHaveLength(17);
+    expect(functions).toHaveLength(21);
     for (const fn of functions) expect(watched(`${fn}ErrorsAlarm`), fn).toBe('AWS/Lambda/Errors');
     for (const table of ['UsersTable', 'SessionsTable', 'AttemptsTable']) expect(watched(`${table}ThrottlingAlarm`)).toBe('AWS/DynamoDB/ReadThrottleEvents+AWS/DynamoDB/WriteThrottleEvents');
     // Every alarm notifies the topic, when it fires and when it recovers; no data is not an alarm. A

@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { mfaKeyAlias, mfaKeyParameter, signingKeyAlias, signingKeyParameter } from '../../infra/signing-keys.js';
-import { PROJECT_ROOT, removeLocalEnv, writeLocalEnv } from '../../scripts/local-stack.js';
+import { PROJECT_ROOT, freePort, removeLocalEnv, writeLocalEnv } from '../../scripts/local-stack.js';
 import { DEMO_USER, TEST_BCRYPT_COST } from './context.js';
 import { startFakeKms } from './fake-kms.js';
 import { startFakeSsm } from './fake-ssm.js';
@@ -13,6 +13,8 @@ import { leakedLines, resetSecrets } from './secrets.js';
 import { startTestApi } from './test-api.js';
 
 export const E2E_STAGE = 'test';
+/** Where the e2e stack lets an SSO sign-in end: a web app's page, and a desktop client's loopback (any port). */
+export const SSO_TEST_REDIRECT_URIS = ['https://app.example.test/sso/done', 'http://127.0.0.1/sso/desktop'];
 
 /**
  * The API as it runs in AWS, but private: in-memory dynalite behind the local IAM check (each
@@ -34,6 +36,7 @@ export default async function setup(project: TestProject) {
   const outputFile = join(PROJECT_ROOT, '.test-output', 'e2e-lambdas.log');
   mkdirSync(join(PROJECT_ROOT, '.test-output'), { recursive: true });
   writeFileSync(outputFile, '');
+  const httpPort = await freePort();
   let api;
   try {
     // Every DynamoDB client of the run goes through its IAM check (stage APIs and `invoke local`
@@ -56,7 +59,11 @@ export default async function setup(project: TestProject) {
         STORE_DEADLINE_FAST_MS: '9000',
         STORE_DEADLINE_MS: '9000',
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        // Single sign-on (tests/e2e/sso.test.ts): the IdP sends browsers back to this API's own port.
+        PUBLIC_BASE_URL: `http://127.0.0.1:${httpPort}`,
+        SSO_REDIRECT_URIS: SSO_TEST_REDIRECT_URIS.join(','),
       },
+      port: httpPort,
       users: [{ ...DEMO_USER, name: 'John Doe', role: 'admin' }],
       esbuildFolder: '.esbuild-e2e',
       echo: (text) => {

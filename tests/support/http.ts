@@ -147,7 +147,7 @@ export function requestFrom(
       {
         host: url.hostname,
         port: url.port,
-        path: url.pathname,
+        path: url.pathname + url.search,
         method,
         localAddress: sourceIp,
         timeout: 20_000,

@@ -32,6 +32,8 @@ export function stageApi(stage: string, settings: Record<string, string>, { para
     MFA_KEY_PARAMETER: mfaKeyParameter(stage),
     JWT_SECRET_KMS_KEY: signingKeyAlias(stage),
     MFA_KEY_KMS_KEY: mfaKeyAlias(stage),
+    // Not the e2e stack's origin (a production stage would refuse its http): the stage's default.
+    PUBLIC_BASE_URL: '',
     ...settings,
   });
   beforeAll(async () => {

@@ -22,6 +22,8 @@ export interface TestApiOptions {
   /** serverless-esbuild's work folder: one per API of a run, as two builds in one folder collide. */
   esbuildFolder: string;
   echo?: (text: string) => void;
+  /** serverless-offline's port, when the settings must name it (PUBLIC_BASE_URL); a free one by default. */
+  port?: number;
 }
 
 /**
@@ -41,7 +43,7 @@ export async function startTestApi(options: TestApiOptions): Promise<TestApi> {
     for (const user of options.users ?? []) await seedUser(loadStoreConfig(env), user);
     offline = await startOffline({
       stage: options.stage,
-      port: await freePort(),
+      port: options.port ?? (await freePort()),
       env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: options.esbuildFolder },
       echo: options.echo,
     });
@@ -73,7 +75,8 @@ export async function startTestApi(options: TestApiOptions): Promise<TestApi> {
 export async function warmFunctions(url: string): Promise<void> {
   for (const [method, path] of [['POST', 'login'], ['POST', 'refresh'], ['POST', 'logout'], ['GET', 'me'], ['GET', 'sessions'], ['DELETE', 'sessions/x'], ['POST', 'password'],
     ['POST', 'mfa/totp/setup'], ['POST', 'mfa/totp/activate'], ['POST', 'mfa/verify'], ['POST', 'mfa/recovery-codes'], ['DELETE', 'mfa/totp'],
-    ['POST', 'api-keys'], ['GET', 'api-keys'], ['DELETE', 'api-keys/x']] as const) {
+    ['POST', 'api-keys'], ['GET', 'api-keys'], ['DELETE', 'api-keys/x'],
+    ['GET', 'sso/authorize'], ['GET', 'sso/callback'], ['POST', 'sso/token'], ['POST', 'sso/backchannel-logout']] as const) {
     await fetch(`${url}/v1/auth/${path}`, { method, signal: AbortSignal.timeout(30_000) });
   }
 }

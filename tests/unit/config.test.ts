@@ -50,6 +50,7 @@ describe('loadConfig', () => {
       refreshReuseGraceSeconds: 10,
       deviceTokenTtlSeconds: 31_536_000,
       maxApiKeysPerUser: 10,
+      sso: { publicBaseUrl: 'http://localhost:3000', redirectUris: [], allowLoopbackIssuers: true },
       requireHttps: false,
       storeDeadlinesMs: { fast: 1500, standard: 3000 },
       loginLimits: { maxFailures: 5, lockoutSeconds: 900, accountMaxFailuresPerHour: 100, ipMaxFailures: 100 },
@@ -85,6 +86,18 @@ describe('loadConfig', () => {
 
   it("reads a request's deadlines for DynamoDB (the authorizer, me and refresh; the others)", () => {
     expect(loadConfig({ JWT_SECRET: SECRET, STORE_DEADLINE_FAST_MS: '800', STORE_DEADLINE_MS: '2000' }).storeDeadlinesMs).toEqual({ fast: 800, standard: 2000 });
+  });
+
+  it('reads the SSO settings: the public origin (localhost by default outside production, none in it) and the redirect URIs', () => {
+    expect(loadConfig({ JWT_SECRET: SECRET, PORT: '3100' }).sso).toEqual({ publicBaseUrl: 'http://localhost:3100', redirectUris: [], allowLoopbackIssuers: true });
+    expect(loadConfig({ JWT_SECRET: SECRET, STAGE: 'prod' }).sso).toEqual({ publicBaseUrl: undefined, redirectUris: [], allowLoopbackIssuers: false });
+    expect(
+      loadConfig({ JWT_SECRET: SECRET, STAGE: 'prod', PUBLIC_BASE_URL: 'https://auth.example.com/', SSO_REDIRECT_URIS: 'https://app.example.com/done, http://127.0.0.1/cb,http://[::1]/cb' }).sso,
+    ).toEqual({ publicBaseUrl: 'https://auth.example.com', redirectUris: ['https://app.example.com/done', 'http://127.0.0.1/cb', 'http://[::1]/cb'], allowLoopbackIssuers: false });
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, STAGE: 'prod', PUBLIC_BASE_URL: 'http://auth.example.com' })).variable).toBe('PUBLIC_BASE_URL');
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, PUBLIC_BASE_URL: 'https://auth.example.com/v1' })).variable).toBe('PUBLIC_BASE_URL');
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, SSO_REDIRECT_URIS: 'http://app.example.com/done' })).variable).toBe('SSO_REDIRECT_URIS');
+    expect(configError(() => loadConfig({ JWT_SECRET: SECRET, SSO_REDIRECT_URIS: 'https://app.example.com/#x' })).variable).toBe('SSO_REDIRECT_URIS');
   });
 
   it('requires HTTPS by default in prod only, and lets REQUIRE_HTTPS say otherwise', () => {
