@@ -20,10 +20,10 @@ describe('npm run example', () => {
 
   it('serves the page beside the local API, which allows that origin alone, and stops both on Ctrl-C', async () => {
     // Prepare
-    const [port, dynamoPort, examplePort] = [await freePort(), await freePort(), await freePort()];
+    const [port, dynamoPort, examplePort, idpPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     child = spawn(process.execPath, [join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'scripts/example.ts'], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, STAGE, PORT: String(port), DYNAMODB_PORT: String(dynamoPort), EXAMPLE_PORT: String(examplePort), BCRYPT_COST: String(TEST_BCRYPT_COST), ESBUILD_WORK_FOLDER: `.esbuild-${STAGE}` },
+      env: { ...process.env, STAGE, PORT: String(port), DYNAMODB_PORT: String(dynamoPort), EXAMPLE_PORT: String(examplePort), SSO_DEMO_PORT: String(idpPort), BCRYPT_COST: String(TEST_BCRYPT_COST), ESBUILD_WORK_FOLDER: `.esbuild-${STAGE}` },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
