@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
+import { Authenticator } from '../support/authenticator.js';
 import { errorShown, openPage, showing, useChromium } from '../support/browser.js';
 
 /**
@@ -16,6 +17,17 @@ async function leaveForIdp(page: Page, email: string): Promise<void> {
   await page.getByLabel('Email').fill(email);
   await page.getByRole('button', { name: 'Sign in with your company' }).click();
   await page.locator('input[name="login"]').waitFor();
+}
+
+/** The IdP's development login (any name, any password), and its consent the first time; back on the page. */
+async function signInAtIdp(page: Page, email: string): Promise<void> {
+  await page.locator('input[name="login"]').fill(email);
+  await page.locator('input[name="password"]').fill('any');
+  await page.getByRole('button', { name: 'Sign-in' }).click();
+  const consent = page.getByRole('button', { name: 'Continue' });
+  const back = page.locator('#account-view, #mfa-view, #enroll-view, #error');
+  await consent.or(back).first().waitFor({ state: 'visible' });
+  if (await consent.isVisible()) await consent.click();
 }
 
 /** The page's URL holds its settings again, and nothing of the IdP's answer. */
@@ -37,13 +49,7 @@ describe('the example page in Chromium: "Sign in with your company"', () => {
     // Act
     await leaveForIdp(page, email);
     const atIdp = new URL(page.url()).origin;
-    await page.locator('input[name="login"]').fill(email);
-    await page.locator('input[name="password"]').fill('any');
-    await page.getByRole('button', { name: 'Sign-in' }).click();
-    // oidc-provider asks for consent to the scopes the first time.
-    const consent = page.getByRole('button', { name: 'Continue' });
-    await consent.or(page.getByTestId('account-view')).first().waitFor({ state: 'visible' });
-    if (await consent.isVisible()) await consent.click();
+    await signInAtIdp(page, email);
     await showing(page, 'account');
     const current = page.locator('[data-testid="session"][data-current="true"]');
     await current.waitFor();
@@ -57,6 +63,35 @@ describe('the example page in Chromium: "Sign in with your company"', () => {
     expect(requests).toContain('POST /v1/auth/sso/token 200');
     cleaned(page);
     expect(await page.getByTestId('error').isHidden()).toBe(true);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it("goes on to our second factor when the account owes one: an admin by the IdP's group enrols at sign-in", async () => {
+    // Prepare: the demo IdP puts names starting with "admin" in vpn-admins, which the connection maps to admin;
+    // the stack requires TOTP of admins (MFA_REQUIRED_ROLES).
+    const email = newEmail('admin-page-sso');
+    const context = await chromium.browser.newContext();
+    const { page, errors } = await openPage(context);
+
+    // Act
+    await leaveForIdp(page, email);
+    await signInAtIdp(page, email);
+    await showing(page, 'enroll');
+    const secret = ((await page.getByTestId('enroll-secret').textContent()) ?? '').trim();
+    await page.locator('#enroll-code').fill(await new Authenticator(secret).next());
+    await page.locator('#enroll-submit').click();
+    await showing(page, 'recovery');
+    await page.getByRole('button', { name: 'I have saved them' }).click();
+    await showing(page, 'account');
+    const current = page.locator('[data-testid="session"][data-current="true"]');
+    await current.waitFor();
+
+    // Assess
+    expect(await page.getByTestId('user-email').textContent()).toBe(email);
+    expect(await page.locator('#user-role').textContent()).toBe('admin');
+    expect(await current.getAttribute('data-amr')).toBe('fed otp');
+    cleaned(page);
     expect(errors).toEqual([]);
     await context.close();
   });
