@@ -695,6 +695,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
 
     sso: {
       async start(target, { redirectUri }) {
+        // Browsers keep Web Crypto's digest to secure contexts: an http page on another host than localhost has none.
+        if (!globalThis.crypto?.subtle) {
+          throw new AuthError(0, 'https_required', 'Sign-in with your company needs a secure page (https, or localhost): Web Crypto is not available here.');
+        }
         const verifier = randomToken(32);
         const state = randomToken(16);
         const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
@@ -712,11 +716,12 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       async complete(callback) {
         const query = paramsOf(callback);
         const flow = parseFlow(await read(SSO_FLOW_KEY));
-        // Single use: a callback replayed, or a second complete() of the same flow, finds nothing.
-        if (flow) await write(SSO_FLOW_KEY, null);
+        // A callback of another state (forged, or of an older flow) leaves the flow under way be.
         if (!flow || query.get('state') !== flow.state) {
           throw new AuthError(0, 'invalid_state', 'This sign-in was not started here, or has already been used: please start again.');
         }
+        // Single use: a callback replayed, or a second complete() of the same flow, finds nothing.
+        await write(SSO_FLOW_KEY, null);
         const error = query.get('error');
         if (error !== null) {
           throw new AuthError(401, error === 'access_denied' ? 'access_denied' : 'unexpected_response', query.get('error_description') || error);

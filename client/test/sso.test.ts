@@ -77,6 +77,17 @@ describe('sso.start', () => {
     expect(second.query.get('state')).not.toBe(first.query.get('state'));
     expect(second.query.get('code_challenge')).not.toBe(first.query.get('code_challenge'));
   });
+
+  it('without Web Crypto (an http page off localhost) rejects with https_required and keeps no flow', async () => {
+    // Prepare
+    const context = setup();
+    vi.stubGlobal('crypto', { getRandomValues: crypto.getRandomValues.bind(crypto) });
+    // Act
+    const error = await rejection(context.auth.sso.start({ domain: 'sso.example' }, { redirectUri: REDIRECT_URI }));
+    // Assess
+    expect(error).toMatchObject({ status: 0, code: 'https_required' });
+    expect(await context.storage.get(FLOW_KEY)).toBeNull();
+  });
 });
 
 describe('sso.complete', () => {
@@ -158,15 +169,19 @@ describe('sso.complete', () => {
     expect(await context.storage.get(FLOW_KEY)).toBeNull();
   });
 
-  it('a state that is not the flow\'s rejects with invalid_state and sends nothing', async () => {
+  it("a state that is not the flow's rejects with invalid_state, sends nothing, and leaves the flow under way be", async () => {
     // Prepare
     const context = setup();
-    await started(context);
+    const { callback } = await started(context);
+    context.api.on('POST /auth/sso/token', () => json(200, context.api.signIn()));
     // Act
     const error = await rejection(context.auth.sso.complete({ code: 'c_1', state: 'forged' }));
+    const sent = context.api.requests.length;
+    const result = await context.auth.sso.complete(callback);
     // Assess
     expect(error).toMatchObject({ status: 0, code: 'invalid_state' });
-    expect(context.api.requests).toEqual([]);
+    expect(sent).toBe(0);
+    expect(result.status).toBe('signed_in');
   });
 
   it('is single use: the same callback a second time rejects with invalid_state, and so does one with no flow started', async () => {
