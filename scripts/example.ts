@@ -11,8 +11,10 @@ const HOST = '127.0.0.1';
 async function main(): Promise<void> {
   const pagePort = portFrom(COMMAND, process.env, 'EXAMPLE_PORT', 5173);
   const origin = `http://${HOST}:${pagePort}`;
-  // The page's origin is known before anything starts: the API is started allowing it alone.
-  const api = await startLocalApi({ command: COMMAND, env: { ...process.env, CORS_ORIGINS: origin } });
+  // The page's origin is known before anything starts: the API is started allowing it alone, and
+  // the page's URL as a place an SSO sign-in may end ("Sign in with your company").
+  const ssoRedirectUris = [process.env.SSO_REDIRECT_URIS?.trim(), `${origin}/`].filter(Boolean).join(',');
+  const api = await startLocalApi({ command: COMMAND, env: { ...process.env, CORS_ORIGINS: origin, SSO_REDIRECT_URIS: ssoRedirectUris } });
   const apiBase = `${api.offline.url}/v1`;
   let page;
   try {

@@ -17,6 +17,7 @@ import {
   jsonOf,
   networkError,
   send,
+  urlOf,
   type Answer,
   type ApiPath,
   type Call,
@@ -84,8 +85,27 @@ export interface MfaEnrollmentRequired {
 }
 export type SignInResult = SignedIn | MfaRequired | MfaEnrollmentRequired;
 
+/** Whose company IdP signs the user in: the email's domain picks the connection, or the domain itself. */
+export type SsoTarget = { email: string } | { domain: string };
+/** The query of the URL the API sent the browser back to: `code` and `state`, or `error`, `error_description` and `state`. */
+export type SsoCallback = string | URL | URLSearchParams | Record<string, string | undefined>;
+
 export interface AuthClient {
   signIn(input: { email: string; password: string }): Promise<SignInResult>;
+  /** Sign-in with the company's identity provider (OpenID Connect, authorization code with PKCE). */
+  sso: {
+    /**
+     * The URL to send the browser to. A PKCE verifier and a state are kept in storage under
+     * `<storageKey>.sso-flow` (one flow at a time, single use) until complete() redeems them.
+     */
+    start(target: SsoTarget, options: { redirectUri: string }): Promise<{ url: string }>;
+    /**
+     * The redirect URI's query (the URL itself, or its parameters): checks the state, redeems the code
+     * at POST /auth/sso/token and resolves as signIn does. Rejects with AuthError `access_denied`
+     * (the server's error_description as message) or `invalid_state`.
+     */
+    complete(callback: SsoCallback): Promise<SignInResult>;
+  };
   /** A valid access token, refreshed first when it expires within the margin. */
   getAccessToken(): Promise<string>;
   /**
@@ -202,6 +222,36 @@ function originOf(input: string | URL | Request): string | undefined {
   }
 }
 
+/** What storage holds under `<storageKey>.sso-flow` between sso.start() and sso.complete(). */
+interface SsoFlow {
+  state: string;
+  verifier: string;
+  redirectUri: string;
+}
+
+function parseFlow(text: string | null | undefined): SsoFlow | undefined {
+  try {
+    const f = JSON.parse(text ?? '') as Partial<SsoFlow> | null;
+    return typeof f?.state === 'string' && typeof f.verifier === 'string' ? (f as SsoFlow) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const base64url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+/** `size` random bytes from Web Crypto, base64url: 32 make a 43-character PKCE verifier (RFC 7636 §4.1). */
+const randomToken = (size: number) => base64url(crypto.getRandomValues(new Uint8Array(size)));
+
+function paramsOf(callback: SsoCallback): URLSearchParams {
+  if (callback instanceof URLSearchParams) return callback;
+  if (typeof callback === 'string' || callback instanceof URL) {
+    const text = String(callback);
+    // A whole URL, or just its query ('?code=…&state=…', 'code=…&state=…').
+    return /^[a-z][a-z0-9+.-]*:/i.test(text) ? new URL(text).searchParams : new URLSearchParams(text);
+  }
+  return new URLSearchParams(Object.entries(callback).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
 /** How many dead refresh tokens an instance remembers (one a refresh: days of a busy script). */
 const DEAD_TOKENS_KEPT = 64;
 
@@ -218,6 +268,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const prefix = options.storageKey ?? 'vpn-enterprise.auth';
   const SESSION_KEY = `${prefix}.session`;
   const DEVICE_KEY = `${prefix}.device-token`;
+  const SSO_FLOW_KEY = `${prefix}.sso-flow`;
   const doFetch: FetchLike = (input, init) => (options.fetch ?? globalThis.fetch)(input, init);
   const api = <P extends ApiPath, M extends MethodOf<P>>(call: Call<P, M>) => send(doFetch, options.baseUrl, call);
   const apiOrigin = originOf(options.baseUrl);
@@ -609,31 +660,76 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     return { ...(await signedIn(answer, response.status)), recoveryCodes: answer.recovery_codes };
   }
 
+  /** The answer of POST /auth/login or /auth/sso/token (they answer alike): signed in, or a second factor owed. */
+  async function answered(response: Response): Promise<SignInResult> {
+    const body = await jsonOf(response);
+    if (response.ok) return signedIn(body, response.status);
+    const challenge = body as Partial<MfaChallenge> | undefined;
+    const mfaToken = challenge?.mfa_token;
+    if (response.status === 401 && typeof mfaToken === 'string') {
+      if (codeOf(body) === 'mfa_required') {
+        return { status: 'mfa_required', verify: (input) => verify(mfaToken, input) };
+      }
+      if (codeOf(body) === 'mfa_enrollment_required') {
+        return {
+          status: 'mfa_enrollment_required',
+          setup: () => enrol(mfaToken),
+          activate: (code) => activateEnrolment(mfaToken, code),
+        };
+      }
+    }
+    throw errorOf(response, body);
+  }
+
   const auth: AuthClient = {
     async signIn({ email, password }) {
       const deviceToken = await read(DEVICE_KEY);
-      const response = await api({
-        method: 'post',
-        path: '/v1/auth/login',
-        body: { email, password, ...(deviceToken ? { device_token: deviceToken } : {}) },
-      });
-      const body = await jsonOf(response);
-      if (response.ok) return signedIn(body, response.status);
-      const challenge = body as Partial<MfaChallenge> | undefined;
-      const mfaToken = challenge?.mfa_token;
-      if (response.status === 401 && typeof mfaToken === 'string') {
-        if (codeOf(body) === 'mfa_required') {
-          return { status: 'mfa_required', verify: (input) => verify(mfaToken, input) };
+      return answered(
+        await api({
+          method: 'post',
+          path: '/v1/auth/login',
+          body: { email, password, ...(deviceToken ? { device_token: deviceToken } : {}) },
+        }),
+      );
+    },
+
+    sso: {
+      async start(target, { redirectUri }) {
+        // Browsers keep Web Crypto's digest to secure contexts: an http page on another host than localhost has none.
+        if (!globalThis.crypto?.subtle) {
+          throw new AuthError(0, 'https_required', 'Sign-in with your company needs a secure page (https, or localhost): Web Crypto is not available here.');
         }
-        if (codeOf(body) === 'mfa_enrollment_required') {
-          return {
-            status: 'mfa_enrollment_required',
-            setup: () => enrol(mfaToken),
-            activate: (code) => activateEnrolment(mfaToken, code),
-          };
+        const verifier = randomToken(32);
+        const state = randomToken(16);
+        const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+        await write(SSO_FLOW_KEY, JSON.stringify({ state, verifier, redirectUri } satisfies SsoFlow));
+        const query = new URLSearchParams({
+          ...('email' in target ? { email: target.email } : { domain: target.domain }),
+          redirect_uri: redirectUri,
+          state,
+          code_challenge: base64url(new Uint8Array(digest)),
+          code_challenge_method: 'S256',
+        });
+        return { url: `${urlOf(options.baseUrl, '/v1/auth/sso/authorize')}?${query}` };
+      },
+
+      async complete(callback) {
+        const query = paramsOf(callback);
+        const flow = parseFlow(await read(SSO_FLOW_KEY));
+        // A callback of another state (forged, or of an older flow) leaves the flow under way be.
+        if (!flow || query.get('state') !== flow.state) {
+          throw new AuthError(0, 'invalid_state', 'This sign-in was not started here, or has already been used: please start again.');
         }
-      }
-      throw errorOf(response, body);
+        // Single use: a callback replayed, or a second complete() of the same flow, finds nothing.
+        await write(SSO_FLOW_KEY, null);
+        const error = query.get('error');
+        if (error !== null) {
+          throw new AuthError(401, error === 'access_denied' ? 'access_denied' : 'unexpected_response', query.get('error_description') || error);
+        }
+        const code = query.get('code');
+        if (!code) throw new AuthError(0, 'invalid_state', 'The sign-in came back without a code: please start again.');
+        return answered(await api({ method: 'post', path: '/v1/auth/sso/token', body: { code, code_verifier: flow.verifier } }));
+      },
     },
 
     async getAccessToken() {

@@ -4,10 +4,12 @@ import type { components } from './generated/openapi.js';
 export type ServerErrorCode = components['schemas']['Error']['error']['code'];
 
 /**
- * The codes an AuthError can carry: the server's, and five of the client's own:
+ * The codes an AuthError can carry: the server's, and the client's own:
  * `not_signed_in` (no session to act with), `network_error` (no answer: status 0),
  * `unexpected_response` (an answer that is not the API's JSON), `storage_error` (the storage adapter
- * failed: status 0), `node_only` (fileStorage in a browser).
+ * failed: status 0), `node_only` (fileStorage in a browser), and for sso.complete(): `access_denied`
+ * (the redirect URI's `error`, OAuth style: the IdP or the API refused the sign-in) and
+ * `invalid_state` (a callback whose state is not the flow's this storage keeps: status 0).
  */
 export type AuthErrorCode =
   | ServerErrorCode
@@ -15,7 +17,9 @@ export type AuthErrorCode =
   | 'network_error'
   | 'unexpected_response'
   | 'storage_error'
-  | 'node_only';
+  | 'node_only'
+  | 'access_denied'
+  | 'invalid_state';
 
 /** Every failure of the client: the HTTP status (0 without an answer), the code, the server's message. */
 export class AuthError extends Error {

@@ -11,6 +11,8 @@ export type {
   MfaRequired,
   SignedIn,
   SignInResult,
+  SsoCallback,
+  SsoTarget,
   TotpSecret,
   User,
 } from './client.js';

@@ -6,9 +6,23 @@
  * Settings, from the query string: `api` (the API's base URL, else the page's <meta name="auth-api">),
  * `poll` (ms between checks that the session still stands, default 5000) and `margin` (the client's
  * refreshMarginSeconds).
+ *
+ * "Sign in with your company" leaves for the company's IdP and comes back to this page's own URL
+ * (origin and path: what the API's SSO_REDIRECT_URIS lists) with `code` and `state`, or `error`.
  */
 import QRCode from 'qrcode';
-import { AuthError, browserStorage, createAuthClient, type TotpSecret, type User } from '@vpn-enterprise/auth-client';
+import { AuthError, browserStorage, createAuthClient, type ActiveSession, type SignInResult, type TotpSecret, type User } from '@vpn-enterprise/auth-client';
+
+/** The page's URL before the trip to the IdP: its settings ride in the query, which the way back does not keep. */
+const SSO_RETURN_KEY = 'example-page.sso-return';
+const arrived = new URLSearchParams(location.search);
+/** The IdP's answer, when the page is where the API sent the browser back. */
+const ssoCallback = arrived.has('state') && (arrived.has('code') || arrived.has('error')) ? arrived : undefined;
+if (ssoCallback) {
+  // The one-time code leaves the address bar and the history at once; the settings come back.
+  history.replaceState(null, '', sessionStorage.getItem(SSO_RETURN_KEY) ?? location.pathname);
+  sessionStorage.removeItem(SSO_RETURN_KEY);
+}
 
 const params = new URLSearchParams(location.search);
 const baseUrl = params.get('api') || document.querySelector<HTMLMetaElement>('meta[name="auth-api"]')?.content || 'http://localhost:3000/v1';
@@ -103,9 +117,8 @@ function showSignIn(notice?: string): void {
   if (notice) say('notice', notice);
 }
 
-action(element<HTMLFormElement>('signin-form'), async () => {
-  const result = await auth.signIn({ email: input('email').value, password: input('password').value });
-  input('password').value = '';
+/** Where a sign-in goes next, by password or through the company's IdP. */
+async function afterSignIn(result: SignInResult): Promise<void> {
   if (result.status === 'signed_in') {
     await showAccount();
   } else if (result.status === 'mfa_required') {
@@ -116,7 +129,35 @@ action(element<HTMLFormElement>('signin-form'), async () => {
   } else {
     await showEnrolment(await result.setup(), { activate: result.activate, atSignIn: true }, 'Your account needs two-factor authentication before you can sign in.');
   }
+}
+
+action(element<HTMLFormElement>('signin-form'), async () => {
+  const result = await auth.signIn({ email: input('email').value, password: input('password').value });
+  input('password').value = '';
+  await afterSignIn(result);
 });
+
+action(element<HTMLButtonElement>('sso-button'), async () => {
+  const email = input('email').value.trim();
+  if (!email.includes('@')) {
+    say('error', 'Enter your work email first: its domain finds your company.');
+    input('email').focus();
+    return;
+  }
+  const { url } = await auth.sso.start({ email }, { redirectUri: location.origin + location.pathname });
+  sessionStorage.setItem(SSO_RETURN_KEY, location.href);
+  location.assign(url);
+});
+
+/** Back from the IdP: the code redeemed, or the refusal shown in the server's words. */
+async function completeSso(callback: URLSearchParams): Promise<void> {
+  try {
+    await afterSignIn(await auth.sso.complete(callback));
+  } catch (error) {
+    showSignIn();
+    showError(error);
+  }
+}
 
 action(element<HTMLFormElement>('mfa-form'), async () => {
   const recoveryCode = input('mfa-recovery-code').value.trim();
@@ -193,6 +234,9 @@ async function showAccount(): Promise<void> {
   }
 }
 
+/** How a session was signed in (its amr, RFC 8176), in words. */
+const HOW: Record<ActiveSession['amr'][number], string> = { pwd: 'password', otp: 'authenticator code', fed: 'your company', mfa: "your company's MFA" };
+
 async function loadSessions(): Promise<void> {
   const sessions = await auth.sessions.list();
   const items = sessions.map((session) => {
@@ -200,8 +244,10 @@ async function loadSessions(): Promise<void> {
     item.dataset.testid = 'session';
     item.dataset.sessionId = session.id;
     if (session.current) item.dataset.current = 'true';
+    item.dataset.amr = session.amr.join(' ');
     const started = new Date(session.created_at).toLocaleString();
-    const label = `${session.current ? 'This browser' : session.user_agent || 'Unknown device'}, from ${session.ip ?? 'an unknown address'}, signed in ${started}`;
+    const how = session.amr.map((method) => HOW[method]).join(' + ');
+    const label = `${session.current ? 'This browser' : session.user_agent || 'Unknown device'}, from ${session.ip ?? 'an unknown address'}, signed in ${started} with ${how}`;
     const text = document.createElement('span');
     text.textContent = `${label} `;
     const end = document.createElement('button');
@@ -281,7 +327,10 @@ document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') void check();
 });
 
-if (auth.session) {
+if (ssoCallback) {
+  showSignIn();
+  void completeSso(ssoCallback);
+} else if (auth.session) {
   void showAccount();
   void check();
 } else {

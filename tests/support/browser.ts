@@ -55,7 +55,7 @@ export async function signIn(page: Page, user: Pick<TestUser, 'email' | 'passwor
   await showing(page, 'signin');
   await page.getByLabel('Email').fill(user.email);
   await page.getByLabel('Password', { exact: true }).fill(user.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 /** The error box's text once shown. */
