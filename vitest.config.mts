@@ -48,6 +48,9 @@ export default defineConfig({
           globalSetup: ['tests/support/client-stack-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
+          // After e2e: a second stack and Chromium beside e2e's 200-request load test would starve
+          // its single dynalite on 2 cores (503s past the request deadline). Beside package instead.
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -387,8 +387,9 @@ export async function checkApiKey(
   { lastLogin = false } = {},
 ): Promise<VerifiedApiKey> {
   const parsed = parseApiKey(presented);
+  // The user id is the key's own claim until its hash has matched: logged as such.
   const refuse = (reason: string, keyId?: string) => {
-    log.info('api_key_refused', { reason, keyId, userId: parsed?.userId, ...caller });
+    log.info('api_key_refused', { reason, keyId, ...(keyId ? { userId: parsed?.userId } : { claimedUserId: parsed?.userId }), ...caller });
     return bearerError('invalid_token', true);
   };
   if (!parsed) throw refuse('malformed');

@@ -249,6 +249,7 @@ describe('API keys: the audit trail', () => {
     await service.revoke(token, made.api_key.id, caller);
     await service.bearer(made.key, { caller }).catch(() => undefined);
     await service.bearer(`${made.key.slice(0, -6)}AAAAAA`, { caller }).catch(() => undefined);
+    await service.bearer(newApiKey(made.api_key.id).key, { caller }).catch(() => undefined);
 
     // Assess
     const logged = lines();
@@ -258,8 +259,11 @@ describe('API keys: the audit trail', () => {
     expect(refused).toEqual([
       expect.objectContaining({ reason: 'revoked', keyId: made.api_key.id, userId: user.id, sourceIp: caller.sourceIp }),
       expect.objectContaining({ reason: 'malformed' }),
+      // A forged key of a real slot: the user id is only what the key claims
+      expect.objectContaining({ reason: 'unknown_key', claimedUserId: user.id }),
     ]);
     expect(refused[1]).not.toHaveProperty('keyId');
+    expect(refused[2]).not.toHaveProperty('userId');
     expect(JSON.stringify(logged)).not.toContain(made.key.slice(4, -6));
   });
 });
