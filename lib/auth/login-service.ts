@@ -17,7 +17,7 @@ import type { KeyRing } from './signing-keys.js';
 import type { SigningKeys } from '../platform/config.js';
 import { hashRefreshSecret, issueRefreshSecret, rotationKeysOf, type AccessTokens, type Clock } from './tokens.js';
 import type { User, UsersRepository } from '../store/users.js';
-import { EnforcedDomains, SsoRepository } from '../store/sso.js';
+import { ConnectionEnforcement, EnforcedDomains } from '../store/sso-enforcement.js';
 
 export interface LoginServiceDeps {
   config: Pick<Config, 'bcryptCost' | 'refreshTokenTtlSeconds' | 'deviceTokenTtlSeconds' | 'sessionPolicy' | 'mfa'>;
@@ -253,6 +253,6 @@ export const loginService = oncePer(
       ...app,
       mfaTokens: new MfaTokensRepository(app.db, app.config.attemptsTable),
       credentials: credentials(app),
-      enforcedDomains: new EnforcedDomains(new SsoRepository(app.db, app.config.usersTable, app.config.attemptsTable)),
+      enforcedDomains: new EnforcedDomains(new ConnectionEnforcement(app.db, app.config.usersTable)),
     }),
 );

@@ -4,6 +4,9 @@ import { isConditionalCheckFailed, scanAll, storeCall, updateAndReadIf, updateIf
 import { newUserToken, parseUserToken, type UserToken } from '../platform/ids.js';
 import { epochSeconds } from './sessions.js';
 import { IDP_LOGOUT_PREFIX, userKey, type User } from './users.js';
+import { connectionKey } from './sso-enforcement.js';
+
+export { connectionKey };
 
 /**
  * Single sign-on's items (README, "Access patterns"):
@@ -27,7 +30,6 @@ export const JTI_TTL_SECONDS = 3600;
 
 const digest = (...parts: string[]) => createHash('sha256').update(parts.join('\u0000')).digest('base64url');
 
-export const connectionKey = (domain: string) => ({ pk: `SSO#${domain.toLowerCase()}` });
 export const connectionByClientKey = (issuer: string, clientId: string) => ({ pk: `SSOCLIENT#${digest(issuer, clientId)}` });
 export const identityKey = (issuer: string, sub: string) => ({ pk: `IDP#${digest(issuer, sub)}` });
 export const flowKey = (state: string) => ({ pk: `SSOFLOW#${digest(state)}` });
@@ -134,30 +136,6 @@ export function newSsoCode(userId: string): SsoCode & { token: string } {
 
 export function parseSsoCode(value: string): SsoCode | undefined {
   return parseUserToken(CODE_PREFIX, value);
-}
-
-/** How long a Lambda trusts what it read of a domain's enforcement: `sso add --enforce` applies within this. */
-export const ENFORCEMENT_CACHE_MS = 30_000;
-
-/**
- * Which email domains refuse passwords (`sso add --enforce`): one GetItem of the domain's connection,
- * remembered for 30 s by each Lambda, so a flood of password attempts costs no more reads.
- */
-export class EnforcedDomains {
-  private readonly known = new Map<string, { at: number; enforced: Promise<boolean> }>();
-
-  constructor(private readonly sso: Pick<SsoRepository, 'connection'>, private readonly now: () => number = Date.now) {}
-
-  async enforces(email: string): Promise<boolean> {
-    const domain = email.slice(email.lastIndexOf('@') + 1).toLowerCase();
-    const cached = this.known.get(domain);
-    if (cached && this.now() - cached.at < ENFORCEMENT_CACHE_MS) return cached.enforced;
-    const enforced = this.sso.connection(domain).then((connection) => connection?.enforce === true);
-    if (this.known.size > 1000) this.known.clear();
-    this.known.set(domain, { at: this.now(), enforced });
-    enforced.catch(() => this.known.delete(domain));
-    return enforced;
-  }
 }
 
 /**

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { idTokenAlgorithm, issuerProblem } from '../../lib/auth/identity-providers.js';
 import { isAllowedRedirectUri } from '../../lib/auth/sso-service.js';
-import { EnforcedDomains, loggedOutSince, idpLogoutKey, type Connection } from '../../lib/store/sso.js';
+import { loggedOutSince, idpLogoutKey, type Connection } from '../../lib/store/sso.js';
+import { EnforcedDomains } from '../../lib/store/sso-enforcement.js';
 
 const ALLOWED = ['https://app.example.com/sso/done', 'http://127.0.0.1/callback', 'http://[::1]/callback', 'http://127.0.0.1:7000/fixed'];
 
