@@ -7,6 +7,17 @@ import { PROJECT_ROOT } from '../scripts/local-stack.js';
 /** A function's handler, invoked directly as Lambda would. */
 export type Handler = (event: HttpEvent, context: unknown) => Promise<HttpResult>;
 
+/** Operations per second of `op` over `seconds`. */
+export async function rate(op: () => Promise<unknown>, seconds: number): Promise<number> {
+  let count = 0;
+  const started = performance.now();
+  while (performance.now() - started < seconds * 1000) {
+    await op();
+    count++;
+  }
+  return count / ((performance.now() - started) / 1000);
+}
+
 export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** The committed API Gateway v2 event for `fn` (events/<fn>.json), changed by `change`. */

@@ -8,7 +8,6 @@ import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
@@ -38,7 +37,7 @@ import { newUserId, parseApiKeyId } from '../lib/platform/ids.js';
 import { MfaTokensRepository, newMfaToken } from '../lib/store/mfa-tokens.js';
 import { userKey } from '../lib/store/users.js';
 import { ensureTables, freePort, PROJECT_ROOT, startDynalite, startOffline } from '../scripts/local-stack.js';
-import { event, median, type Handler } from './common.js';
+import { event, median, rate, type Handler } from './common.js';
 import { measureSsoToken } from './sso-token.js';
 import { CLIENT_GZIP_TARGET_BYTES, clientBundleSize } from './client-size.js';
 
@@ -58,17 +57,6 @@ const SESSION_FUNCTIONS = ['list-sessions', 'end-session', 'change-password'] as
 const MFA_FUNCTIONS = ['mfa-setup', 'mfa-activate', 'mfa-verify', 'mfa-recovery-codes', 'mfa-turn-off'] as const;
 /** Users with TOTP on, each with an mfa_token: one per verify measured (a code's step is spent once per user). */
 const MFA_POOL = Number(process.env.BENCH_MFA_POOL ?? 4000);
-
-/** Operations per second of `op` over `seconds`. */
-async function rate(op: () => Promise<unknown>, seconds: number): Promise<number> {
-  let count = 0;
-  const started = performance.now();
-  while (performance.now() - started < seconds * 1000) {
-    await op();
-    count++;
-  }
-  return count / ((performance.now() - started) / 1000);
-}
 
 /**
  * Ours and its floor, side by side: both warmed up again for a second, then measured in

@@ -4,27 +4,16 @@
  * starts its own dynalite and prints the one row.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { SignJWT } from 'jose';
 import type { App } from '../lib/app.js';
 import { batchWriteAll, type BatchWrite } from '../lib/platform/dynamo.js';
 import { epochSeconds } from '../lib/store/sessions.js';
 import { codeKey, newSsoCode } from '../lib/store/sso.js';
-import { event, median, type Handler } from './common.js';
+import { event, median, rate, type Handler } from './common.js';
 
 const VERIFIER = randomBytes(32).toString('base64url');
 const CHALLENGE = createHash('sha256').update(VERIFIER).digest('base64url');
-
-async function rate(op: () => Promise<unknown>, seconds: number): Promise<number> {
-  let count = 0;
-  const started = performance.now();
-  while (performance.now() - started < seconds * 1000) {
-    await op();
-    count++;
-  }
-  return count / ((performance.now() - started) / 1000);
-}
 
 /**
  * Ours (the handler, in-process, a fresh code each request) and the floor, in alternating rounds,
