@@ -8,7 +8,6 @@ const service = mfaService(app());
 
 /** POST /v1/auth/mfa/totp/activate {code} (Bearer, or + mfa_token) -> recovery codes (+ the login answer with mfa_token); every other session ends. */
 export const handler = httpHandler(async (event, context) => {
-  const body = () => parseJsonObject(bodyText(event));
-  const auth = bearerOrMfaToken(event, body);
-  return ok(await service.activate(auth, requiredTotpCode(body()), requestInfo(event, context)));
+  const { auth, body } = bearerOrMfaToken(event, () => parseJsonObject(bodyText(event)));
+  return ok(await service.activate(auth, requiredTotpCode(body), requestInfo(event, context)));
 }, config);

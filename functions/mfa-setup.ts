@@ -12,8 +12,7 @@ const service = mfaService(app());
  * secret, pending until activated.
  */
 export const handler = httpHandler(async (event, context) => {
-  const body = () => parseJsonObject(bodyText(event), { allowEmpty: true });
-  const auth = bearerOrMfaToken(event, body);
-  const proven = 'accessToken' in auth ? { ...auth, currentPassword: optionalString(body(), 'current_password', MAX_PASSWORD_INPUT_LENGTH) } : auth;
+  const { auth, body } = bearerOrMfaToken(event, () => parseJsonObject(bodyText(event), { allowEmpty: true }));
+  const proven = 'accessToken' in auth ? { ...auth, currentPassword: optionalString(body, 'current_password', MAX_PASSWORD_INPUT_LENGTH) } : auth;
   return ok(await service.setup(proven, requestInfo(event, context)));
 }, config);

@@ -86,14 +86,22 @@ export function sessionBearerToken(event: HttpEvent): string {
 /**
  * Who is setting up a second factor: a signed-in user (an `Authorization: Bearer` header, which
  * wins, and is looked at before the body: an API key is 403 `session_required` whatever it sent),
- * or a sign-in that must enrol first (`mfa_token` in the body); neither is a 401.
+ * or a sign-in that must enrol first (`mfa_token` in the body); neither is a 401. With the body,
+ * parsed once, after the header.
  */
-export function bearerOrMfaToken(event: HttpEvent, body: () => Record<string, unknown>): { accessToken: string } | { mfaToken: string } {
-  if (headerValue(event, 'authorization') !== undefined) return { accessToken: sessionBearerToken(event) };
-  const mfaToken = body().mfa_token;
+export function bearerOrMfaToken(
+  event: HttpEvent,
+  parseBody: () => Record<string, unknown>,
+): { auth: { accessToken: string } | { mfaToken: string }; body: Record<string, unknown> } {
+  if (headerValue(event, 'authorization') !== undefined) {
+    const accessToken = sessionBearerToken(event);
+    return { auth: { accessToken }, body: parseBody() };
+  }
+  const body = parseBody();
+  const mfaToken = body.mfa_token;
   if (mfaToken === undefined) throw bearerError('invalid_token', false);
   if (typeof mfaToken !== 'string') throw new ApiError('invalid_request', 'The field "mfa_token" must be a string.');
-  return { mfaToken };
+  return { auth: { mfaToken }, body };
 }
 
 /** The token of an Authorization header value; a 401 bearer error when it is missing or not `Bearer <token>`. */
